@@ -1,0 +1,96 @@
+// tokcom: adaptive semantic token communication. Thin over the library: one file per verb.
+#include <algorithm>
+#include <iostream>
+#include <map>
+#include <vector>
+
+#include <spdlog/spdlog.h>
+
+#include "command.h"
+#include "tokcom/core/errors.h"
+#include "tokcom/core/startup.h"
+#include "tokcom/core/version.h"
+
+namespace tokcom::cli {
+namespace {
+
+std::vector<std::pair<int, AddCommand>>& registry() {
+  static std::vector<std::pair<int, AddCommand>> r;
+  return r;
+}
+std::map<CLI::App*, Action>& actions() {
+  static std::map<CLI::App*, Action> a;
+  return a;
+}
+
+CLI::App* deepest_parsed(CLI::App* app) {
+  for (CLI::App* sub : app->get_subcommands()) return deepest_parsed(sub);
+  return app;
+}
+
+}  // namespace
+
+void set_action(CLI::App* command, Action action) { actions()[command] = std::move(action); }
+
+CLI::App* group(CLI::App& parent, const std::string& name, const std::string& description) {
+  for (CLI::App* existing : parent.get_subcommands(nullptr))
+    if (existing->get_name() == name) return existing;
+  CLI::App* g = parent.add_subcommand(name, description);
+  g->require_subcommand(1);
+  return g;
+}
+
+CommandRegistrar::CommandRegistrar(int order, AddCommand add) {
+  registry().emplace_back(order, std::move(add));
+}
+
+}  // namespace tokcom::cli
+
+int main(int argc, char** argv) {
+  using namespace tokcom;
+  CLI::App app{
+      "tokcom: adaptive semantic token communication for split vision transformers.\n"
+      "A ViT is split between an edge device and a server; the device keeps the tokens that\n"
+      "matter under a budget, encodes them into channel symbols (learned JSCC), the server\n"
+      "decodes and classifies. Run `tokcom <verb> --help` for each verb's options.",
+      "tokcom"};
+  app.set_version_flag("--version", std::string("tokcom ") + TOKCOM_VERSION + " (" + TOKCOM_GIT_HASH + ")");
+  StartupOptions startup_options;
+  app.add_option("--threads", startup_options.threads, "Intra-op threads (0 = all cores)")
+      ->check(CLI::NonNegativeNumber)->capture_default_str();
+  app.add_option("--seed", startup_options.seed, "Seed for every random generator")->capture_default_str();
+  app.add_option("--log-level", startup_options.log_level, "trace|debug|info|warn|error|off")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}))
+      ->capture_default_str();
+  app.require_subcommand(1);
+
+  auto& reg = cli::registry();
+  std::stable_sort(reg.begin(), reg.end(), [](auto& a, auto& b) { return a.first < b.first; });
+  for (auto& [order, add] : reg) add(app);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  try {
+    startup(startup_options);
+    CLI::App* command = cli::deepest_parsed(&app);
+    auto it = cli::actions().find(command);
+    if (it == cli::actions().end()) {
+      std::cerr << command->help();
+      return 1;
+    }
+    it->second();
+  } catch (const Error& e) {
+    spdlog::error("{}", e.what());
+    return e.exit_code();
+  } catch (const c10::Error& e) {
+    spdlog::error("LibTorch: {}", e.what_without_backtrace());
+    return 1;
+  } catch (const std::exception& e) {
+    spdlog::error("{}", e.what());
+    return 1;
+  }
+  return 0;
+}
