@@ -1,0 +1,30 @@
+// safetensors (Hugging Face's format): 8-byte little-endian header length N, N bytes of JSON
+// {"name": {"dtype": "F32", "shape": [..], "data_offsets": [begin, end]}, "__metadata__": {..}},
+// then the data buffer. Strict validation: every malformed file is a FormatError naming the file
+// and what was wrong; never a crash, a hang or a huge allocation from a lying header.
+#pragma once
+#include <ATen/core/Tensor.h>
+
+#include <map>
+#include <string>
+
+namespace tokcom {
+
+using TensorMap = std::map<std::string, at::Tensor>;  // ordered: files are byte-reproducible
+
+struct Safetensors {
+  TensorMap tensors;                            // CPU, contiguous, dtype as stored
+  std::map<std::string, std::string> metadata;  // "__metadata__" (string → string)
+};
+
+// Dtypes: F64 F32 F16 BF16 I64 I32 I16 I8 U8 BOOL.
+Safetensors read_safetensors(const std::string& path);
+// Parses an in-memory file; `origin` names it in errors.
+Safetensors parse_safetensors(const std::string& bytes, const std::string& origin);
+// Serialises (tensors moved to CPU, made contiguous; names sorted; offsets contiguous).
+std::string serialize_safetensors(const TensorMap& tensors, const std::map<std::string, std::string>& metadata = {});
+// Atomic write (temp file + rename).
+void write_safetensors(const std::string& path, const TensorMap& tensors,
+                       const std::map<std::string, std::string>& metadata = {});
+
+}  // namespace tokcom
