@@ -368,6 +368,51 @@ TEST(Safetensors, ReadsFixtureFromIndependentWriterExactly) {
   for (const auto& [k, v] : f.tensors) expect_same(again.tensors.at(k), v, k);
 }
 
+// The same independent reader reads what our writer wrote (skipped without /usr/bin/python3 +
+// numpy).
+TEST(Safetensors, IndependentReaderReadsOurFileExactly) {
+  if (std::system("/usr/bin/python3 -c 'import numpy' > /dev/null 2>&1") != 0)
+    GTEST_SKIP() << "/usr/bin/python3 with numpy not available";
+  torch::manual_seed(9);
+  TensorMap tensors;
+  for (const auto type :
+       {torch::kDouble, torch::kFloat, torch::kHalf, torch::kBFloat16, torch::kLong, torch::kInt,
+        torch::kShort, torch::kChar, torch::kByte, torch::kBool})
+    tensors["t_" + safetensors_dtype_name(type)] = random_tensor(type, {2, 3});
+  tensors["scalar"] = torch::tensor(-0.75);
+  tensors["empty"] = torch::empty({0, 3}, torch::kInt);
+  const std::string path = test::temp_dir("py") + "/ours.safetensors";
+  write_safetensors(path, tensors, {{"who", "tokcom"}});
+  FILE* pipe = popen(("/usr/bin/python3 " + std::string(TOKCOM_SOURCE_DIR) +
+                      "/scripts/make_safetensors_fixture.py --check " + path)
+                         .c_str(),
+                     "r");
+  ASSERT_NE(pipe, nullptr);
+  std::string out;
+  char buf[4096];
+  for (size_t n; (n = fread(buf, 1, sizeof(buf), pipe)) > 0;) out.append(buf, n);
+  ASSERT_EQ(pclose(pipe), 0) << out;
+  const auto got = nlohmann::json::parse(out);
+  EXPECT_EQ(got["metadata"], nlohmann::json({{"who", "tokcom"}}));
+  ASSERT_EQ(got["tensors"].size(), tensors.size());
+  for (const auto& [name, t] : tensors) {
+    const auto& g = got["tensors"][name];
+    EXPECT_EQ(g["dtype"], safetensors_dtype_name(t.scalar_type())) << name;
+    EXPECT_EQ(g["shape"].get<std::vector<int64_t>>(), t.sizes().vec()) << name;
+    const torch::Tensor flat = t.flatten();
+    ASSERT_EQ(g["values"].size(), static_cast<size_t>(flat.numel())) << name;
+    for (int64_t i = 0; i < flat.numel(); ++i) {
+      if (t.is_floating_point())
+        EXPECT_EQ(g["values"][i].get<double>(), flat[i].item<double>()) << name << "[" << i << "]";
+      else if (t.scalar_type() == torch::kBool)
+        EXPECT_EQ(g["values"][i].get<bool>(), flat[i].item<bool>()) << name << "[" << i << "]";
+      else
+        EXPECT_EQ(g["values"][i].get<int64_t>(), flat[i].item<int64_t>())
+            << name << "[" << i << "]";
+    }
+  }
+}
+
 // --- module state dicts ------------------------------------------------------------------------
 
 namespace {
