@@ -91,7 +91,8 @@ TEST(Power, ReferenceBiasOnRowNormalisedMapsIsFiveLogS) {  // SPEC 10 P14: +5·l
     const auto reference = signal_power(z, PowerOptions().reference_power(true));
     EXPECT_NEAR(squared.mean().item<double>(), 1.0 / s, 1e-6);
     const double bias_db = 10 * std::log10((squared / reference).mean().item<double>());
-    EXPECT_NEAR(bias_db, -5 * std::log10(static_cast<double>(s)), 1e-4) << "s " << s;
+    // The reference under-measures P_sig by √s, so its true SNR is 5·log10(s) dB above nominal.
+    EXPECT_NEAR(bias_db, 5 * std::log10(static_cast<double>(s)), 1e-4) << "s " << s;
   }
 }
 
@@ -120,9 +121,12 @@ TEST(Rayleigh, GainPowerIsExponentialAndConstantWithinImage) {
   // The test can fail: |h| itself (Rayleigh, not exponential) is rejected.
   for (auto& v : x) v = std::sqrt(v);
   EXPECT_LT(ks_p_value(ks_statistic_exponential(x), static_cast<double>(n)), 0.01);
-  // At 100 dB every token of an image sees the same h: y/z = h everywhere.
-  const auto ratio = got.payload.symbols / sent.symbols;
-  EXPECT_LT((ratio - got.gain.view({n, 1, 1})).abs().max().item<double>(), 1e-3);
+  // At 100 dB (noise std ~7e-6) every token of an image sees the same h: y = h·z everywhere.
+  const auto residual = got.payload.symbols - got.gain.view({n, 1, 1}) * sent.symbols;
+  EXPECT_LT(residual.abs().max().item<double>(), 1e-4);
+  // ... which is not true of any other image's h (the check can fail).
+  const auto shifted = got.payload.symbols - got.gain.roll(1).view({n, 1, 1}) * sent.symbols;
+  EXPECT_GT(shifted.abs().max().item<double>(), 0.1);
 }
 
 TEST(Rayleigh, PerSymbolGainVariesWithinImage) {
@@ -135,7 +139,7 @@ TEST(Rayleigh, PerSymbolGainVariesWithinImage) {
 }
 
 TEST(Equalization, ZeroForcingAndMmseRecoverPayloadAt100Db) {
-  for (const std::string spec : {"rayleigh-csi", "rayleigh-mmse", "rician:K=4,csi=zf", "rayleigh-symbol:csi=zf"}) {
+  for (const std::string spec : {"rayleigh-csi", "rayleigh-mmse", "rician:K=4,csi=zf"}) {
     auto rng = make_generator(19);
     const Payload sent = unit_norm_payload(16, 10, 19, rng);
     const Received got = make_channel(spec)->apply(sent, torch::full({16}, 100.0), rng);
@@ -291,10 +295,11 @@ TEST(Gradients, FlowThroughEncoderChannelDecoder) {
     sent.token_mask.index_put_({0, 3}, false);  // a padded slot must not poison the gradients
     const Received got = make_channel(spec)->apply(sent, torch::tensor({0.0, 5.0, 10.0}), rng);
     codec->decoder->forward(got.payload.symbols).square().mean().backward();
-    for (const auto& [name, param] : codec->named_parameters()) {
-      ASSERT_TRUE(param.grad().defined()) << name;
-      EXPECT_TRUE(param.grad().isfinite().all().item<bool>()) << name;
-      EXPECT_GT(param.grad().abs().sum().item<double>(), 0) << name;
+    for (const auto& item : codec->named_parameters()) {
+      const auto& grad = item.value().grad();
+      ASSERT_TRUE(grad.defined()) << item.key();
+      EXPECT_TRUE(grad.isfinite().all().item<bool>()) << item.key();
+      EXPECT_GT(grad.abs().sum().item<double>(), 0) << item.key();
     }
   }
 }
@@ -303,7 +308,7 @@ TEST(Validation, BadPayloadsAndSnrAreRejectedByName) {
   auto rng = make_generator(0);
   const Payload good = unit_norm_payload(2, 4, 19, rng);
   AwgnChannel awgn;
-  auto msg = error_of([&] { awgn.apply(good, torch::tensor({10.0, NAN}), rng); });
+  auto msg = error_of([&] { awgn.apply(good, torch::tensor({10.0, std::nan("")}), rng); });
   EXPECT_NE(msg.find("snr_db[1] is nan"), std::string::npos) << msg;
   msg = error_of([&] { awgn.apply(good, torch::tensor({10.0, 1.0, 2.0}), rng); });
   EXPECT_NE(msg.find("snr_db has shape [3], expected [2]"), std::string::npos) << msg;
@@ -386,7 +391,7 @@ TEST_P(ChannelTest, ResidualNoiseMatchesSnr) {
   const Received got = channel->apply(sent, snr, rng);
   const auto h = broadcast_gain(got.gain, sent.symbols);
   const double expected = param.noise_scale * (1.0 / d_r) / db_to_lin(10.0);
-  EXPECT_NEAR(got.noise_var.mean().item<double>() / expected, 1.0, 1e-5);
+  if (param.noise_scale > 0) EXPECT_NEAR(got.noise_var.mean().item<double>() / expected, 1.0, 1e-5);
   auto raw = got.payload.symbols;  // undo the receiver's equaliser
   if (param.equalizer == Equalizer::kZeroForcing) raw = raw * h;
   if (param.equalizer == Equalizer::kMmse) raw = raw * (h.abs().square() + got.noise_var * d_r) / h.conj();
@@ -406,6 +411,7 @@ INSTANTIATE_TEST_SUITE_P(
                       ChannelCase{"rayleigh-mmse", Equalizer::kMmse, 1.0},
                       ChannelCase{"rayleigh-symbol", Equalizer::kNone, 1.0},
                       ChannelCase{"rayleigh-symbol:var=2", Equalizer::kNone, 2.0},
+                      ChannelCase{"rayleigh-symbol:csi=zf", Equalizer::kZeroForcing, 1.0},
                       ChannelCase{"rician:K=4", Equalizer::kNone, 1.0},
                       ChannelCase{"rician:K=4,csi=zf", Equalizer::kZeroForcing, 1.0}),
     [](const auto& info) {
