@@ -13,6 +13,7 @@
 #include "tokcom/comm/payload.h"
 #include "tokcom/comm/power.h"
 #include "tokcom/comm/zeta.h"
+#include "tokcom/core/config.h"
 #include "tokcom/core/errors.h"
 
 using namespace tokcom;
@@ -447,3 +448,16 @@ TEST_P(DeviceTest, PipelineRunsAndMatchesCpu) {
 
 INSTANTIATE_TEST_SUITE_P(Comm, DeviceTest, ::testing::Values("cpu", "cuda"),
                          [](const auto& info) { return info.param; });
+
+TEST(CommConfig, DefaultsBuildTheBankAndChannel) {
+  const Config config = Config::load("");
+  const auto ratios = config.get_doubles("comm.ratios");
+  EXPECT_EQ(ratios, (std::vector<double>{0.001, 0.01, 0.05, 0.1, 0.15, 0.25, 0.5}));
+  EXPECT_EQ(make_channel(config.get_string("comm.channel"))->name(), "awgn");
+  EXPECT_FALSE(config.get_bool("comm.reference_power"));
+  EXPECT_DOUBLE_EQ(config.get_double("comm.train_snr_min"), -20.0);
+  EXPECT_EQ(config.get_int("comm.input_values"), kImageValues);
+  JsccBank bank(JsccBankOptions().ratios(ratios));
+  EXPECT_EQ(bank->size(), 7);
+  EXPECT_EQ(bank->symbols_per_token(bank->index_of(0.15)), 28);
+}
