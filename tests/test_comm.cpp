@@ -360,6 +360,26 @@ TEST(Channels, PaddedSlotsAreNotSentAndDoNotChangeRealSlots) {
   EXPECT_EQ(sent.symbols_per_image(1), 5 * 9);
 }
 
+TEST(Channels, CnnMapPowerIsMeasuredOverTheMap) {  // SPEC 6.2, 10 P14
+  auto rng = make_generator(12);
+  const int64_t s = 7;
+  Payload sent;
+  sent.method = "mobilenet-cnn";
+  const auto u = complex_normal({64, 24, s, s}, 1.0, rng);
+  sent.symbols = u / u.abs().square().sum(-1, true).sqrt();  // rows unit norm: map power 1/s
+  const auto snr = torch::full({64}, 10.0);
+  const auto squared = make_channel("awgn")->apply(sent, snr, rng);
+  EXPECT_EQ(squared.noise_var.sizes(), torch::IntArrayRef({64, 24, 1, 1}));
+  EXPECT_NEAR(squared.noise_var.mean().item<double>(), (1.0 / s) / 10.0, 1e-7);
+  const auto noise = (squared.payload.symbols - sent.symbols).abs().square().mean().item<double>();
+  EXPECT_NEAR(noise / ((1.0 / s) / 10.0), 1.0, 0.03);
+  const auto reference = make_channel("awgn:power=reference")->apply(sent, snr, rng);
+  EXPECT_NEAR(reference.noise_var.mean().item<double>(), std::sqrt(double(s)) / (s * s) / 10.0, 1e-7);
+  const auto rows = make_channel("awgn:power=reference,power_axes=last")->apply(sent, snr, rng);
+  EXPECT_EQ(rows.noise_var.sizes(), torch::IntArrayRef({64, 24, s, 1}));
+  EXPECT_NEAR(rows.noise_var.mean().item<double>(), (1.0 / s) / 10.0, 1e-7);  // ‖row‖ = 1
+}
+
 TEST(Channels, NamesRoundTripAndDigitalPassesThrough) {
   for (const std::string spec : {"noiseless", "awgn", "rayleigh", "rayleigh-csi", "rayleigh-mmse", "rayleigh-symbol",
                                  "rician:K=4", "rician:K=10,csi=mmse", "rayleigh-symbol:var=2",
