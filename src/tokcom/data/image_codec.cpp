@@ -32,13 +32,22 @@ void interleaved_to_planar(const uint8_t* in, int channels, int pixels, uint8_t*
     for (int c = 0; c < channels; ++c) out[c * pixels + p] = in[p * channels + c];
 }
 
+// A TurboJPEG 2.1 handle whose header parse failed stays mid-header (the next file then fails
+// with "Bogus Huffman table definition"): after any error, take the message and start afresh.
+std::string reset_decoder() {
+  std::string message = tjGetErrorStr2(tj_handles.decoder);
+  tjDestroy(tj_handles.decoder);
+  tj_handles.decoder = nullptr;
+  return message;
+}
+
 DecodedImage decode_jpeg(const std::string& bytes, const std::string& origin) {
   if (!tj_handles.decoder) tj_handles.decoder = tjInitDecompress();
   tjhandle h = tj_handles.decoder;
   auto* buf = reinterpret_cast<const unsigned char*>(bytes.data());
   int width = 0, height = 0, subsamp = 0, colorspace = 0;
   if (tjDecompressHeader3(h, buf, bytes.size(), &width, &height, &subsamp, &colorspace) != 0)
-    throw DataError(origin + ": not a readable JPEG (" + tjGetErrorStr2(h) + ")");
+    throw DataError(origin + ": not a readable JPEG (" + reset_decoder() + ")");
   if (width <= 0 || height <= 0 || int64_t(width) * height > (int64_t(1) << 28))
     throw DataError(origin + ": JPEG has unsupported size " + std::to_string(width) + "x" +
                     std::to_string(height));
@@ -50,7 +59,7 @@ DecodedImage decode_jpeg(const std::string& bytes, const std::string& origin) {
   // STOPONWARNING: a truncated file ("Premature end of JPEG file") is an error, not grey rows.
   if (tjDecompress2(h, buf, bytes.size(), interleaved.data(), width, 0, height,
                     image.channels == 1 ? TJPF_GRAY : TJPF_RGB, TJFLAG_STOPONWARNING) != 0)
-    throw DataError(origin + ": corrupt or truncated JPEG (" + tjGetErrorStr2(h) + ")");
+    throw DataError(origin + ": corrupt or truncated JPEG (" + reset_decoder() + ")");
   image.pixels.resize(interleaved.size());
   interleaved_to_planar(interleaved.data(), image.channels, width * height, image.pixels.data());
   return image;

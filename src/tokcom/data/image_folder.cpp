@@ -75,6 +75,7 @@ ImageDataset decode_entries(std::vector<Entry>& entries, const std::string& sour
         }
       } catch (const std::exception& ex) {
         errors[i] = ex.what();
+        if (errors[i].rfind("DataError: ", 0) == 0) errors[i] = errors[i].substr(11);
       }
       e.bytes.clear();
       e.bytes.shrink_to_fit();

@@ -33,6 +33,7 @@ Loader::Loader(const ImageDataset& dataset, TransformOptions transform, LoaderOp
   if (options_.workers < 0) throw ConfigError("Loader: workers must be >= 0");
   options_.prefetch = std::max(options_.prefetch, std::max(1, options_.workers));
   images_ = dataset.images.cpu().contiguous();
+  labels_ = dataset.labels.to(torch::kCPU, torch::kInt64).contiguous();
 }
 
 Loader::~Loader() { stop(); }
@@ -69,7 +70,7 @@ Batch Loader::make_batch(int64_t epoch, int64_t b) const {
   batch.indices = torch::empty({count}, torch::kInt64);
   batch.labels = torch::empty({count}, torch::kInt64);
   const uint8_t* src = images_.data_ptr<uint8_t>();
-  const int64_t* labels = dataset_.labels.data_ptr<int64_t>();
+  const int64_t* labels = labels_.data_ptr<int64_t>();
   float* dst = batch.images.data_ptr<float>();
   Rng rng(batch_seed(options_.seed, epoch, b));
   TransformScratch scratch;

@@ -65,7 +65,7 @@ class Loader {
   const ImageDataset& dataset_;
   TransformOptions transform_;
   LoaderOptions options_;
-  torch::Tensor images_;  // contiguous CPU view of dataset_.images
+  torch::Tensor images_, labels_;  // contiguous CPU views of the dataset's tensors
 
   int64_t epoch_ = 0, batches_ = 0;
   std::vector<int64_t> order_;
