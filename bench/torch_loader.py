@@ -53,6 +53,17 @@ class Images(Dataset):
         return self.transform(img), self.labels[i]
 
 
+def cpu_seconds(pids):
+    """utime + stime of the given processes (DataLoader workers) from /proc, plus this process."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = time.process_time()
+    for pid in pids:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
 def make_transform(name, size=64):
     tail = [T.ToTensor(), T.Normalize(MEAN, STD)]
     if name == "none":
@@ -86,14 +97,18 @@ def main():
         ds = Images(encoded, labels, make_transform(name), args.decode_per_item)
         extra = dict(persistent_workers=True, prefetch_factor=2) if args.workers > 0 else {}
         loader = DataLoader(ds, batch_size=args.batch, shuffle=True, num_workers=args.workers, **extra)
-        rates = []
+        rates, cpu_rates = [], []
+        it = iter(loader)  # starts the persistent workers
+        pids = [w.pid for w in getattr(it, "_workers", [])]
         for epoch in range(args.epochs + 1):
-            start, n = time.perf_counter(), 0
+            start, cpu_start, n = time.perf_counter(), cpu_seconds(pids), 0
             for x, y in loader:
                 n += x.shape[0]
             if epoch > 0:  # epoch 0 warms up the workers
                 rates.append(n / (time.perf_counter() - start))
+                cpu_rates.append(n / (cpu_seconds(pids) - cpu_start))
         print(f"torch_loader/augment:{name}/workers:{args.workers}  images/s {statistics.median(rates):.0f}  "
+              f"images/cpu_s {statistics.median(cpu_rates):.0f}  "
               f"(epochs: {', '.join(f'{r:.0f}' for r in rates)})", flush=True)
         del loader
 
