@@ -347,6 +347,8 @@ TEST(Transforms, EvalNormalisesWithImagenetMeanStd) {
   EXPECT_NEAR(eval_transform(fm.images, f)[0][0][5][5].item<double>(), -0.2860 / 0.3530, 1e-5);
   EXPECT_TRUE(f.pad_crop);
   EXPECT_THROW(transform_options(Config::load("", {"data.augment=mixup"}), ds), ConfigError);
+  EXPECT_THROW(eval_transform(torch::zeros({3, 8, 8}, torch::kUInt8), o), ShapeError);
+  EXPECT_THROW(eval_transform(torch::zeros({1, 3, 8, 8}), o), ShapeError);
 }
 
 class TrainTransform : public ::testing::TestWithParam<std::string> {};

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "tokcom/core/check.h"
 #include "tokcom/core/errors.h"
 #include "tokcom/data/dataset.h"
 #include "tokcom/data/image_codec.h"
@@ -83,6 +84,11 @@ void normalise(float* dst, int channels, int64_t plane, const TransformOptions& 
     float* p = dst + c * plane;
     for (int64_t i = 0; i < plane; ++i) p[i] = p[i] * scale - shift;
   }
+}
+
+void check_batch(const std::string& caller, const torch::Tensor& images) {
+  check_shape(caller, "images", images, {-1, -1, -1, -1});
+  check_dtype(caller, "images", images, torch::kUInt8);
 }
 
 }  // namespace
@@ -171,7 +177,7 @@ void transform_sample(const uint8_t* src, int channels, int height, int width,
 }
 
 torch::Tensor train_transform(const torch::Tensor& images, const TransformOptions& options, uint64_t seed) {
-  TORCH_CHECK(images.scalar_type() == torch::kUInt8 && images.dim() == 4, "train_transform: uint8 (B, C, H, W) expected");
+  check_batch("train_transform", images);
   const torch::Tensor in = images.cpu().contiguous();
   const int64_t b = in.size(0), c = in.size(1), h = in.size(2), w = in.size(3), s = options.image_size;
   torch::Tensor out = torch::empty({b, c, s, s}, torch::kFloat32);
@@ -184,7 +190,7 @@ torch::Tensor train_transform(const torch::Tensor& images, const TransformOption
 }
 
 torch::Tensor eval_transform(const torch::Tensor& images, const TransformOptions& options) {
-  TORCH_CHECK(images.scalar_type() == torch::kUInt8 && images.dim() == 4, "eval_transform: uint8 (B, C, H, W) expected");
+  check_batch("eval_transform", images);
   const torch::Tensor in = images.cpu().contiguous();
   const int64_t b = in.size(0), c = in.size(1), h = in.size(2), w = in.size(3), s = options.image_size;
   torch::Tensor out = torch::empty({b, c, s, s}, torch::kFloat32);
