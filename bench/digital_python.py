@@ -88,6 +88,7 @@ def main():
     ap.add_argument("--tar", default=str(default_tar))
     ap.add_argument("--json", help="write results here")
     ap.add_argument("--ladders", help="write per-image sizes at every quality here")
+    ap.add_argument("--ladder-images", type=int, default=IMAGES, help="how many images --ladders has")
     args = ap.parse_args()
     assert features.check("webp"), "this PIL has no WebP support"
     images = load_images(args.tar)
@@ -110,7 +111,8 @@ def main():
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
     if args.ladders:
-        ladders = {name: {n: [len(encode(img, q)) for q in qualities] for n, img in images}
+        ladders = {name: {n: [len(encode(img, q)) for q in qualities]
+                          for n, img in images[:args.ladder_images]}
                    for name, (encode, qualities) in CODECS.items()}
         Path(args.ladders).write_text(json.dumps(ladders))
 

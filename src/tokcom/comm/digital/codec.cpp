@@ -169,7 +169,9 @@ std::unique_ptr<DigitalCodec> make_codec(const std::string& name, bool reference
   return make_codec(name, options);
 }
 
-std::unique_ptr<DigitalCodec> make_codec(const std::string& name, const CodecOptions& options) {
+std::unique_ptr<DigitalCodec> make_codec(const std::string& name, const CodecOptions& given) {
+  CodecOptions options = given;
+  if (options.reference) options.search = QualitySearch::kLinear;  // the reference's own scan
   if (options.bisect_window < 0 || options.avif_speed < 0 || options.avif_speed > 10) {
     throw ConfigError(fmt::format("digital codec options: bisect_window {} must be >= 0 and "
                                   "avif_speed {} in 0..10",
