@@ -59,8 +59,9 @@ const std::vector<at::Tensor>& images() {
 }
 
 void bm_encode(benchmark::State& state, const std::string& codec_name, bool bisect) {
-  tokcom::digital::CodecOptions options;
-  if (bisect) options.search = tokcom::digital::QualitySearch::kBisect;
+  tokcom::digital::CodecOptions options;  // linear = the reference's scan, as PIL's side does
+  options.search = bisect ? tokcom::digital::QualitySearch::kBisect
+                          : tokcom::digital::QualitySearch::kLinear;
   auto codec = tokcom::digital::make_codec(codec_name, options);
   const auto& imgs = images();
   size_t i = 0, fitted = 0;

@@ -16,14 +16,16 @@ namespace {
 namespace F = torch::nn::functional;
 
 // (C, H, W) uint8 → (C, h, w) uint8, bilinear; antialias on downsampling like PIL's BILINEAR
-// (SPEC 10 P25: close to, not bit-exact with, PIL).
+// (SPEC 10 P25: close to, not bit-exact with, PIL). Upsampling: the antialias kernel equals plain
+// bilinear there and is much slower in LibTorch 1.13, so it is off.
 at::Tensor resample(const at::Tensor& image, int64_t height, int64_t width) {
   at::Tensor x = image.unsqueeze(0).to(torch::kFloat);
+  const bool down = height < image.size(1) || width < image.size(2);
   x = F::interpolate(x, F::InterpolateFuncOptions()
                             .size(std::vector<int64_t>{height, width})
                             .mode(torch::kBilinear)
                             .align_corners(false)
-                            .antialias(true));
+                            .antialias(down));
   return x.squeeze(0).round().clamp(0, 255).to(torch::kUInt8);
 }
 
