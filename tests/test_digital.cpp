@@ -1,29 +1,27 @@
 // Digital baselines (SPEC 6.3, 10 P20): capacity, resize side, quality choosers vs brute force,
 // round trips, lost images, per-image CSV.
-#include <gtest/gtest.h>
-
-#include <turbojpeg.h>
-
 #include <archive.h>
 #include <archive_entry.h>
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+#include <turbojpeg.h>
 
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <limits>
 #include <map>
-#include <random>
-
 #include <nlohmann/json.hpp>
-
-#include <torch/torch.h>
+#include <random>
 
 #include "common/helpers.h"
 #include "tokcom/comm/digital/capacity.h"
 #include "tokcom/comm/digital/codec.h"
+#include "tokcom/comm/digital/options.h"
 #include "tokcom/comm/digital/per_image.h"
 #include "tokcom/comm/digital/quality_search.h"
 #include "tokcom/core/atomic_file.h"
+#include "tokcom/core/config.h"
 #include "tokcom/core/errors.h"
 
 using namespace tokcom;
@@ -136,10 +134,11 @@ std::map<std::string, at::Tensor> tarball_images(const std::string& tar,
 TEST(Capacity, KnownAnswers) {
   // 0.01 · 150528 · log2(11) = 1505.28 · 3.459431619 = 5207.4132
   EXPECT_NEAR(capacity_bits(0.01, 150528, 10.0), 5207.4132, 1e-3);
-  EXPECT_NEAR(capacity_bits(1.0, 150528, 0.0), 150528.0, 1e-6);          // log2(2) = 1
-  EXPECT_NEAR(capacity_bits(0.5, 150528, 20.0), 501123.629, 1e-3);       // log2(101)
+  EXPECT_NEAR(capacity_bits(1.0, 150528, 0.0), 150528.0, 1e-6);     // log2(2) = 1
+  EXPECT_NEAR(capacity_bits(0.5, 150528, 20.0), 501123.629, 1e-3);  // log2(101)
   // log2(1 + 1e-5) = (1e-5 − 5e-11 + …) / ln 2: the log1p regime
-  EXPECT_NEAR(capacity_bits(0.1, 3 * 28 * 28, -50.0), 235.2 * (1e-5 - 5e-11) / std::log(2.0), 1e-12);
+  EXPECT_NEAR(capacity_bits(0.1, 3 * 28 * 28, -50.0), 235.2 * (1e-5 - 5e-11) / std::log(2.0),
+              1e-12);
   EXPECT_EQ(capacity_bits(0.3, 150528, -std::numeric_limits<double>::infinity()), 0.0);
   EXPECT_EQ(capacity_bits(0.0, 150528, 20.0), 0.0);
   EXPECT_EQ(capacity_bits(0.3, 0, 20.0), 0.0);
@@ -213,7 +212,8 @@ TEST(ResizeSide, PaperFloorKnownAnswers) {
 }
 
 TEST(ResizeSide, ReferenceRoundsToNearest) {
-  // ζ = 0.1, SNR 5 dB, 224×224: √(ζ·log2(1+snr)·224²/8) = 35.92 → reference 36 (exceeds B), paper 35.
+  // ζ = 0.1, SNR 5 dB, 224×224: √(ζ·log2(1+snr)·224²/8) = 35.92 → reference 36 (exceeds B),
+  // paper 35.
   const double bits = capacity_bits(0.1, 3 * 224 * 224, 5.0);
   EXPECT_EQ(resize_side(bits, 3, 224, true), 36);
   EXPECT_EQ(resize_side(bits, 3, 224, false), 35);
@@ -303,34 +303,35 @@ class QualityCodecTest : public ::testing::TestWithParam<std::string> {};
 // rate curve, for RGB 64×64 and grayscale 28×28; encode_many agrees with encode.
 TEST_P(QualityCodecTest, ChooserMatchesBruteForce) {
   for (const bool reference : {false, true}) {  // default search and the reference's linear scan
-  auto codec = make_codec(GetParam(), reference);
-  std::vector<at::Tensor> images = {natural_image(11, 3, 64, 64), natural_image(13, 1, 28, 28)};
-  if (GetParam() != "avif") {  // AV1 encodes cost ~10 ms: two images for avif
-    images.push_back(natural_image(12, 3, 64, 64));
-    images.push_back(natural_image(14, 1, 28, 28));
-  }
-  for (size_t n = 0; n < images.size(); ++n) {
-    const std::vector<Rung> ladder = codec->rate_ladder(images[n]);
-    const std::vector<int64_t> budgets = boundary_budgets(ladder);
-    const std::vector<Encoded> got = codec->encode_many(images[n], budgets);
-    ASSERT_EQ(got.size(), budgets.size());
-    for (size_t b = 0; b < budgets.size(); ++b) {
-      const int64_t expected = brute_force_choice(ladder, budgets[b]);
-      ASSERT_EQ(got[b].choice, expected) << GetParam() << " image " << n << " budget " << budgets[b];
-      EXPECT_EQ(got[b].fits, expected >= 0);
-      EXPECT_EQ(got[b].budget_bits, budgets[b]);
-      if (got[b].fits) {
-        EXPECT_LT(static_cast<int64_t>(got[b].bytes.size()) * 8, budgets[b]);
-        EXPECT_EQ(got[b].size_bytes, static_cast<int64_t>(got[b].bytes.size()));
-      } else {
-        EXPECT_TRUE(got[b].bytes.empty());
-        EXPECT_EQ(got[b].size_bytes, ladder.back().bytes);  // what the cheapest setting needed
-      }
+    auto codec = make_codec(GetParam(), reference);
+    std::vector<at::Tensor> images = {natural_image(11, 3, 64, 64), natural_image(13, 1, 28, 28)};
+    if (GetParam() != "avif") {  // AV1 encodes cost ~10 ms: two images for avif
+      images.push_back(natural_image(12, 3, 64, 64));
+      images.push_back(natural_image(14, 1, 28, 28));
     }
-    // Single-budget encode() is the same chooser.
-    const int64_t mid = ladder[ladder.size() / 2].bytes * 8 + 1;
-    EXPECT_EQ(codec->encode(images[n], mid).choice, brute_force_choice(ladder, mid));
-  }
+    for (size_t n = 0; n < images.size(); ++n) {
+      const std::vector<Rung> ladder = codec->rate_ladder(images[n]);
+      const std::vector<int64_t> budgets = boundary_budgets(ladder);
+      const std::vector<Encoded> got = codec->encode_many(images[n], budgets);
+      ASSERT_EQ(got.size(), budgets.size());
+      for (size_t b = 0; b < budgets.size(); ++b) {
+        const int64_t expected = brute_force_choice(ladder, budgets[b]);
+        ASSERT_EQ(got[b].choice, expected)
+            << GetParam() << " image " << n << " budget " << budgets[b];
+        EXPECT_EQ(got[b].fits, expected >= 0);
+        EXPECT_EQ(got[b].budget_bits, budgets[b]);
+        if (got[b].fits) {
+          EXPECT_LT(static_cast<int64_t>(got[b].bytes.size()) * 8, budgets[b]);
+          EXPECT_EQ(got[b].size_bytes, static_cast<int64_t>(got[b].bytes.size()));
+        } else {
+          EXPECT_TRUE(got[b].bytes.empty());
+          EXPECT_EQ(got[b].size_bytes, ladder.back().bytes);  // what the cheapest setting needed
+        }
+      }
+      // Single-budget encode() is the same chooser.
+      const int64_t mid = ladder[ladder.size() / 2].bytes * 8 + 1;
+      EXPECT_EQ(codec->encode(images[n], mid).choice, brute_force_choice(ladder, mid));
+    }
   }
 }
 
@@ -369,7 +370,9 @@ TEST_P(QualityCodecTest, BadImagesAreShapeErrors) {
   EXPECT_NE(msg.find("image"), std::string::npos) << msg;
 }
 
-INSTANTIATE_TEST_SUITE_P(Digital, QualityCodecTest, ::testing::Values("jpeg", "webp", "avif"),
+INSTANTIATE_TEST_SUITE_P(Digital,
+                         QualityCodecTest,
+                         ::testing::Values("jpeg", "webp", "avif"),
                          [](const auto& info) { return info.param; });
 
 // The default kBisect shortcut against brute force on many images at every budget boundary:
@@ -420,8 +423,8 @@ TEST(JpegCodec, BytesAreTurboJpegAtTheChosenQuality) {
 TEST(PilParity, JpegAndWebpSizesEqualPilAtEveryQuality) {
   const std::string tar = test::shared_dir() + "/data/imagenette2-64.tar.gz";
   if (!std::filesystem::exists(tar)) GTEST_SKIP() << "no " << tar;
-  const auto fixture = nlohmann::json::parse(read_file(std::string(TOKCOM_TEST_DATA) +
-                                                       "/digital_pil_ladders.json"));
+  const auto fixture =
+      nlohmann::json::parse(read_file(std::string(TOKCOM_TEST_DATA) + "/digital_pil_ladders.json"));
   for (const std::string codec_name : {"jpeg", "webp"}) {
     auto codec = make_codec(codec_name);
     std::vector<std::string> names;
@@ -433,8 +436,8 @@ TEST(PilParity, JpegAndWebpSizesEqualPilAtEveryQuality) {
       const std::vector<Rung> ladder = codec->rate_ladder(image);
       ASSERT_EQ(ladder.size(), pil.size());
       for (size_t i = 0; i < ladder.size(); ++i) {
-        EXPECT_EQ(ladder[i].bytes, pil[i]) << codec_name << " " << name << " quality "
-                                           << ladder[i].choice;
+        EXPECT_EQ(ladder[i].bytes, pil[i])
+            << codec_name << " " << name << " quality " << ladder[i].choice;
       }
       const std::vector<int64_t> budgets = boundary_budgets(ladder);
       const std::vector<Encoded> got = codec->encode_many(image, budgets);
@@ -481,4 +484,21 @@ TEST(PerImage, CsvRowsAndAtomicWrite) {
   const std::string path = test::temp_dir("digital") + "/per_image.csv";
   write_per_image_csv(path, rows);
   EXPECT_EQ(read_file(path), expected);
+}
+
+// ---------------------------------------------------------------- config section
+
+TEST(DigitalSettings, DefaultsAndBadValues) {
+  const DigitalSettings s = digital_settings(Config::load("", {"digital.methods=[jpeg, avif]",
+                                                               "digital.capacity=practical"}));
+  EXPECT_EQ(s.methods, (std::vector<std::string>{"jpeg", "avif"}));
+  EXPECT_EQ(s.capacity, CapacityModel::kPractical);
+  EXPECT_EQ(s.codec.search, QualitySearch::kBisect);
+  EXPECT_EQ(s.codec.bisect_window, 8);
+  const std::string msg =
+      error_of([] { digital_settings(Config::load("", {"digital.methods=[jpeg, png]"})); });
+  EXPECT_NE(msg.find("digital.methods"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("'png'"), std::string::npos) << msg;
+  EXPECT_THROW(digital_settings(Config::load("", {"digital.search=random"})), ConfigError);
+  EXPECT_THROW(digital_settings(Config::load("", {"digital.avif_speed=11"})), ConfigError);
 }

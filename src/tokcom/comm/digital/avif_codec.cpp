@@ -2,11 +2,10 @@
 // quality 100 … 0 mapped to quantizer 0 … 63 (codec.h avif_quantizer), one rung per distinct
 // quantizer, whole file counted. RGB → YUV 4:2:0 (as JPEG); grayscale → YUV 4:0:0 (monochrome).
 #include <avif/avif.h>
-
-#include <memory>
-
 #include <fmt/format.h>
 #include <torch/torch.h>
+
+#include <memory>
 
 #include "tokcom/comm/digital/codec_impl.h"
 #include "tokcom/core/errors.h"
@@ -31,7 +30,9 @@ class AvifCodec final : public QualityCodec {
   using QualityCodec::QualityCodec;
   std::string name() const override { return "avif"; }
 
-  at::Tensor decode(const Encoded& encoded, int64_t channels, int64_t height,
+  at::Tensor decode(const Encoded& encoded,
+                    int64_t channels,
+                    int64_t height,
                     int64_t width) const override {
     check_decodable("avif decode", encoded, channels, height, width);
     AvifPtr<avifDecoder> decoder(avifDecoderCreate());
@@ -71,10 +72,9 @@ class AvifCodec final : public QualityCodec {
 
   std::string encode_at(const Pixels& p, int64_t quality) const override {
     const bool rgb_in = p.channels == 3;
-    AvifPtr<avifImage> image(avifImageCreate(static_cast<uint32_t>(p.width),
-                                             static_cast<uint32_t>(p.height), 8,
-                                             rgb_in ? AVIF_PIXEL_FORMAT_YUV420
-                                                    : AVIF_PIXEL_FORMAT_YUV400));
+    AvifPtr<avifImage> image(
+        avifImageCreate(static_cast<uint32_t>(p.width), static_cast<uint32_t>(p.height), 8,
+                        rgb_in ? AVIF_PIXEL_FORMAT_YUV420 : AVIF_PIXEL_FORMAT_YUV400));
     image->yuvRange = AVIF_RANGE_FULL;
     std::vector<uint8_t> rgb_buf;
     const uint8_t* src = p.hwc.data();
@@ -101,8 +101,8 @@ class AvifCodec final : public QualityCodec {
     const avifResult rc = avifEncoderWrite(encoder.get(), image.get(), &output);
     if (rc != AVIF_RESULT_OK) {
       avifRWDataFree(&output);
-      throw FormatError(fmt::format("avif encode at quality {}: {}", quality,
-                                    avifResultToString(rc)));
+      throw FormatError(
+          fmt::format("avif encode at quality {}: {}", quality, avifResultToString(rc)));
     }
     std::string file(reinterpret_cast<const char*>(output.data), output.size);
     avifRWDataFree(&output);

@@ -1,9 +1,9 @@
 #include "tokcom/comm/digital/capacity.h"
 
+#include <fmt/format.h>
+
 #include <cmath>
 #include <limits>
-
-#include <fmt/format.h>
 
 #include "tokcom/core/errors.h"
 
@@ -12,11 +12,12 @@ namespace {
 
 void check_link_args(const char* caller, double zeta, int64_t input_values, double snr_db) {
   if (std::isnan(zeta) || zeta < 0.0) {
-    throw ConfigError(fmt::format("{}: zeta (compression ratio) is {}, expected >= 0", caller, zeta));
+    throw ConfigError(
+        fmt::format("{}: zeta (compression ratio) is {}, expected >= 0", caller, zeta));
   }
   if (input_values < 0) {
-    throw ConfigError(fmt::format("{}: input_values (n = 3*H*W) is {}, expected >= 0", caller,
-                                  input_values));
+    throw ConfigError(
+        fmt::format("{}: input_values (n = 3*H*W) is {}, expected >= 0", caller, input_values));
   }
   if (std::isnan(snr_db)) throw ConfigError(fmt::format("{}: snr_db is NaN", caller));
 }
@@ -62,8 +63,8 @@ double practical_bits(double zeta, int64_t input_values, double snr_db) {
 CapacityModel parse_capacity_model(const std::string& name) {
   if (name == "shannon") return CapacityModel::kShannon;
   if (name == "practical") return CapacityModel::kPractical;
-  throw ConfigError(fmt::format("capacity model '{}' is unknown, expected one of: shannon, practical",
-                                name));
+  throw ConfigError(
+      fmt::format("capacity model '{}' is unknown, expected one of: shannon, practical", name));
 }
 
 std::string capacity_model_name(CapacityModel model) {

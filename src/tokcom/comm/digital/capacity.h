@@ -16,10 +16,10 @@ double capacity_bits(double zeta, int64_t input_values, double snr_db);
 // reaches 10 % BLER in AWGN (see docs/digital.md for the source of the thresholds).
 struct McsEntry {
   int cqi;
-  std::string modulation;       // "QPSK", "16QAM", "64QAM"
+  std::string modulation;  // "QPSK", "16QAM", "64QAM"
   double code_rate_x1024;
-  double spectral_efficiency;   // information bits per channel use
-  double min_snr_db;            // 10 % BLER threshold, AWGN
+  double spectral_efficiency;  // information bits per channel use
+  double min_snr_db;           // 10 % BLER threshold, AWGN
 };
 // CQI 1…15 in increasing order of efficiency (0.1523 … 5.5547) and threshold.
 const std::vector<McsEntry>& nr_cqi_table();

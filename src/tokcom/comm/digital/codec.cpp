@@ -1,11 +1,11 @@
 #include "tokcom/comm/digital/codec.h"
 
+#include <fmt/format.h>
+#include <torch/torch.h>
+
 #include <cmath>
 #include <cstring>
 #include <map>
-
-#include <fmt/format.h>
-#include <torch/torch.h>
 
 #include "tokcom/comm/digital/codec_impl.h"
 #include "tokcom/comm/digital/quality_search.h"
@@ -20,9 +20,10 @@ Pixels to_pixels(const std::string& caller, const at::Tensor& image) {
   check_shape(caller, "image", image, {-1, -1, -1});
   const int64_t c = image.size(0), h = image.size(1), w = image.size(2);
   if ((c != 1 && c != 3) || h < 1 || w < 1) {
-    throw ShapeError(fmt::format("{}: image has shape {}, expected (C, H, W) with C = 1 or 3 and "
-                                 "H, W >= 1",
-                                 caller, shape_string(image.sizes().vec())));
+    throw ShapeError(
+        fmt::format("{}: image has shape {}, expected (C, H, W) with C = 1 or 3 and "
+                    "H, W >= 1",
+                    caller, shape_string(image.sizes().vec())));
   }
   Pixels p;
   p.channels = c;
@@ -40,16 +41,20 @@ at::Tensor from_hwc(const uint8_t* hwc, int64_t channels, int64_t height, int64_
   return t.permute({2, 0, 1}).contiguous();
 }
 
-void check_decodable(const std::string& caller, const Encoded& encoded, int64_t channels,
-                     int64_t height, int64_t width) {
+void check_decodable(const std::string& caller,
+                     const Encoded& encoded,
+                     int64_t channels,
+                     int64_t height,
+                     int64_t width) {
   if (!encoded.fits || encoded.choice < 0) {
     throw UsageError(fmt::format("{}: the encoding was lost (budget {} bits), nothing to decode",
                                  caller, encoded.budget_bits));
   }
   if ((channels != 1 && channels != 3) || height < 1 || width < 1) {
-    throw ShapeError(fmt::format("{}: requested output ({}, {}, {}), expected C = 1 or 3 and "
-                                 "H, W >= 1",
-                                 caller, channels, height, width));
+    throw ShapeError(
+        fmt::format("{}: requested output ({}, {}, {}), expected C = 1 or 3 and "
+                    "H, W >= 1",
+                    caller, channels, height, width));
   }
 }
 
@@ -58,7 +63,8 @@ namespace {
 // Memoised encodings of one image, shared by every budget of one encode()/encode_many() call.
 class LadderCache {
  public:
-  LadderCache(const std::vector<int64_t>& qualities, const Pixels& pixels,
+  LadderCache(const std::vector<int64_t>& qualities,
+              const Pixels& pixels,
               const std::function<std::string(const Pixels&, int64_t)>& encode_at)
       : qualities_(qualities), pixels_(pixels), encode_at_(encode_at) {}
   const std::string& at(int64_t rung) {
@@ -97,9 +103,8 @@ std::vector<Encoded> QualityCodec::encode_many(const at::Tensor& image,
     auto fits = [&](int64_t rung) {
       return budget > 0 && static_cast<int64_t>(cache.at(rung).size()) * 8 < budget;
     };
-    const int64_t rung = budget > 0
-                             ? search_ladder(count, fits, options_.search, options_.bisect_window)
-                             : -1;
+    const int64_t rung =
+        budget > 0 ? search_ladder(count, fits, options_.search, options_.bisect_window) : -1;
     if (rung >= 0) {
       e.bytes = cache.at(rung);
       e.choice = ladder[rung];
@@ -134,8 +139,8 @@ std::vector<Encoded> DigitalCodec::encode_many(const at::Tensor& image,
 
 int64_t resize_side(double budget_bits, int64_t channels, int64_t side, bool reference) {
   if (channels < 1 || side < 1) {
-    throw ShapeError(fmt::format("resize_side: channels {} and side {} must be >= 1", channels,
-                                 side));
+    throw ShapeError(
+        fmt::format("resize_side: channels {} and side {} must be >= 1", channels, side));
   }
   if (!(budget_bits > 0.0)) return 0;
   const double per_pixel = 8.0 * static_cast<double>(channels);
@@ -173,9 +178,10 @@ std::unique_ptr<DigitalCodec> make_codec(const std::string& name, const CodecOpt
   CodecOptions options = given;
   if (options.reference) options.search = QualitySearch::kLinear;  // the reference's own scan
   if (options.bisect_window < 0 || options.avif_speed < 0 || options.avif_speed > 10) {
-    throw ConfigError(fmt::format("digital codec options: bisect_window {} must be >= 0 and "
-                                  "avif_speed {} in 0..10",
-                                  options.bisect_window, options.avif_speed));
+    throw ConfigError(
+        fmt::format("digital codec options: bisect_window {} must be >= 0 and "
+                    "avif_speed {} in 0..10",
+                    options.bisect_window, options.avif_speed));
   }
   if (name == "resize") return detail::make_resize_codec(options);
   if (name == "jpeg") return detail::make_jpeg_codec(options);

@@ -2,20 +2,20 @@
 // A received image is perfect when its encoding fits the budget; otherwise it is lost (the sweep
 // counts it misclassified). Codecs are stateless const objects: one instance serves all threads.
 #pragma once
+#include <ATen/core/Tensor.h>
+
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
 
-#include <ATen/core/Tensor.h>
-
 namespace tokcom::digital {
 
 struct Encoded {
-  std::string bytes;         // the chosen encoding (empty when lost); resize: raw L·L·C uint8 (CHW)
-  int64_t choice = -1;       // quality (jpeg/webp/avif) or side L (resize); −1 = lost
-  bool fits = false;         // received perfectly
-  int64_t budget_bits = 0;   // the budget it was chosen for
+  std::string bytes;    // the chosen encoding (empty when lost); resize: raw L·L·C uint8 (CHW)
+  int64_t choice = -1;  // quality (jpeg/webp/avif) or side L (resize); −1 = lost
+  bool fits = false;    // received perfectly
+  int64_t budget_bits = 0;  // the budget it was chosen for
   // Size of `bytes` when it fits; when lost, the size the cheapest setting needed (why it was
   // lost: quality 1, or a 1×1 image), 0 when nothing could be tried (budget ≤ 0 for resize).
   int64_t size_bytes = 0;
@@ -30,8 +30,8 @@ enum class QualitySearch { kLinear, kBisect };
 struct CodecOptions {
   bool reference = false;  // SPEC 10 P20: resize rounds L to nearest; quality codecs scan linearly
   QualitySearch search = QualitySearch::kBisect;
-  int bisect_window = 8;                       // qualities checked above the bisected boundary
-  int avif_speed = 6;                          // libavif speed 0 (slowest) … 10 (fastest)
+  int bisect_window = 8;  // qualities checked above the bisected boundary
+  int avif_speed = 6;     // libavif speed 0 (slowest) … 10 (fastest)
 };
 
 // One setting of a codec and the size of the image's whole encoding at that setting.
@@ -56,7 +56,9 @@ class DigitalCodec {
   virtual std::vector<Rung> rate_ladder(const at::Tensor& image) const = 0;
   // uint8 (C, H, W) on CPU at the ORIGINAL size (resize: bilinear upsampling back). A lost
   // encoding → UsageError (nothing was received); corrupt bytes → FormatError.
-  virtual at::Tensor decode(const Encoded& encoded, int64_t channels, int64_t height,
+  virtual at::Tensor decode(const Encoded& encoded,
+                            int64_t channels,
+                            int64_t height,
                             int64_t width) const = 0;
 };
 

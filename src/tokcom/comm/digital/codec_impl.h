@@ -18,8 +18,11 @@ Pixels to_pixels(const std::string& caller, const at::Tensor& image);
 // Interleaved uint8 buffer → (C, H, W) uint8 CPU tensor (copied).
 at::Tensor from_hwc(const uint8_t* hwc, int64_t channels, int64_t height, int64_t width);
 // Throws UsageError when `encoded` was lost, ShapeError when the size request is invalid.
-void check_decodable(const std::string& caller, const Encoded& encoded, int64_t channels,
-                     int64_t height, int64_t width);
+void check_decodable(const std::string& caller,
+                     const Encoded& encoded,
+                     int64_t channels,
+                     int64_t height,
+                     int64_t width);
 
 // A codec whose settings form a quality ladder (JPEG, WebP, AVIF): encode() searches the ladder
 // (quality_search.h) with every encoding memoised per call.

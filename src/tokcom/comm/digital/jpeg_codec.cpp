@@ -1,11 +1,10 @@
 // JPEG baseline via libjpeg-turbo's TurboJPEG API (SPEC 6.3): qualities 95 … 1, whole file
 // counted, 4:2:0 chroma and the accurate integer DCT like PIL's defaults (grayscale: one plane).
+#include <fmt/format.h>
+#include <torch/torch.h>
 #include <turbojpeg.h>
 
 #include <memory>
-
-#include <fmt/format.h>
-#include <torch/torch.h>
 
 #include "tokcom/comm/digital/codec_impl.h"
 #include "tokcom/core/errors.h"
@@ -35,7 +34,9 @@ class JpegCodec final : public QualityCodec {
   using QualityCodec::QualityCodec;
   std::string name() const override { return "jpeg"; }
 
-  at::Tensor decode(const Encoded& encoded, int64_t channels, int64_t height,
+  at::Tensor decode(const Encoded& encoded,
+                    int64_t channels,
+                    int64_t height,
                     int64_t width) const override {
     check_decodable("jpeg decode", encoded, channels, height, width);
     tjhandle h = decompressor();
@@ -46,8 +47,8 @@ class JpegCodec final : public QualityCodec {
       throw FormatError(fmt::format("jpeg decode: bad header ({})", tjGetErrorStr2(h)));
     }
     if (w != width || ht != height) {
-      throw FormatError(fmt::format("jpeg decode: file is {}x{}, expected {}x{}", w, ht, width,
-                                    height));
+      throw FormatError(
+          fmt::format("jpeg decode: file is {}x{}, expected {}x{}", w, ht, width, height));
     }
     std::vector<uint8_t> hwc(static_cast<size_t>(channels * height * width));
     const int format = channels == 3 ? TJPF_RGB : TJPF_GRAY;
@@ -69,11 +70,10 @@ class JpegCodec final : public QualityCodec {
     unsigned char* out = nullptr;
     unsigned long size = 0;
     const bool rgb = p.channels == 3;
-    const int rc = tjCompress2(h, p.hwc.data(), static_cast<int>(p.width),
-                               static_cast<int>(p.width * p.channels), static_cast<int>(p.height),
-                               rgb ? TJPF_RGB : TJPF_GRAY, &out, &size,
-                               rgb ? TJSAMP_420 : TJSAMP_GRAY, static_cast<int>(quality),
-                               TJFLAG_ACCURATEDCT);
+    const int rc = tjCompress2(
+        h, p.hwc.data(), static_cast<int>(p.width), static_cast<int>(p.width * p.channels),
+        static_cast<int>(p.height), rgb ? TJPF_RGB : TJPF_GRAY, &out, &size,
+        rgb ? TJSAMP_420 : TJSAMP_GRAY, static_cast<int>(quality), TJFLAG_ACCURATEDCT);
     if (rc != 0) {
       if (out != nullptr) tjFree(out);
       throw FormatError(fmt::format("jpeg encode at quality {}: {}", quality, tjGetErrorStr2(h)));

@@ -21,8 +21,11 @@ std::string csv_field(const std::string& s) {
 
 }  // namespace
 
-PerImageRow per_image_row(const std::string& method, const std::string& image, double zeta,
-                          double snr_db, const Encoded& encoded) {
+PerImageRow per_image_row(const std::string& method,
+                          const std::string& image,
+                          double zeta,
+                          double snr_db,
+                          const Encoded& encoded) {
   PerImageRow row;
   row.method = method;
   row.image = image;
@@ -41,8 +44,8 @@ std::string per_image_csv(const std::vector<PerImageRow>& rows) {
   for (const PerImageRow& r : rows) {
     const std::string choice = r.fits && r.choice >= 0 ? std::to_string(r.choice) : "";
     fmt::format_to(std::back_inserter(out), "{},{},{:.10g},{:.10g},{},{},{},{}\n",
-                   csv_field(r.method), csv_field(r.image), r.zeta, r.snr_db, r.budget_bits,
-                   choice, r.bytes, r.fits ? 1 : 0);
+                   csv_field(r.method), csv_field(r.image), r.zeta, r.snr_db, r.budget_bits, choice,
+                   r.bytes, r.fits ? 1 : 0);
   }
   return fmt::to_string(out);
 }

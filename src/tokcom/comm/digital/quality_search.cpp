@@ -4,8 +4,10 @@
 
 namespace tokcom::digital {
 
-int64_t search_ladder(int64_t count, const std::function<bool(int64_t)>& fits,
-                      QualitySearch search, int window) {
+int64_t search_ladder(int64_t count,
+                      const std::function<bool(int64_t)>& fits,
+                      QualitySearch search,
+                      int window) {
   if (count <= 0 || !fits(count - 1)) return -1;  // SPEC 6.3: cheapest rung first
   if (search == QualitySearch::kLinear) {
     for (int64_t i = 0; i < count - 1; ++i) {

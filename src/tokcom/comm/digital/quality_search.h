@@ -14,7 +14,9 @@ namespace tokcom::digital {
 // (false … false true … true), bisects the boundary, then checks `window` rungs before it and
 // re-bisects whenever one of them fits; it agrees with kLinear unless a fitting rung hides more
 // than `window` rungs above a non-fitting one.
-int64_t search_ladder(int64_t count, const std::function<bool(int64_t)>& fits,
-                      QualitySearch search, int window);
+int64_t search_ladder(int64_t count,
+                      const std::function<bool(int64_t)>& fits,
+                      QualitySearch search,
+                      int window);
 
 }  // namespace tokcom::digital

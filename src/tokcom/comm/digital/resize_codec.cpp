@@ -1,9 +1,9 @@
 // Resize baseline (SPEC 6.3): send the image downsampled to L×L as raw uint8, upsample back.
-#include <algorithm>
-#include <cstring>
-
 #include <fmt/format.h>
 #include <torch/torch.h>
+
+#include <algorithm>
+#include <cstring>
 
 #include "tokcom/comm/digital/codec.h"
 #include "tokcom/comm/digital/codec_impl.h"
@@ -60,11 +60,14 @@ class ResizeCodec final : public DigitalCodec {
   std::vector<Rung> rate_ladder(const at::Tensor& image) const override {
     const Pixels p = to_pixels("resize rate_ladder", image);
     std::vector<Rung> out;
-    for (int64_t l = std::min(p.height, p.width); l >= 1; --l) out.push_back({l, p.channels * l * l});
+    for (int64_t l = std::min(p.height, p.width); l >= 1; --l)
+      out.push_back({l, p.channels * l * l});
     return out;
   }
 
-  at::Tensor decode(const Encoded& encoded, int64_t channels, int64_t height,
+  at::Tensor decode(const Encoded& encoded,
+                    int64_t channels,
+                    int64_t height,
                     int64_t width) const override {
     check_decodable("resize decode", encoded, channels, height, width);
     const int64_t l = encoded.choice;

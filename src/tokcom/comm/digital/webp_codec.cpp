@@ -1,11 +1,10 @@
 // WebP baseline via libwebp (lossy, method 4 like PIL's default): qualities 100 … 0, whole file
 // counted. Grayscale is sent as RGB with R = G = B (WebP has no gray mode; PIL does the same) and
 // decoded back to one plane with PIL's "L" weights.
-#include <webp/decode.h>
-#include <webp/encode.h>
-
 #include <fmt/format.h>
 #include <torch/torch.h>
+#include <webp/decode.h>
+#include <webp/encode.h>
 
 #include "tokcom/comm/digital/codec_impl.h"
 #include "tokcom/core/errors.h"
@@ -18,7 +17,9 @@ class WebpCodec final : public QualityCodec {
   using QualityCodec::QualityCodec;
   std::string name() const override { return "webp"; }
 
-  at::Tensor decode(const Encoded& encoded, int64_t channels, int64_t height,
+  at::Tensor decode(const Encoded& encoded,
+                    int64_t channels,
+                    int64_t height,
                     int64_t width) const override {
     check_decodable("webp decode", encoded, channels, height, width);
     auto* data = reinterpret_cast<const uint8_t*>(encoded.bytes.data());
@@ -26,8 +27,8 @@ class WebpCodec final : public QualityCodec {
     int w = 0, h = 0;
     if (!WebPGetInfo(data, size, &w, &h)) throw FormatError("webp decode: not a WebP file");
     if (w != width || h != height) {
-      throw FormatError(fmt::format("webp decode: file is {}x{}, expected {}x{}", w, h, width,
-                                    height));
+      throw FormatError(
+          fmt::format("webp decode: file is {}x{}, expected {}x{}", w, h, width, height));
     }
     std::vector<uint8_t> rgb(static_cast<size_t>(3 * w * h));
     if (WebPDecodeRGBInto(data, size, rgb.data(), rgb.size(), 3 * w) == nullptr) {
@@ -58,7 +59,8 @@ class WebpCodec final : public QualityCodec {
     const uint8_t* src = p.hwc.data();
     if (p.channels == 1) {
       rgb.resize(p.hwc.size() * 3);
-      for (size_t i = 0; i < p.hwc.size(); ++i) rgb[3 * i] = rgb[3 * i + 1] = rgb[3 * i + 2] = p.hwc[i];
+      for (size_t i = 0; i < p.hwc.size(); ++i)
+        rgb[3 * i] = rgb[3 * i + 1] = rgb[3 * i + 2] = p.hwc[i];
       src = rgb.data();
     }
     WebPPicture picture;
