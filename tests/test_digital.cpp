@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <limits>
 #include <map>
@@ -251,6 +252,34 @@ TEST(ResizeCodec, SendsRawLxLAndUpsamplesBack) {
   const Encoded g = codec->encode(gray, 8 * 10 * 10);
   EXPECT_EQ(g.choice, 10);
   EXPECT_EQ(codec->decode(g, 1, 28, 28).sizes(), gray.sizes());
+}
+
+TEST(ResizeCodec, UpsamplingEqualsLibTorchBilinear) {
+  namespace F = torch::nn::functional;
+  auto codec = make_codec("resize");
+  for (const int64_t c : {3, 1}) {
+    const at::Tensor img = natural_image(7 + c, c, 64, 64);
+    for (const int64_t l : {1, 7, 22, 63}) {
+      const Encoded e = codec->encode(img, 8 * c * l * l);
+      ASSERT_EQ(e.choice, l);
+      at::Tensor small = torch::empty({c, l, l}, torch::kUInt8);
+      std::memcpy(small.data_ptr<uint8_t>(), e.bytes.data(), e.bytes.size());
+      const at::Tensor expected =
+          F::interpolate(small.unsqueeze(0).to(torch::kFloat),
+                         F::InterpolateFuncOptions()
+                             .size(std::vector<int64_t>{64, 64})
+                             .mode(torch::kBilinear)
+                             .align_corners(false))
+              .squeeze(0)
+              .round()
+              .clamp(0, 255)
+              .to(torch::kUInt8);
+      const at::Tensor got = codec->decode(e, c, 64, 64);
+      const at::Tensor diff = (got.to(torch::kInt) - expected.to(torch::kInt)).abs();
+      EXPECT_LE(diff.max().item<int>(), 1) << "L " << l;  // float rounding at exact halves only
+      EXPECT_LT(diff.to(torch::kFloat).mean().item<float>(), 1e-3) << "L " << l;
+    }
+  }
 }
 
 TEST(ResizeCodec, ReferenceModeMayExceedTheBudget) {

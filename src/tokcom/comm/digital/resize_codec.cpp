@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 
 #include "tokcom/comm/digital/codec.h"
@@ -15,18 +16,58 @@ namespace {
 
 namespace F = torch::nn::functional;
 
-// (C, H, W) uint8 → (C, h, w) uint8, bilinear; antialias on downsampling like PIL's BILINEAR
-// (SPEC 10 P25: close to, not bit-exact with, PIL). Upsampling: the antialias kernel equals plain
-// bilinear there and is much slower in LibTorch 1.13, so it is off.
-at::Tensor resample(const at::Tensor& image, int64_t height, int64_t width) {
+// (C, H, W) uint8 → (C, h, w) uint8 downsampled: bilinear with antialias like PIL's BILINEAR
+// (SPEC 10 P25: close to, not bit-exact with, PIL).
+at::Tensor downsample(const at::Tensor& image, int64_t height, int64_t width) {
   at::Tensor x = image.unsqueeze(0).to(torch::kFloat);
-  const bool down = height < image.size(1) || width < image.size(2);
   x = F::interpolate(x, F::InterpolateFuncOptions()
                             .size(std::vector<int64_t>{height, width})
                             .mode(torch::kBilinear)
                             .align_corners(false)
-                            .antialias(down));
+                            .antialias(true));
   return x.squeeze(0).round().clamp(0, 255).to(torch::kUInt8);
+}
+
+// Source index and weight of PyTorch's bilinear, align_corners = false (half-pixel centres).
+struct Tap {
+  int64_t i0, i1;
+  float w1;
+};
+std::vector<Tap> taps(int64_t in, int64_t out) {
+  std::vector<Tap> t(static_cast<size_t>(out));
+  const double scale = static_cast<double>(in) / static_cast<double>(out);
+  for (int64_t o = 0; o < out; ++o) {
+    const double src = std::max(0.0, scale * (static_cast<double>(o) + 0.5) - 0.5);
+    const auto i0 = std::min(static_cast<int64_t>(src), in - 1);
+    t[o] = {i0, std::min(i0 + 1, in - 1), static_cast<float>(src - static_cast<double>(i0))};
+  }
+  return t;
+}
+
+// (C, l, l) uint8 → (C, H, W) uint8 upsampled, = F::interpolate(bilinear, align_corners false)
+// (tested); written out because LibTorch's call costs milliseconds for these tiny images.
+at::Tensor upsample(const at::Tensor& small, int64_t height, int64_t width) {
+  const int64_t c = small.size(0), h_in = small.size(1), w_in = small.size(2);
+  const std::vector<Tap> ty = taps(h_in, height), tx = taps(w_in, width);
+  at::Tensor out = torch::empty({c, height, width}, torch::kUInt8);
+  const uint8_t* src = small.data_ptr<uint8_t>();
+  uint8_t* dst = out.data_ptr<uint8_t>();
+  for (int64_t k = 0; k < c; ++k) {
+    const uint8_t* plane = src + k * h_in * w_in;
+    for (int64_t y = 0; y < height; ++y) {
+      const uint8_t* r0 = plane + ty[y].i0 * w_in;
+      const uint8_t* r1 = plane + ty[y].i1 * w_in;
+      const float wy = ty[y].w1;
+      for (int64_t x = 0; x < width; ++x) {
+        const Tap& t = tx[x];
+        const float top = (1.f - t.w1) * r0[t.i0] + t.w1 * r0[t.i1];  // PyTorch's order
+        const float bottom = (1.f - t.w1) * r1[t.i0] + t.w1 * r1[t.i1];
+        const float v = (1.f - wy) * top + wy * bottom;
+        dst[(k * height + y) * width + x] = static_cast<uint8_t>(std::clamp(std::nearbyint(v), 0.f, 255.f));
+      }
+    }
+  }
+  return out;
 }
 
 class ResizeCodec final : public DigitalCodec {
@@ -48,7 +89,7 @@ class ResizeCodec final : public DigitalCodec {
       return e;
     }
     const at::Tensor small = (l == h && l == w) ? image.to(torch::kCPU).contiguous()
-                                                : resample(image.to(torch::kCPU), l, l);
+                                                : downsample(image.to(torch::kCPU), l, l);
     e.bytes.assign(reinterpret_cast<const char*>(small.data_ptr<uint8_t>()),
                    static_cast<size_t>(small.numel()));  // CHW
     e.choice = l;
@@ -78,7 +119,7 @@ class ResizeCodec final : public DigitalCodec {
     at::Tensor small = torch::empty({channels, l, l}, torch::kUInt8);
     std::memcpy(small.data_ptr<uint8_t>(), encoded.bytes.data(), encoded.bytes.size());
     if (l == height && l == width) return small;
-    return resample(small, height, width);
+    return upsample(small, height, width);
   }
 
  private:
