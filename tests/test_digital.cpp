@@ -264,16 +264,15 @@ TEST(ResizeCodec, UpsamplingEqualsLibTorchBilinear) {
       ASSERT_EQ(e.choice, l);
       at::Tensor small = torch::empty({c, l, l}, torch::kUInt8);
       std::memcpy(small.data_ptr<uint8_t>(), e.bytes.data(), e.bytes.size());
-      const at::Tensor expected =
-          F::interpolate(small.unsqueeze(0).to(torch::kFloat),
-                         F::InterpolateFuncOptions()
-                             .size(std::vector<int64_t>{64, 64})
-                             .mode(torch::kBilinear)
-                             .align_corners(false))
-              .squeeze(0)
-              .round()
-              .clamp(0, 255)
-              .to(torch::kUInt8);
+      const at::Tensor expected = F::interpolate(small.unsqueeze(0).to(torch::kFloat),
+                                                 F::InterpolateFuncOptions()
+                                                     .size(std::vector<int64_t>{64, 64})
+                                                     .mode(torch::kBilinear)
+                                                     .align_corners(false))
+                                      .squeeze(0)
+                                      .round()
+                                      .clamp(0, 255)
+                                      .to(torch::kUInt8);
       const at::Tensor got = codec->decode(e, c, 64, 64);
       const at::Tensor diff = (got.to(torch::kInt) - expected.to(torch::kInt)).abs();
       EXPECT_LE(diff.max().item<int>(), 1) << "L " << l;  // float rounding at exact halves only
@@ -518,8 +517,8 @@ TEST(PerImage, CsvRowsAndAtomicWrite) {
 // ---------------------------------------------------------------- config section
 
 TEST(DigitalSettings, DefaultsAndBadValues) {
-  const DigitalSettings s = digital_settings(Config::load("", {"digital.methods=[jpeg, avif]",
-                                                               "digital.capacity=practical"}));
+  const DigitalSettings s = digital_settings(
+      Config::load("", {"digital.methods=[jpeg, avif]", "digital.capacity=practical"}));
   EXPECT_EQ(s.methods, (std::vector<std::string>{"jpeg", "avif"}));
   EXPECT_EQ(s.capacity, CapacityModel::kPractical);
   EXPECT_EQ(s.codec.search, QualitySearch::kBisect);

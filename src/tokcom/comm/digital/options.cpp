@@ -1,8 +1,8 @@
 #include "tokcom/comm/digital/options.h"
 
-#include <algorithm>
-
 #include <fmt/format.h>
+
+#include <algorithm>
 
 #include "tokcom/core/errors.h"
 
@@ -29,9 +29,10 @@ DigitalSettings digital_settings(const Config& config) {
   s.codec.bisect_window = static_cast<int>(config.get_int("digital.bisect_window"));
   s.codec.avif_speed = static_cast<int>(config.get_int("digital.avif_speed"));
   if (s.codec.bisect_window < 0 || s.codec.avif_speed < 0 || s.codec.avif_speed > 10) {
-    throw ConfigError(fmt::format("digital.bisect_window {} must be >= 0, digital.avif_speed {} "
-                                  "in 0..10",
-                                  s.codec.bisect_window, s.codec.avif_speed));
+    throw ConfigError(
+        fmt::format("digital.bisect_window {} must be >= 0, digital.avif_speed {} "
+                    "in 0..10",
+                    s.codec.bisect_window, s.codec.avif_speed));
   }
   return s;
 }

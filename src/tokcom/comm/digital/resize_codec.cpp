@@ -63,7 +63,8 @@ at::Tensor upsample(const at::Tensor& small, int64_t height, int64_t width) {
         const float top = (1.f - t.w1) * r0[t.i0] + t.w1 * r0[t.i1];  // PyTorch's order
         const float bottom = (1.f - t.w1) * r1[t.i0] + t.w1 * r1[t.i1];
         const float v = (1.f - wy) * top + wy * bottom;
-        dst[(k * height + y) * width + x] = static_cast<uint8_t>(std::clamp(std::nearbyint(v), 0.f, 255.f));
+        dst[(k * height + y) * width + x] =
+            static_cast<uint8_t>(std::clamp(std::nearbyint(v), 0.f, 255.f));
       }
     }
   }
