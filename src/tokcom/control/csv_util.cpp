@@ -48,4 +48,11 @@ std::string format_number(double v) {
   return buf;
 }
 
+std::string quote_field(const std::string& text) {
+  if (text.find_first_of(",\"\n") == std::string::npos) return text;
+  std::string out = "\"";
+  for (char c : text) out += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return out + "\"";
+}
+
 }  // namespace tokcom::csv

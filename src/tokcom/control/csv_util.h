@@ -12,5 +12,7 @@ std::vector<std::string> split(const std::string& line);
 double parse_number(const std::string& text, const std::string& where, const std::string& column);
 // Shortest text that reads back as the same double (%.17g trimmed via a round-trip check).
 std::string format_number(double v);
+// A text field, RFC 4180-quoted when it holds a comma or quote (scenario specs: "gauss:10,2.5").
+std::string quote_field(const std::string& text);
 
 }  // namespace tokcom::csv

@@ -31,7 +31,7 @@ struct SummaryRow {
 };
 
 std::string summary_line(const SummaryRow& r) {
-  std::string line = r.scenario + "," + format_number(r.zeta_max) + "," + r.rule + ",";
+  std::string line = csv::quote_field(r.scenario) + "," + format_number(r.zeta_max) + "," + r.rule + ",";
   if (r.run) {
     const SimulationSummary& s = r.run->summary;
     line += fmt::format("{},{},{},{},{},{},", format_number(r.run->tradeoff), format_number(r.run->queue_step),
@@ -184,7 +184,7 @@ void run_optimize_search(const ProxyTable& table, const OptimizeRequest& q) {
     for (double zeta_max : q.zeta_max) {
       const std::vector<SearchRow> rows = grid_search(table, snr, zeta_max, q.search);
       for (const SearchRow& r : rows) {
-        search_csv += fmt::format("{},{},{},{},{},{},{},{},{}\n", spec, format_number(zeta_max),
+        search_csv += fmt::format("{},{},{},{},{},{},{},{},{}\n", csv::quote_field(spec), format_number(zeta_max),
                                   format_number(r.tradeoff), format_number(r.queue_step),
                                   format_number(r.summary.accuracy_mean), format_number(r.summary.zeta_mean),
                                   r.summary.feasible ? 1 : 0, r.selected_paper ? 1 : 0, r.selected_reference ? 1 : 0);

@@ -71,11 +71,13 @@ OracleResult oracle_bound(const std::vector<OracleState>& states, double zeta_ma
   }
   std::stable_sort(events.begin(), events.end(), [](const Breakpoint& a, const Breakpoint& b) { return a.lambda < b.lambda; });
 
+  // Running sums drift by rounding; compare with a relative slack and recompute exactly below.
+  const double bound = zeta_max * (1.0 + 1e-12);
   OracleResult r;
   double zeta_left = zeta_now, acc_left = acc_now;
   std::vector<std::pair<int, int>> undo;  // (state, decision before) of the last group applied
   size_t i = 0;
-  if (zeta_now > zeta_max) {  // the greedy λ = 0 policy violates the bound: raise λ
+  if (zeta_now > bound) {  // the greedy λ = 0 policy violates the bound: raise λ
     while (i < events.size()) {
       const double lambda = events[i].lambda;
       zeta_left = zeta_now;
@@ -90,9 +92,9 @@ OracleResult oracle_bound(const std::vector<OracleState>& states, double zeta_ma
         current[e.state] = e.decision;
       }
       r.multiplier = lambda;
-      if (zeta_now <= zeta_max) break;
+      if (zeta_now <= bound) break;
     }
-    if (zeta_now > zeta_max) {  // even the cheapest decision everywhere is too expensive
+    if (zeta_now > bound) {  // even the cheapest decision everywhere is too expensive
       r.feasible = false;
       r.zeta = zeta_now;
       r.accuracy = std::nan("");
@@ -100,10 +102,20 @@ OracleResult oracle_bound(const std::vector<OracleState>& states, double zeta_ma
       r.policy_left = r.policy_right = current;
       return r;
     }
-    r.mix = (zeta_max - zeta_now) / (zeta_left - zeta_now);  // θ ∈ [0, 1): E[ζ] = ζ_max
   }
   std::vector<int> left = current;  // the greedy policy just below λ*
   for (auto it = undo.rbegin(); it != undo.rend(); ++it) left[it->first] = it->second;
+  auto totals = [&](const std::vector<int>& policy, double& acc, double& zeta) {
+    acc = zeta = 0.0;
+    for (int s = 0; s < n_states; ++s) {
+      acc += states[s].weight * states[s].accuracy[policy[s]];
+      zeta += states[s].weight * states[s].zeta[policy[s]];
+    }
+  };
+  totals(left, acc_left, zeta_left);
+  totals(current, acc_now, zeta_now);
+  // θ so that E[ζ] = ζ_max (θ = 0 when the right policy alone already meets it).
+  r.mix = zeta_now < zeta_max && zeta_left > zeta_max ? (zeta_max - zeta_now) / (zeta_left - zeta_now) : 0.0;
   r.feasible = true;
   r.policy_left = left;
   r.policy_right = current;
