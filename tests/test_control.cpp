@@ -458,8 +458,11 @@ TEST(Oracle, BoundsTheControllerOnTheSameSnrs) {
         const OracleResult o = oracle_bound(states, r.summary.zeta_mean * (1 + 1e-12));
         ASSERT_TRUE(o.feasible);
         EXPECT_GE(o.accuracy + 1e-9, r.summary.accuracy_mean) << spec << " V " << v << " zmax " << zmax;
-        // The distributional bound at ζ_max dominates every feasible run.
-        if (r.summary.feasible) EXPECT_GE(oracle_bound(t, *p, zmax).accuracy + 0.01, r.summary.accuracy_mean);
+        // The bound over the exact SNR law dominates every feasible run, up to the SNR sampling
+        // of 20 000 slots (0.01 is many standard errors of a mean accuracy here).
+        if (r.summary.feasible) {
+          EXPECT_GE(oracle_bound(t, *p, zmax).accuracy + 0.01, r.summary.accuracy_mean);
+        }
       }
     }
   }
