@@ -1,0 +1,190 @@
+#include "tokcom/control/proxy_table.h"
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <map>
+#include <set>
+
+#include <fmt/format.h>
+
+#include "tokcom/control/csv_util.h"
+#include "tokcom/core/atomic_file.h"
+#include "tokcom/core/errors.h"
+
+namespace tokcom {
+namespace {
+
+const std::vector<std::string> kColumns = {"method", "channel", "regime", "snr_db",
+                                           "ratio",  "budget",  "zeta",   "accuracy"};
+
+std::string join(const std::set<std::string>& items) {
+  std::string s;
+  for (const auto& i : items) s += (s.empty() ? "" : ", ") + i;
+  return s;
+}
+
+}  // namespace
+
+ProxyTable ProxyTable::from_rows(const std::vector<ProxyRow>& rows, const std::string& origin) {
+  if (rows.empty()) throw FormatError(origin + ": proxy table has no rows");
+  ProxyTable t;
+  t.method_ = rows[0].method;
+  t.channel_ = rows[0].channel;
+  t.regime_ = rows[0].regime;
+  std::map<std::pair<double, double>, int> decision_of;  // (ratio, budget) → index
+  std::map<double, int> ratio_of;
+  std::set<double> snrs;
+  for (const ProxyRow& r : rows) {
+    if (r.method != t.method_ || r.channel != t.channel_ || r.regime != t.regime_) {
+      throw FormatError(fmt::format("{}: rows mix ({}, {}, {}) and ({}, {}, {}); filter by method, "
+                                    "channel and regime", origin, t.method_, t.channel_, t.regime_,
+                                    r.method, r.channel, r.regime));
+    }
+    if (!(r.accuracy >= 0.0 && r.accuracy <= 1.0)) {
+      throw FormatError(fmt::format("{}: accuracy {} at snr_db {}, ratio {}, budget {} is outside "
+                                    "[0, 1] (accuracy is a fraction, not a percentage)",
+                                    origin, r.accuracy, r.snr_db, r.ratio, r.budget));
+    }
+    if (!(r.zeta >= 0.0)) throw FormatError(fmt::format("{}: negative zeta {}", origin, r.zeta));
+    if (!ratio_of.count(r.ratio)) {
+      ratio_of.emplace(r.ratio, static_cast<int>(t.ratios_.size()));
+      t.ratios_.push_back(r.ratio);
+    }
+    if (decision_of.emplace(std::make_pair(r.ratio, r.budget), static_cast<int>(t.decisions_.size())).second) {
+      t.decisions_.push_back(Decision{r.budget, ratio_of[r.ratio], r.ratio});
+    }
+    snrs.insert(r.snr_db);
+  }
+  t.snr_grid_.assign(snrs.begin(), snrs.end());
+  const size_t cells = t.snr_grid_.size() * t.decisions_.size();
+  t.accuracy_.assign(cells, std::nan(""));
+  t.zeta_.assign(cells, std::nan(""));
+  for (const ProxyRow& r : rows) {
+    const int s = static_cast<int>(std::lower_bound(t.snr_grid_.begin(), t.snr_grid_.end(), r.snr_db) -
+                                   t.snr_grid_.begin());
+    const size_t i = s * t.decisions_.size() + decision_of[{r.ratio, r.budget}];
+    if (!std::isnan(t.accuracy_[i])) {
+      throw FormatError(fmt::format("{}: duplicate entry for snr_db {}, ratio {}, budget {}", origin,
+                                    r.snr_db, r.ratio, r.budget));
+    }
+    t.accuracy_[i] = r.accuracy;
+    t.zeta_[i] = r.zeta;
+  }
+  for (size_t i = 0; i < cells; ++i) {
+    if (std::isnan(t.accuracy_[i])) {
+      const Decision& d = t.decisions_[i % t.decisions_.size()];
+      throw FormatError(fmt::format("{}: missing entry for snr_db {}, ratio {}, budget {} (a proxy "
+                                    "table needs every decision at every SNR)", origin,
+                                    t.snr_grid_[i / t.decisions_.size()], d.ratio, d.budget));
+    }
+  }
+  return t;
+}
+
+ProxyTable ProxyTable::read_csv(const std::string& path, const ProxyFilter& filter) {
+  std::ifstream in(path);
+  if (!in) throw DataError("proxy table '" + path + "' cannot be opened");
+  std::string line;
+  if (!std::getline(in, line)) throw FormatError("proxy table '" + path + "' is empty (expected header " + kHeader + ")");
+  const std::vector<std::string> header = csv::split(line);
+  std::vector<int> col(kColumns.size(), -1);
+  for (size_t c = 0; c < kColumns.size(); ++c) {
+    auto it = std::find(header.begin(), header.end(), kColumns[c]);
+    if (it == header.end()) {
+      throw FormatError("proxy table '" + path + "': header lacks column '" + kColumns[c] +
+                        "' (expected " + kHeader + ", got " + line + ")");
+    }
+    col[c] = static_cast<int>(it - header.begin());
+  }
+  std::vector<ProxyRow> rows;
+  std::set<std::string> seen;
+  int line_no = 1;
+  while (std::getline(in, line)) {
+    ++line_no;
+    if (line.empty() || line == "\r") continue;
+    const std::vector<std::string> f = csv::split(line);
+    if (f.size() != header.size()) {
+      throw FormatError(fmt::format("proxy table '{}' line {}: {} fields, header has {}", path, line_no,
+                                    f.size(), header.size()));
+    }
+    const std::string where = fmt::format("proxy table '{}' line {}", path, line_no);
+    ProxyRow r;
+    r.method = f[col[0]];
+    r.channel = f[col[1]];
+    r.regime = f[col[2]];
+    seen.insert(r.method + "/" + r.channel + "/" + r.regime);
+    if ((!filter.method.empty() && r.method != filter.method) ||
+        (!filter.channel.empty() && r.channel != filter.channel) ||
+        (!filter.regime.empty() && r.regime != filter.regime)) {
+      continue;
+    }
+    r.snr_db = csv::parse_number(f[col[3]], where, "snr_db");
+    r.ratio = csv::parse_number(f[col[4]], where, "ratio");
+    r.budget = csv::parse_number(f[col[5]], where, "budget");
+    r.zeta = csv::parse_number(f[col[6]], where, "zeta");
+    r.accuracy = csv::parse_number(f[col[7]], where, "accuracy");
+    rows.push_back(std::move(r));
+  }
+  if (rows.empty()) {
+    throw FormatError(fmt::format("proxy table '{}': no rows match method '{}', channel '{}', regime "
+                                  "'{}' (the file holds method/channel/regime: {})", path,
+                                  filter.method, filter.channel, filter.regime, join(seen)));
+  }
+  std::set<std::string> kept;
+  for (const auto& r : rows) kept.insert(r.method + "/" + r.channel + "/" + r.regime);
+  if (kept.size() > 1) {
+    throw FormatError("proxy table '" + path + "' holds several method/channel/regime (" + join(kept) +
+                      "); choose one with --method, --channel, --regime");
+  }
+  return from_rows(rows, "proxy table '" + path + "'");
+}
+
+std::vector<ProxyRow> ProxyTable::rows() const {
+  std::vector<ProxyRow> out;
+  for (int s = 0; s < snr_count(); ++s) {
+    for (int d = 0; d < decision_count(); ++d) {
+      out.push_back(ProxyRow{method_, channel_, regime_, snr_grid_[s], decisions_[d].ratio,
+                             decisions_[d].budget, zeta(d, s), accuracy(d, s)});
+    }
+  }
+  return out;
+}
+
+void ProxyTable::write_csv(const std::string& path) const {
+  write_stream_atomic(path, [&](std::ostream& out) {
+    out << kHeader << '\n';
+    for (const ProxyRow& r : rows()) {
+      out << r.method << ',' << r.channel << ',' << r.regime << ',' << csv::format_number(r.snr_db) << ','
+          << csv::format_number(r.ratio) << ',' << csv::format_number(r.budget) << ','
+          << csv::format_number(r.zeta) << ',' << csv::format_number(r.accuracy) << '\n';
+    }
+  });
+}
+
+int ProxyTable::nearest(double snr_db) const {
+  const auto& g = snr_grid_;
+  const auto it = std::lower_bound(g.begin(), g.end(), snr_db);  // first point ≥ snr
+  if (it == g.begin()) return 0;
+  if (it == g.end()) return static_cast<int>(g.size()) - 1;
+  const int hi = static_cast<int>(it - g.begin());
+  // Ties go to the lower point (SPEC 8.2): the upper wins only when strictly closer.
+  return (g[hi] - snr_db < snr_db - g[hi - 1]) ? hi : hi - 1;
+}
+
+SnrLookup ProxyTable::lookup(double snr_db, bool interpolate) const {
+  if (!interpolate) {
+    const int s = nearest(snr_db);
+    return SnrLookup{s, s, 0.0};
+  }
+  const auto& g = snr_grid_;
+  if (snr_db <= g.front()) return SnrLookup{0, 0, 0.0};
+  if (snr_db >= g.back()) {
+    const int last = static_cast<int>(g.size()) - 1;
+    return SnrLookup{last, last, 0.0};
+  }
+  const int hi = static_cast<int>(std::upper_bound(g.begin(), g.end(), snr_db) - g.begin());
+  return SnrLookup{hi - 1, hi, (snr_db - g[hi - 1]) / (g[hi] - g[hi - 1])};
+}
+
+}  // namespace tokcom
