@@ -26,5 +26,7 @@ std::string serialize_safetensors(const TensorMap& tensors, const std::map<std::
 // Atomic write (temp file + rename).
 void write_safetensors(const std::string& path, const TensorMap& tensors,
                        const std::map<std::string, std::string>& metadata = {});
+// The format's name of a dtype ("F32", "BF16", ...); ShapeError for dtypes it cannot store.
+std::string safetensors_dtype_name(c10::ScalarType type);
 
 }  // namespace tokcom
