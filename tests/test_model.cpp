@@ -8,12 +8,14 @@
 #include <map>
 #include <set>
 
+#include "common/helpers.h"
 #include "tokcom/core/config.h"
 #include "tokcom/core/errors.h"
 #include "tokcom/core/safetensors.h"
 #include "tokcom/core/state_dict.h"
 #include "tokcom/model/budget_loss.h"
 #include "tokcom/model/vit.h"
+#include "tokcom/model/weights_io.h"
 
 using namespace tokcom;
 
@@ -378,4 +380,71 @@ TEST(BudgetSampling, StratifiedCoversTheRangeAndIsSeeded) {
   EXPECT_LE(u.max().item<double>(), 0.4);
   EXPECT_NEAR(u.mean().item<double>(), 0.3, 0.006);  // σ_mean = 0.2/√12/64 ≈ 0.0009
   EXPECT_NE(error_of([&] { sample_budgets(0, gen); }).find("batch > 0"), std::string::npos);
+}
+
+// `weights import`: a timm checkpoint (static ViT, 1000-class head) into an adaptive 10-class ViT.
+TEST(Weights, ImportTimmCheckpointKeepsFreshMethodTensors) {
+  torch::manual_seed(8);
+  Vit source(tiny().adaptive_blocks({}).num_classes(1000));
+  const TensorMap timm = export_timm_weights(source, /*timm_only=*/true);
+  Vit target(tiny());
+  const torch::Tensor gate_before = target->blocks[1]->as<BlockImpl>()->gate->weight.clone();
+  WeightsImport report = import_timm_weights(target, timm, "deit.safetensors");
+  EXPECT_TRUE(report.head_reinitialised);
+  EXPECT_EQ(report.fresh.size(), 10u);  // 2 budget tokens + blocks 1, 2 × gate/threshold × weight/bias
+  EXPECT_EQ(report.loaded.size(), timm.size() - 2);  // all but head.weight / head.bias
+  EXPECT_TRUE(target->blocks[1]->as<BlockImpl>()->gate->weight.equal(gate_before));
+  torch::NoGradGuard no_grad;
+  const torch::Tensor images = images_of(2);
+  auto a = source->forward_hidden(images), b = target->forward_hidden(images);
+  EXPECT_LT(max_abs(a.back().second, b.back().second), 1e-6);  // same backbone, static path
+
+  TensorMap bad = timm;
+  bad["dist_token"] = torch::zeros({1, 1, 48});
+  EXPECT_NE(error_of([&] { import_timm_weights(target, bad, "d.safetensors"); }).find("dist_token"),
+            std::string::npos);
+  bad = timm;
+  bad["pos_embed"] = torch::zeros({1, 197, 48});
+  const std::string msg = error_of([&] { import_timm_weights(target, bad, "d.safetensors"); });
+  EXPECT_NE(msg.find("ShapeError: d.safetensors: tensor 'pos_embed' has shape [1, 197, 48]"), std::string::npos)
+      << msg;
+  bad = timm;
+  bad.erase("norm.weight");
+  EXPECT_NE(error_of([&] { import_timm_weights(target, bad, "d.safetensors"); }).find("missing tensors: norm.weight"),
+            std::string::npos);
+}
+
+TEST(Weights, ExportTimmOnlyDropsMethodTensors) {
+  Vit model(tiny());
+  const TensorMap all = export_timm_weights(model, false), timm = export_timm_weights(model, true);
+  EXPECT_EQ(all.size(), timm.size() + 10);  // 2 budget tokens + 2 blocks × 4 gate/threshold tensors
+  EXPECT_TRUE(is_method_tensor("blocks.2.threshold.bias"));
+  EXPECT_TRUE(is_method_tensor("budget_token_b"));
+  EXPECT_FALSE(is_method_tensor("blocks.2.attn.qkv.bias"));
+  EXPECT_FALSE(is_method_tensor("blocks.2.gate.weight.extra"));
+  for (const auto& [name, t] : timm) EXPECT_FALSE(is_method_tensor(name)) << name;
+}
+
+TEST(Weights, CliImportThenExportRoundTrips) {
+  const std::string dir = tokcom::test::temp_dir("weights_io");
+  torch::manual_seed(9);
+  Vit source(tiny().adaptive_blocks({}).num_classes(1000));
+  write_safetensors(dir + "/deit.safetensors", export_timm_weights(source, true));
+  const std::string geometry = " model.image_size=32 model.patch_size=8 model.dim=48 model.depth=4";
+  std::string out;
+  ASSERT_EQ(tokcom::test::run_cli("weights import " + dir + "/deit.safetensors --out " + dir +
+                                      "/ours.safetensors" + geometry, &out), 0) << out;
+  EXPECT_NE(out.find("head re-initialised"), std::string::npos) << out;
+  EXPECT_NE(out.find("initialised fresh"), std::string::npos) << out;
+  ASSERT_EQ(tokcom::test::run_cli("weights export " + dir + "/ours.safetensors --timm-only --out " + dir +
+                                      "/timm.safetensors" + geometry, &out), 0) << out;
+  const TensorMap back = read_safetensors(dir + "/timm.safetensors").tensors;
+  EXPECT_EQ(back.size(), export_timm_weights(source, true).size());
+  EXPECT_TRUE(back.at("blocks.3.mlp.fc2.weight").equal(source->blocks[3]->as<BlockImpl>()->mlp->fc2->weight));
+  EXPECT_EQ(back.at("head.weight").size(0), 10);
+  // A checkpoint that does not fit the config is refused with the tensor's name.
+  EXPECT_NE(tokcom::test::run_cli("weights export " + dir + "/ours.safetensors --out " + dir +
+                                      "/x.safetensors model.image_size=32 model.patch_size=8 model.dim=48 "
+                                      "model.depth=3", &out), 0);
+  EXPECT_NE(out.find("blocks.3"), std::string::npos) << out;
 }
