@@ -212,10 +212,16 @@ TEST(Vit, KeepFractionHookKeepsExactly) {
   model->eval();
   model->keep_fraction_hook = 0.25;
   torch::NoGradGuard no_grad;
+  std::vector<BlockStats> stats;
   TokenState state = model->forward_blocks(model->embed(images_of(2), torch::full({2}, 0.25f)), 0, 4,
-                                           SelectionMode::kHard);
+                                           SelectionMode::kHard, &stats);
   EXPECT_EQ(state.x.size(1), 4 + 2);  // round(0.25 · 16) patches + cls + budget
   EXPECT_FALSE(state.padding.defined());
+  // The survivors mapped back to the 4 × 4 grid: 4 non-zero cells per image, = the block stats.
+  torch::Tensor grid = to_patch_grid(state.mask, state, 16);
+  EXPECT_EQ((grid > 0).sum(1).min().item<int64_t>(), 4);
+  EXPECT_EQ((grid > 0).sum(1).max().item<int64_t>(), 4);
+  EXPECT_LT(max_abs(grid, stats[1].patch_mask), 1e-7);
   VitOutput soft = model->forward(images_of(2), torch::full({2}, 0.25f), SelectionMode::kSoft);
   EXPECT_EQ(soft.stats[0].kept.max().item<int64_t>(), 4);
   EXPECT_EQ(soft.stats[0].kept.min().item<int64_t>(), 4);

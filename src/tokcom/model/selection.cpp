@@ -11,6 +11,18 @@
 namespace tokcom {
 namespace {
 
+// Benchmark/test hook (VitImpl::keep_fraction_hook): keep the k highest gate scores per sample.
+torch::Tensor top_k_scores(const torch::Tensor& gate, const torch::Tensor& patch_padding, int64_t k) {
+  k = std::min<int64_t>(k, gate.size(1));
+  torch::Tensor keep = torch::zeros_like(gate);
+  if (k == 0) return keep;
+  torch::Tensor ranked = patch_padding.defined() ? gate.masked_fill(patch_padding, -1.0) : gate;
+  keep.scatter_(1, std::get<1>(ranked.topk(k, 1)), 1.0);
+  return gate * keep;
+}
+
+}  // namespace
+
 // (B, T) values over the current sequence → (B, N) patch grid by original position, 0 where the
 // patch is no longer in the sequence (dropped by the hard path).
 torch::Tensor to_patch_grid(const torch::Tensor& values, const TokenState& state, int64_t patches) {
@@ -23,18 +35,6 @@ torch::Tensor to_patch_grid(const torch::Tensor& values, const TokenState& state
       .scatter(1, index, values)
       .slice(1, 1, patches + 1);
 }
-
-// Benchmark/test hook (VitImpl::keep_fraction_hook): keep the k highest gate scores per sample.
-torch::Tensor top_k_scores(const torch::Tensor& gate, const torch::Tensor& patch_padding, int64_t k) {
-  k = std::min<int64_t>(k, gate.size(1));
-  torch::Tensor keep = torch::zeros_like(gate);
-  if (k == 0) return keep;
-  torch::Tensor ranked = patch_padding.defined() ? gate.masked_fill(patch_padding, -1.0) : gate;
-  keep.scatter_(1, std::get<1>(ranked.topk(k, 1)), 1.0);
-  return gate * keep;
-}
-
-}  // namespace
 
 torch::Tensor key_padding_bias(const TokenState& state) {
   if (!state.padding.defined()) return {};

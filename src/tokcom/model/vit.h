@@ -155,6 +155,9 @@ Vit make_vit(const Config& config);
 
 // (B, 1, 1, T) additive attention bias, −inf at state.padding; undefined without padding.
 torch::Tensor key_padding_bias(const TokenState& state);
+// (B, T) per-token values of `state` (e.g. its mask) → (B, N) on the original row-major patch grid
+// by state.positions; 0 for patches no longer in the sequence (hard path) — Fig. 9 pictures.
+torch::Tensor to_patch_grid(const torch::Tensor& values, const TokenState& state, int64_t patches);
 // Tokens sent over the channel after a block (SPEC 3.6): kept patches + cls + budget, (B) int64.
 torch::Tensor tokens_sent(const BlockStats& stats);
 // Mean and (population) standard deviation of kept patch tokens per sample, for the eval CSV.
