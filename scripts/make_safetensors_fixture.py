@@ -4,11 +4,15 @@ numpy only; the safetensors package is not installed here), so tests/test_safete
 that our reader gets the exact values. Deliberately unlike our writer: the data buffer holds the
 tensors in reverse name order, the JSON uses Python's default separators and puts __metadata__
 last. Run: /usr/bin/python3 scripts/make_safetensors_fixture.py
+
+With `--check FILE` it instead reads FILE with the same independent code (a test uses this on a
+file our writer made) and prints {"metadata": .., "tensors": {name: {dtype, shape, values}}} as JSON.
 """
 import json
 import math
 import os
 import struct
+import sys
 
 import numpy as np
 
@@ -37,6 +41,36 @@ TENSORS = {
 METADATA = {"format": "pt", "source": "make_safetensors_fixture.py"}
 
 
+NUMPY_DTYPES = {"F64": "<f8", "F32": "<f4", "F16": "<f2", "I64": "<i8", "I32": "<i4",
+                "I16": "<i2", "I8": "i1", "U8": "u1", "BOOL": "?"}
+
+
+def check(path):
+    with open(path, "rb") as f:
+        data = f.read()
+    (n,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8:8 + n].decode("utf-8"))
+    buffer = data[8 + n:]
+    metadata = header.pop("__metadata__", {})
+    spans = sorted((v["data_offsets"][0], v["data_offsets"][1]) for v in header.values())
+    cursor = 0
+    for begin, end in spans:
+        assert begin == cursor, f"gap or overlap at {begin}"
+        cursor = end
+    assert cursor == len(buffer), "buffer not covered exactly"
+    out = {}
+    for name, info in header.items():
+        begin, end = info["data_offsets"]
+        raw = buffer[begin:end]
+        if info["dtype"] == "BF16":
+            values = (np.frombuffer(raw, "<u2").astype("<u4") << 16).view("<f4")
+        else:
+            values = np.frombuffer(raw, NUMPY_DTYPES[info["dtype"]])
+        assert values.size == int(np.prod(info["shape"])), name
+        out[name] = {"dtype": info["dtype"], "shape": info["shape"], "values": values.tolist()}
+    print(json.dumps({"metadata": metadata, "tensors": out}))
+
+
 def main():
     header = {}
     buffer = b""
@@ -57,4 +91,7 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    if len(sys.argv) == 3 and sys.argv[1] == "--check":
+        check(sys.argv[2])
+    else:
+        main()

@@ -25,11 +25,13 @@ void run_weights_info(const WeightsInfoArgs& a) {
     name_width = std::max(name_width, name.size());
     dtype_width = std::max(dtype_width, safetensors_dtype_name(t.scalar_type()).size());
   }
-  std::string out = fmt::format("{}\n{:<{}}  {:<{}}  {}\n", a.file, "name", name_width, "dtype", dtype_width, "shape");
+  std::string out = fmt::format("{}\n{:<{}}  {:<{}}  {}\n", a.file, "name", name_width, "dtype",
+                                dtype_width, "shape");
   int64_t elements = 0;
   for (const auto& [name, t] : st.tensors) {
-    out += fmt::format("{:<{}}  {:<{}}  {}\n", name, name_width, safetensors_dtype_name(t.scalar_type()),
-                       dtype_width, shape_string(t.sizes().vec()));
+    out += fmt::format("{:<{}}  {:<{}}  {}\n", name, name_width,
+                       safetensors_dtype_name(t.scalar_type()), dtype_width,
+                       shape_string(t.sizes().vec()));
     elements += t.numel();
   }
   if (!st.metadata.empty()) {
@@ -43,7 +45,8 @@ void run_weights_info(const WeightsInfoArgs& a) {
 void add_weights(CLI::App& app) {
   CLI::App* weights = group(app, "weights", "Inspect, import and export safetensors weights");
   auto args = std::make_shared<WeightsInfoArgs>();
-  CLI::App* info = weights->add_subcommand("info", "Tensors (name, dtype, shape), metadata and totals of a safetensors file");
+  CLI::App* info = weights->add_subcommand(
+      "info", "Tensors (name, dtype, shape), metadata and totals of a safetensors file");
   info->add_option("file", args->file, "A .safetensors file")->required();
   set_action(info, [args] { run_weights_info(*args); });
 }

@@ -5,6 +5,8 @@
 #include <functional>
 #include <string>
 
+#include "tokcom/core/startup.h"
+
 namespace tokcom::cli {
 
 using Action = std::function<void()>;
@@ -16,6 +18,9 @@ void set_action(CLI::App* command, Action action);
 // Returns the subcommand `name` of `parent`, creating it with `description` if needed, so several
 // files can add verbs under one group (`data info`, `data show`).
 CLI::App* group(CLI::App& parent, const std::string& name, const std::string& description);
+
+// The global options (--threads, --seed, --log-level) as parsed; valid inside actions.
+const StartupOptions& global_options();
 
 using AddCommand = std::function<void(CLI::App&)>;
 struct CommandRegistrar {

@@ -18,6 +18,10 @@ std::vector<std::pair<int, AddCommand>>& registry() {
   static std::vector<std::pair<int, AddCommand>> r;
   return r;
 }
+StartupOptions& global_storage() {
+  static StartupOptions o;
+  return o;
+}
 std::map<CLI::App*, Action>& actions() {
   static std::map<CLI::App*, Action> a;
   return a;
@@ -29,6 +33,8 @@ CLI::App* deepest_parsed(CLI::App* app) {
 }
 
 }  // namespace
+
+const StartupOptions& global_options() { return global_storage(); }
 
 void set_action(CLI::App* command, Action action) { actions()[command] = std::move(action); }
 
@@ -55,7 +61,7 @@ int main(int argc, char** argv) {
       "decodes and classifies. Run `tokcom <verb> --help` for each verb's options.",
       "tokcom"};
   app.set_version_flag("--version", std::string("tokcom ") + TOKCOM_VERSION + " (" + TOKCOM_GIT_HASH + ")");
-  StartupOptions startup_options;
+  StartupOptions& startup_options = cli::global_storage();
   app.add_option("--threads", startup_options.threads, "Intra-op threads (0 = all cores)")
       ->check(CLI::NonNegativeNumber)->capture_default_str();
   app.add_option("--seed", startup_options.seed, "Seed for every random generator")->capture_default_str();

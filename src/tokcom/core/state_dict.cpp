@@ -12,7 +12,8 @@ namespace {
 // "'a'" or "'a' (and 3 others)".
 std::string first_and_count(const std::vector<std::string>& names) {
   std::string s = "'" + names.front() + "'";
-  if (names.size() > 1) s += fmt::format(" (and {} other{})", names.size() - 1, names.size() > 2 ? "s" : "");
+  if (names.size() > 1)
+    s += fmt::format(" (and {} other{})", names.size() - 1, names.size() > 2 ? "s" : "");
   return s;
 }
 
@@ -27,7 +28,9 @@ TensorMap named_tensors(const torch::nn::Module& module) {
   return out;
 }
 
-LoadReport load_tensors(torch::nn::Module& module, const TensorMap& tensors, const std::string& origin,
+LoadReport load_tensors(torch::nn::Module& module,
+                        const TensorMap& tensors,
+                        const std::string& origin,
                         bool strict) {
   const TensorMap targets = named_tensors(module);
   LoadReport report;
@@ -36,9 +39,9 @@ LoadReport load_tensors(torch::nn::Module& module, const TensorMap& tensors, con
   for (const auto& [name, value] : tensors)
     if (!targets.count(name)) report.unexpected.push_back(name);
   if (strict && !report.missing.empty())
-    throw FormatError(fmt::format("{}: missing tensor {}: the module has {} tensors, the file lacks {}",
-                                  origin, first_and_count(report.missing), targets.size(),
-                                  report.missing.size()));
+    throw FormatError(
+        fmt::format("{}: missing tensor {}: the module has {} tensors, the file lacks {}", origin,
+                    first_and_count(report.missing), targets.size(), report.missing.size()));
   if (strict && !report.unexpected.empty())
     throw FormatError(fmt::format("{}: unexpected tensor {}, not in the module", origin,
                                   first_and_count(report.unexpected)));
@@ -47,13 +50,16 @@ LoadReport load_tensors(torch::nn::Module& module, const TensorMap& tensors, con
     auto it = tensors.find(name);
     if (it == tensors.end()) continue;
     const at::Tensor& value = it->second;
-    if (!value.defined()) throw ShapeError(fmt::format("{}: tensor '{}' is undefined", origin, name));
+    if (!value.defined())
+      throw ShapeError(fmt::format("{}: tensor '{}' is undefined", origin, name));
     if (value.scalar_type() != target.scalar_type())
       throw ShapeError(fmt::format("{}: tensor '{}' has dtype {}, expected {}", origin, name,
-                                   c10::toString(value.scalar_type()), c10::toString(target.scalar_type())));
+                                   c10::toString(value.scalar_type()),
+                                   c10::toString(target.scalar_type())));
     if (!value.sizes().equals(target.sizes()))
       throw ShapeError(fmt::format("{}: tensor '{}' has shape {}, expected {}", origin, name,
-                                   shape_string(value.sizes().vec()), shape_string(target.sizes().vec())));
+                                   shape_string(value.sizes().vec()),
+                                   shape_string(target.sizes().vec())));
   }
   torch::NoGradGuard no_grad;
   for (const auto& [name, target] : targets) {
@@ -63,7 +69,8 @@ LoadReport load_tensors(torch::nn::Module& module, const TensorMap& tensors, con
   return report;
 }
 
-void save_module(const std::string& path, const torch::nn::Module& module,
+void save_module(const std::string& path,
+                 const torch::nn::Module& module,
                  const std::map<std::string, std::string>& metadata) {
   write_safetensors(path, named_tensors(module), metadata);
 }

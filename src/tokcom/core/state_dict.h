@@ -27,11 +27,14 @@ struct LoadReport {
 // a missing or unexpected name is a FormatError naming it; otherwise they are only reported.
 // Everything is checked before anything is copied: on error the module is unchanged.
 // `origin` (a file name) prefixes the messages.
-LoadReport load_tensors(torch::nn::Module& module, const TensorMap& tensors, const std::string& origin,
+LoadReport load_tensors(torch::nn::Module& module,
+                        const TensorMap& tensors,
+                        const std::string& origin,
                         bool strict = true);
 
 // named_tensors(module) → safetensors file (atomic write), with optional string metadata.
-void save_module(const std::string& path, const torch::nn::Module& module,
+void save_module(const std::string& path,
+                 const torch::nn::Module& module,
                  const std::map<std::string, std::string>& metadata = {});
 // read_safetensors(path) → load_tensors(module, ..., path, strict).
 LoadReport load_module(const std::string& path, torch::nn::Module& module, bool strict = true);
