@@ -376,6 +376,18 @@ TEST(BudgetLoss, Ml1GradientIsTheSignedViolation) {
   EXPECT_NEAR(mask.grad()[0][0].item<double>(), -0.38 / 4, 1e-6);
 }
 
+// P26 helper: value = hard fraction (2 of 4 > 0), gradient = T / (m + T)² / N per entry.
+TEST(BudgetLoss, HardKeptFractionIsStraightThrough) {
+  torch::Tensor mask = torch::tensor({0.0f, 0.0f, 0.5f, 0.02f}).view({1, 4}).requires_grad_();
+  torch::Tensor f = hard_kept_fraction(mask, /*temperature=*/0.02);
+  EXPECT_NEAR(f.item<double>(), 0.5, 1e-7);
+  f.sum().backward();
+  EXPECT_NEAR(mask.grad()[0][0].item<double>(), 0.02 / (0.02 * 0.02) / 4, 1e-3);  // 12.5
+  EXPECT_NEAR(mask.grad()[0][3].item<double>(), 0.02 / (0.04 * 0.04) / 4, 1e-4);  // 3.125
+  EXPECT_NEAR(hard_kept_fraction(mask.detach(), 0.02, /*threshold=*/0.1).item<double>(), 0.25, 1e-7);
+  EXPECT_NE(error_of([&] { hard_kept_fraction(mask, 0.0); }).find("temperature"), std::string::npos);
+}
+
 TEST(BudgetSampling, StratifiedCoversTheRangeAndIsSeeded) {
   auto gen = at::detail::createCPUGenerator(/*seed_in=*/9);
   torch::Tensor a = sample_budgets(64, gen);

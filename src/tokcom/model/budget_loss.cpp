@@ -37,6 +37,16 @@ torch::Tensor budget_penalty(const torch::Tensor& mean_mask, const torch::Tensor
   return torch::relu((mean_mask - budget.to(mean_mask.dtype())).abs() - margin);
 }
 
+torch::Tensor hard_kept_fraction(const torch::Tensor& patch_mask, double temperature, double threshold) {
+  check_shape("hard_kept_fraction", "patch_mask", patch_mask, {-1, -1});
+  if (!(temperature > 0.0)) {
+    throw UsageError(fmt::format("hard_kept_fraction: temperature must be > 0, got {}", temperature));
+  }
+  torch::Tensor surrogate = (patch_mask / (patch_mask + temperature)).mean(1);
+  torch::Tensor hard = (patch_mask > threshold).to(patch_mask.dtype()).mean(1);
+  return hard + (surrogate - surrogate.detach());
+}
+
 BudgetLoss budget_loss(const std::vector<BlockStats>& stats, const torch::Tensor& budget,
                        InnerLoss inner, double margin) {
   if (stats.empty()) {

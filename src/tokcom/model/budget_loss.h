@@ -20,6 +20,11 @@ torch::Tensor mean_patch_mask(const torch::Tensor& patch_mask);
 // SPEC 4, paper Eq. 7: P_b = max(0, |m̄_b − α_b| − ε) → (B).
 torch::Tensor budget_penalty(const torch::Tensor& mean_mask, const torch::Tensor& budget, double margin);
 
+// SPEC 10 P26 helper: straight-through kept fraction per sample (B). Forward value = fraction of
+// patch_mask entries > threshold (what hard dropping keeps); gradient = that of the surrogate
+// mean_i m_i / (m_i + temperature), which pushes small masks to exactly 0.
+torch::Tensor hard_kept_fraction(const torch::Tensor& patch_mask, double temperature, double threshold = 0.0);
+
 struct BudgetLoss {
   torch::Tensor out;    // L_out = mean_b P^{last}_b (scalar)
   torch::Tensor inner;  // L_in, mean over blocks before the last, then batch (0 if none)
