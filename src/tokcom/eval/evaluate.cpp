@@ -24,9 +24,10 @@ std::vector<EvalRow> evaluate(Vit& model, const ImageDataset& data, const Config
   torch::NoGradGuard no_grad;
   const bool was_training = model->is_training();
   model->eval();
-  LoaderOptions lo = loader_options(config, /*train=*/false);
+  LoaderOptions lo = loader_options(config, /*train=*/false, /*seed=*/0);
   lo.batch_size = o.batch_size;
-  Loader loader(data, lo);
+  lo.drop_last = false;
+  Loader loader(data, transform_options(config, data), lo);
   const int64_t patches = model->num_patches();
   std::vector<EvalRow> rows;
   for (double alpha : o.alphas) {
@@ -39,9 +40,10 @@ std::vector<EvalRow> evaluate(Vit& model, const ImageDataset& data, const Config
     std::vector<double> sum(nb, 0.0), sumsq(nb, 0.0);
     int64_t correct = 0, seen = 0, batches = 0;
     double seconds = 0;
-    for (auto it = loader.begin(0); it.next(); ++batches) {
+    Batch batch;
+    loader.start_epoch(0);
+    for (; loader.next(batch); ++batches) {
       if (o.max_batches > 0 && batches >= o.max_batches) break;
-      const Batch& batch = it.batch();
       const torch::Tensor images = batch.images.to(o.device);
       const int64_t b = images.size(0);
       torch::Tensor budget;

@@ -192,10 +192,9 @@ std::vector<EpochRecord> train(const Config& config, const TrainRunOptions& run)
   // Data.
   const ImageDataset train_set = load_dataset(config, "train");
   const ImageDataset val_set = load_dataset(config, config.get_string("train.eval_split"));
-  LoaderOptions train_opts = loader_options(config, /*train=*/true);
+  LoaderOptions train_opts = loader_options(config, /*train=*/true, run.seed);
   train_opts.batch_size = config.get_int("train.batch_size");
-  train_opts.seed = run.seed;
-  Loader train_loader(train_set, train_opts);
+  Loader train_loader(train_set, transform_options(config, train_set), train_opts);
   const int64_t max_batches = config.get_int("train.max_batches");
   const int64_t batches = max_batches > 0 ? std::min(max_batches, train_loader.batches_per_epoch())
                                           : train_loader.batches_per_epoch();
@@ -241,8 +240,9 @@ std::vector<EpochRecord> train(const Config& config, const TrainRunOptions& run)
     int64_t correct = 0, seen = 0;
     Progress progress(fmt::format("{} epoch {}/{}", stage, epoch + 1, epochs), batches * train_opts.batch_size, "img");
     int64_t step_in_epoch = 0;
-    for (auto it = train_loader.begin(epoch); step_in_epoch < batches && it.next(); ++step_in_epoch) {
-      const Batch& batch = it.batch();
+    Batch batch;
+    train_loader.start_epoch(epoch);
+    for (; step_in_epoch < batches && train_loader.next(batch); ++step_in_epoch) {
       const int64_t step = epoch * batches + step_in_epoch;
       const double mult = learning_rate(sched, step);
       for (size_t g = 0; g < optimizer->param_groups().size(); ++g) {
