@@ -208,7 +208,11 @@ std::vector<EpochRecord> train(const Config& config, const TrainRunOptions& run)
   sched.total_steps = epochs * batches;
   learning_rate(sched, 0);  // validates the kind before any work
 
-  BudgetLossOptions budget_opts = budget_loss_options(config);
+  const InnerLoss inner_loss = parse_inner_loss(config.get_string("train.inner_loss"));
+  const BudgetSampling sampling = parse_budget_sampling(config.get_string("train.alpha_sampling"));
+  const double margin = config.get_double("train.margin");
+  const double lambda_out = config.get_double("train.lambda_out"), lambda_in = config.get_double("train.lambda_in");
+  const double alpha_min = config.get_double("train.alpha_min"), alpha_max = config.get_double("train.alpha_max");
   const std::string budget_loss_kind = config.get_string("train.budget_loss");
   if (budget_loss_kind != "hard" && budget_loss_kind != "reference") {
     throw ConfigError("train.budget_loss: '" + budget_loss_kind + "', expected hard or reference");
@@ -253,8 +257,8 @@ std::vector<EpochRecord> train(const Config& config, const TrainRunOptions& run)
       const torch::Tensor images = batch.images.to(device), labels = batch.labels.to(device);
       torch::Tensor budget;
       if (adaptive) {
-        auto gen = at::make_generator<at::CPUGeneratorImpl>(mix_seed(run.seed, epoch, step_in_epoch));
-        budget = sample_budgets(images.size(0), budget_opts, gen).to(device);
+        at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(mix_seed(run.seed, epoch, step_in_epoch));
+        budget = sample_budgets(images.size(0), gen, sampling, alpha_min, alpha_max).to(device);
       }
       if (precision == "bf16") {
         at::autocast::set_cpu_enabled(true);
@@ -271,11 +275,12 @@ std::vector<EpochRecord> train(const Config& config, const TrainRunOptions& run)
       torch::Tensor loss = ce;
       torch::Tensor budget_term = torch::zeros({}, logits.options());
       if (adaptive) {
-        budget_term = budget_loss(output.stats, budget, budget_opts);
+        const BudgetLoss bl = budget_loss(output.stats, budget, inner_loss, margin);
+        budget_term = lambda_out * bl.out + lambda_in * bl.inner;
         if (budget_loss_kind == "hard") {
           torch::Tensor hard = torch::zeros({}, logits.options());
           for (const auto& s : output.stats)
-            hard = hard + hard_budget_penalty(s.patch_mask, budget, budget_opts.margin, cutoff, hard_temperature).mean();
+            hard = hard + hard_budget_penalty(s.patch_mask, budget, margin, cutoff, hard_temperature).mean();
           budget_term = budget_term + lambda_hard * hard / static_cast<double>(output.stats.size());
         }
         loss = loss + budget_term;
