@@ -28,7 +28,7 @@ std::vector<EvalRow> evaluate(Vit& model, const ImageDataset& data, const Config
   lo.batch_size = o.batch_size;
   lo.drop_last = false;
   Loader loader(data, transform_options(config, data), lo);
-  const int64_t patches = model->num_patches();
+  const int64_t patches = model->options.num_patches();
   std::vector<EvalRow> rows;
   for (double alpha : o.alphas) {
     if (!(alpha > 0.0 && alpha <= 1.0)) throw UsageError(fmt::format("budget α = {} is outside (0, 1]", alpha));
