@@ -17,6 +17,7 @@
 #include "tokcom/core/version.h"
 #include "tokcom/data/dataset.h"
 #include "tokcom/data/loader.h"
+#include "tokcom/data/transforms.h"
 #include "tokcom/eval/evaluate.h"
 #include "tokcom/model/budget_loss.h"
 #include "tokcom/model/vit.h"
@@ -39,11 +40,6 @@ bool decays(const std::string& name, const torch::Tensor& p) {
          !is_selection_param(name);
 }
 
-uint64_t mix_seed(uint64_t seed, uint64_t a, uint64_t b) {
-  uint64_t h = seed * 0x9E3779B97F4A7C15ull ^ (a + 0x632BE59BD9B4E019ull) * 0xBF58476D1CE4E5B9ull;
-  h ^= (b + 0x94D049BB133111EBull) * 0x94D049BB133111EBull;
-  return h ^ (h >> 31);
-}
 
 std::string csv_header(const std::vector<double>& alphas) {
   std::string h = "epoch,lr,loss,ce,budget_loss,train_accuracy,val_accuracy,images_per_s";
@@ -257,7 +253,7 @@ std::vector<EpochRecord> train(const Config& config, const TrainRunOptions& run)
       const torch::Tensor images = batch.images.to(device), labels = batch.labels.to(device);
       torch::Tensor budget;
       if (adaptive) {
-        at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(mix_seed(run.seed, epoch, step_in_epoch));
+        at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(batch_seed(run.seed ^ 0xB0D9E7ull, epoch, step_in_epoch));
         budget = sample_budgets(images.size(0), gen, sampling, alpha_min, alpha_max).to(device);
       }
       if (precision == "bf16") {
