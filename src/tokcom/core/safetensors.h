@@ -2,6 +2,11 @@
 // {"name": {"dtype": "F32", "shape": [..], "data_offsets": [begin, end]}, "__metadata__": {..}},
 // then the data buffer. Strict validation: every malformed file is a FormatError naming the file
 // and what was wrong; never a crash, a hang or a huge allocation from a lying header.
+// Checked: header length (<= 100 MB and within the file), JSON object without duplicate keys,
+// known dtype, shape of non-negative ints without overflow, data_offsets [begin, end] with
+// end - begin = numel * element size, tensors tiling the buffer exactly (no overlap, gap or
+// tail), string-only __metadata__, BOOL bytes 0/1. Other keys inside an entry are ignored, as
+// Hugging Face's reader does. Reading costs one read of the file plus one copy per tensor.
 #pragma once
 #include <ATen/core/Tensor.h>
 
@@ -26,5 +31,7 @@ std::string serialize_safetensors(const TensorMap& tensors, const std::map<std::
 // Atomic write (temp file + rename).
 void write_safetensors(const std::string& path, const TensorMap& tensors,
                        const std::map<std::string, std::string>& metadata = {});
+// The format's name of a dtype ("F32", "BF16", ...); ShapeError for dtypes it cannot store.
+std::string safetensors_dtype_name(c10::ScalarType type);
 
 }  // namespace tokcom
