@@ -9,7 +9,7 @@ PACKAGES=(
   build-essential cmake ninja-build pkg-config git ccache
   libtorch-dev libopenblas0-openmp
   libcli11-dev libyaml-cpp-dev nlohmann-json3-dev libspdlog-dev libfmt-dev
-  libturbojpeg0-dev libpng-dev libwebp-dev libarchive-dev libssl-dev
+  libturbojpeg0-dev libpng-dev libwebp-dev libarchive-dev libssl-dev zlib1g-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   dataset-fashion-mnist gnuplot-nox
   python3-torch python3-torchvision python3-numpy python3-pil

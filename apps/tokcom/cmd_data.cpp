@@ -1,0 +1,115 @@
+// `tokcom data info` and `tokcom data show`: what a data set holds and what the model sees.
+#include <spdlog/spdlog.h>
+#include <torch/torch.h>
+
+#include <iostream>
+
+#include "command.h"
+#include "tokcom/core/atomic_file.h"
+#include "tokcom/core/config.h"
+#include "tokcom/core/errors.h"
+#include "tokcom/data/dataset.h"
+#include "tokcom/data/grid.h"
+#include "tokcom/data/image_codec.h"
+#include "tokcom/data/loader.h"
+
+namespace tokcom::cli {
+namespace {
+
+struct DataArgs {
+  std::string config, dataset = "fashion-mnist", root, out, augment, split = "train";
+  int count = 32, columns = 8;
+  std::vector<std::string> overrides;
+};
+
+// The config for a data verb: --dataset/--root/--augment become overrides; Imagenette and
+// folders default to 64 px unless data.image_size is set explicitly (the schema default, 28,
+// is Fashion-MNIST's side).
+Config data_config(const DataArgs& a) {
+  std::vector<std::string> overrides = {"data.dataset=" + a.dataset};
+  bool size_given = false;
+  for (const auto& o : a.overrides) size_given |= o.rfind("data.image_size=", 0) == 0;
+  if (a.dataset != "fashion-mnist" && !size_given && a.config.empty())
+    overrides.push_back("data.image_size=64");
+  if (!a.root.empty()) overrides.push_back("data.root=" + a.root);
+  if (!a.augment.empty()) overrides.push_back("data.augment=" + a.augment);
+  overrides.insert(overrides.end(), a.overrides.begin(), a.overrides.end());
+  return Config::load(a.config, overrides);
+}
+
+void run_info(const DataArgs& a) {
+  const Config cfg = data_config(a);
+  const std::vector<std::string> splits =
+      a.dataset == "fashion-mnist" ? std::vector<std::string>{"train", "test"}
+                                   : std::vector<std::string>{"train", "val"};
+  std::vector<ImageDataset> sets;
+  for (const auto& s : splits) sets.push_back(load_dataset(cfg, s));
+  const ImageDataset& first = sets.front();
+  std::cout << first.name << "  (" << first.source << ")\n";
+  for (const auto& ds : sets)
+    std::cout << fmt::format("  {:<5} {:>6} images  {}x{}x{} uint8\n", ds.split, ds.size(),
+                             ds.images.size(1), ds.images.size(2), ds.images.size(3));
+  std::cout << "  classes (" << first.class_names.size() << "), images per class "
+            << sets[0].split << "/" << sets[1].split << ":\n";
+  std::vector<torch::Tensor> counts;
+  for (const auto& ds : sets) counts.push_back(torch::bincount(ds.labels, {}, int64_t(first.class_names.size())));
+  for (size_t k = 0; k < first.class_names.size(); ++k) {
+    const std::string id = first.class_ids[k] != first.class_names[k] ? first.class_ids[k] + "  " : "";
+    std::cout << fmt::format("  {:>3}  {}{:<18} {:>5} / {}\n", k, id, first.class_names[k],
+                             counts[0][k].item<int64_t>(), counts[1][k].item<int64_t>());
+  }
+}
+
+void run_show(const DataArgs& a) {
+  if (a.count < 1 || a.count > 1024) throw UsageError("--count: " + std::to_string(a.count) + " not in 1..1024");
+  const Config cfg = data_config(a);
+  const ImageDataset ds = load_dataset(cfg, a.split);
+  const TransformOptions transform = transform_options(cfg, ds);
+  LoaderOptions options;
+  options.batch_size = std::min<int64_t>(a.count, ds.size());
+  options.workers = 0;
+  options.augment = transform.augment != "none";
+  options.seed = uint64_t(torch::randint(1 << 30, {1}, torch::kInt64).item<int64_t>());  // from --seed
+  Loader loader(ds, transform, options);
+  const Batch batch = loader.make_batch(/*epoch=*/0, /*b=*/0);
+  std::vector<std::string> captions;
+  for (int64_t i = 0; i < batch.labels.size(0); ++i)
+    captions.push_back(ds.class_names[batch.labels[i].item<int64_t>()]);
+  const torch::Tensor pixels = denormalise(batch.images, transform.mean, transform.std);
+  const torch::Tensor grid = make_grid(pixels, captions, a.columns);
+  write_file_atomic(a.out, encode_png(grid.data_ptr<uint8_t>(), 3, int(grid.size(1)), int(grid.size(2))));
+  spdlog::info("wrote {} ({} {} samples, augment {}, {}x{} px)", a.out, batch.labels.size(0), ds.split,
+               transform.augment, grid.size(2), grid.size(1));
+}
+
+void add_common(CLI::App* cmd, const std::shared_ptr<DataArgs>& args) {
+  cmd->add_option("--dataset", args->dataset, "imagenette|fashion-mnist|folder")
+      ->check(CLI::IsMember({"imagenette", "fashion-mnist", "folder"}))
+      ->capture_default_str();
+  cmd->add_option("--root", args->root, "ImageFolder root (<root>/<split>/<class>/<image>)");
+  cmd->add_option("-c,--config", args->config, "Named config in configs/ (default: defaults only)");
+  cmd->add_option("overrides", args->overrides, "key.sub=value ...");
+}
+
+void add_data(CLI::App& app) {
+  CLI::App* data = group(app, "data", "Inspect data sets");
+  auto info = std::make_shared<DataArgs>();
+  CLI::App* cmd = data->add_subcommand("info", "Split sizes and class names of a data set");
+  add_common(cmd, info);
+  set_action(cmd, [info] { run_info(*info); });
+
+  auto show = std::make_shared<DataArgs>();
+  cmd = data->add_subcommand("show", "Write a labelled PNG grid of augmented samples");
+  add_common(cmd, show);
+  cmd->add_option("-o,--out", show->out, "PNG to write (temp file + rename)")->required();
+  cmd->add_option("--count", show->count, "Number of samples")->capture_default_str();
+  cmd->add_option("--columns", show->columns, "Grid columns")->capture_default_str();
+  cmd->add_option("--augment", show->augment, "none|crop-flip|randaugment (default: data.augment)")
+      ->check(CLI::IsMember({"none", "crop-flip", "randaugment"}));
+  cmd->add_option("--split", show->split, "train|val|test")->capture_default_str();
+  set_action(cmd, [show] { run_show(*show); });
+}
+
+}  // namespace
+TOKCOM_REGISTER_COMMAND(10, add_data);
+}  // namespace tokcom::cli
