@@ -1,0 +1,283 @@
+// ViT backbone (SPEC 2), budget token (SPEC 3.1), block loop; token selection is in selection.cpp.
+#include "tokcom/model/vit.h"
+
+#include <torch/torch.h>
+
+#include <fmt/ranges.h>
+
+#include <cmath>
+#include <limits>
+
+#include "tokcom/core/check.h"
+#include "tokcom/core/config.h"
+#include "tokcom/core/errors.h"
+
+namespace tokcom {
+namespace {
+
+constexpr double kLayerNormEps = 1e-6;  // SPEC 2 (timm's ViT)
+constexpr double kInitStd = 0.02;       // SPEC 2: timm trunc normal std for Linear / pos / cls
+
+// timm's trunc_normal_(t, std=0.02, a=-2, b=2): the bounds sit at 100σ, so this is N(0, σ²).
+void trunc_normal(torch::Tensor& t, double std) { t.normal_(0.0, std).clamp_(-2.0, 2.0); }
+
+torch::nn::LayerNorm make_norm(int64_t dim) {
+  return torch::nn::LayerNorm(torch::nn::LayerNormOptions({dim}).eps(kLayerNormEps));
+}
+
+}  // namespace
+
+MlpImpl::MlpImpl(int64_t dim, int64_t hidden)
+    : fc1(register_module("fc1", torch::nn::Linear(dim, hidden))),
+      fc2(register_module("fc2", torch::nn::Linear(hidden, dim))) {}
+
+torch::Tensor MlpImpl::forward(const torch::Tensor& x) {
+  return fc2(torch::gelu(fc1(x)));  // exact (erf) GELU, SPEC 2
+}
+
+AttentionImpl::AttentionImpl(int64_t dim, int64_t heads_)
+    : heads(heads_),
+      scale(1.0 / std::sqrt(static_cast<double>(dim / heads_))),
+      qkv(register_module("qkv", torch::nn::Linear(dim, 3 * dim))),
+      proj(register_module("proj", torch::nn::Linear(dim, dim))) {}
+
+torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& key_bias) {
+  const int64_t batch = x.size(0), tokens = x.size(1), dim = x.size(2);
+  const int64_t head_dim = dim / heads;
+  // (B, T, 3D) → (3, B·H, T, hd): one permute copy, then q/k/v are contiguous views.
+  torch::Tensor qkv_out = qkv(x).view({batch, tokens, 3, heads, head_dim})
+                              .permute({2, 0, 3, 1, 4})
+                              .reshape({3, batch * heads, tokens, head_dim});
+  torch::Tensor q = qkv_out[0], k = qkv_out[1], v = qkv_out[2];
+  torch::Tensor logits;
+  if (key_bias.defined()) {
+    // (B, 1, 1, T) → (B·H, 1, T): −inf on padded keys, broadcast over queries.
+    torch::Tensor bias = key_bias.expand({batch, heads, 1, tokens}).reshape({batch * heads, 1, tokens});
+    logits = torch::baddbmm(bias, q, k.transpose(1, 2), /*beta=*/1.0, /*alpha=*/scale);
+  } else {
+    logits = torch::bmm(q, k.transpose(1, 2)).mul_(scale);
+  }
+  torch::Tensor out = torch::bmm(torch::softmax(logits, -1), v);  // (B·H, T, hd)
+  out = out.view({batch, heads, tokens, head_dim}).transpose(1, 2).reshape({batch, tokens, dim});
+  return proj(out);
+}
+
+BlockImpl::BlockImpl(int64_t dim, int64_t heads, double mlp_ratio, bool adaptive_)
+    : adaptive(adaptive_),
+      norm1(register_module("norm1", make_norm(dim))),
+      norm2(register_module("norm2", make_norm(dim))),
+      attn(register_module("attn", Attention(dim, heads))),
+      mlp(register_module("mlp", Mlp(dim, static_cast<int64_t>(dim * mlp_ratio)))) {
+  if (adaptive) {
+    gate = register_module("gate", torch::nn::Linear(dim, 1));
+    threshold = register_module("threshold", torch::nn::Linear(dim, 1));
+  }
+}
+
+torch::Tensor BlockImpl::forward(const torch::Tensor& x, const torch::Tensor& key_bias) {
+  torch::Tensor h = x + attn(norm1(x), key_bias);
+  return h + mlp(norm2(h));
+}
+
+PatchEmbedImpl::PatchEmbedImpl(int64_t in_chans, int64_t dim, int64_t patch)
+    : proj(register_module(
+          "proj", torch::nn::Conv2d(torch::nn::Conv2dOptions(in_chans, dim, patch).stride(patch)))) {}
+
+torch::Tensor PatchEmbedImpl::forward(const torch::Tensor& images) {
+  return proj(images).flatten(2).transpose(1, 2);  // (B, D, h, w) → (B, h·w, D), row-major grid
+}
+
+void validate_vit_options(const VitOptions& o) {
+  auto fail = [](const std::string& what) { throw ConfigError("Vit: " + what); };
+  if (o.image_size() <= 0 || o.patch_size() <= 0 || o.image_size() % o.patch_size() != 0) {
+    fail(fmt::format("image_size {} must be a positive multiple of patch_size {}", o.image_size(),
+                     o.patch_size()));
+  }
+  if (o.dim() <= 0 || o.heads() <= 0 || o.dim() % o.heads() != 0) {
+    fail(fmt::format("dim {} must be a positive multiple of heads {}", o.dim(), o.heads()));
+  }
+  if (o.depth() <= 0 || o.num_classes() <= 0 || o.in_chans() <= 0 || o.mlp_ratio() <= 0) {
+    fail(fmt::format("depth {}, num_classes {}, in_chans {} and mlp_ratio {} must be positive",
+                     o.depth(), o.num_classes(), o.in_chans(), o.mlp_ratio()));
+  }
+  const auto& blocks = o.adaptive_blocks();
+  for (size_t i = 0; i < blocks.size(); ++i) {
+    if (blocks[i] < 0 || blocks[i] >= o.depth() || (i > 0 && blocks[i] <= blocks[i - 1])) {
+      fail(fmt::format("adaptive_blocks [{}] must be sorted, unique and in [0, depth = {})",
+                       fmt::join(blocks, ", "), o.depth()));
+    }
+  }
+  if (!(o.eval_cutoff() >= 0.0 && o.eval_cutoff() < 1.0)) {
+    fail(fmt::format("eval_cutoff {} must be in [0, 1)", o.eval_cutoff()));
+  }
+}
+
+VitImpl::VitImpl(VitOptions options_) : options(std::move(options_)) {
+  validate_vit_options(options);
+  const int64_t dim = options.dim();
+  adaptive_.assign(options.depth(), false);
+  for (int64_t b : options.adaptive_blocks()) adaptive_[b] = true;
+
+  patch_embed = register_module("patch_embed", PatchEmbed(options.in_chans(), dim, options.patch_size()));
+  cls_token = register_parameter("cls_token", torch::zeros({1, 1, dim}));
+  pos_embed = register_parameter("pos_embed", torch::zeros({1, 1 + options.num_patches(), dim}));
+  if (!options.adaptive_blocks().empty()) {
+    budget_token_a = register_parameter("budget_token_a", torch::zeros({1, 1, dim}));
+    budget_token_b = register_parameter("budget_token_b", torch::zeros({1, 1, dim}));
+  }
+  blocks = register_module("blocks", torch::nn::ModuleList());
+  for (int64_t i = 0; i < options.depth(); ++i) {
+    block_list_.emplace_back(dim, options.heads(), options.mlp_ratio(), adaptive_[i]);
+    blocks->push_back(block_list_.back());
+  }
+  norm = register_module("norm", make_norm(dim));
+  head = register_module("head", torch::nn::Linear(dim, options.num_classes()));
+  reset_parameters();
+}
+
+void VitImpl::reset_parameters() {
+  torch::NoGradGuard no_grad;
+  patch_embed->proj->reset_parameters();  // timm leaves the conv at PyTorch's default init
+  trunc_normal(cls_token, kInitStd);
+  trunc_normal(pos_embed, kInitStd);
+  if (budget_token_a.defined()) {  // SPEC 3.1: t_A, t_B ~ N(0, 0.02²)
+    budget_token_a.normal_(0.0, kInitStd);
+    budget_token_b.normal_(0.0, kInitStd);
+  }
+  auto init_linear = [](torch::nn::Linear& l) {
+    trunc_normal(l->weight, kInitStd);
+    l->bias.zero_();
+  };
+  for (Block& b : block_list_) {
+    b->norm1->reset_parameters();
+    b->norm2->reset_parameters();
+    init_linear(b->attn->qkv);
+    init_linear(b->attn->proj);
+    init_linear(b->mlp->fc1);
+    init_linear(b->mlp->fc2);
+    if (b->adaptive) {  // SPEC 3.3: default Linear weights, biases N(5, 0.1²) and N(−5, 0.1²)
+      b->gate->reset_parameters();
+      b->threshold->reset_parameters();
+      b->gate->bias.normal_(5.0, 0.1);
+      b->threshold->bias.normal_(-5.0, 0.1);
+    }
+  }
+  norm->reset_parameters();
+  init_linear(head);
+}
+
+bool VitImpl::is_adaptive(int64_t block) const {
+  return block >= 0 && block < static_cast<int64_t>(adaptive_.size()) && adaptive_[block];
+}
+
+TokenState VitImpl::embed(const torch::Tensor& images, const torch::Tensor& budget) {
+  const int64_t size = options.image_size();
+  check_shape("Vit::embed", "images", images, {-1, options.in_chans(), size, size});
+  const int64_t batch = images.size(0);
+  bool use_budget = false;
+  if (budget.defined()) {
+    check_shape("Vit::embed", "budget", budget, {batch});
+    if (!budget.is_floating_point()) {
+      throw ShapeError(fmt::format("Vit::embed: budget must be floating point, got {}",
+                                   c10::toString(budget.scalar_type())));
+    }
+    if (batch > 0 && !((budget > 0) & (budget <= 1)).all().item<bool>()) {
+      throw UsageError(fmt::format("Vit::embed: budget values must be in (0, 1], got min {} max {}",
+                                   budget.min().item<double>(), budget.max().item<double>()));
+    }
+    // SPEC 3.1 / P23: α exactly 1 (whole batch) means the static model, no budget token.
+    use_budget = !options.adaptive_blocks().empty() && batch > 0 && !(budget == 1).all().item<bool>();
+  }
+  torch::Tensor x = patch_embed(images);
+  x = torch::cat({cls_token.expand({batch, -1, -1}), x}, 1) + pos_embed;
+  if (use_budget) {
+    // SPEC 3.1: b(α) = α·t_A + (1 − α)·t_B, appended after the positional embedding.
+    torch::Tensor a = budget.to(x.dtype()).view({batch, 1, 1});
+    x = torch::cat({x, a * budget_token_a + (1 - a) * budget_token_b}, 1);
+  }
+  TokenState state;
+  state.x = x;
+  state.has_budget = use_budget;
+  state.positions =
+      torch::arange(x.size(1), torch::TensorOptions().dtype(torch::kInt64).device(x.device()))
+          .unsqueeze(0)
+          .expand({batch, x.size(1)});
+  return state;
+}
+
+TokenState VitImpl::forward_blocks(TokenState state, int64_t begin, int64_t end, SelectionMode mode,
+                                   std::vector<BlockStats>* stats) {
+  if (begin < 0 || begin > end || end > options.depth()) {
+    throw UsageError(fmt::format("Vit::forward_blocks: block range [{}, {}) outside [0, {})", begin,
+                                 end, options.depth()));
+  }
+  torch::Tensor key_bias = key_padding_bias(state);
+  for (int64_t i = begin; i < end; ++i) {
+    Block& block = block_list_[i];
+    if (adaptive_[i] && state.has_budget) {
+      BlockStats stat;
+      stat.block = i;
+      const bool had_padding = state.padding.defined();
+      state = mode == SelectionMode::kSoft ? select_soft(block, i, std::move(state), &stat)
+                                           : select_hard(block, i, std::move(state), &stat);
+      if (state.padding.defined() || had_padding) key_bias = key_padding_bias(state);
+      if (stats) stats->push_back(std::move(stat));
+    } else if (state.mask.defined()) {  // SPEC 3.4: X ← Block(X ⊙ m) ⊙ m after selection began
+      torch::Tensor m = state.mask.unsqueeze(-1);
+      state.x = block(state.x * m, key_bias) * m;
+    } else {
+      state.x = block(state.x, key_bias);
+    }
+  }
+  return state;
+}
+
+torch::Tensor VitImpl::forward_head(const TokenState& state) {
+  // LayerNorm is per token, so normalising only the cls token equals normalising all tokens.
+  return head(norm(state.x.select(1, 0)));
+}
+
+VitOutput VitImpl::forward(const torch::Tensor& images, const torch::Tensor& budget, SelectionMode mode) {
+  VitOutput out;
+  TokenState state = forward_blocks(embed(images, budget), 0, options.depth(), mode, &out.stats);
+  out.logits = forward_head(state);
+  return out;
+}
+
+std::vector<std::pair<std::string, torch::Tensor>> VitImpl::forward_hidden(const torch::Tensor& images,
+                                                                           const torch::Tensor& budget) {
+  std::vector<std::pair<std::string, torch::Tensor>> hidden;
+  TokenState state = embed(images, budget);
+  hidden.emplace_back("embed", state.x);
+  for (int64_t i = 0; i < options.depth(); ++i) {
+    state = forward_blocks(std::move(state), i, i + 1, SelectionMode::kSoft);
+    hidden.emplace_back("block." + std::to_string(i), state.x);
+  }
+  return hidden;
+}
+
+VitOptions vit_options_from_config(const Config& c) {
+  return VitOptions()
+      .image_size(c.get_int("model.image_size"))
+      .patch_size(c.get_int("model.patch_size"))
+      .in_chans(c.get_int("model.in_chans"))
+      .num_classes(c.get_int("model.num_classes"))
+      .dim(c.get_int("model.dim"))
+      .depth(c.get_int("model.depth"))
+      .heads(c.get_int("model.heads"))
+      .mlp_ratio(c.get_double("model.mlp_ratio"))
+      .adaptive_blocks(c.get_ints("model.adaptive_blocks"))
+      .reference(c.get_bool("model.reference"))
+      .eval_cutoff(c.get_double("model.eval_cutoff"));
+}
+
+Vit make_vit(const Config& config) { return Vit(vit_options_from_config(config)); }
+
+torch::Tensor tokens_sent(const BlockStats& stats) { return stats.kept + 2; }
+
+std::pair<double, double> kept_mean_std(const BlockStats& stats) {
+  torch::Tensor k = stats.kept.to(torch::kDouble);
+  return {k.mean().item<double>(), k.std(/*unbiased=*/false).item<double>()};
+}
+
+}  // namespace tokcom

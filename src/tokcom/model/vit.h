@@ -1,0 +1,163 @@
+// Vision transformer (timm/DeiT layout) with adaptive token selection under a budget α
+// (SPEC 2, 3, 10 P1–P5). Parameter names are timm's, so safetensors move without a key map.
+#pragma once
+#include <torch/nn/module.h>
+#include <torch/nn/modules/container/modulelist.h>
+#include <torch/nn/modules/conv.h>
+#include <torch/nn/modules/linear.h>
+#include <torch/nn/modules/normalization.h>
+#include <torch/nn/pimpl.h>
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace tokcom {
+class Config;
+
+struct VitOptions {
+  int64_t num_patches() const { return (image_size_ / patch_size_) * (image_size_ / patch_size_); }
+  TORCH_ARG(int64_t, image_size) = 224;
+  TORCH_ARG(int64_t, patch_size) = 16;
+  TORCH_ARG(int64_t, in_chans) = 3;
+  TORCH_ARG(int64_t, num_classes) = 10;
+  TORCH_ARG(int64_t, dim) = 192;  // DeiT-Tiny width
+  TORCH_ARG(int64_t, depth) = 12;
+  TORCH_ARG(int64_t, heads) = 3;
+  TORCH_ARG(double, mlp_ratio) = 4.0;
+  // SPEC 3.2 / P2: blocks with gate + threshold heads; empty = static ViT (no budget token).
+  TORCH_ARG(std::vector<int64_t>, adaptive_blocks) = std::vector<int64_t>{1, 2};
+  // SPEC 10 reference mode: P1 threshold reads position −2 (last patch), P4 hard path does not
+  // scale kept tokens, P5 all-dropped fallback keeps every token.
+  TORCH_ARG(bool, reference) = false;
+  TORCH_ARG(double, eval_cutoff) = 1e-3;  // SPEC 3.3: eval only, mask ≤ cutoff → 0
+};
+
+// SPEC 3.4 soft masking (tokens multiplied by masks, zeroed tokens stay as keys) or SPEC 3.5 / P3
+// hard dropping (kept tokens physically gathered; a batch is packed to the longest sample with a
+// key-padding mask, layout [cls, kept patches…, padding…, budget]).
+enum class SelectionMode { kSoft, kHard };
+
+// What flows between blocks (and, on the split model, over the channel).
+struct TokenState {
+  torch::Tensor x;          // (B, T, D)
+  torch::Tensor mask;       // (B, T) cumulative mask over the current sequence; undefined = ones
+  torch::Tensor padding;    // (B, T) bool, true = padded slot (ignored as key); undefined = none
+  torch::Tensor positions;  // (B, T) int64: 0 cls, 1..N patches, N+1 budget, −1 padding
+  bool has_budget = false;  // last token is the budget token b(α)
+};
+
+struct BlockStats {
+  int64_t block = 0;
+  torch::Tensor patch_mask;  // (B, N) cumulative soft patch mask after this block; 0 = dropped
+  torch::Tensor kept;        // (B) int64 patch tokens kept after this block (cls/budget excluded)
+};
+
+struct VitOutput {
+  torch::Tensor logits;            // (B, num_classes)
+  std::vector<BlockStats> stats;   // one per adaptive block that ran with a budget token
+};
+
+// MLP: fc1 → exact GELU → fc2 (timm names mlp.fc1 / mlp.fc2).
+class MlpImpl : public torch::nn::Module {
+ public:
+  MlpImpl(int64_t dim, int64_t hidden);
+  torch::Tensor forward(const torch::Tensor& x);
+  torch::nn::Linear fc1{nullptr}, fc2{nullptr};
+};
+TORCH_MODULE(Mlp);
+
+// Multi-head self-attention; key_bias (B, 1, 1, T) additive (−inf at padded keys) or undefined.
+class AttentionImpl : public torch::nn::Module {
+ public:
+  AttentionImpl(int64_t dim, int64_t heads);
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& key_bias = {});
+  int64_t heads;
+  double scale;
+  torch::nn::Linear qkv{nullptr}, proj{nullptr};
+};
+TORCH_MODULE(Attention);
+
+// Pre-norm block x ← x + Attn(LN1 x); x ← x + MLP(LN2 x) (SPEC 2). Adaptive blocks also own
+// `gate` and `threshold` (Linear D→1, sigmoid applied by the selection code, SPEC 3.3).
+class BlockImpl : public torch::nn::Module {
+ public:
+  BlockImpl(int64_t dim, int64_t heads, double mlp_ratio, bool adaptive);
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& key_bias = {});
+  bool adaptive;
+  torch::nn::LayerNorm norm1{nullptr}, norm2{nullptr};
+  Attention attn{nullptr};
+  Mlp mlp{nullptr};
+  torch::nn::Linear gate{nullptr}, threshold{nullptr};  // adaptive blocks only
+};
+TORCH_MODULE(Block);
+
+// Patch embedding: Conv2d(in_chans → dim, kernel = stride = patch) (timm patch_embed.proj).
+class PatchEmbedImpl : public torch::nn::Module {
+ public:
+  PatchEmbedImpl(int64_t in_chans, int64_t dim, int64_t patch);
+  torch::Tensor forward(const torch::Tensor& images);  // (B, C, H, W) → (B, N, D)
+  torch::nn::Conv2d proj{nullptr};
+};
+TORCH_MODULE(PatchEmbed);
+
+class VitImpl : public torch::nn::Module {
+ public:
+  explicit VitImpl(VitOptions options);
+
+  // images (B, C, H, W) normalised; budget (B) in (0, 1] or undefined. Undefined, all exactly 1.0
+  // (SPEC 3.1) or a model without adaptive blocks → static path, no budget token.
+  TokenState embed(const torch::Tensor& images, const torch::Tensor& budget = {});
+  // Runs blocks [begin, end); adaptive blocks select tokens per `mode` when a budget token is
+  // present and append their BlockStats to *stats.
+  TokenState forward_blocks(TokenState state, int64_t begin, int64_t end, SelectionMode mode,
+                            std::vector<BlockStats>* stats = nullptr);
+  // Final LayerNorm, head on token 0 (cls) → (B, num_classes).
+  torch::Tensor forward_head(const TokenState& state);
+  VitOutput forward(const torch::Tensor& images, const torch::Tensor& budget = {},
+                    SelectionMode mode = SelectionMode::kSoft);
+  // `predict --hidden`: tokens after pos-embed (and budget token) as "embed", then "block.i" for
+  // every block, soft path. Masked tensors as they leave each block.
+  std::vector<std::pair<std::string, torch::Tensor>> forward_hidden(const torch::Tensor& images,
+                                                                    const torch::Tensor& budget = {});
+
+  bool is_adaptive(int64_t block) const;
+  // Re-draws every parameter as SPEC 2 / 3.3 (timm init; budget tokens, gate/threshold biases).
+  void reset_parameters();
+  // Benchmark/test hook (docs/model.md): ≥ 0 makes each adaptive block keep exactly
+  // round(f·N) patches — those with the highest gate score, mask = gate value — instead of
+  // s = ReLU(g − τ). −1 = off (the method).
+  double keep_fraction_hook = -1.0;
+
+  VitOptions options;
+  torch::Tensor cls_token, pos_embed;              // (1, 1, D), (1, 1 + N, D)
+  torch::Tensor budget_token_a, budget_token_b;    // t_A, t_B (1, 1, D); adaptive models only
+  PatchEmbed patch_embed{nullptr};
+  torch::nn::ModuleList blocks{nullptr};
+  torch::nn::LayerNorm norm{nullptr};
+  torch::nn::Linear head{nullptr};
+
+ private:
+  TokenState select_soft(Block& block, int64_t index, TokenState state, BlockStats* stat);
+  TokenState select_hard(Block& block, int64_t index, TokenState state, BlockStats* stat);
+  torch::Tensor selection_scores(Block& block, const TokenState& state);
+  std::vector<bool> adaptive_;
+  std::vector<Block> block_list_;  // the same modules as `blocks`, typed
+};
+TORCH_MODULE(Vit);
+
+// Throws ConfigError unless the adaptive blocks are sorted, unique and in [0, depth).
+void validate_vit_options(const VitOptions& options);
+// Builds the model from the `model` config section (configs/defaults/model.yaml).
+VitOptions vit_options_from_config(const Config& config);
+Vit make_vit(const Config& config);
+
+// (B, 1, 1, T) additive attention bias, −inf at state.padding; undefined without padding.
+torch::Tensor key_padding_bias(const TokenState& state);
+// Tokens sent over the channel after a block (SPEC 3.6): kept patches + cls + budget, (B) int64.
+torch::Tensor tokens_sent(const BlockStats& stats);
+// Mean and (population) standard deviation of kept patch tokens per sample, for the eval CSV.
+std::pair<double, double> kept_mean_std(const BlockStats& stats);
+
+}  // namespace tokcom

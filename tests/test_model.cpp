@@ -1,0 +1,381 @@
+// Model: timm names, init (nothing dropped), token selection invariants (SPEC 3), soft vs hard
+// paths (SPEC 10 P3–P5), budget losses and α sampling (SPEC 4), parity with an independent
+// PyTorch implementation (scripts/make_vit_fixture.py), input validation.
+#include <gtest/gtest.h>
+
+#include <torch/torch.h>
+
+#include <map>
+#include <set>
+
+#include "tokcom/core/config.h"
+#include "tokcom/core/errors.h"
+#include "tokcom/core/safetensors.h"
+#include "tokcom/core/state_dict.h"
+#include "tokcom/model/budget_loss.h"
+#include "tokcom/model/vit.h"
+
+using namespace tokcom;
+
+namespace {
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "<no error>";
+}
+
+// The fixture's geometry: 32 px, patch 8 (16 patches), dim 48, depth 4, heads 3.
+VitOptions tiny(bool reference = false) {
+  return VitOptions().image_size(32).patch_size(8).dim(48).depth(4).heads(3).num_classes(10)
+      .adaptive_blocks({1, 2}).reference(reference);
+}
+
+// Sharper gates than the init so that tokens get dropped, with different counts per image.
+Vit dropping_model(bool reference = false, uint64_t seed = 3) {
+  torch::manual_seed(seed);
+  Vit model(tiny(reference));
+  torch::NoGradGuard no_grad;
+  for (int64_t i : {1, 2}) {
+    auto& block = *model->blocks[i]->as<BlockImpl>();
+    block.gate->weight.normal_(0.0, 2.0);
+    block.gate->bias.fill_(i == 1 ? 0.5 : 0.0);
+    block.threshold->bias.fill_(0.0);
+  }
+  model->eval();
+  return model;
+}
+
+torch::Tensor images_of(int64_t batch, uint64_t seed = 5) {
+  torch::manual_seed(seed);
+  return torch::randn({batch, 3, 32, 32});
+}
+
+double max_abs(const torch::Tensor& a, const torch::Tensor& b) {
+  return (a.to(torch::kDouble) - b.to(torch::kDouble)).abs().max().item<double>();
+}
+
+}  // namespace
+
+TEST(Vit, NamedParametersAreTimmNames) {
+  Vit model(VitOptions().image_size(32).patch_size(8).dim(48).depth(2).heads(3).num_classes(10)
+                .adaptive_blocks({1}));
+  std::map<std::string, std::vector<int64_t>> expected = {
+      {"cls_token", {1, 1, 48}}, {"pos_embed", {1, 17, 48}},
+      {"patch_embed.proj.weight", {48, 3, 8, 8}}, {"patch_embed.proj.bias", {48}},
+      {"budget_token_a", {1, 1, 48}}, {"budget_token_b", {1, 1, 48}},
+      {"norm.weight", {48}}, {"norm.bias", {48}}, {"head.weight", {10, 48}}, {"head.bias", {10}},
+      {"blocks.1.gate.weight", {1, 48}}, {"blocks.1.gate.bias", {1}},
+      {"blocks.1.threshold.weight", {1, 48}}, {"blocks.1.threshold.bias", {1}}};
+  for (const std::string b : {"blocks.0.", "blocks.1."}) {
+    expected[b + "norm1.weight"] = {48};
+    expected[b + "norm1.bias"] = {48};
+    expected[b + "attn.qkv.weight"] = {144, 48};
+    expected[b + "attn.qkv.bias"] = {144};
+    expected[b + "attn.proj.weight"] = {48, 48};
+    expected[b + "attn.proj.bias"] = {48};
+    expected[b + "norm2.weight"] = {48};
+    expected[b + "norm2.bias"] = {48};
+    expected[b + "mlp.fc1.weight"] = {192, 48};
+    expected[b + "mlp.fc1.bias"] = {192};
+    expected[b + "mlp.fc2.weight"] = {48, 192};
+    expected[b + "mlp.fc2.bias"] = {48};
+  }
+  std::map<std::string, std::vector<int64_t>> got;
+  for (const auto& p : model->named_parameters()) got[p.key()] = p.value().sizes().vec();
+  EXPECT_EQ(got, expected);
+  // A static model has no budget tokens and no gates.
+  Vit plain(VitOptions().image_size(32).patch_size(8).dim(48).depth(2).heads(3).adaptive_blocks({}));
+  EXPECT_EQ(plain->named_parameters().size(), expected.size() - 6);
+}
+
+TEST(Vit, InitMatchesSpec) {  // SPEC 2 / 3.3: timm init, gate bias ≈ 5, threshold bias ≈ −5
+  torch::manual_seed(1);
+  Vit model(VitOptions().depth(4));
+  auto& block = *model->blocks[1]->as<BlockImpl>();
+  EXPECT_NEAR(block.gate->bias.item<double>(), 5.0, 0.5);
+  EXPECT_NEAR(block.threshold->bias.item<double>(), -5.0, 0.5);
+  EXPECT_LE(block.gate->weight.abs().max().item<double>(), 1.0 / std::sqrt(192.0) + 1e-6);
+  EXPECT_NEAR(model->pos_embed.std().item<double>(), 0.02, 0.002);
+  EXPECT_NEAR(block.attn->qkv->weight.std().item<double>(), 0.02, 0.001);
+  EXPECT_EQ(block.attn->qkv->bias.abs().max().item<double>(), 0.0);
+  EXPECT_EQ(block.norm1->weight.min().item<double>(), 1.0);
+  EXPECT_NEAR(model->budget_token_a.std().item<double>(), 0.02, 0.006);
+}
+
+TEST(Vit, AtInitNothingIsDropped) {
+  torch::manual_seed(2);
+  Vit model(tiny());
+  model->eval();
+  torch::NoGradGuard no_grad;
+  VitOutput out = model->forward(images_of(3), torch::tensor({0.1f, 0.5f, 0.9f}), SelectionMode::kSoft);
+  ASSERT_EQ(out.stats.size(), 2u);
+  for (const BlockStats& s : out.stats) {
+    EXPECT_GT(s.patch_mask.min().item<double>(), 0.95);  // σ(5) − σ(−5) ≈ 0.987 per block
+    EXPECT_GT(s.patch_mask.mean().item<double>(), 0.97);
+    EXPECT_EQ(s.kept.min().item<int64_t>(), 16);
+  }
+  EXPECT_EQ(tokens_sent(out.stats.back()).max().item<int64_t>(), 18);  // SPEC 3.6: + cls + budget
+}
+
+TEST(Vit, MasksAreMonotoneAndClsBudgetKept) {
+  Vit model = dropping_model();
+  torch::NoGradGuard no_grad;
+  const torch::Tensor budget = torch::tensor({0.2f, 0.4f, 0.6f, 0.8f});
+  TokenState state = model->embed(images_of(4), budget);
+  std::vector<BlockStats> stats;
+  state = model->forward_blocks(state, 0, 4, SelectionMode::kSoft, &stats);
+  ASSERT_EQ(stats.size(), 2u);
+  EXPECT_TRUE((stats[1].patch_mask <= stats[0].patch_mask).all().item<bool>());
+  EXPECT_TRUE(((stats[0].patch_mask == 0) <= (stats[1].patch_mask == 0)).all().item<bool>());
+  EXPECT_LT(stats[1].kept.sum().item<int64_t>(), stats[0].kept.sum().item<int64_t>());  // drops
+  EXPECT_EQ(state.mask.select(1, 0).min().item<double>(), 1.0);   // cls
+  EXPECT_EQ(state.mask.select(1, 17).min().item<double>(), 1.0);  // budget
+  // Hard path: cls first and the budget token last in every sample's surviving sequence.
+  TokenState hard = model->forward_blocks(model->embed(images_of(4), budget), 0, 4, SelectionMode::kHard);
+  EXPECT_EQ(hard.positions.select(1, 0).max().item<int64_t>(), 0);
+  EXPECT_EQ(hard.positions.select(1, -1).min().item<int64_t>(), 17);
+}
+
+class HardPath : public ::testing::TestWithParam<bool> {};  // param: reference mode
+
+// P3: a packed batch (key padding) gives the same logits and stats as one image at a time
+// (plain gather, no padding), to 1e-5.
+TEST_P(HardPath, BatchEqualsSingleImages) {
+  Vit model = dropping_model(/*reference=*/GetParam());
+  torch::NoGradGuard no_grad;
+  const torch::Tensor images = images_of(5);
+  const torch::Tensor budget = torch::tensor({0.1f, 0.3f, 0.5f, 0.7f, 0.9f});
+  VitOutput batch = model->forward(images, budget, SelectionMode::kHard);
+  // The comparison is only meaningful if the batch really was packed with padding.
+  const torch::Tensor kept = batch.stats[1].kept;
+  ASSERT_GT(kept.max().item<int64_t>(), kept.min().item<int64_t>()) << kept;
+  ASSERT_LT(kept.min().item<int64_t>(), 16);
+  for (int64_t b = 0; b < 5; ++b) {
+    VitOutput one = model->forward(images.slice(0, b, b + 1), budget.slice(0, b, b + 1), SelectionMode::kHard);
+    EXPECT_LT(max_abs(one.logits, batch.logits.slice(0, b, b + 1)), 1e-5) << "image " << b;
+    for (size_t l = 0; l < 2; ++l) {
+      EXPECT_EQ(one.stats[l].kept.item<int64_t>(), batch.stats[l].kept[b].item<int64_t>());
+      EXPECT_LT(max_abs(one.stats[l].patch_mask, batch.stats[l].patch_mask.slice(0, b, b + 1)), 1e-6);
+    }
+  }
+}
+INSTANTIATE_TEST_SUITE_P(Model, HardPath, ::testing::Values(false, true),
+                         [](const auto& info) { return info.param ? "reference" : "default"; });
+
+// With no token dropped, the hard path with P4 scaling computes exactly the soft path (same masks,
+// same scaling, no ghost keys exist): logits and patch masks agree. Reference mode (no scaling)
+// instead equals running the plain blocks on [cls, patches, budget] without any mask.
+TEST(Vit, HardEqualsSoftWhenNothingIsDropped) {
+  torch::manual_seed(4);
+  Vit model(tiny());
+  model->eval();
+  torch::NoGradGuard no_grad;
+  const torch::Tensor images = images_of(3), budget = torch::tensor({0.2f, 0.5f, 0.8f});
+  VitOutput soft = model->forward(images, budget, SelectionMode::kSoft);
+  VitOutput hard = model->forward(images, budget, SelectionMode::kHard);
+  ASSERT_EQ(hard.stats[1].kept.min().item<int64_t>(), 16);
+  EXPECT_LT(max_abs(soft.logits, hard.logits), 1e-5);
+  EXPECT_LT(max_abs(soft.stats[1].patch_mask, hard.stats[1].patch_mask), 1e-6);
+  // The masks (≈ 0.987 per block) do change the tokens: the comparison is not vacuous.
+  TokenState unmasked = model->embed(images, budget);
+  unmasked.has_budget = false;  // budget token present, selection off
+  TokenState plain_state = model->forward_blocks(unmasked, 0, 4, SelectionMode::kSoft);
+  torch::Tensor plain = model->forward_head(plain_state);
+  TokenState soft_state = model->forward_blocks(model->embed(images, budget), 0, 4, SelectionMode::kSoft);
+  EXPECT_GT(max_abs(plain_state.x, soft_state.x), 1e-2);
+
+  model->options.reference(true);
+  VitOutput reference = model->forward(images, budget, SelectionMode::kHard);
+  EXPECT_LT(max_abs(reference.logits, plain), 1e-5);
+}
+
+TEST(Vit, SplitForwardEqualsWholeForward) {  // device blocks [0, 3) + server blocks [3, 4)
+  Vit model = dropping_model();
+  torch::NoGradGuard no_grad;
+  const torch::Tensor images = images_of(4), budget = torch::tensor({0.2f, 0.4f, 0.6f, 0.8f});
+  for (SelectionMode mode : {SelectionMode::kSoft, SelectionMode::kHard}) {
+    TokenState device = model->forward_blocks(model->embed(images, budget), 0, 3, mode);
+    torch::Tensor split = model->forward_head(model->forward_blocks(device, 3, 4, mode));
+    EXPECT_LT(max_abs(split, model->forward(images, budget, mode).logits), 1e-6);
+  }
+}
+
+TEST(Vit, KeepFractionHookKeepsExactly) {
+  torch::manual_seed(6);
+  Vit model(tiny());
+  model->eval();
+  model->keep_fraction_hook = 0.25;
+  torch::NoGradGuard no_grad;
+  TokenState state = model->forward_blocks(model->embed(images_of(2), torch::full({2}, 0.25f)), 0, 4,
+                                           SelectionMode::kHard);
+  EXPECT_EQ(state.x.size(1), 4 + 2);  // round(0.25 · 16) patches + cls + budget
+  EXPECT_FALSE(state.padding.defined());
+  VitOutput soft = model->forward(images_of(2), torch::full({2}, 0.25f), SelectionMode::kSoft);
+  EXPECT_EQ(soft.stats[0].kept.max().item<int64_t>(), 4);
+  EXPECT_EQ(soft.stats[0].kept.min().item<int64_t>(), 4);
+}
+
+TEST(Vit, BudgetTokenFormula) {  // SPEC 3.1: b(α) = α·t_A + (1 − α)·t_B, appended last, no pos-embed
+  torch::manual_seed(7);
+  Vit model(tiny());
+  torch::NoGradGuard no_grad;
+  const torch::Tensor images = images_of(2), budget = torch::tensor({0.25f, 0.75f});
+  TokenState with = model->embed(images, budget);
+  TokenState without = model->embed(images);
+  ASSERT_EQ(with.x.size(1), 18);
+  EXPECT_TRUE(with.has_budget);
+  EXPECT_LT(max_abs(with.x.slice(1, 0, 17), without.x), 1e-7);
+  for (int64_t b = 0; b < 2; ++b) {
+    const double a = budget[b].item<double>();
+    torch::Tensor expected = a * model->budget_token_a[0][0] + (1 - a) * model->budget_token_b[0][0];
+    EXPECT_LT(max_abs(with.x[b][17], expected), 1e-7);
+  }
+}
+
+TEST(Vit, BudgetOneIsTheStaticModel) {  // SPEC 3.1 / P23
+  Vit model = dropping_model();
+  torch::NoGradGuard no_grad;
+  const torch::Tensor images = images_of(3);
+  VitOutput ones = model->forward(images, torch::ones({3}), SelectionMode::kHard);
+  VitOutput none = model->forward(images);
+  EXPECT_TRUE(ones.stats.empty());
+  EXPECT_EQ(max_abs(ones.logits, none.logits), 0.0);
+  EXPECT_FALSE(model->embed(images, torch::ones({3})).has_budget);
+}
+
+TEST(Vit, TrainingModeHasGradientsAndNoCutoff) {
+  Vit model = dropping_model();
+  model->train();
+  const torch::Tensor budget = torch::tensor({0.3f, 0.6f});
+  VitOutput out = model->forward(images_of(2), budget, SelectionMode::kSoft);
+  BudgetLoss loss = budget_loss(out.stats, budget, InnerLoss::kL1);
+  (out.logits.sum() + loss.out + loss.inner).backward();
+  auto& block = *model->blocks[1]->as<BlockImpl>();
+  EXPECT_GT(block.gate->weight.grad().abs().sum().item<double>(), 0.0);
+  EXPECT_GT(model->budget_token_a.grad().abs().sum().item<double>(), 0.0);
+}
+
+TEST(Vit, ParityWithIndependentPyTorch) {  // scripts/make_vit_fixture.py
+  const Safetensors f = read_safetensors(std::string(TOKCOM_TEST_DATA) + "/vit_fixture.safetensors");
+  Vit model(tiny());
+  TensorMap weights;
+  for (const auto& [name, t] : f.tensors) {
+    if (name != "input" && name != "budget" && name.rfind("logits", 0) != 0 &&
+        name.rfind("kept", 0) != 0 && name.rfind("hidden", 0) != 0) {
+      weights[name] = t;
+    }
+  }
+  load_tensors(*model, weights, "vit_fixture.safetensors", /*strict=*/true);
+  model->eval();
+  torch::NoGradGuard no_grad;
+  const torch::Tensor& images = f.tensors.at("input");
+  const torch::Tensor& budget = f.tensors.at("budget");
+  EXPECT_LT(max_abs(model->forward(images).logits, f.tensors.at("logits")), 1e-4);
+  VitOutput soft = model->forward(images, budget, SelectionMode::kSoft);
+  EXPECT_LT(max_abs(soft.logits, f.tensors.at("logits.soft")), 1e-4);
+  VitOutput hard = model->forward(images, budget, SelectionMode::kHard);  // packed batch of 4
+  EXPECT_LT(max_abs(hard.logits, f.tensors.at("logits.hard")), 1e-4);
+  for (int64_t l = 0; l < 2; ++l) {
+    EXPECT_TRUE(soft.stats[l].kept.equal(f.tensors.at("kept.soft").select(1, l))) << soft.stats[l].kept;
+    EXPECT_TRUE(hard.stats[l].kept.equal(f.tensors.at("kept.hard").select(1, l))) << hard.stats[l].kept;
+  }
+  for (const auto& [prefix, b] : {std::pair<std::string, torch::Tensor>{"hidden.", budget},
+                                  {"hidden_static.", torch::Tensor()}}) {
+    for (const auto& [name, h] : model->forward_hidden(images, b)) {
+      EXPECT_LT(max_abs(h, f.tensors.at(prefix + name)), 1e-4) << prefix << name;
+    }
+  }
+}
+
+TEST(Vit, BadInputsNameTheTensor) {
+  Vit model(tiny());
+  std::string msg = error_of([&] { model->forward(torch::zeros({2, 3, 31, 32})); });
+  EXPECT_NE(msg.find("ShapeError"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("images has shape [2, 3, 31, 32], expected [*, 3, 32, 32]"), std::string::npos) << msg;
+  msg = error_of([&] { model->forward(torch::zeros({2, 32, 32})); });
+  EXPECT_NE(msg.find("images has shape [2, 32, 32]"), std::string::npos) << msg;
+  msg = error_of([&] { model->forward(torch::zeros({2, 3, 32, 32}), torch::full({3}, 0.5)); });
+  EXPECT_NE(msg.find("budget has shape [3], expected [2]"), std::string::npos) << msg;
+  msg = error_of([&] { model->forward(torch::zeros({2, 3, 32, 32}), torch::tensor({0.5f, 0.0f})); });
+  EXPECT_NE(msg.find("budget values must be in (0, 1]"), std::string::npos) << msg;
+  msg = error_of([&] { model->forward(torch::zeros({1, 3, 32, 32}), torch::tensor({1.5f})); });
+  EXPECT_NE(msg.find("(0, 1]"), std::string::npos) << msg;
+}
+
+TEST(Vit, BadAdaptiveBlocksAreConfigErrors) {
+  for (const std::vector<int64_t>& blocks : {std::vector<int64_t>{2, 1}, {1, 1}, {4}, {-1}}) {
+    const std::string msg = error_of([&] { Vit(tiny().adaptive_blocks(blocks)); });
+    EXPECT_NE(msg.find("ConfigError: Vit: adaptive_blocks"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("depth = 4"), std::string::npos) << msg;
+  }
+  EXPECT_NE(error_of([] { Vit(tiny().dim(50)); }).find("multiple of heads"), std::string::npos);
+}
+
+TEST(Vit, MakeVitReadsTheModelSection) {
+  Config c = Config::load("", {"model.image_size=32", "model.patch_size=8", "model.dim=48",
+                               "model.depth=3", "model.adaptive_blocks=[2]", "model.reference=true"});
+  Vit model = make_vit(c);
+  EXPECT_EQ(model->options.depth(), 3);
+  EXPECT_EQ(model->options.adaptive_blocks(), std::vector<int64_t>{2});
+  EXPECT_TRUE(model->options.reference());
+  EXPECT_TRUE(model->is_adaptive(2));
+  EXPECT_FALSE(model->is_adaptive(1));
+  EXPECT_EQ(model->pos_embed.size(1), 17);
+  EXPECT_NE(error_of([] { make_vit(Config::load("", {"model.adaptive_blocks=[12]"})); }).find("adaptive_blocks"),
+            std::string::npos);
+}
+
+// SPEC 4 by hand, ε = 0.02. Block 1 means m̄ = (0.5, 0.26), block 2 (last) m̄ = (0.3, 0.1),
+// α = (0.25, 0.25). P(block 1) = (0.23, 0), P(block 2) = (0.03, 0.13).
+TEST(BudgetLoss, KnownAnswers) {
+  auto stats_of = [](float a, float b) {
+    BlockStats s;
+    s.patch_mask = torch::tensor({a, a, b, b}).view({2, 2});  // rows: (a, a), (b, b)
+    return s;
+  };
+  std::vector<BlockStats> stats = {stats_of(0.5f, 0.26f), stats_of(0.3f, 0.1f)};
+  const torch::Tensor alpha = torch::tensor({0.25f, 0.25f});
+  EXPECT_NEAR(budget_penalty(torch::tensor({0.26f}), torch::tensor({0.25f}), 0.02).item<double>(), 0.0, 1e-7);
+  EXPECT_NEAR(budget_penalty(torch::tensor({0.5f}), torch::tensor({0.25f}), 0.02).item<double>(), 0.23, 1e-6);
+  auto loss = [&](InnerLoss inner) { return budget_loss(stats, alpha, inner, 0.02); };
+  EXPECT_NEAR(loss(InnerLoss::kMargin).out.item<double>(), (0.03 + 0.13) / 2, 1e-6);
+  EXPECT_NEAR(loss(InnerLoss::kMargin).inner.item<double>(), 0.23 / 2, 1e-6);
+  EXPECT_NEAR(loss(InnerLoss::kL1).inner.item<double>(), (0.5 + 0.26) / 2, 1e-6);
+  EXPECT_NEAR(loss(InnerLoss::kMl1).inner.item<double>(), (0.23 * 0.5 + 0.0) / 2, 1e-6);
+  EXPECT_NEAR(loss(InnerLoss::kBml1).inner.item<double>(), (1.0 * 0.5 + 0.0) / 2, 1e-6);
+  // A single adaptive block: no inner term.
+  EXPECT_EQ(budget_loss({stats[1]}, alpha).inner.item<double>(), 0.0);
+  EXPECT_EQ(parse_inner_loss("bml1"), InnerLoss::kBml1);
+  EXPECT_NE(error_of([] { parse_inner_loss("l2"); }).find("margin|l1|ml1|bml1"), std::string::npos);
+}
+
+TEST(BudgetLoss, Ml1GradientIsTheSignedViolation) {
+  torch::Tensor mask = torch::full({1, 4}, 0.1f, torch::requires_grad());
+  BlockStats inner, last;
+  inner.patch_mask = mask;
+  last.patch_mask = torch::full({1, 4}, 0.5f);
+  budget_loss({inner, last}, torch::tensor({0.5f}), InnerLoss::kMl1, 0.02).inner.backward();
+  // d/dm̄ = v = sign(0.1 − 0.5)·(0.4 − 0.02) = −0.38, spread over 4 patches.
+  EXPECT_NEAR(mask.grad()[0][0].item<double>(), -0.38 / 4, 1e-6);
+}
+
+TEST(BudgetSampling, StratifiedCoversTheRangeAndIsSeeded) {
+  auto gen = at::detail::createCPUGenerator(/*seed_in=*/9);
+  torch::Tensor a = sample_budgets(64, gen);
+  auto gen2 = at::detail::createCPUGenerator(9);
+  EXPECT_TRUE(a.equal(sample_budgets(64, gen2)));
+  EXPECT_GE(a.min().item<double>(), 0.001);
+  EXPECT_LE(a.max().item<double>(), 0.999);
+  // Each α_b stays near its stratum linspace(0.001, 0.999, 64)[b]: σ = 0.998/64, bound 6σ.
+  torch::Tensor strata = torch::linspace(0.001, 0.999, 64);
+  EXPECT_LT((a - strata).abs().max().item<double>(), 6 * 0.998 / 64);
+  torch::Tensor u = sample_budgets(4096, gen, BudgetSampling::kUniform, 0.2, 0.4);
+  EXPECT_GE(u.min().item<double>(), 0.2);
+  EXPECT_LE(u.max().item<double>(), 0.4);
+  EXPECT_NEAR(u.mean().item<double>(), 0.3, 0.006);  // σ_mean = 0.2/√12/64 ≈ 0.0009
+  EXPECT_NE(error_of([&] { sample_budgets(0, gen); }).find("batch > 0"), std::string::npos);
+}
