@@ -12,6 +12,7 @@
 #include "tokcom/core/config.h"
 #include "tokcom/core/errors.h"
 #include "tokcom/core/safetensors.h"
+#include "tokcom/model/budget_loss.h"
 #include "tokcom/train/hard_count.h"
 #include "tokcom/train/schedule.h"
 #include "tokcom/train/trainer.h"
@@ -38,7 +39,7 @@ TEST(Schedule, KnownAnswers) {
 
 TEST(HardCount, ForwardIsTheExactKeptFraction) {
   const auto m = torch::tensor({{0.9f, 0.0f, 5e-4f, 0.3f}, {0.0f, 0.0f, 0.0f, 0.002f}});
-  const auto k = straight_through_kept_fraction(m, /*cutoff=*/1e-3, /*temperature=*/0.02);
+  const auto k = hard_kept_fraction(m, /*temperature=*/0.02, /*threshold=*/1e-3);
   EXPECT_FLOAT_EQ(k[0].item<float>(), 0.5f);   // 0.9 and 0.3 survive the 1e-3 cutoff
   EXPECT_FLOAT_EQ(k[1].item<float>(), 0.25f);
 }

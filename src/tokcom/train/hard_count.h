@@ -13,11 +13,9 @@
 
 namespace tokcom {
 
-// patch_mask (B, N) cumulative soft mask of patch tokens (0 = dropped) → (B) kept fraction with
-// straight-through gradients.
-at::Tensor straight_through_kept_fraction(const at::Tensor& patch_mask, double cutoff, double temperature);
-
-// (B) penalty max(0, |kept − α| − ε) (SPEC 4, Eq. 7, applied to the hard count).
+// patch_mask (B, N) cumulative soft mask of patch tokens (0 = dropped), budget (B) →
+// (B) penalty max(0, |kept − α| − ε) (SPEC 4, Eq. 7, applied to the straight-through hard count
+// `hard_kept_fraction` of model/budget_loss.h).
 at::Tensor hard_budget_penalty(const at::Tensor& patch_mask, const at::Tensor& budget, double margin,
                                double cutoff, double temperature);
 
