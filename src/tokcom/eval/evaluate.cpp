@@ -1,0 +1,93 @@
+#include "tokcom/eval/evaluate.h"
+
+#include <chrono>
+#include <cmath>
+
+#include <torch/torch.h>
+#include <fmt/format.h>
+
+#include "tokcom/core/atomic_file.h"
+#include "tokcom/core/errors.h"
+#include "tokcom/data/loader.h"
+
+namespace tokcom {
+
+std::string mode_name(SelectionMode mode) { return mode == SelectionMode::kSoft ? "soft" : "hard"; }
+
+SelectionMode parse_mode(const std::string& name) {
+  if (name == "soft") return SelectionMode::kSoft;
+  if (name == "hard") return SelectionMode::kHard;
+  throw UsageError("--mode: '" + name + "', expected soft or hard");
+}
+
+std::vector<EvalRow> evaluate(Vit& model, const ImageDataset& data, const Config& config, const EvalOptions& o) {
+  torch::NoGradGuard no_grad;
+  const bool was_training = model->is_training();
+  model->eval();
+  LoaderOptions lo = loader_options(config, /*train=*/false, /*seed=*/0);
+  lo.batch_size = o.batch_size;
+  lo.drop_last = false;
+  Loader loader(data, transform_options(config, data), lo);
+  const int64_t patches = model->options.num_patches();
+  std::vector<EvalRow> rows;
+  for (double alpha : o.alphas) {
+    if (!(alpha > 0.0 && alpha <= 1.0)) throw UsageError(fmt::format("budget α = {} is outside (0, 1]", alpha));
+    EvalRow row;
+    row.alpha = alpha;
+    row.mode = mode_name(o.mode);
+    row.blocks = model->options.adaptive_blocks();
+    const size_t nb = row.blocks.size();
+    std::vector<double> sum(nb, 0.0), sumsq(nb, 0.0);
+    int64_t correct = 0, seen = 0, batches = 0;
+    double seconds = 0;
+    Batch batch;
+    loader.start_epoch(0);
+    for (; loader.next(batch); ++batches) {
+      if (o.max_batches > 0 && batches >= o.max_batches) break;
+      const torch::Tensor images = batch.images.to(o.device);
+      const int64_t b = images.size(0);
+      torch::Tensor budget;
+      if (alpha < 1.0 && nb > 0) budget = torch::full({b}, alpha, images.options());
+      const auto t0 = std::chrono::steady_clock::now();
+      VitOutput out = model->forward(images, budget, o.mode);
+      const torch::Tensor pred = out.logits.argmax(1).cpu();
+      seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      correct += pred.eq(batch.labels).sum().item<int64_t>();
+      seen += b;
+      for (size_t k = 0; k < nb; ++k) {
+        torch::Tensor kept = k < out.stats.size() ? out.stats[k].kept.to(torch::kDouble).cpu()
+                                                  : torch::full({b}, static_cast<double>(patches), torch::kDouble);
+        sum[k] += kept.sum().item<double>();
+        sumsq[k] += kept.square().sum().item<double>();
+      }
+    }
+    if (seen == 0) throw DataError("evaluate: the split '" + data.split + "' of " + data.name + " has no images");
+    row.n_images = seen;
+    row.accuracy = static_cast<double>(correct) / seen;
+    row.images_per_s = seconds > 0 ? seen / seconds : 0.0;
+    for (size_t k = 0; k < nb; ++k) {
+      const double mean = sum[k] / seen;
+      row.kept_mean.push_back(mean);
+      row.kept_std.push_back(std::sqrt(std::max(0.0, sumsq[k] / seen - mean * mean)));
+    }
+    row.kept_fraction = nb > 0 ? row.kept_mean.back() / static_cast<double>(patches) : 1.0;
+    rows.push_back(row);
+  }
+  if (was_training) model->train();
+  return rows;
+}
+
+void write_eval_csv(const std::string& path, const std::vector<EvalRow>& rows) {
+  std::string s = "alpha,mode,accuracy,kept_fraction";
+  const std::vector<int64_t> blocks = rows.empty() ? std::vector<int64_t>{} : rows.front().blocks;
+  for (int64_t b : blocks) s += fmt::format(",kept_mean_block{0},kept_std_block{0}", b);
+  s += ",images_per_s,n_images\n";
+  for (const auto& r : rows) {
+    s += fmt::format("{},{},{:.6f},{:.6f}", r.alpha, r.mode, r.accuracy, r.kept_fraction);
+    for (size_t k = 0; k < r.kept_mean.size(); ++k) s += fmt::format(",{:.4f},{:.4f}", r.kept_mean[k], r.kept_std[k]);
+    s += fmt::format(",{:.2f},{}\n", r.images_per_s, r.n_images);
+  }
+  write_file_atomic(path, s);
+}
+
+}  // namespace tokcom

@@ -1,0 +1,342 @@
+#include "tokcom/train/trainer.h"
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <ATen/autocast_mode.h>
+#include <torch/torch.h>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "tokcom/core/atomic_file.h"
+#include "tokcom/core/errors.h"
+#include "tokcom/core/progress.h"
+#include "tokcom/core/state_dict.h"
+#include "tokcom/core/version.h"
+#include "tokcom/data/dataset.h"
+#include "tokcom/data/loader.h"
+#include "tokcom/data/transforms.h"
+#include "tokcom/eval/evaluate.h"
+#include "tokcom/model/budget_loss.h"
+#include "tokcom/model/vit.h"
+#include "tokcom/train/hard_count.h"
+#include "tokcom/train/schedule.h"
+
+namespace tokcom {
+namespace fs = std::filesystem;
+namespace {
+
+// Selection parameters (SPEC 3): budget tokens and the gate/threshold heads. They get their own lr
+// and no weight decay.
+bool is_selection_param(const std::string& name) {
+  return name.find("budget_token") != std::string::npos || name.find(".gate.") != std::string::npos ||
+         name.find(".threshold.") != std::string::npos;
+}
+bool decays(const std::string& name, const torch::Tensor& p) {
+  if (p.dim() <= 1) return false;  // biases, norms
+  return name.find("pos_embed") == std::string::npos && name.find("cls_token") == std::string::npos &&
+         !is_selection_param(name);
+}
+
+
+std::string csv_header(const std::vector<double>& alphas) {
+  std::string h = "epoch,lr,loss,ce,budget_loss,train_accuracy,val_accuracy,images_per_s";
+  for (double a : alphas) h += fmt::format(",accuracy_hard_a{0},kept_fraction_a{0}", a);
+  return h + "\n";
+}
+std::string csv_row(const EpochRecord& r) {
+  std::string s = fmt::format("{},{:.6g},{:.6f},{:.6f},{:.6f},{:.6f},{:.6f},{:.2f}", r.epoch, r.lr, r.loss, r.ce, r.budget,
+                              r.train_accuracy, r.val_accuracy, r.images_per_s);
+  for (size_t i = 0; i < r.kept_fraction.size(); ++i)
+    s += fmt::format(",{:.6f},{:.6f}", r.val_accuracy_alpha[i], r.kept_fraction[i]);
+  return s + "\n";
+}
+
+struct Checkpoint {
+  int64_t epoch = 0;  // epochs finished
+  std::vector<EpochRecord> records;
+};
+
+nlohmann::json record_to_json(const EpochRecord& r) {
+  return {{"epoch", r.epoch}, {"lr", r.lr}, {"loss", r.loss}, {"ce", r.ce}, {"budget", r.budget},
+          {"train_accuracy", r.train_accuracy}, {"images_per_s", r.images_per_s}, {"val_accuracy", r.val_accuracy},
+          {"kept_fraction", r.kept_fraction}, {"val_accuracy_alpha", r.val_accuracy_alpha}};
+}
+EpochRecord record_from_json(const nlohmann::json& j) {
+  EpochRecord r;
+  r.epoch = j.at("epoch");
+  r.lr = j.at("lr");
+  r.loss = j.at("loss");
+  r.ce = j.at("ce");
+  r.budget = j.at("budget");
+  r.train_accuracy = j.at("train_accuracy");
+  r.images_per_s = j.at("images_per_s");
+  r.val_accuracy = j.at("val_accuracy");
+  r.kept_fraction = j.at("kept_fraction").get<std::vector<double>>();
+  r.val_accuracy_alpha = j.at("val_accuracy_alpha").get<std::vector<double>>();
+  return r;
+}
+
+void save_checkpoint(const std::string& dir, const Checkpoint& ck, const torch::nn::Module& model,
+                     const torch::optim::Optimizer& optimizer, const std::string& config_digest) {
+  fs::create_directories(dir);
+  // Order matters for crash safety: weights and optimiser first, state.json (the commit point) last.
+  save_module(dir + "/model.safetensors", model, {{"epoch", std::to_string(ck.epoch)}});
+  const std::string optim_tmp = dir + "/optimizer.pt.tmp";
+  torch::serialize::OutputArchive archive;
+  optimizer.save(archive);
+  archive.save_to(optim_tmp);
+  fs::rename(optim_tmp, dir + "/optimizer.pt");
+  nlohmann::json j;
+  j["epoch"] = ck.epoch;
+  j["config_digest"] = config_digest;
+  j["records"] = nlohmann::json::array();
+  for (const auto& r : ck.records) j["records"].push_back(record_to_json(r));
+  write_file_atomic(dir + "/state.json", j.dump(2) + "\n");
+}
+
+bool load_checkpoint(const std::string& dir, Checkpoint* ck, torch::nn::Module& model, torch::optim::Optimizer& optimizer,
+                     const std::string& config_digest) {
+  if (!fs::exists(dir + "/state.json")) return false;
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(read_file(dir + "/state.json"));
+    ck->epoch = j.at("epoch");
+    ck->records.clear();
+    for (const auto& r : j.at("records")) ck->records.push_back(record_from_json(r));
+  } catch (const nlohmann::json::exception& e) {
+    throw FormatError(fmt::format("{}/state.json: malformed checkpoint state: {}", dir, e.what()));
+  }
+  if (j.value("config_digest", "") != config_digest) {
+    throw ConfigError(fmt::format("{}: checkpoint was made with a different config (digest {} vs {}); "
+                                  "use a fresh train.out or drop --resume",
+                                  dir, j.value("config_digest", "?"), config_digest));
+  }
+  load_module(dir + "/model.safetensors", model, /*strict=*/true);
+  torch::serialize::InputArchive archive;
+  archive.load_from(dir + "/optimizer.pt");
+  optimizer.load(archive);
+  return true;
+}
+
+}  // namespace
+
+std::vector<EpochRecord> train(const Config& config, const TrainRunOptions& run) {
+  const std::string stage = config.get_string("train.stage");
+  if (stage != "backbone" && stage != "adaptive") {
+    throw ConfigError("train.stage: '" + stage + "' is not a stage this command trains (expected backbone or adaptive)");
+  }
+  const bool adaptive = stage == "adaptive";
+  const std::string out = config.get_string("train.out");
+  fs::create_directories(out);
+  config.save(out + "/config.yaml");
+
+  torch::Device device(config.get_string("train.device"));
+  Vit model = make_vit(config);
+  if (adaptive && model->options.adaptive_blocks().empty()) {
+    throw ConfigError("train.stage=adaptive needs model.adaptive_blocks (e.g. [1, 2])");
+  }
+  const std::string init = config.get_string("train.init");
+  if (!init.empty()) {
+    const LoadReport report = load_module(init, *model, /*strict=*/false);
+    spdlog::info("init from {}: {} tensors missing (fresh), {} unexpected (ignored)", init, report.missing.size(),
+                 report.unexpected.size());
+    for (const auto& m : report.missing) spdlog::debug("  fresh: {}", m);
+  }
+  model->to(device);
+
+  // Parameter groups: decayed weights, non-decayed, selection parameters (own lr).
+  const double lr = config.get_double("train.lr"), selection_lr = config.get_double("train.selection_lr");
+  const double wd = config.get_double("train.weight_decay");
+  std::vector<torch::Tensor> decay, no_decay, selection;
+  for (const auto& item : model->named_parameters()) {
+    if (!item.value().requires_grad()) continue;
+    if (is_selection_param(item.key())) selection.push_back(item.value());
+    else if (decays(item.key(), item.value())) decay.push_back(item.value());
+    else no_decay.push_back(item.value());
+  }
+  std::vector<double> base_lr;
+  std::vector<torch::optim::OptimizerParamGroup> groups;
+  const std::string optimizer_name = config.get_string("train.optimizer");
+  auto make_group = [&](std::vector<torch::Tensor> params, double group_lr, double group_wd) {
+    if (params.empty()) return;
+    base_lr.push_back(group_lr);
+    if (optimizer_name == "adamw") {
+      groups.emplace_back(std::move(params), std::make_unique<torch::optim::AdamWOptions>(
+                                                 torch::optim::AdamWOptions(group_lr).weight_decay(group_wd)));
+    } else {
+      groups.emplace_back(std::move(params), std::make_unique<torch::optim::AdamOptions>(
+                                                 torch::optim::AdamOptions(group_lr).weight_decay(0.0)));
+    }
+  };
+  make_group(decay, lr, wd);
+  make_group(no_decay, lr, 0.0);
+  make_group(selection, selection_lr, 0.0);
+  std::unique_ptr<torch::optim::Optimizer> optimizer;
+  if (optimizer_name == "adamw") {
+    optimizer = std::make_unique<torch::optim::AdamW>(std::move(groups), torch::optim::AdamWOptions(lr));
+  } else if (optimizer_name == "adam") {
+    optimizer = std::make_unique<torch::optim::Adam>(std::move(groups), torch::optim::AdamOptions(lr));
+  } else {
+    throw ConfigError("train.optimizer: unknown optimizer '" + optimizer_name + "', expected adam or adamw");
+  }
+  std::vector<torch::Tensor> trained;  // clipping covers trained parameters only (SPEC 10 P10)
+  for (auto* g : {&decay, &no_decay, &selection}) trained.insert(trained.end(), g->begin(), g->end());
+
+  // Data.
+  const ImageDataset train_set = load_dataset(config, "train");
+  const ImageDataset val_set = load_dataset(config, config.get_string("train.eval_split"));
+  LoaderOptions train_opts = loader_options(config, /*train=*/true, run.seed);
+  train_opts.batch_size = config.get_int("train.batch_size");
+  Loader train_loader(train_set, transform_options(config, train_set), train_opts);
+  const int64_t max_batches = config.get_int("train.max_batches");
+  const int64_t batches = max_batches > 0 ? std::min(max_batches, train_loader.batches_per_epoch())
+                                          : train_loader.batches_per_epoch();
+
+  const int64_t epochs = config.get_int("train.epochs");
+  ScheduleOptions sched;
+  sched.kind = config.get_string("train.schedule");
+  sched.lr = 1.0;  // a multiplier on each group's base lr
+  sched.min_lr = config.get_double("train.min_lr") / std::max(lr, 1e-12);
+  sched.warmup_steps = config.get_int("train.warmup_epochs") * batches;
+  sched.total_steps = epochs * batches;
+  learning_rate(sched, 0);  // validates the kind before any work
+
+  const InnerLoss inner_loss = parse_inner_loss(config.get_string("train.inner_loss"));
+  const BudgetSampling sampling = parse_budget_sampling(config.get_string("train.alpha_sampling"));
+  const double margin = config.get_double("train.margin");
+  const double lambda_out = config.get_double("train.lambda_out"), lambda_in = config.get_double("train.lambda_in");
+  const double alpha_min = config.get_double("train.alpha_min"), alpha_max = config.get_double("train.alpha_max");
+  const std::string budget_loss_kind = config.get_string("train.budget_loss");
+  if (budget_loss_kind != "hard" && budget_loss_kind != "reference") {
+    throw ConfigError("train.budget_loss: '" + budget_loss_kind + "', expected hard or reference");
+  }
+  const double lambda_hard = config.get_double("train.lambda_hard");
+  const double hard_temperature = config.get_double("train.hard_temperature");
+  const double cutoff = model->options.eval_cutoff();
+  const double clip = config.get_double("train.grad_clip");
+  const double smoothing = config.get_double("train.label_smoothing");
+  const std::string precision = config.get_string("train.precision");
+  if (precision != "fp32" && precision != "bf16") throw ConfigError("train.precision: '" + precision + "', expected fp32 or bf16");
+  const std::vector<double> eval_alphas = adaptive ? config.get_doubles("train.eval_alphas") : std::vector<double>{};
+
+  Checkpoint ck;
+  const std::string ck_dir = out + "/checkpoint";
+  if (run.resume && load_checkpoint(ck_dir, &ck, *model, *optimizer, config.digest())) {
+    spdlog::info("resumed from {} after epoch {}", ck_dir, ck.epoch);
+  } else if (!run.resume && fs::exists(ck_dir + "/state.json")) {
+    spdlog::warn("{} holds a checkpoint; starting over (use --resume to continue it)", ck_dir);
+  }
+
+  std::string csv = csv_header(eval_alphas);
+  for (const auto& r : ck.records) csv += csv_row(r);
+  for (int64_t epoch = ck.epoch; epoch < epochs; ++epoch) {
+    model->train();
+    EpochRecord rec;
+    rec.epoch = epoch + 1;
+    double loss_sum = 0, ce_sum = 0, budget_sum = 0;
+    int64_t correct = 0, seen = 0;
+    Progress progress(fmt::format("{} epoch {}/{}", stage, epoch + 1, epochs), batches * train_opts.batch_size, "img");
+    int64_t step_in_epoch = 0;
+    Batch batch;
+    train_loader.start_epoch(epoch);
+    for (; step_in_epoch < batches && train_loader.next(batch); ++step_in_epoch) {
+      const int64_t step = epoch * batches + step_in_epoch;
+      const double mult = learning_rate(sched, step);
+      for (size_t g = 0; g < optimizer->param_groups().size(); ++g) {
+        auto& opts = optimizer->param_groups()[g].options();
+        opts.set_lr(base_lr[g] * mult);
+      }
+      rec.lr = lr * mult;
+      const torch::Tensor images = batch.images.to(device), labels = batch.labels.to(device);
+      torch::Tensor budget;
+      if (adaptive) {
+        at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(batch_seed(run.seed ^ 0xB0D9E7ull, epoch, step_in_epoch));
+        budget = sample_budgets(images.size(0), gen, sampling, alpha_min, alpha_max).to(device);
+      }
+      if (precision == "bf16") {
+        at::autocast::set_cpu_enabled(true);
+        at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
+      }
+      VitOutput output = model->forward(images, budget, SelectionMode::kSoft);
+      if (precision == "bf16") {
+        at::autocast::set_cpu_enabled(false);
+        at::autocast::clear_cache();
+      }
+      const torch::Tensor logits = output.logits.to(torch::kFloat);
+      torch::Tensor ce = torch::nn::functional::cross_entropy(
+          logits, labels, torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(smoothing));
+      torch::Tensor loss = ce;
+      torch::Tensor budget_term = torch::zeros({}, logits.options());
+      if (adaptive) {
+        const BudgetLoss bl = budget_loss(output.stats, budget, inner_loss, margin);
+        budget_term = lambda_out * bl.out + lambda_in * bl.inner;
+        if (budget_loss_kind == "hard") {
+          torch::Tensor hard = torch::zeros({}, logits.options());
+          for (const auto& s : output.stats)
+            hard = hard + hard_budget_penalty(s.patch_mask, budget, margin, cutoff, hard_temperature).mean();
+          budget_term = budget_term + lambda_hard * hard / static_cast<double>(output.stats.size());
+        }
+        loss = loss + budget_term;
+      }
+      optimizer->zero_grad();
+      loss.backward();
+      if (clip > 0) torch::nn::utils::clip_grad_norm_(trained, clip);
+      optimizer->step();
+
+      const int64_t b = images.size(0);
+      loss_sum += loss.item<double>() * b;
+      ce_sum += ce.item<double>() * b;
+      budget_sum += budget_term.item<double>() * b;
+      correct += logits.argmax(1).eq(labels).sum().item<int64_t>();
+      seen += b;
+      progress.tick(b, fmt::format("loss {:.3f}", loss_sum / seen));
+    }
+    progress.finish();
+    rec.images_per_s = progress.rate();
+    rec.loss = loss_sum / std::max<int64_t>(seen, 1);
+    rec.ce = ce_sum / std::max<int64_t>(seen, 1);
+    rec.budget = budget_sum / std::max<int64_t>(seen, 1);
+    rec.train_accuracy = static_cast<double>(correct) / std::max<int64_t>(seen, 1);
+
+    // Per-epoch evaluation is logging only (SPEC 7); the last epoch's weights are kept.
+    EvalOptions eval_opts;
+    eval_opts.batch_size = config.get_int("train.eval_batch_size");
+    eval_opts.device = device;
+    eval_opts.max_batches = max_batches;
+    eval_opts.mode = SelectionMode::kHard;
+    eval_opts.alphas = {1.0};
+    rec.val_accuracy = evaluate(model, val_set, config, eval_opts).at(0).accuracy;
+    if (adaptive) {
+      eval_opts.alphas = eval_alphas;
+      for (const auto& row : evaluate(model, val_set, config, eval_opts)) {
+        rec.val_accuracy_alpha.push_back(row.accuracy);
+        rec.kept_fraction.push_back(row.kept_fraction);
+      }
+    }
+    std::string summary = fmt::format("epoch {}: loss {:.4f} train acc {:.4f} val acc {:.4f} ({:.0f} img/s)", rec.epoch,
+                                      rec.loss, rec.train_accuracy, rec.val_accuracy, rec.images_per_s);
+    for (size_t i = 0; i < eval_alphas.size(); ++i)
+      summary += fmt::format(" | α={} acc {:.3f} kept {:.3f}", eval_alphas[i], rec.val_accuracy_alpha[i], rec.kept_fraction[i]);
+    spdlog::info("{}", summary);
+
+    ck.records.push_back(rec);
+    ck.epoch = epoch + 1;
+    csv += csv_row(rec);
+    write_file_atomic(out + "/epochs.csv", csv);
+    save_checkpoint(ck_dir, ck, *model, *optimizer, config.digest());
+    if (run.stop_after_epochs > 0 && epoch + 1 >= run.stop_after_epochs && epoch + 1 < epochs) {
+      spdlog::info("stopping after epoch {} as asked", epoch + 1);
+      return ck.records;
+    }
+  }
+  write_file_atomic(out + "/epochs.csv", csv);
+  save_module(out + "/model.safetensors", *model,
+              {{"stage", stage}, {"config_digest", config.digest()}, {"git", TOKCOM_GIT_HASH}});
+  spdlog::info("wrote {}/model.safetensors and {}/epochs.csv", out, out);
+  return ck.records;
+}
+
+}  // namespace tokcom

@@ -1,0 +1,29 @@
+// `tokcom train`: the backbone and adaptive stages (SPEC 4, 7) with atomic per-epoch checkpoints,
+// --resume, a per-epoch CSV and progress.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "tokcom/core/config.h"
+
+namespace tokcom {
+
+struct TrainRunOptions {
+  bool resume = false;   // continue from <out>/checkpoint if present
+  uint64_t seed = 0;     // every random draw derives from (seed, epoch, step)
+  int64_t stop_after_epochs = 0;  // > 0: stop (as if killed) after this many epochs — resume tests
+};
+
+struct EpochRecord {
+  int64_t epoch = 0;
+  double lr = 0, loss = 0, ce = 0, budget = 0, train_accuracy = 0, images_per_s = 0;
+  double val_accuracy = 0;                 // static path (α = 1) or the backbone
+  std::vector<double> kept_fraction;       // adaptive stage: hard kept fraction of the last block at each eval α
+  std::vector<double> val_accuracy_alpha;  // adaptive stage: hard-mode accuracy at each eval α
+};
+
+// Trains the stage named by train.stage; writes <train.out>/{config.yaml, epochs.csv, model.safetensors,
+// checkpoint/}. Returns the per-epoch records (all epochs, including resumed ones).
+std::vector<EpochRecord> train(const Config& config, const TrainRunOptions& options);
+
+}  // namespace tokcom

@@ -1,0 +1,134 @@
+// Training: lr schedule, the hard-count budget term (P26), resume == uninterrupted, a tiny model
+// learns and its kept fraction moves toward α.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+
+#include <torch/torch.h>
+
+#include "common/helpers.h"
+#include "tokcom/core/atomic_file.h"
+#include "tokcom/core/config.h"
+#include "tokcom/core/errors.h"
+#include "tokcom/core/safetensors.h"
+#include "tokcom/model/budget_loss.h"
+#include "tokcom/train/hard_count.h"
+#include "tokcom/train/schedule.h"
+#include "tokcom/train/trainer.h"
+
+using namespace tokcom;
+
+TEST(Schedule, KnownAnswers) {
+  ScheduleOptions o;
+  o.kind = "cosine";
+  o.lr = 1.0;
+  o.min_lr = 0.0;
+  o.warmup_steps = 10;
+  o.total_steps = 110;
+  EXPECT_DOUBLE_EQ(learning_rate(o, 0), 0.1);      // linear warmup: (step + 1) / warmup
+  EXPECT_DOUBLE_EQ(learning_rate(o, 9), 1.0);
+  EXPECT_NEAR(learning_rate(o, 10), 1.0, 1e-12);   // cosine starts at the peak
+  EXPECT_NEAR(learning_rate(o, 60), 0.5, 1e-12);   // half way: (1 + cos(π/2)) / 2
+  EXPECT_NEAR(learning_rate(o, 110), 0.0, 1e-12);
+  o.kind = "constant";
+  EXPECT_DOUBLE_EQ(learning_rate(o, 57), 1.0);
+  o.kind = "linear";
+  EXPECT_THROW(learning_rate(o, 0), ConfigError);
+}
+
+TEST(HardCount, ForwardIsTheExactKeptFraction) {
+  const auto m = torch::tensor({{0.9f, 0.0f, 5e-4f, 0.3f}, {0.0f, 0.0f, 0.0f, 0.002f}});
+  const auto k = hard_kept_fraction(m, /*temperature=*/0.02, /*threshold=*/1e-3);
+  EXPECT_FLOAT_EQ(k[0].item<float>(), 0.5f);   // 0.9 and 0.3 survive the 1e-3 cutoff
+  EXPECT_FLOAT_EQ(k[1].item<float>(), 0.25f);
+}
+
+TEST(HardCount, GradientPushesSmallestMasksDownWhenOverBudget) {
+  auto m = torch::tensor({{0.9f, 0.05f, 0.5f, 0.01f}}, torch::requires_grad());
+  // Kept 4/4 = 1.0 against α = 0.25: penalty 0.75 − 0.02 > 0.
+  const auto p = hard_budget_penalty(m, torch::tensor({0.25f}), 0.02, 1e-3, 0.02);
+  EXPECT_NEAR(p.item<float>(), 0.73f, 1e-6);
+  p.sum().backward();
+  const auto g = m.grad()[0];
+  for (int i = 0; i < 4; ++i) EXPECT_GT(g[i].item<float>(), 0.0f);  // descent lowers every mask
+  EXPECT_GT(g[3].item<float>(), g[1].item<float>());                // the smallest most
+  EXPECT_GT(g[1].item<float>(), g[0].item<float>());
+  // Inside the margin: no penalty, no gradient.
+  auto m2 = torch::tensor({{0.9f, 0.0f, 0.0f, 0.0f}}, torch::requires_grad());
+  const auto p2 = hard_budget_penalty(m2, torch::tensor({0.26f}), 0.02, 1e-3, 0.02);
+  EXPECT_FLOAT_EQ(p2.item<float>(), 0.0f);
+}
+
+namespace {
+// A tiny adaptive ViT on a slice of Fashion-MNIST (installed by setup.sh).
+Config tiny_config(const std::string& out, const std::string& stage, int epochs, int max_batches,
+                   const std::vector<std::string>& extra = {}) {
+  std::vector<std::string> o = {"data.dataset=fashion-mnist", "data.image_size=28", "data.augment=crop-flip",
+                                "model.image_size=28",       "model.patch_size=7",  "model.in_chans=1",
+                                "model.dim=32",              "model.depth=3",       "model.heads=2",
+                                "model.adaptive_blocks=[1, 2]", "train.stage=" + stage,
+                                "train.epochs=" + std::to_string(epochs),
+                                "train.max_batches=" + std::to_string(max_batches), "train.batch_size=64",
+                                "train.eval_batch_size=256",  "train.warmup_epochs=0", "train.out=" + out,
+                                "train.eval_alphas=[0.25, 1.0]"};
+  o.insert(o.end(), extra.begin(), extra.end());
+  return Config::load("", o);
+}
+}  // namespace
+
+TEST(Trainer, ResumeEqualsUninterrupted) {
+  const std::string dir = test::temp_dir("resume");
+  TrainRunOptions run;
+  run.seed = 3;
+  const auto straight = train(tiny_config(dir + "/a", "backbone", 2, 4), run);
+  TrainRunOptions first = run;
+  first.stop_after_epochs = 1;  // as if killed after the first epoch's checkpoint
+  const auto part = train(tiny_config(dir + "/b", "backbone", 2, 4), first);
+  ASSERT_EQ(part.size(), 1u);
+  TrainRunOptions resume = run;
+  resume.resume = true;
+  const auto resumed = train(tiny_config(dir + "/b", "backbone", 2, 4), resume);
+  ASSERT_EQ(straight.size(), 2u);
+  ASSERT_EQ(resumed.size(), 2u);
+  EXPECT_DOUBLE_EQ(straight[1].loss, resumed[1].loss);
+  EXPECT_DOUBLE_EQ(straight[1].val_accuracy, resumed[1].val_accuracy);
+  const auto wa = read_safetensors(dir + "/a/model.safetensors").tensors;
+  const auto wb = read_safetensors(dir + "/b/model.safetensors").tensors;
+  ASSERT_EQ(wa.size(), wb.size());
+  for (const auto& [name, t] : wa) EXPECT_TRUE(torch::equal(t, wb.at(name))) << name;
+  // The CSV has one row per epoch after the header.
+  const std::string csv = read_file(dir + "/b/epochs.csv");
+  EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 3);
+}
+
+TEST(Trainer, ResumeRefusesADifferentConfig) {
+  const std::string dir = test::temp_dir("resume_cfg");
+  TrainRunOptions run;
+  run.stop_after_epochs = 1;
+  train(tiny_config(dir, "backbone", 2, 2), run);
+  TrainRunOptions resume;
+  resume.resume = true;
+  EXPECT_THROW(train(tiny_config(dir, "backbone", 2, 2, {"train.lr=0.5"}), resume), ConfigError);
+}
+
+TEST(Trainer, AdaptiveStageLowersLossAndKeptFractionMovesTowardAlpha) {
+  const std::string dir = test::temp_dir("adaptive");
+  TrainRunOptions run;
+  run.seed = 1;
+  const auto records = train(tiny_config(dir, "adaptive", 4, 25, {"train.lr=3e-3", "train.selection_lr=1e-2"}), run);
+  ASSERT_EQ(records.size(), 4u);
+  EXPECT_LT(records.back().loss, records.front().loss);
+  // eval_alphas = [0.25, 1.0]: at α = 0.25 the hard kept fraction falls from ~1 (nothing dropped at
+  // init, SPEC 3.3) toward 0.25.
+  const double kept_first = records.front().kept_fraction.at(0), kept_last = records.back().kept_fraction.at(0);
+  EXPECT_LT(kept_last, 0.6) << "first epoch kept " << kept_first;
+  EXPECT_LT(kept_last, kept_first + 1e-9);
+  EXPECT_DOUBLE_EQ(records.back().kept_fraction.at(1), 1.0);  // α = 1: static path, nothing dropped
+}
+
+TEST(Trainer, BadStageAndOptimizerAreConfigErrors) {
+  const std::string dir = test::temp_dir("bad");
+  EXPECT_THROW(train(tiny_config(dir, "jscc-ish", 1, 1), {}), ConfigError);
+  EXPECT_THROW(train(tiny_config(dir, "backbone", 1, 1, {"train.optimizer=sgdx"}), {}), ConfigError);
+}
