@@ -12,7 +12,7 @@ Writes into tests/data/ (run: /usr/bin/python3 scripts/make_mobilenet_fixture.py
       rounding. Plus F32 `input` (2×3×64×64), eval-mode `logits` (2×10) and `hidden.features.2`
       (the device half's output, 2×24×8×8).
   mobilenet_v3_keys.txt
-      "<variant> <name> <d0,d1,...>" for every state_dict entry of Small and Large with the 10-way
+      "<variant> <name> <d0,d1,...|scalar>" for every state_dict entry of Small and Large with the 10-way
       head, then "<variant> params <count>": the parameter-name interface, checked by the test.
 The safetensors file is written with struct + json + numpy (the safetensors package is not
 installed here).
@@ -106,7 +106,7 @@ def main():
     for variant in ("small", "large"):
         m = getattr(torchvision.models, f"mobilenet_v3_{variant}")(num_classes=10)
         for k, v in m.state_dict().items():
-            lines.append(f"{variant} {k} {','.join(str(d) for d in v.shape)}")
+            lines.append(f"{variant} {k} {','.join(str(d) for d in v.shape) or 'scalar'}")
         lines.append(f"{variant} params {sum(p.numel() for p in m.parameters())}")
     path = os.path.join(args.out_dir, "mobilenet_v3_keys.txt")
     with open(path + ".tmp", "w") as f:
