@@ -1,8 +1,10 @@
-// MobileNetV3 forward (eval, inference mode), whole model and the two halves of the SPEC 6.2 split.
-// The PyTorch side (torchvision, same names, shapes, threads) is bench/torch_mobilenet.py, which
-// also joins both into the table of docs/mobilenet.md:
-//   build/bench/bench_mobilenet --benchmark_repetitions=3 --benchmark_format=json > cpp.json
-//   /usr/bin/python3 bench/torch_mobilenet.py --out py.json --cpp cpp.json
+// MobileNetV3 forward (eval, inference mode), whole model and the two halves of
+// the SPEC 6.2 split. The PyTorch side (torchvision, same names, shapes,
+// threads) is bench/torch_mobilenet.py, which also joins both into the table of
+// docs/mobilenet.md:
+//   build/bench/bench_mobilenet --benchmark_repetitions=3
+//   --benchmark_format=json > cpp.json /usr/bin/python3
+//   bench/torch_mobilenet.py --out py.json --cpp cpp.json
 #include <benchmark/benchmark.h>
 #include <torch/torch.h>
 
@@ -43,16 +45,26 @@ void BM_MobileNetServer(benchmark::State& s) { run(s, Part::kServer); }
 
 }  // namespace
 
-BENCHMARK(BM_MobileNetForward)->ArgNames({"large", "batch", "side"})
-    ->ArgsProduct({{0, 1}, {1, 64}, {64, 224}})->UseRealTime()->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_MobileNetDevice)->ArgNames({"large", "batch", "side"})->Args({0, 1, 224})
-    ->UseRealTime()->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_MobileNetServer)->ArgNames({"large", "batch", "side"})->Args({0, 1, 224})
-    ->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_MobileNetForward)
+    ->ArgNames({"large", "batch", "side"})
+    ->ArgsProduct({{0, 1}, {1, 64}, {64, 224}})
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_MobileNetDevice)
+    ->ArgNames({"large", "batch", "side"})
+    ->Args({0, 1, 224})
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_MobileNetServer)
+    ->ArgNames({"large", "batch", "side"})
+    ->Args({0, 1, 224})
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
 
 int main(int argc, char** argv) {
   const char* threads = std::getenv("TOKCOM_BENCH_THREADS");  // 2 as the PyTorch side
-  tokcom::startup(tokcom::StartupOptions{threads ? std::atoi(threads) : 2, /*seed=*/0, "warn"});
+  tokcom::startup(tokcom::StartupOptions{threads ? std::atoi(threads) : 2,
+                                         /*seed=*/0, "warn"});
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::RunSpecifiedBenchmarks();

@@ -1,5 +1,6 @@
-// MobileNetV3 (SPEC 6.2) — a line-by-line port of torchvision 0.14 `models/mobilenetv3.py` and
-// `ops/misc.py` (Conv2dNormActivation, SqueezeExcitation); names and init as there.
+// MobileNetV3 (SPEC 6.2) — a line-by-line port of torchvision 0.14
+// `models/mobilenetv3.py` and `ops/misc.py` (Conv2dNormActivation,
+// SqueezeExcitation); names and init as there.
 #include "tokcom/model/mobilenet_v3.h"
 
 #include <fmt/format.h>
@@ -15,7 +16,8 @@ namespace tokcom {
 namespace nn = torch::nn;
 
 int64_t make_divisible(double value, int64_t divisor) {
-  // int(v + divisor / 2) // divisor * divisor, at least divisor, +divisor if it lost > 10 %.
+  // int(v + divisor / 2) // divisor * divisor, at least divisor, +divisor if it
+  // lost > 10 %.
   int64_t rounded =
       std::max<int64_t>(divisor, static_cast<int64_t>(value + divisor / 2.0) / divisor * divisor);
   if (rounded < 0.9 * value) rounded += divisor;
@@ -27,7 +29,7 @@ ConvNormActivationImpl::ConvNormActivationImpl(int64_t in,
                                                int64_t kernel,
                                                int64_t stride,
                                                int64_t groups,
-                                               Activation activation,
+                                               ConvActivation activation,
                                                int64_t dilation)
     : activation(activation) {
   conv = register_module("0", nn::Conv2d(nn::Conv2dOptions(in, out, kernel)
@@ -37,15 +39,19 @@ ConvNormActivationImpl::ConvNormActivationImpl(int64_t in,
                                              .groups(groups)
                                              .bias(false)));
   // torchvision: partial(nn.BatchNorm2d, eps=0.001, momentum=0.01).
-  norm = register_module("1", nn::BatchNorm2d(nn::BatchNorm2dOptions(out).eps(1e-3).momentum(0.01)));
+  norm =
+      register_module("1", nn::BatchNorm2d(nn::BatchNorm2dOptions(out).eps(1e-3).momentum(0.01)));
 }
 
 torch::Tensor ConvNormActivationImpl::forward(const torch::Tensor& x) {
   torch::Tensor y = norm->forward(conv->forward(x));
   switch (activation) {
-    case Activation::kReLU: return torch::relu(y);
-    case Activation::kHardswish: return torch::hardswish(y);
-    case Activation::kNone: break;
+    case ConvActivation::kReLU:
+      return torch::relu(y);
+    case ConvActivation::kHardswish:
+      return torch::hardswish(y);
+    case ConvActivation::kNone:
+      break;
   }
   return y;
 }
@@ -61,17 +67,17 @@ torch::Tensor SqueezeExcitationImpl::forward(const torch::Tensor& x) {
   return scale * x;
 }
 
-std::vector<BlockConfig> mobilenet_v3_blocks(const std::string& variant) {
+std::vector<MobileNetBlockConfig> mobilenet_v3_blocks(const std::string& variant) {
   // torchvision `_mobilenet_v3_conf` (reduced_tail = False, dilated = False):
   // in, kernel, expanded, out, SE, hardswish (else ReLU), stride.
   if (variant == "large")
-    return {{16, 3, 16, 16, false, false, 1},    {16, 3, 64, 24, false, false, 2},
-            {24, 3, 72, 24, false, false, 1},    {24, 5, 72, 40, true, false, 2},
-            {40, 5, 120, 40, true, false, 1},    {40, 5, 120, 40, true, false, 1},
-            {40, 3, 240, 80, false, true, 2},    {80, 3, 200, 80, false, true, 1},
-            {80, 3, 184, 80, false, true, 1},    {80, 3, 184, 80, false, true, 1},
-            {80, 3, 480, 112, true, true, 1},    {112, 3, 672, 112, true, true, 1},
-            {112, 5, 672, 160, true, true, 2},   {160, 5, 960, 160, true, true, 1},
+    return {{16, 3, 16, 16, false, false, 1},  {16, 3, 64, 24, false, false, 2},
+            {24, 3, 72, 24, false, false, 1},  {24, 5, 72, 40, true, false, 2},
+            {40, 5, 120, 40, true, false, 1},  {40, 5, 120, 40, true, false, 1},
+            {40, 3, 240, 80, false, true, 2},  {80, 3, 200, 80, false, true, 1},
+            {80, 3, 184, 80, false, true, 1},  {80, 3, 184, 80, false, true, 1},
+            {80, 3, 480, 112, true, true, 1},  {112, 3, 672, 112, true, true, 1},
+            {112, 5, 672, 160, true, true, 2}, {160, 5, 960, 160, true, true, 1},
             {160, 5, 960, 160, true, true, 1}};
   if (variant == "small")
     return {{16, 3, 16, 16, true, false, 2},  {16, 3, 72, 24, false, false, 2},
@@ -83,16 +89,16 @@ std::vector<BlockConfig> mobilenet_v3_blocks(const std::string& variant) {
   throw ConfigError(fmt::format("MobileNetV3: variant '{}' is not one of small, large", variant));
 }
 
-InvertedResidualImpl::InvertedResidualImpl(const BlockConfig& c, double width_mult) {
+InvertedResidualImpl::InvertedResidualImpl(const MobileNetBlockConfig& c, double width_mult) {
   const int64_t in = make_divisible(c.in * width_mult), out = make_divisible(c.out * width_mult);
   const int64_t expanded = make_divisible(c.expanded * width_mult);
-  const Activation act = c.hardswish ? Activation::kHardswish : Activation::kReLU;
+  const ConvActivation act = c.hardswish ? ConvActivation::kHardswish : ConvActivation::kReLU;
   residual = c.stride == 1 && in == out;
   block = nn::Sequential();
   if (expanded != in) block->push_back(ConvNormActivation(in, expanded, 1, 1, 1, act));
   block->push_back(ConvNormActivation(expanded, expanded, c.kernel, c.stride, expanded, act));
   if (c.se) block->push_back(SqueezeExcitation(expanded, make_divisible(expanded / 4)));
-  block->push_back(ConvNormActivation(expanded, out, 1, 1, 1, Activation::kNone));
+  block->push_back(ConvNormActivation(expanded, out, 1, 1, 1, ConvActivation::kNone));
   register_module("block", block);
 }
 
@@ -112,19 +118,19 @@ MobileNetV3Impl::MobileNetV3Impl(MobileNetV3Options opts) : options(std::move(op
   const double w = options.width_mult();
   features = nn::Sequential();
   const int64_t stem = make_divisible(blocks.front().in * w);
-  features->push_back(ConvNormActivation(options.in_chans(), stem, 3, 2, 1, Activation::kHardswish));
-  for (const BlockConfig& b : blocks) features->push_back(InvertedResidual(b, w));
+  features->push_back(
+      ConvNormActivation(options.in_chans(), stem, 3, 2, 1, ConvActivation::kHardswish));
+  for (const MobileNetBlockConfig& b : blocks) features->push_back(InvertedResidual(b, w));
   const int64_t last_in = make_divisible(blocks.back().out * w), last_out = 6 * last_in;
-  features->push_back(ConvNormActivation(last_in, last_out, 1, 1, 1, Activation::kHardswish));
+  features->push_back(ConvNormActivation(last_in, last_out, 1, 1, 1, ConvActivation::kHardswish));
   register_module("features", features);
   device_channels_ = make_divisible(blocks[kSplit - 2].out * w);
 
   const int64_t hidden = make_divisible((options.variant() == "large" ? 1280 : 1024) * w);
-  classifier = nn::Sequential(nn::Linear(last_out, hidden),
-                              nn::Functional(static_cast<torch::Tensor (*)(const torch::Tensor&)>(
-                                  &torch::hardswish)),
-                              nn::Dropout(options.dropout()),
-                              nn::Linear(hidden, options.num_classes()));
+  classifier = nn::Sequential(
+      nn::Linear(last_out, hidden),
+      nn::Functional(static_cast<torch::Tensor (*)(const torch::Tensor&)>(&torch::hardswish)),
+      nn::Dropout(options.dropout()), nn::Linear(hidden, options.num_classes()));
   register_module("classifier", classifier);
   reset_parameters();
 }
@@ -189,7 +195,8 @@ std::vector<std::pair<std::string, torch::Tensor>> MobileNetV3Impl::forward_hidd
 }
 
 std::vector<int64_t> MobileNetV3Impl::device_shape(int64_t height, int64_t width) const {
-  // Odd kernels with padding (k−1)/2: each stride-s stage maps a side n to (n − 1) / s + 1.
+  // Odd kernels with padding (k−1)/2: each stride-s stage maps a side n to (n −
+  // 1) / s + 1.
   const auto blocks = mobilenet_v3_blocks(options.variant());
   const int64_t strides[kSplit] = {2, blocks[0].stride, blocks[1].stride};
   for (int64_t s : strides) {
@@ -202,13 +209,14 @@ std::vector<int64_t> MobileNetV3Impl::device_shape(int64_t height, int64_t width
 MobileNetV3Options mobilenet_options_from_config(const Config& config) {
   MobileNetV3Options o;
   o.variant(config.get_string("mobilenet.variant"));
-  o.num_classes(config.get_bool("mobilenet.reference_head") ? 1000
-                                                             : config.get_int("mobilenet.num_classes"));
+  o.num_classes(
+      config.get_bool("mobilenet.reference_head") ? 1000 : config.get_int("mobilenet.num_classes"));
   o.in_chans(config.get_int("mobilenet.in_chans"));
   o.dropout(config.get_double("mobilenet.dropout"));
   o.width_mult(config.get_double("mobilenet.width_mult"));
   if (o.variant() != "small" && o.variant() != "large")
-    throw ConfigError(fmt::format("mobilenet.variant: '{}' is not one of small, large", o.variant()));
+    throw ConfigError(
+        fmt::format("mobilenet.variant: '{}' is not one of small, large", o.variant()));
   return o;
 }
 
@@ -219,8 +227,8 @@ MobileNetV3 make_mobilenet(const Config& config) {
 std::string mobilenet_variant_from_model_name(const std::string& model) {
   if (model == "mobilenet-v3-small") return "small";
   if (model == "mobilenet-v3-large") return "large";
-  throw ConfigError(fmt::format(
-      "model '{}' is not one of mobilenet-v3-small, mobilenet-v3-large", model));
+  throw ConfigError(
+      fmt::format("model '{}' is not one of mobilenet-v3-small, mobilenet-v3-large", model));
 }
 
 TensorMap mobilenet_predict_outputs(MobileNetV3& model, const torch::Tensor& x, bool hidden) {
