@@ -1,0 +1,255 @@
+// MobileNetV3 (SPEC 6.2, 10 P11): torchvision parity on a committed fixture
+// (scripts/make_mobilenet_fixture.py), torchvision's names/shapes/parameter
+// counts, the device/server split, input checks, the 1000-way reference head,
+// init, BN momentum, a few Adam steps.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <fstream>
+#include <map>
+#include <sstream>
+
+#include "tokcom/core/config.h"
+#include "tokcom/core/errors.h"
+#include "tokcom/core/safetensors.h"
+#include "tokcom/core/state_dict.h"
+#include "tokcom/model/mobilenet_v3.h"
+
+using namespace tokcom;
+
+namespace {
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "<no error>";
+}
+
+std::string shape_text(const at::Tensor& t) {
+  std::string s;
+  for (int64_t i = 0; i < t.dim(); ++i) s += (i ? "," : "") + std::to_string(t.size(i));
+  return s.empty() ? "scalar" : s;
+}
+
+double max_abs_diff(const torch::Tensor& a, const torch::Tensor& b) {
+  return (a - b).abs().max().item<double>();
+}
+
+// tests/data/mobilenet_v3_keys.txt: "<variant> <name> <shape>" and "<variant>
+// params <count>".
+struct TorchvisionKeys {
+  std::map<std::string, std::string> shapes;
+  int64_t params = 0;
+};
+TorchvisionKeys torchvision_keys(const std::string& variant) {
+  std::ifstream in(std::string(TOKCOM_TEST_DATA) + "/mobilenet_v3_keys.txt");
+  TorchvisionKeys keys;
+  std::string v, name, shape;
+  while (in >> v >> name >> shape) {
+    if (v != variant) continue;
+    if (name == "params")
+      keys.params = std::stoll(shape);
+    else
+      keys.shapes[name] = shape;
+  }
+  return keys;
+}
+
+int64_t parameter_count(torch::nn::Module& m) {
+  int64_t n = 0;
+  for (const auto& p : m.parameters()) n += p.numel();
+  return n;
+}
+
+}  // namespace
+
+// C++ = torchvision mobilenet_v3_small (random weights, randomised BN
+// statistics, eval mode).
+TEST(MobileNetV3, MatchesTorchvisionFixture) {
+  const Safetensors file =
+      read_safetensors(std::string(TOKCOM_TEST_DATA) + "/mobilenet_v3_small_fixture.safetensors");
+  TensorMap weights;
+  for (const auto& [name, t] : file.tensors)  // weights are stored as F16 (see the script)
+    if (name != "input" && name != "logits" && name.rfind("hidden.", 0) != 0)
+      weights[name] = t.is_floating_point() ? t.to(torch::kFloat) : t;
+  MobileNetV3 model(MobileNetV3Options().variant("small").num_classes(10));
+  const LoadReport report = load_tensors(*model, weights, "fixture", /*strict=*/true);
+  EXPECT_TRUE(report.missing.empty() && report.unexpected.empty());
+  model->eval();
+  torch::NoGradGuard no_grad;
+  const torch::Tensor x = file.tensors.at("input");
+  const torch::Tensor logits = model->forward(x);
+  const torch::Tensor expected = file.tensors.at("logits");
+  ASSERT_EQ(logits.sizes(), expected.sizes());
+  EXPECT_GT(expected.abs().max().item<double>(),
+            1.0);  // the fixture is not degenerate
+  EXPECT_GT(max_abs_diff(expected[0], expected[1]), 0.1);
+  EXPECT_LE(max_abs_diff(logits, expected), 1e-4);
+  EXPECT_LE(max_abs_diff(model->forward_device(x), file.tensors.at("hidden.features.2")), 1e-4);
+  const TensorMap outputs = mobilenet_predict_outputs(model, x, /*hidden=*/true);
+  EXPECT_LE(max_abs_diff(outputs.at("logits"), expected), 1e-4);
+  EXPECT_LE(max_abs_diff(outputs.at("hidden.features.2"), file.tensors.at("hidden.features.2")),
+            1e-4);
+  EXPECT_EQ(outputs.count("hidden.features.12"), 1u);
+  EXPECT_EQ(outputs.size(), 1u + 13u);
+  // A wrong weight must break parity (the test can fail).
+  weights["features.4.block.2.fc1.bias"] = weights["features.4.block.2.fc1.bias"] + 0.5;
+  load_tensors(*model, weights, "fixture");
+  EXPECT_GT(max_abs_diff(model->forward(x), expected), 1e-3);
+}
+
+class MobileNetVariant : public ::testing::TestWithParam<std::string> {};
+
+// Names, shapes (parameters and buffers) and parameter count are torchvision's.
+TEST_P(MobileNetVariant, NamesAndShapesAreTorchvisions) {
+  const TorchvisionKeys expected = torchvision_keys(GetParam());
+  ASSERT_GT(expected.shapes.size(), 200u);
+  MobileNetV3 model(MobileNetV3Options().variant(GetParam()));
+  std::map<std::string, std::string> got;
+  for (const auto& [name, t] : named_tensors(*model)) got[name] = shape_text(t);
+  EXPECT_EQ(got, expected.shapes);
+  EXPECT_EQ(parameter_count(*model), expected.params);
+}
+
+// SPEC 6.2: the device half at 224 px; forward == forward_server ∘
+// forward_device.
+TEST_P(MobileNetVariant, SplitShapesAndComposition) {
+  torch::manual_seed(3);
+  MobileNetV3 model(MobileNetV3Options().variant(GetParam()));
+  model->eval();
+  torch::NoGradGuard no_grad;
+  const std::vector<int64_t> expected = GetParam() == "small" ? std::vector<int64_t>{1, 24, 28, 28}
+                                                              : std::vector<int64_t>{1, 24, 56, 56};
+  const torch::Tensor f = model->forward_device(torch::randn({1, 3, 224, 224}));
+  EXPECT_EQ(f.sizes().vec(), expected);
+  EXPECT_EQ(model->device_shape(224, 224),
+            std::vector<int64_t>(expected.begin() + 1, expected.end()));
+  EXPECT_EQ(model->device_shape(64, 65)[2],
+            model->forward_device(torch::randn({1, 3, 64, 65})).size(3));
+  const torch::Tensor x = torch::randn({2, 3, 64, 64});
+  const torch::Tensor direct = model->forward(x);
+  EXPECT_EQ(direct.sizes().vec(), (std::vector<int64_t>{2, 10}));
+  EXPECT_TRUE(torch::equal(direct, model->forward_server(model->forward_device(x))));
+  const auto hidden = model->forward_hidden(x);
+  ASSERT_EQ(static_cast<int64_t>(hidden.size()), model->num_features());
+  EXPECT_EQ(hidden[2].first, "features.2");
+  EXPECT_TRUE(torch::equal(hidden[2].second, model->forward_device(x)));
+}
+
+INSTANTIATE_TEST_SUITE_P(Variants, MobileNetVariant, ::testing::Values("small", "large"));
+
+TEST(MobileNetV3, BadInputsNameShapes) {
+  MobileNetV3 model{MobileNetV3Options()};
+  const std::string e = error_of([&] { model->forward(torch::zeros({2, 1, 64, 64})); });
+  EXPECT_NE(e.find("MobileNetV3::forward: x has shape [2, 1, 64, 64], expected "
+                   "[*, 3, *, *]"),
+            std::string::npos)
+      << e;
+  EXPECT_THROW(model->forward(torch::zeros({3, 64, 64})), ShapeError);
+  const std::string s = error_of([&] { model->forward_server(torch::zeros({2, 16, 8, 8})); });
+  EXPECT_NE(s.find("f has shape [2, 16, 8, 8], expected [*, 24, *, *]"), std::string::npos) << s;
+  EXPECT_THROW(MobileNetV3(MobileNetV3Options().variant("medium")), ConfigError);
+  EXPECT_NE(
+      error_of([] { mobilenet_variant_from_model_name("mobilenet-v2"); }).find("mobilenet-v2"),
+      std::string::npos);
+  EXPECT_EQ(mobilenet_variant_from_model_name("mobilenet-v3-large"), "large");
+}
+
+// SPEC 10 P11: 10-way head by default, the reference's 1000-way head behind the
+// switch.
+TEST(MobileNetV3, ReferenceHeadSwitch) {
+  const Config defaults = Config::from_yaml("{}");
+  MobileNetV3 ours = make_mobilenet(defaults);
+  EXPECT_EQ(ours->classifier[3]->as<torch::nn::Linear>()->weight.sizes().vec(),
+            (std::vector<int64_t>{10, 1024}));
+  const Config reference =
+      Config::from_yaml("{}", {"mobilenet.reference_head=true", "mobilenet.variant=large"});
+  MobileNetV3 ref = make_mobilenet(reference);
+  ref->eval();
+  EXPECT_EQ(ref->forward(torch::randn({1, 3, 32, 32})).size(1), 1000);
+  EXPECT_EQ(ref->classifier[3]->as<torch::nn::Linear>()->weight.sizes().vec(),
+            (std::vector<int64_t>{1000, 1280}));
+  EXPECT_THROW(make_mobilenet(Config::from_yaml("{}", {"mobilenet.variant=tiny"})), ConfigError);
+}
+
+// torchvision `_make_divisible` known answers, and width_mult 0.5 / 0.75
+// parameter counts computed with torchvision 0.14.1
+// (mobilenet_v3_small(num_classes=10, width_mult=w)).
+TEST(MobileNetV3, WidthMultiplier) {
+  EXPECT_EQ(make_divisible(8.0), 8);
+  EXPECT_EQ(make_divisible(3.0), 8);    // at least the divisor
+  EXPECT_EQ(make_divisible(54.0), 56);  // 72 · 0.75
+  EXPECT_EQ(make_divisible(42.0), 40);  // 40 ≥ 0.9 · 42
+  EXPECT_EQ(make_divisible(100.0), 104);
+  MobileNetV3 half(MobileNetV3Options().width_mult(0.5));
+  EXPECT_EQ(parameter_count(*half), 409394);
+  EXPECT_EQ(parameter_count(*MobileNetV3(MobileNetV3Options().width_mult(0.75))), 892610);
+}
+
+// One-channel input (Fashion-MNIST at 28 px) only changes features.0.0.
+TEST(MobileNetV3, OneChannelInput) {
+  MobileNetV3 model(MobileNetV3Options().in_chans(1));
+  EXPECT_EQ(named_tensors(*model).at("features.0.0.weight").sizes().vec(),
+            (std::vector<int64_t>{16, 1, 3, 3}));
+  model->eval();
+  EXPECT_EQ(model->forward(torch::randn({4, 1, 28, 28})).sizes().vec(),
+            (std::vector<int64_t>{4, 10}));
+  EXPECT_EQ(model->forward_device(torch::randn({1, 1, 28, 28})).sizes().vec(),
+            (std::vector<int64_t>{1, 24, 4, 4}));
+}
+
+// torchvision init: BN ones/zeros, eps 1e-3, momentum 0.01; Linear N(0, 0.01),
+// zero biases; conv kaiming normal fan_out (std √(2 / (out/groups · k²))).
+TEST(MobileNetV3, InitAndBatchNorm) {
+  torch::manual_seed(0);
+  MobileNetV3 model(MobileNetV3Options().variant("large"));
+  const TensorMap t = named_tensors(*model);
+  EXPECT_TRUE(torch::equal(t.at("features.0.1.weight"), torch::ones({16})));
+  EXPECT_TRUE(torch::equal(t.at("features.0.1.bias"), torch::zeros({16})));
+  EXPECT_TRUE(torch::equal(t.at("classifier.0.bias"), torch::zeros({1280})));
+  EXPECT_TRUE(torch::equal(t.at("features.4.block.2.fc1.bias"), torch::zeros({24})));  // 72/4 → 24
+  EXPECT_NEAR(t.at("classifier.0.weight").std().item<double>(), 0.01, 0.0005);
+  // features.16.0: 1×1 conv 160 → 960, fan_out 960: std √(2/960) = 0.0456 over
+  // 153 600 values.
+  EXPECT_NEAR(t.at("features.16.0.weight").std().item<double>(), std::sqrt(2.0 / 960), 0.001);
+  // Depthwise 5×5 on 672 channels (features.13.block.1): PyTorch's fan_out
+  // ignores groups, size(0) · k² = 672 · 25, in torchvision as here.
+  EXPECT_NEAR(t.at("features.13.block.1.0.weight").std().item<double>(),
+              std::sqrt(2.0 / (672 * 25)), 0.0005);
+  auto* bn = model->features[0]->as<ConvNormActivation>()->norm.get();
+  EXPECT_DOUBLE_EQ(bn->options.eps(), 1e-3);
+  EXPECT_DOUBLE_EQ(bn->options.momentum().value(), 0.01);
+  // Train mode: running_mean ← 0.99 · 0 + 0.01 · batch mean (of conv output).
+  model->train();
+  const torch::Tensor x = torch::randn({4, 3, 32, 32});
+  torch::Tensor conv = model->features[0]->as<ConvNormActivation>()->conv->forward(x).detach();
+  model->forward_device(x);
+  EXPECT_LE(max_abs_diff(bn->running_mean, 0.01 * conv.mean({0, 2, 3})), 1e-6);
+}
+
+// Usable with Adam through parameters(): a few steps fit a fixed tiny batch;
+// train/eval differ (dropout, batch statistics) and eval is deterministic.
+TEST(MobileNetV3, AdamFitsTinyBatch) {
+  torch::manual_seed(1);
+  MobileNetV3 model(MobileNetV3Options().in_chans(1).dropout(0.0).width_mult(0.5));
+  const torch::Tensor x = torch::randn({4, 1, 32, 32});
+  const torch::Tensor y = torch::arange(4);
+  torch::optim::AdamW adam(model->parameters(),
+                           torch::optim::AdamWOptions(3e-3).weight_decay(0.05));
+  model->train();
+  double first = 0, last = 0;
+  for (int step = 0; step < 8; ++step) {
+    adam.zero_grad();
+    torch::Tensor loss = torch::nn::functional::cross_entropy(model->forward(x), y);
+    loss.backward();
+    adam.step();
+    (step == 0 ? first : last) = loss.item<double>();
+  }
+  EXPECT_LT(last, 0.5 * first) << "first " << first << " last " << last;
+  model->eval();
+  torch::NoGradGuard no_grad;
+  EXPECT_TRUE(torch::equal(model->forward(x), model->forward(x)));
+}
