@@ -134,6 +134,7 @@ std::vector<EpochRecord> train(const Config& config, const TrainRunOptions& run)
   config.save(out + "/config.yaml");
 
   torch::Device device(config.get_string("train.device"));
+  torch::manual_seed(run.seed);  // the initial weights depend on the seed alone, not on earlier draws
   Vit model = make_vit(config);
   if (adaptive && model->options.adaptive_blocks().empty()) {
     throw ConfigError("train.stage=adaptive needs model.adaptive_blocks (e.g. [1, 2])");
