@@ -12,6 +12,8 @@
 #include "tokcom/core/config.h"
 #include "tokcom/core/errors.h"
 #include "tokcom/core/safetensors.h"
+#include "tokcom/core/state_dict.h"
+#include "tokcom/model/vit.h"
 #include "tokcom/model/budget_loss.h"
 #include "tokcom/train/hard_count.h"
 #include "tokcom/train/schedule.h"
@@ -131,4 +133,65 @@ TEST(Trainer, BadStageAndOptimizerAreConfigErrors) {
   const std::string dir = test::temp_dir("bad");
   EXPECT_THROW(train(tiny_config(dir, "jscc-ish", 1, 1), {}), ConfigError);
   EXPECT_THROW(train(tiny_config(dir, "backbone", 1, 1, {"train.optimizer=sgdx"}), {}), ConfigError);
+}
+
+// The verbs over a trained checkpoint: eval writes its CSV with the pinned header, predict's
+// tensor mode returns the same logits as the library forward, bad inputs are clear errors.
+TEST(Cli, TrainEvalPredictOnATinyCheckpoint) {
+  const std::string dir = test::temp_dir("cli");
+  const std::string model_overrides =
+      "data.dataset=fashion-mnist data.image_size=28 model.image_size=28 model.patch_size=7 model.in_chans=1 "
+      "model.dim=32 model.depth=3 model.heads=2 'model.adaptive_blocks=[1, 2]' ";
+  std::string out;
+  ASSERT_EQ(test::run_cli("--log-level warn train " + model_overrides +
+                              "train.stage=adaptive train.epochs=1 train.max_batches=2 train.batch_size=32 "
+                              "'train.eval_alphas=[0.5]' train.out=" + dir,
+                          &out),
+            0)
+      << out;
+  const std::string ckpt = dir + "/model.safetensors";
+  ASSERT_EQ(test::run_cli("eval --checkpoint " + ckpt + " --alphas 0.5,1 --mode hard --batch-size 512 -o " + dir +
+                              "/eval.csv",
+                          &out),
+            0)
+      << out;
+  const std::string csv = read_file(dir + "/eval.csv");
+  EXPECT_EQ(csv.substr(0, csv.find('\n')),
+            "alpha,mode,accuracy,kept_fraction,kept_mean_block1,kept_std_block1,kept_mean_block2,kept_std_block2,"
+            "images_per_s,n_images");
+  EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 3);
+
+  // predict --input: logits equal the in-process forward of the same weights.
+  Config config = Config::load(dir + "/config.yaml");
+  Vit model = make_vit(config);
+  load_module(ckpt, *model);
+  model->eval();
+  const auto x = torch::randn({3, 1, 28, 28});
+  write_safetensors(dir + "/in.safetensors", {{"input", x}});
+  ASSERT_EQ(test::run_cli("predict --checkpoint " + ckpt + " --alpha 0.5 --mode hard --input " + dir +
+                              "/in.safetensors --out " + dir + "/out.safetensors --hidden",
+                          &out),
+            0)
+      << out;
+  const auto got = read_safetensors(dir + "/out.safetensors").tensors;
+  torch::NoGradGuard no_grad;
+  const auto expected = model->forward(x, torch::full({3}, 0.5), SelectionMode::kHard).logits;
+  EXPECT_TRUE(torch::allclose(got.at("logits"), expected, 1e-5, 1e-5));
+  EXPECT_EQ(got.count("hidden.embed"), 1u);
+  EXPECT_EQ(got.count("hidden.block.2"), 1u);
+
+  // Bad input: wrong input shape names the tensor and both shapes; a missing tensor names the file.
+  write_safetensors(dir + "/bad.safetensors", {{"input", torch::randn({3, 3, 28, 28})}});
+  EXPECT_EQ(test::run_cli("predict --checkpoint " + ckpt + " --input " + dir + "/bad.safetensors --out " + dir +
+                              "/o2.safetensors",
+                          &out),
+            5);
+  EXPECT_NE(out.find("input has shape [3, 3, 28, 28], expected [*, 1, 28, 28]"), std::string::npos) << out;
+  write_safetensors(dir + "/none.safetensors", {{"x", torch::randn({1})}});
+  EXPECT_EQ(test::run_cli("predict --checkpoint " + ckpt + " --input " + dir + "/none.safetensors --out " + dir +
+                              "/o3.safetensors",
+                          &out),
+            4);
+  EXPECT_NE(out.find("no tensor named 'input'"), std::string::npos) << out;
+  EXPECT_FALSE(std::filesystem::exists(dir + "/o2.safetensors"));
 }
