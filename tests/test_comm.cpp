@@ -1,6 +1,8 @@
 // Communication layer: payload checks, power normalisation, channels, JSCC dims, ζ, CNN JSCC.
 #include <gtest/gtest.h>
 
+#include "common/helpers.h"
+
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -17,17 +19,9 @@
 #include "tokcom/core/errors.h"
 
 using namespace tokcom;
+using tokcom::test::error_of;
 
 namespace {
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "<no error>";
-}
 
 // Unit-norm tokens (B, T, d_r), as the encoder sends them.
 Payload unit_norm_payload(int64_t images, int64_t tokens, int64_t d_r, torch::Generator& rng,

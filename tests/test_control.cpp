@@ -22,17 +22,9 @@
 #include "tokcom/core/errors.h"
 
 using namespace tokcom;
+using tokcom::test::error_of;
 
 namespace {
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "<no error>";
-}
 
 void write_text(const std::string& path, const std::string& text) {
   std::ofstream(path) << text;

@@ -14,15 +14,7 @@
 #include "tokcom/core/progress.h"
 
 using namespace tokcom;
-
-static std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "<no error>";
-}
+using tokcom::test::error_of;
 
 TEST(Config, DefaultsLoadAndOverridesApply) {
   Config c = Config::load("", {"data.image_size=32", "data.skip_bad=true", "data.dataset=imagenette"});

@@ -26,18 +26,10 @@
 #include "tokcom/core/errors.h"
 
 using namespace tokcom;
+using tokcom::test::error_of;
 using namespace tokcom::digital;
 
 namespace {
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "<no error>";
-}
 
 // A "natural-ish" uint8 (C, H, W) image: smooth gradients + a low-frequency wave + shapes + noise,
 // so codecs see both flat areas and edges. Deterministic per seed.

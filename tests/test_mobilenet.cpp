@@ -3,6 +3,8 @@
 // counts, the device/server split, input checks, the 1000-way reference head,
 // init, BN momentum, a few Adam steps.
 #include <gtest/gtest.h>
+
+#include "common/helpers.h"
 #include <torch/torch.h>
 
 #include <fstream>
@@ -16,17 +18,9 @@
 #include "tokcom/model/mobilenet_v3.h"
 
 using namespace tokcom;
+using tokcom::test::error_of;
 
 namespace {
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "<no error>";
-}
 
 std::string shape_text(const at::Tensor& t) {
   std::string s;

@@ -18,17 +18,9 @@
 #include "tokcom/model/weights_io.h"
 
 using namespace tokcom;
+using tokcom::test::error_of;
 
 namespace {
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "<no error>";
-}
 
 // The fixture's geometry: 32 px, patch 8 (16 patches), dim 48, depth 4, heads 3.
 VitOptions tiny(bool reference = false) {

@@ -16,17 +16,9 @@
 #include "tokcom/core/state_dict.h"
 
 using namespace tokcom;
+using tokcom::test::error_of;
 
 namespace {
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "<no error>";
-}
 
 std::string u64_le(uint64_t n) {
   std::string s(8, '\0');

@@ -78,6 +78,7 @@ void run_show(const DataArgs& a) {
   const torch::Tensor pixels = denormalise(batch.images, transform.mean, transform.std);
   const torch::Tensor grid = make_grid(pixels, captions, a.columns);
   write_file_atomic(a.out, encode_png(grid.data_ptr<uint8_t>(), 3, int(grid.size(1)), int(grid.size(2))));
+  cfg.save(a.out + ".config.yaml");  // the effective config beside every output
   spdlog::info("wrote {} ({} {} samples, augment {}, {}x{} px)", a.out, batch.labels.size(0), ds.split,
                transform.augment, grid.size(2), grid.size(1));
 }

@@ -85,6 +85,7 @@ void run_visualize(const VisualizeArgs& args) {
   const torch::Tensor picture = make_grid(torch::stack(tiles), captions, static_cast<int>(1 + alphas.size()));
   const torch::Tensor hwc = picture.contiguous();
   write_file_atomic(args.out, encode_png(hwc.data_ptr<uint8_t>(), 3, hwc.size(1), hwc.size(2)));
+  config.save(args.out + ".config.yaml");
   spdlog::info("wrote {}: {} images × ({} budgets + original); predicted class at α=1 of the first: {}", args.out, n,
                alphas.size(), data.class_names.at(pred[0].item<int64_t>()));
 }

@@ -1,5 +1,7 @@
 #include "common/helpers.h"
 
+#include "tokcom/core/errors.h"
+
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -24,6 +26,15 @@ std::vector<fs::path>& made_dirs() {
   return dirs;
 }
 }  // namespace
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "<no error>";
+}
 
 std::string temp_dir(const std::string& tag) {
   static int counter = 0;

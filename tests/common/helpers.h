@@ -1,9 +1,12 @@
 // Test helpers shared by every area.
 #pragma once
+#include <functional>
 #include <string>
 
 namespace tokcom::test {
 
+// The message of the tokcom::Error that `f` throws, or "<no error>" (for message checks).
+std::string error_of(const std::function<void()>& f);
 // A fresh empty folder under the build tree's temp dir, removed at process exit.
 std::string temp_dir(const std::string& tag);
 // ../shared beside the repository ($TOKCOM_SHARED when set).
