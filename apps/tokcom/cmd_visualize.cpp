@@ -79,7 +79,7 @@ void run_visualize(const VisualizeArgs& args) {
     for (size_t a = 0; a < alphas.size(); ++a) {
       const torch::Tensor kept = columns[a][i];
       tiles.push_back(grey_out(raw[i], kept, grid));
-      captions.push_back(fmt::format("A={} {}/{}", alphas[a], kept.sum().item<int64_t>(), kept.numel()));
+      captions.push_back(fmt::format("A {} {}/{}", alphas[a], kept.sum().item<int64_t>(), kept.numel()));
     }
   }
   const torch::Tensor picture = make_grid(torch::stack(tiles), captions, static_cast<int>(1 + alphas.size()));
