@@ -470,7 +470,8 @@ TEST(CommConfig, DefaultsBuildTheBankAndChannel) {
   EXPECT_EQ(make_channel(config.get_string("comm.channel"))->name(), "awgn");
   EXPECT_FALSE(config.get_bool("comm.reference_power"));
   EXPECT_DOUBLE_EQ(config.get_double("comm.train_snr_min"), -20.0);
-  EXPECT_EQ(config.get_int("comm.input_values"), kImageValues);
+  EXPECT_EQ(config.get_int("comm.input_values"), 0);  // auto: C·H·W of the model
+  EXPECT_EQ(config.get_int("comm.split"), 3);
   JsccBank bank(JsccBankOptions().ratios(ratios));
   EXPECT_EQ(bank->size(), 7);
   EXPECT_EQ(bank->symbols_per_token(bank->index_of(0.15)), 28);

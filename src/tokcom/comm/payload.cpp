@@ -37,8 +37,8 @@ void validate(const Payload& p, const std::string& caller, int64_t expected_widt
     if (p.bytes.empty()) {
       throw FormatError(caller + ": payload '" + p.method + "' has neither symbols nor bytes");
     }
-    if (p.token_mask.defined()) {
-      throw FormatError(caller + ": payload.token_mask is set on a digital payload (no symbols)");
+    if (p.token_mask.defined() || p.token_scale.defined()) {
+      throw FormatError(caller + ": payload.token_mask/token_scale is set on a digital payload (no symbols)");
     }
   } else {
     if (!p.bytes.empty()) {
@@ -60,6 +60,14 @@ void validate(const Payload& p, const std::string& caller, int64_t expected_widt
       if (rank != 3) throw ShapeError(caller + ": payload.token_mask is only valid for (B, T, d_r) symbols");
       check_dtype(caller, "payload.token_mask", p.token_mask, torch::kBool);
       check_shape(caller, "payload.token_mask", p.token_mask, {batch, p.symbols.size(1)});
+    }
+    if (p.token_scale.defined()) {
+      if (rank != 3) throw ShapeError(caller + ": payload.token_scale is only valid for (B, T, d_r) symbols");
+      check_dtype(caller, "payload.token_scale", p.token_scale, torch::kFloat);
+      check_shape(caller, "payload.token_scale", p.token_scale, {batch, p.symbols.size(1)});
+      if (check_values && !p.token_scale.isfinite().all().item<bool>()) {
+        throw FormatError(fmt::format("{}: payload.token_scale ({}) contains NaN or Inf", caller, p.method));
+      }
     }
     if (check_values && !torch::view_as_real(p.symbols).isfinite().all().item<bool>()) {
       throw FormatError(fmt::format("{}: payload.symbols ({} {}) contains NaN or Inf", caller,

@@ -19,6 +19,11 @@ struct Payload {
   // Optional (B, T) bool: which token slots are real (hard mode, packed batches). Undefined = all.
   // False slots are padding: never transmitted, not counted in ζ, zero after any channel.
   torch::Tensor token_mask;
+  // Optional (B, T) float side information for token payloads: the cumulative selection mask the
+  // server multiplies the decoded tokens by (SPEC 5.4) and keeps applying in later blocks (SPEC 3.4,
+  // 10 P4). One real value per sent token, carried outside the channel and not counted in ζ, as in
+  // the reference (docs/comm.md). Undefined = ones.
+  torch::Tensor token_scale;
   int64_t ratio_index = -1;      // index into the trained JSCC bank (-1: none / digital)
   std::vector<std::string> bytes;  // digital codecs: encoded image per sample
   std::vector<int64_t> image_ids;  // optional, one per sample
@@ -36,7 +41,8 @@ struct Payload {
 // Throws, naming `caller` and the field: FormatError for an empty method, NaN/Inf symbols
 // (only when check_values: one pass over the data + a device sync) or mismatched digital fields;
 // ShapeError for a wrong dtype/rank, a token width ≠ expected_width (−1 = any), a token_mask
-// that is not (B, T) bool, or image_ids of the wrong length.
+// that is not (B, T) bool, a token_scale that is not (B, T) float, or image_ids of the wrong
+// length; FormatError for a non-finite token_scale (with check_values).
 void validate(const Payload& payload, const std::string& caller, int64_t expected_width = -1,
               bool check_values = true);
 

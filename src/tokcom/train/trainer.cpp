@@ -21,7 +21,9 @@
 #include "tokcom/eval/evaluate.h"
 #include "tokcom/model/budget_loss.h"
 #include "tokcom/model/vit.h"
+#include "tokcom/train/checkpoint.h"
 #include "tokcom/train/hard_count.h"
+#include "tokcom/train/jscc_stage.h"
 #include "tokcom/train/schedule.h"
 
 namespace tokcom {
@@ -54,11 +56,6 @@ std::string csv_row(const EpochRecord& r) {
   return s + "\n";
 }
 
-struct Checkpoint {
-  int64_t epoch = 0;  // epochs finished
-  std::vector<EpochRecord> records;
-};
-
 nlohmann::json record_to_json(const EpochRecord& r) {
   return {{"epoch", r.epoch}, {"lr", r.lr}, {"loss", r.loss}, {"ce", r.ce}, {"budget", r.budget},
           {"train_accuracy", r.train_accuracy}, {"images_per_s", r.images_per_s}, {"val_accuracy", r.val_accuracy},
@@ -79,54 +76,16 @@ EpochRecord record_from_json(const nlohmann::json& j) {
   return r;
 }
 
-void save_checkpoint(const std::string& dir, const Checkpoint& ck, const torch::nn::Module& model,
-                     const torch::optim::Optimizer& optimizer, const std::string& config_digest) {
-  fs::create_directories(dir);
-  // Order matters for crash safety: weights and optimiser first, state.json (the commit point) last.
-  save_module(dir + "/model.safetensors", model, {{"epoch", std::to_string(ck.epoch)}});
-  const std::string optim_tmp = dir + "/optimizer.pt.tmp";
-  torch::serialize::OutputArchive archive;
-  optimizer.save(archive);
-  archive.save_to(optim_tmp);
-  fs::rename(optim_tmp, dir + "/optimizer.pt");
-  nlohmann::json j;
-  j["epoch"] = ck.epoch;
-  j["config_digest"] = config_digest;
-  j["records"] = nlohmann::json::array();
-  for (const auto& r : ck.records) j["records"].push_back(record_to_json(r));
-  write_file_atomic(dir + "/state.json", j.dump(2) + "\n");
-}
-
-bool load_checkpoint(const std::string& dir, Checkpoint* ck, torch::nn::Module& model, torch::optim::Optimizer& optimizer,
-                     const std::string& config_digest) {
-  if (!fs::exists(dir + "/state.json")) return false;
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(read_file(dir + "/state.json"));
-    ck->epoch = j.at("epoch");
-    ck->records.clear();
-    for (const auto& r : j.at("records")) ck->records.push_back(record_from_json(r));
-  } catch (const nlohmann::json::exception& e) {
-    throw FormatError(fmt::format("{}/state.json: malformed checkpoint state: {}", dir, e.what()));
-  }
-  if (j.value("config_digest", "") != config_digest) {
-    throw ConfigError(fmt::format("{}: checkpoint was made with a different config (digest {} vs {}); "
-                                  "use a fresh train.out or drop --resume",
-                                  dir, j.value("config_digest", "?"), config_digest));
-  }
-  load_module(dir + "/model.safetensors", model, /*strict=*/true);
-  torch::serialize::InputArchive archive;
-  archive.load_from(dir + "/optimizer.pt");
-  optimizer.load(archive);
-  return true;
-}
-
 }  // namespace
 
 std::vector<EpochRecord> train(const Config& config, const TrainRunOptions& run) {
   const std::string stage = config.get_string("train.stage");
+  if (stage == "jscc") {
+    train_jscc(config, run);  // records in <train.out>/epochs-<regime>-r<r>.csv
+    return {};
+  }
   if (stage != "backbone" && stage != "adaptive") {
-    throw ConfigError("train.stage: '" + stage + "' is not a stage this command trains (expected backbone or adaptive)");
+    throw ConfigError("train.stage: '" + stage + "' is not a stage this command trains (expected backbone, adaptive or jscc)");
   }
   const bool adaptive = stage == "adaptive";
   const std::string out = config.get_string("train.out");
@@ -223,16 +182,18 @@ std::vector<EpochRecord> train(const Config& config, const TrainRunOptions& run)
   if (precision != "fp32" && precision != "bf16") throw ConfigError("train.precision: '" + precision + "', expected fp32 or bf16");
   const std::vector<double> eval_alphas = adaptive ? config.get_doubles("train.eval_alphas") : std::vector<double>{};
 
-  Checkpoint ck;
+  CheckpointState ck;
+  std::vector<EpochRecord> records;
   const std::string ck_dir = out + "/checkpoint";
   if (run.resume && load_checkpoint(ck_dir, &ck, *model, *optimizer, config.digest())) {
+    for (const auto& r : ck.records) records.push_back(record_from_json(r));
     spdlog::info("resumed from {} after epoch {}", ck_dir, ck.epoch);
   } else if (!run.resume && fs::exists(ck_dir + "/state.json")) {
     spdlog::warn("{} holds a checkpoint; starting over (use --resume to continue it)", ck_dir);
   }
 
   std::string csv = csv_header(eval_alphas);
-  for (const auto& r : ck.records) csv += csv_row(r);
+  for (const auto& r : records) csv += csv_row(r);
   for (int64_t epoch = ck.epoch; epoch < epochs; ++epoch) {
     model->train();
     EpochRecord rec;
@@ -323,21 +284,22 @@ std::vector<EpochRecord> train(const Config& config, const TrainRunOptions& run)
       summary += fmt::format(" | α={} acc {:.3f} kept {:.3f}", eval_alphas[i], rec.val_accuracy_alpha[i], rec.kept_fraction[i]);
     spdlog::info("{}", summary);
 
-    ck.records.push_back(rec);
+    records.push_back(rec);
+    ck.records.push_back(record_to_json(rec));
     ck.epoch = epoch + 1;
     csv += csv_row(rec);
     write_file_atomic(out + "/epochs.csv", csv);
     save_checkpoint(ck_dir, ck, *model, *optimizer, config.digest());
     if (run.stop_after_epochs > 0 && epoch + 1 >= run.stop_after_epochs && epoch + 1 < epochs) {
       spdlog::info("stopping after epoch {} as asked", epoch + 1);
-      return ck.records;
+      return records;
     }
   }
   write_file_atomic(out + "/epochs.csv", csv);
   save_module(out + "/model.safetensors", *model,
               {{"stage", stage}, {"config_digest", config.digest()}, {"git", TOKCOM_GIT_HASH}});
   spdlog::info("wrote {}/model.safetensors and {}/epochs.csv", out, out);
-  return ck.records;
+  return records;
 }
 
 }  // namespace tokcom

@@ -1,0 +1,192 @@
+// `tokcom sweep`: a trained JSCC bank over the grid methods × regimes × ratios × α × channels ×
+// SNR, one tidy CSV row per cell plus a JSON sidecar; `--shard k/n` for array jobs; `tokcom merge`
+// joins the shards (SPEC 5, issue "semantic channel").
+#include <filesystem>
+#include <map>
+#include <memory>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+#include <torch/torch.h>
+
+#include "command.h"
+#include "tokcom/comm/channel.h"
+#include "tokcom/core/config.h"
+#include "tokcom/core/errors.h"
+#include "tokcom/core/version.h"
+#include "tokcom/eval/evaluate.h"
+#include "tokcom/eval/link_eval.h"
+#include "tokcom/eval/sweep.h"
+#include "tokcom/split/proposal.h"
+
+namespace tokcom::cli {
+namespace {
+namespace fs = std::filesystem;
+
+struct SweepArgs {
+  std::string config, bank, vit_ae_bank, methods = "proposal", regimes = "robust", channels = "awgn",
+                      snr = "-20:20:2.5", alphas = "0.001,0.01,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9", ratios,
+                      mode = "hard", split = "val", shard = "0/1", out;
+  int64_t batch_size = 256, max_batches = 0;
+  std::vector<std::string> overrides;
+};
+
+std::vector<std::string> split_list(const std::string& s) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start <= s.size()) {
+    // Channel specs carry their own commas after ':' (rician:K=4,csi=zf): split at ';' when present.
+    const char sep = s.find(';') != std::string::npos ? ';' : ',';
+    const size_t end = s.find(sep, start);
+    out.push_back(s.substr(start, end == std::string::npos ? std::string::npos : end - start));
+    if (end == std::string::npos) break;
+    start = end + 1;
+  }
+  return out;
+}
+
+// The config a bank was trained with (its config.yaml) unless -c is given, then the overrides.
+Config bank_config(const SweepArgs& a, const std::string& bank) {
+  if (!a.config.empty()) return Config::load(a.config, a.overrides);
+  const std::string path = bank + "/config.yaml";
+  if (!fs::exists(path)) {
+    throw ConfigError(fmt::format("{}: not found; pass -c CONFIG or a --bank folder written by `tokcom train "
+                                  "train.stage=jscc`",
+                                  path));
+  }
+  return Config::load(path, a.overrides);
+}
+
+void run_sweep(const SweepArgs& a) {
+  SweepGrid grid;
+  grid.methods = split_list(a.methods);
+  grid.regimes = split_list(a.regimes);
+  grid.channels = split_list(a.channels);
+  grid.snrs = parse_range(a.snr, "--snr");
+  grid.alphas = parse_range(a.alphas, "--alphas");
+  grid.mode = a.mode;
+  for (double alpha : grid.alphas) {
+    if (!(alpha > 0 && alpha <= 1)) throw UsageError(fmt::format("--alphas: {} is outside (0, 1]", alpha));
+  }
+  std::map<std::string, std::string> banks;
+  for (const auto& m : grid.methods) {
+    if (m == "proposal") banks[m] = a.bank;
+    else if (m == "vit-ae") banks[m] = a.vit_ae_bank;
+    else throw UsageError(fmt::format("--methods: unknown method '{}' (expected proposal or vit-ae)", m));
+    if (banks[m].empty()) throw UsageError(fmt::format("--methods {} needs its bank folder (--bank / --vit-ae-bank)", m));
+  }
+  for (const auto& r : grid.regimes) {
+    if (r != "robust" && r != "noiseless") throw UsageError("--regimes: '" + r + "', expected robust and/or noiseless");
+  }
+  std::vector<std::unique_ptr<Channel>> channels;
+  for (const auto& c : grid.channels) channels.push_back(make_channel(c));
+  const Config first_config = bank_config(a, banks.at(grid.methods.front()));
+  grid.ratios = a.ratios.empty() ? first_config.get_doubles("comm.ratios") : parse_range(a.ratios, "--ratios");
+  const SelectionMode mode = parse_mode(a.mode);
+  const Shard shard = parse_shard(a.shard);
+  const uint64_t seed = global_options().seed;
+
+  const std::vector<SweepCell> cells = sweep_cells(grid);
+  const auto [begin, end] = shard_range(static_cast<int64_t>(cells.size()), shard);
+  spdlog::info("sweep: {} cells in the grid, shard {}/{} runs cells [{}, {})", cells.size(), shard.k, shard.n, begin, end);
+  const ImageDataset data = load_dataset(first_config, a.split);
+  const torch::Device device(first_config.get_string("train.device"));
+
+  std::vector<SweepRow> rows;
+  nlohmann::json configs = nlohmann::json::object();
+  for (const auto& method : grid.methods) {
+    const Config config = bank_config(a, banks.at(method));
+    configs[method] = config.to_yaml();
+    for (const auto& regime : grid.regimes) {
+      std::vector<LinkPoint> points;
+      std::vector<const SweepCell*> owners;
+      for (int64_t i = begin; i < end; ++i) {
+        const SweepCell& c = cells[i];
+        if (c.method != method || c.regime != regime) continue;
+        size_t ch = 0;
+        while (grid.channels[ch] != c.channel) ++ch;
+        points.push_back({Decision{c.alpha, c.ratio_index}, channels[ch].get(), c.snr_db, static_cast<uint64_t>(c.index)});
+        owners.push_back(&c);
+      }
+      if (points.empty()) continue;
+      SplitModel model = load_proposal(config, banks.at(method), regime, grid.ratios, mode, device);
+      LinkEvalOptions lo;
+      lo.batch_size = a.batch_size;
+      lo.max_batches = a.max_batches;
+      lo.seed = seed;
+      lo.device = device;
+      lo.progress_label = fmt::format("sweep {} {} ({} cells)", method, regime, points.size());
+      const auto results = evaluate_link(model, points, data, config, lo);
+      for (size_t i = 0; i < results.size(); ++i) {
+        SweepRow row;
+        row.cell = *owners[i];
+        row.kept_tokens = results[i].kept_tokens();
+        row.symbols = results[i].symbols();
+        row.zeta = row.symbols / static_cast<double>(model.input_values);
+        row.accuracy = results[i].accuracy();
+        row.n_images = results[i].n_images;
+        row.seed = seed;
+        row.mode = a.mode;
+        rows.push_back(row);
+      }
+    }
+  }
+  std::sort(rows.begin(), rows.end(), [](const SweepRow& x, const SweepRow& y) { return x.cell.index < y.cell.index; });
+  nlohmann::json extra = {{"tool", "tokcom sweep"},
+                          {"version", TOKCOM_VERSION},
+                          {"git", TOKCOM_GIT_HASH},
+                          {"torch", TORCH_VERSION},
+                          {"split", a.split},
+                          {"banks", banks},
+                          {"configs", configs},
+                          {"max_batches", a.max_batches}};
+  write_sweep(a.out, grid, shard, seed, rows, extra);
+  spdlog::info("wrote {} ({} rows) and {}.json", a.out, rows.size(), a.out);
+}
+
+void add_sweep(CLI::App& app) {
+  auto a = std::make_shared<SweepArgs>();
+  CLI::App* cmd = app.add_subcommand("sweep", "Accuracy vs ζ of trained JSCC banks over channels, SNRs, ratios and budgets");
+  cmd->add_option("--bank", a->bank, "Folder of the proposal's bank (train.out of train.stage=jscc)");
+  cmd->add_option("--vit-ae-bank", a->vit_ae_bank, "Folder of the ViT-AE bank (jscc stage on the static backbone)");
+  cmd->add_option("-c,--config", a->config, "Config (default: config.yaml in each bank folder)");
+  cmd->add_option("--methods", a->methods, "Comma list: proposal, vit-ae")->capture_default_str();
+  cmd->add_option("--regimes", a->regimes, "Comma list: robust, noiseless")->capture_default_str();
+  cmd->add_option("--channels", a->channels,
+                  "Comma list of channel specs (awgn, rayleigh, rayleigh-csi, rician:K=4, …; use ';' between "
+                  "specs that hold commas)")
+      ->capture_default_str();
+  cmd->add_option("--snr", a->snr, "SNRs in dB: start:stop:step (inclusive) or a comma list")->capture_default_str();
+  cmd->add_option("--alphas", a->alphas, "Budgets α in (0, 1] (static methods use α = 1)")->capture_default_str();
+  cmd->add_option("--ratios", a->ratios, "Ratios r of the bank to evaluate (default: comm.ratios)");
+  cmd->add_option("--mode", a->mode, "hard (only kept tokens sent) | soft (every position sent, reference)")
+      ->check(CLI::IsMember({"soft", "hard"}))
+      ->capture_default_str();
+  cmd->add_option("--split", a->split, "train | val | test")->capture_default_str();
+  cmd->add_option("--batch-size", a->batch_size)->capture_default_str();
+  cmd->add_option("--max-batches", a->max_batches, "> 0: only the first batches (smoke runs)")->capture_default_str();
+  cmd->add_option("--shard", a->shard, "k/n: run the k-th (0-based) of n contiguous parts of the grid")->capture_default_str();
+  cmd->add_option("-o,--out", a->out, "CSV: method,regime,channel,snr_db,ratio,alpha,zeta,kept_tokens,symbols,"
+                                      "accuracy,n_images,seed,mode (+ .json sidecar)")
+      ->required();
+  cmd->add_option("overrides", a->overrides, "key.sub=value overrides of the bank's config");
+  cmd->footer(
+      "Example: tokcom sweep --bank runs/fmnist-jscc --channels awgn,rayleigh --snr=-20:20:5 --alphas 0.25,0.5,1 \\\n"
+      "           --ratios 0.1,0.5 -o runs/fmnist-sweep.csv\n"
+      "Shards: tokcom sweep … --shard $SLURM_ARRAY_TASK_ID/8 -o part$SLURM_ARRAY_TASK_ID.csv; then tokcom merge part*.csv -o all.csv");
+  set_action(cmd, [a] { run_sweep(*a); });
+
+  auto inputs = std::make_shared<std::vector<std::string>>();
+  auto out = std::make_shared<std::string>();
+  CLI::App* merge = app.add_subcommand("merge", "Join sweep shard CSVs; refuses overlapping or missing cells");
+  merge->add_option("inputs", *inputs, "Shard CSVs (each with its .json sidecar)")->required()->check(CLI::ExistingFile);
+  merge->add_option("-o,--out", *out, "Merged CSV (+ .json)")->required();
+  set_action(merge, [inputs, out] {
+    merge_sweeps(*inputs, *out);
+    spdlog::info("wrote {} from {} shard(s)", *out, inputs->size());
+  });
+}
+
+}  // namespace
+TOKCOM_REGISTER_COMMAND(50, add_sweep);
+}  // namespace tokcom::cli

@@ -1,0 +1,88 @@
+#include "tokcom/eval/link_eval.h"
+
+#include <map>
+#include <utility>
+
+#include <fmt/format.h>
+#include <torch/torch.h>
+
+#include "tokcom/core/errors.h"
+#include "tokcom/core/progress.h"
+#include "tokcom/data/loader.h"
+#include "tokcom/data/transforms.h"
+
+namespace tokcom {
+
+torch::Tensor symbols_per_image(const Payload& payload) {
+  const int64_t batch = payload.batch_size();
+  if (payload.is_digital()) return torch::zeros({batch}, torch::kLong);
+  int64_t per_slot = 1;  // d_r for tokens, s·s for CNN maps
+  for (int64_t i = 2; i < payload.symbols.dim(); ++i) per_slot *= payload.symbols.size(i);
+  torch::Tensor slots = payload.token_mask.defined() && payload.symbols.dim() == 3
+                            ? payload.token_mask.sum(1).to(torch::kCPU)
+                            : torch::full({batch}, payload.symbols.size(1), torch::kLong);
+  return slots * per_slot;
+}
+
+std::vector<LinkResult> evaluate_link(SplitModel& model, const std::vector<LinkPoint>& points, const ImageDataset& data,
+                                      const Config& config, const LinkEvalOptions& o) {
+  if (!model.device || !model.server) throw UsageError("evaluate_link: the split model has no device or server half");
+  for (const auto& p : points) {
+    if (p.channel == nullptr) throw UsageError("evaluate_link: a point has no channel");
+    validate_decision(p.decision, model.device->num_ratios(), "evaluate_link");
+  }
+  // Distinct decisions, in first-seen order: the device half runs once per decision and batch.
+  std::vector<std::pair<double, int64_t>> decisions;
+  std::vector<size_t> decision_of(points.size());
+  for (size_t i = 0; i < points.size(); ++i) {
+    const auto key = std::make_pair(points[i].decision.budget, points[i].decision.ratio_index);
+    size_t d = 0;
+    while (d < decisions.size() && decisions[d] != key) ++d;
+    if (d == decisions.size()) decisions.push_back(key);
+    decision_of[i] = d;
+  }
+
+  torch::NoGradGuard no_grad;
+  LoaderOptions lo = loader_options(config, /*train=*/false, /*seed=*/0);
+  lo.batch_size = o.batch_size;
+  lo.drop_last = false;
+  Loader loader(data, transform_options(config, data), lo);
+  int64_t batches = loader.batches_per_epoch();
+  if (o.max_batches > 0) batches = std::min(batches, o.max_batches);
+  std::vector<LinkResult> results(points.size());
+  std::unique_ptr<Progress> progress;
+  if (!o.progress_label.empty()) progress = std::make_unique<Progress>(o.progress_label, batches, "batch");
+
+  Batch batch;
+  loader.start_epoch(0);
+  for (int64_t b = 0; b < batches && loader.next(batch); ++b) {
+    const torch::Tensor images = batch.images.to(o.device);
+    const torch::Tensor labels = batch.labels;
+    const int64_t n = images.size(0);
+    for (size_t d = 0; d < decisions.size(); ++d) {
+      DeviceStats stats;
+      const Payload sent = model.device->encode(images, Decision{decisions[d].first, decisions[d].second}, &stats);
+      const double kept = stats.kept_patches.to(torch::kCPU).sum().item<double>();
+      const double symbols = symbols_per_image(sent).sum().item<double>();
+      for (size_t i = 0; i < points.size(); ++i) {
+        if (decision_of[i] != d) continue;
+        torch::Generator rng = make_generator(batch_seed(o.seed ^ (0x5EEDull + points[i].id * 0x9E3779B97F4A7C15ull), 0, b));
+        const torch::Tensor snr = torch::full({n}, points[i].snr_db, torch::dtype(torch::kFloat).device(o.device));
+        const Received received = points[i].channel->apply(sent, snr, rng);
+        const torch::Tensor pred = model.server->decode(received.payload).argmax(1).to(torch::kCPU);
+        results[i].correct += pred.eq(labels).sum().item<int64_t>();
+        results[i].n_images += n;
+        results[i].kept_sum += kept;
+        results[i].symbols_sum += symbols;
+      }
+    }
+    if (progress) progress->tick(1);
+  }
+  if (progress) progress->finish();
+  if (!points.empty() && results.front().n_images == 0) {
+    throw DataError("evaluate_link: the split '" + data.split + "' of " + data.name + " has no images");
+  }
+  return results;
+}
+
+}  // namespace tokcom

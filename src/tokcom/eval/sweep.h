@@ -1,0 +1,69 @@
+// eval/sweep.h — the evaluation grid of `tokcom sweep`, its shards, its tidy CSV and `tokcom merge`.
+//
+// A grid is methods × regimes × ratios × alphas × channels × SNRs (static methods such as vit-ae
+// only take α = 1). Cells are numbered in that nesting order; the number seeds the cell's noise, so
+// a cell gives the same row whether it runs alone, in a shard or in the whole grid. A shard k/n
+// (k = 0..n−1, Slurm's array index) is a contiguous range of cells, so one shard shares the device
+// half's work across its channels and SNRs.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace tokcom {
+
+struct SweepGrid {
+  std::vector<std::string> methods, regimes, channels;
+  std::vector<double> snrs, ratios, alphas;
+  std::string mode = "hard";  // soft | hard
+};
+
+struct SweepCell {
+  int64_t index = 0;
+  std::string method, regime, channel;
+  double snr_db = 0, ratio = 0, alpha = 1;
+  int64_t ratio_index = 0;  // index of `ratio` in the grid's ratios
+};
+
+struct Shard {
+  int64_t k = 0, n = 1;
+};
+
+// True for methods with a budget token (α varies); false for static ones (α = 1 only).
+bool method_has_budget(const std::string& method);
+std::vector<SweepCell> sweep_cells(const SweepGrid& grid);
+// "k/n" with 0 ≤ k < n; UsageError otherwise.
+Shard parse_shard(const std::string& text);
+// Cells [begin, end) of shard k of n.
+std::pair<int64_t, int64_t> shard_range(int64_t cells, const Shard& shard);
+// "-20:20:2.5" (inclusive) or "0,10,20" → values; UsageError naming `flag` otherwise.
+std::vector<double> parse_range(const std::string& text, const std::string& flag);
+
+struct SweepRow {
+  SweepCell cell;
+  double zeta = 0, kept_tokens = 0, symbols = 0, accuracy = 0;
+  int64_t n_images = 0;
+  uint64_t seed = 0;
+  std::string mode;
+};
+
+std::string sweep_csv_header();  // method,regime,channel,snr_db,ratio,alpha,zeta,kept_tokens,symbols,accuracy,n_images,seed,mode
+std::string sweep_csv_row(const SweepRow& row);
+
+nlohmann::json grid_to_json(const SweepGrid& grid);
+SweepGrid grid_from_json(const nlohmann::json& j, const std::string& origin);
+
+// Writes <path> (rows in cell order) and <path>.json (grid, shard, seed, `extra`) atomically.
+void write_sweep(const std::string& path, const SweepGrid& grid, const Shard& shard, uint64_t seed,
+                 const std::vector<SweepRow>& rows, const nlohmann::json& extra);
+
+// Joins shard CSVs (each with its .json sidecar) into `out`: the grids, seeds and modes must
+// agree, no cell may appear twice and every cell of the grid must be present (FormatError naming
+// the files and the first offending cells). Rows are copied verbatim in cell order, so the result
+// equals the unsharded sweep byte for byte.
+void merge_sweeps(const std::vector<std::string>& inputs, const std::string& out);
+
+}  // namespace tokcom

@@ -1,0 +1,184 @@
+#include "tokcom/split/proposal.h"
+
+#include <filesystem>
+
+#include <fmt/format.h>
+#include <torch/torch.h>
+
+#include "tokcom/core/check.h"
+#include "tokcom/core/config.h"
+#include "tokcom/core/errors.h"
+#include "tokcom/core/safetensors.h"
+#include "tokcom/core/state_dict.h"
+
+namespace tokcom {
+namespace fs = std::filesystem;
+
+JsccStageNetImpl::JsccStageNetImpl(Vit vit_in, JsccCodec codec_in) : vit(std::move(vit_in)), codec(std::move(codec_in)) {
+  // The ViT's own names at the top level (timm keys), so the file loads into a plain ViT too.
+  for (auto& p : vit->named_parameters(/*recurse=*/false)) register_parameter(p.key(), p.value(), p.value().requires_grad());
+  for (auto& b : vit->named_buffers(/*recurse=*/false)) register_buffer(b.key(), b.value());
+  for (auto& c : vit->named_children()) register_module(c.key(), c.value());
+  register_module("jscc", codec);
+}
+
+void validate_split(const VitOptions& options, int64_t split) {
+  const auto& adaptive = options.adaptive_blocks();
+  const int64_t first_allowed = adaptive.empty() ? 0 : adaptive.back() + 1;
+  if (split < first_allowed || split > options.depth()) {
+    throw ConfigError(fmt::format("comm.split is {}, expected in [{}, {}] (blocks [0, split) run on the device, and "
+                                  "token selection (adaptive blocks {}) happens there)",
+                                  split, first_allowed, options.depth(), fmt::join(adaptive, ",")));
+  }
+}
+
+TokenState device_tokens(Vit& vit, const torch::Tensor& images, const torch::Tensor& budget, int64_t split,
+                         SelectionMode mode, std::vector<BlockStats>* stats) {
+  return vit->forward_blocks(vit->embed(images, budget), 0, split, mode, stats);
+}
+
+Payload encode_tokens(JsccEncoder& encoder, const TokenState& state, int64_t ratio_index, const std::string& method) {
+  Payload p;
+  p.method = method;
+  p.ratio_index = ratio_index;
+  p.symbols = encoder(state.x);
+  if (state.padding.defined()) p.token_mask = state.padding.logical_not();
+  if (state.mask.defined()) p.token_scale = state.mask.to(torch::kFloat);
+  return p;
+}
+
+torch::Tensor server_logits(Vit& vit, JsccDecoder& decoder, const Payload& received, int64_t split,
+                            SelectionMode mode) {
+  validate(received, "server_logits", decoder->options.symbols_per_token(), /*check_values=*/false);
+  if (received.symbols.dim() != 3) {
+    throw ShapeError(fmt::format("server_logits: payload '{}' has map symbols of rank {}, expected tokens (B, T, d_r)",
+                                 received.method, received.symbols.dim()));
+  }
+  TokenState state;
+  state.x = decoder(received.symbols);
+  if (received.token_mask.defined()) {
+    state.padding = received.token_mask.logical_not();
+    state.x = state.x * received.token_mask.unsqueeze(-1).to(state.x.dtype());
+  }
+  if (received.token_scale.defined()) {
+    state.mask = received.token_scale;
+    state.x = state.x * state.mask.unsqueeze(-1);  // SPEC 5.4: dropped positions back to exact zeros
+  }
+  return vit->forward_head(vit->forward_blocks(std::move(state), split, vit->options.depth(), mode));
+}
+
+std::string jscc_file(const std::string& bank_dir, const std::string& regime, double ratio) {
+  return fmt::format("{}/jscc-{}-r{}.safetensors", bank_dir, regime, ratio);
+}
+
+ProposalDevice::ProposalDevice(Vit vit, std::vector<JsccEncoder> encoders, std::vector<double> ratios,
+                               ProposalOptions options)
+    : vit_(std::move(vit)), encoders_(std::move(encoders)), ratios_(std::move(ratios)), options_(std::move(options)) {
+  validate_split(vit_->options, options_.split);
+  if (encoders_.size() != ratios_.size() || encoders_.empty()) {
+    throw UsageError(fmt::format("ProposalDevice: {} encoders for {} ratios", encoders_.size(), ratios_.size()));
+  }
+}
+
+Payload ProposalDevice::encode(const torch::Tensor& images, const Decision& decision, DeviceStats* stats) {
+  validate_decision(decision, num_ratios(), "ProposalDevice::encode");
+  const auto& o = vit_->options;
+  check_shape("ProposalDevice::encode", "images", images, {-1, o.in_chans(), o.image_size(), o.image_size()});
+  torch::NoGradGuard no_grad;
+  const int64_t batch = images.size(0);
+  torch::Tensor budget;
+  if (!o.adaptive_blocks().empty()) budget = torch::full({batch}, decision.budget, images.options().dtype(torch::kFloat));
+  std::vector<BlockStats> block_stats;
+  const TokenState state = device_tokens(vit_, images, budget, options_.split, options_.mode, &block_stats);
+  if (stats) {
+    stats->kept_patches = block_stats.empty()
+                              ? torch::full({batch}, o.num_patches(), images.options().dtype(torch::kLong))
+                              : block_stats.back().kept;
+  }
+  return encode_tokens(encoders_[decision.ratio_index], state, decision.ratio_index, options_.method);
+}
+
+ProposalServer::ProposalServer(std::vector<Vit> models, std::vector<JsccDecoder> decoders, ProposalOptions options)
+    : models_(std::move(models)), decoders_(std::move(decoders)), options_(std::move(options)) {
+  if (models_.size() != decoders_.size() || models_.empty()) {
+    throw UsageError(fmt::format("ProposalServer: {} server models for {} decoders", models_.size(), decoders_.size()));
+  }
+  for (auto& m : models_) validate_split(m->options, options_.split);
+}
+
+torch::Tensor ProposalServer::decode(const Payload& received) {
+  if (received.method != options_.method) {
+    throw FormatError(fmt::format("ProposalServer::decode: payload.method is '{}', expected '{}'", received.method,
+                                  options_.method));
+  }
+  if (received.ratio_index < 0 || received.ratio_index >= static_cast<int64_t>(decoders_.size())) {
+    throw FormatError(fmt::format("ProposalServer::decode: payload.ratio_index is {}, expected in [0, {})",
+                                  received.ratio_index, decoders_.size()));
+  }
+  torch::NoGradGuard no_grad;
+  return server_logits(models_[received.ratio_index], decoders_[received.ratio_index], received, options_.split,
+                       options_.mode);
+}
+
+SplitModel load_proposal(const Config& config, const std::string& bank_dir, const std::string& regime,
+                         const std::vector<double>& ratios, SelectionMode mode, torch::Device device) {
+  ProposalOptions options;
+  options.split = config.get_int("comm.split");
+  options.mode = mode;
+  const VitOptions vit_options = vit_options_from_config(config);
+  options.method = vit_options.adaptive_blocks().empty() ? "vit-ae" : "proposal";
+  validate_split(vit_options, options.split);
+  if (ratios.empty()) throw UsageError("load_proposal: no ratios asked for");
+
+  std::vector<Vit> models;
+  std::vector<JsccEncoder> encoders;
+  std::vector<JsccDecoder> decoders;
+  TensorMap frozen;  // device half + norm + head of the first file: every file must agree
+  std::string first;
+  for (double r : ratios) {
+    const std::string path = jscc_file(bank_dir, regime, r);
+    if (!fs::exists(path)) {
+      throw DataError(fmt::format("{}: no trained JSCC model for regime '{}' and r = {} (train it with `tokcom train "
+                                  "-c <config> train.stage=jscc train.ratios={} comm.train_regime={} "
+                                  "train.out={}`)",
+                                  path, regime, r, r, regime, bank_dir));
+    }
+    const TensorMap tensors = read_safetensors(path).tensors;
+    Vit vit(vit_options);
+    JsccCodec codec(JsccOptions()
+                        .dim(vit_options.dim())
+                        .ratio(r)
+                        .reference_power(config.get_bool("comm.reference_power")));
+    JsccStageNet net(vit, codec);
+    load_tensors(*net, tensors, path, /*strict=*/true);
+    const std::string server_prefix = "blocks.";
+    for (const auto& [name, value] : tensors) {
+      if (name.rfind("jscc.", 0) == 0) continue;
+      if (name.rfind(server_prefix, 0) == 0) {
+        const int64_t block = std::stoll(name.substr(server_prefix.size()));
+        if (block >= options.split) continue;  // fine-tuned per r on the server
+      }
+      if (first.empty()) {
+        frozen.emplace(name, value);
+      } else if (!frozen.count(name) || !torch::equal(frozen.at(name), value)) {
+        throw FormatError(fmt::format("{}: frozen tensor '{}' differs from {}: the bank's files were trained from "
+                                      "different device halves (retrain them from one train.init)",
+                                      path, name, first));
+      }
+    }
+    if (first.empty()) first = path;
+    net->to(device);
+    net->eval();
+    models.push_back(vit);
+    encoders.push_back(codec->encoder);
+    decoders.push_back(codec->decoder);
+  }
+  SplitModel split;
+  // The device half uses the first file's ViT: the frozen part is identical in every file.
+  split.device = std::make_shared<ProposalDevice>(models.front(), encoders, ratios, options);
+  split.server = std::make_shared<ProposalServer>(models, decoders, options);
+  split.input_values = input_values(config);
+  return split;
+}
+
+}  // namespace tokcom

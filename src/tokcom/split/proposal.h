@@ -1,0 +1,96 @@
+// split/proposal.h — the proposal as a split model (SPEC 5): the device runs the patch embedding
+// and blocks [0, split) with token selection under α, encodes every sent token with the JSCC
+// encoder of ratio r; the server decodes, multiplies by the cumulative mask (SPEC 5.4) and runs
+// blocks [split, depth), the final LayerNorm and the head.
+//
+// Soft mode sends every position (the reference's batched path); hard mode sends only the kept
+// tokens (cls and budget included), packed per batch with padded slots that are never sent.
+//
+// A trained bank is a folder written by `tokcom train train.stage=jscc` with one file per
+// (regime, r): jscc-<regime>-r<r>.safetensors = the whole ViT with timm names (its server blocks
+// fine-tuned for that r) + the codec under "jscc." (encoder.re/im.{0,2,4}, decoder.mlp.{0,2,4}).
+#pragma once
+#include <torch/nn/module.h>
+#include <torch/nn/pimpl.h>
+
+#include <string>
+#include <vector>
+
+#include "tokcom/comm/jscc.h"
+#include "tokcom/model/vit.h"
+#include "tokcom/split/split_model.h"
+
+namespace tokcom {
+
+class Config;
+
+// What stage 3 trains for one (r, regime): the ViT's parameters under their timm names (shared
+// with `vit`, not copied) and the codec under "jscc.".
+class JsccStageNetImpl : public torch::nn::Module {
+ public:
+  JsccStageNetImpl(Vit vit, JsccCodec codec);
+  Vit vit;
+  JsccCodec codec;
+};
+TORCH_MODULE(JsccStageNet);
+
+// Blocks [0, split) on the device: split ≥ last adaptive block + 1 (selection happens on the
+// device) and ≤ depth. ConfigError otherwise.
+void validate_split(const VitOptions& options, int64_t split);
+
+// Device side: embed with budget (B) (undefined or all 1 = static path), blocks [0, split).
+TokenState device_tokens(Vit& vit, const torch::Tensor& images, const torch::Tensor& budget, int64_t split,
+                         SelectionMode mode, std::vector<BlockStats>* stats = nullptr);
+// Sent tokens → payload: symbols = encoder(x), token_mask = not padding (hard mode), token_scale
+// = the cumulative mask (when selection ran).
+Payload encode_tokens(JsccEncoder& encoder, const TokenState& state, int64_t ratio_index,
+                      const std::string& method);
+// Received payload → logits: decoder, zero at padded slots, × token_scale, blocks [split, depth),
+// norm, head. `expected_width` = the decoder's d_r (ShapeError otherwise).
+torch::Tensor server_logits(Vit& vit, JsccDecoder& decoder, const Payload& received, int64_t split,
+                            SelectionMode mode);
+
+// File of one trained (regime, r) in a bank folder.
+std::string jscc_file(const std::string& bank_dir, const std::string& regime, double ratio);
+
+struct ProposalOptions {
+  int64_t split = 3;
+  SelectionMode mode = SelectionMode::kHard;
+  std::string method = "proposal";
+};
+
+class ProposalDevice final : public DeviceHalf {
+ public:
+  ProposalDevice(Vit vit, std::vector<JsccEncoder> encoders, std::vector<double> ratios, ProposalOptions options);
+  std::string method() const override { return options_.method; }
+  int64_t num_ratios() const override { return static_cast<int64_t>(encoders_.size()); }
+  double ratio(int64_t index) const override { return ratios_.at(index); }
+  Payload encode(const torch::Tensor& images, const Decision& decision, DeviceStats* stats = nullptr) override;
+
+ private:
+  Vit vit_;
+  std::vector<JsccEncoder> encoders_;
+  std::vector<double> ratios_;
+  ProposalOptions options_;
+};
+
+class ProposalServer final : public ServerHalf {
+ public:
+  // One server model (blocks fine-tuned per r) and one decoder per ratio index.
+  ProposalServer(std::vector<Vit> models, std::vector<JsccDecoder> decoders, ProposalOptions options);
+  torch::Tensor decode(const Payload& received) override;
+
+ private:
+  std::vector<Vit> models_;
+  std::vector<JsccDecoder> decoders_;
+  ProposalOptions options_;
+};
+
+// Loads the bank in `bank_dir` for `regime` and `ratios` (index i of a Decision = ratios[i]) onto
+// `device`, in eval mode. DataError naming the missing file (and the command that trains it);
+// FormatError if the files disagree on the frozen device half. split/method from the config
+// (comm.split); `method` "proposal" or "vit-ae" (a static model, no budget token).
+SplitModel load_proposal(const Config& config, const std::string& bank_dir, const std::string& regime,
+                         const std::vector<double>& ratios, SelectionMode mode, torch::Device device);
+
+}  // namespace tokcom

@@ -1,0 +1,69 @@
+// split/split_model.h — the interface every method implements (DESIGN "One idea carries the
+// architecture"):
+//
+//   images ─▶ DeviceHalf(decision) ─▶ Payload ─▶ Channel(snr, rng) ─▶ Payload ─▶ ServerHalf ─▶ logits
+//
+// A Decision is what the controller picks per slot; the Payload is what crosses the air (and what
+// the network transport serialises); ζ is counted from the payload alone (comm/zeta.h).
+#pragma once
+#include <torch/types.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "tokcom/comm/payload.h"
+
+namespace tokcom {
+
+class Config;
+
+// What the controller chooses per slot (SPEC 8.1): budget α ∈ (0, 1] (1 = keep every token) and
+// the index of the compression ratio r in the trained JSCC bank.
+struct Decision {
+  double budget = 1.0;
+  int64_t ratio_index = 0;
+};
+
+// Per-image statistics the device half reports next to its payload (for the sweep's CSV).
+struct DeviceStats {
+  torch::Tensor kept_patches;  // (B) int64 patch tokens kept after selection (all N when static)
+};
+
+class DeviceHalf {
+ public:
+  virtual ~DeviceHalf() = default;
+  virtual std::string method() const = 0;
+  // Number of decisions' ratio indices this device can encode (the trained bank's size).
+  virtual int64_t num_ratios() const = 0;
+  virtual double ratio(int64_t index) const = 0;
+  // images (B, C, H, W) normalised → payload (symbols on the images' device). Throws UsageError
+  // for a budget outside (0, 1] or a ratio index outside the bank.
+  virtual Payload encode(const torch::Tensor& images, const Decision& decision,
+                         DeviceStats* stats = nullptr) = 0;
+};
+
+class ServerHalf {
+ public:
+  virtual ~ServerHalf() = default;
+  // Received payload → logits (B, num_classes). Validates the payload (method, ratio index, width)
+  // and throws ShapeError/FormatError naming the field.
+  virtual torch::Tensor decode(const Payload& received) = 0;
+};
+
+struct SplitModel {
+  std::shared_ptr<DeviceHalf> device;
+  std::shared_ptr<ServerHalf> server;
+  int64_t input_values = 0;  // C·H·W of the model's input: the n of ζ = k / n (SPEC 5.5)
+};
+
+// n of ζ = k / n for a config: comm.input_values when > 0, else model.in_chans · image_size²
+// (issue "semantic channel": ζ is counted against the model's own input size, so 64-px runs are
+// self-consistent; the paper's 224-px RGB case is 150 528).
+int64_t input_values(const Config& config);
+
+// Throws UsageError unless budget ∈ (0, 1] and 0 ≤ ratio_index < num_ratios.
+void validate_decision(const Decision& decision, int64_t num_ratios, const std::string& caller);
+
+}  // namespace tokcom

@@ -1,0 +1,320 @@
+#include "tokcom/train/jscc_stage.h"
+
+#include <cmath>
+#include <filesystem>
+#include <sstream>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+#include <torch/torch.h>
+
+#include "tokcom/comm/channel.h"
+#include "tokcom/core/atomic_file.h"
+#include "tokcom/core/errors.h"
+#include "tokcom/core/progress.h"
+#include "tokcom/core/safetensors.h"
+#include "tokcom/core/state_dict.h"
+#include "tokcom/core/version.h"
+#include "tokcom/data/loader.h"
+#include "tokcom/data/transforms.h"
+#include "tokcom/eval/link_eval.h"
+#include "tokcom/model/budget_loss.h"
+#include "tokcom/split/proposal.h"
+#include "tokcom/train/checkpoint.h"
+#include "tokcom/train/schedule.h"
+
+namespace tokcom {
+namespace fs = std::filesystem;
+namespace {
+
+nlohmann::json to_json(const JsccEpochRecord& r) {
+  return {{"regime", r.regime}, {"ratio", r.ratio}, {"epoch", r.epoch}, {"lr", r.lr}, {"loss", r.loss},
+          {"train_accuracy", r.train_accuracy}, {"images_per_s", r.images_per_s}, {"val_accuracy", r.val_accuracy}};
+}
+JsccEpochRecord from_json(const nlohmann::json& j) {
+  JsccEpochRecord r;
+  r.regime = j.at("regime");
+  r.ratio = j.at("ratio");
+  r.epoch = j.at("epoch");
+  r.lr = j.at("lr");
+  r.loss = j.at("loss");
+  r.train_accuracy = j.at("train_accuracy");
+  r.images_per_s = j.at("images_per_s");
+  r.val_accuracy = j.at("val_accuracy").get<std::vector<double>>();
+  return r;
+}
+
+std::string csv_text(const std::vector<JsccEpochRecord>& records) {
+  std::string s = "regime,ratio,epoch,lr,loss,train_accuracy,images_per_s";
+  for (double snr : jscc_eval_snrs()) s += fmt::format(",val_accuracy_snr{}", snr);
+  s += "\n";
+  for (const auto& r : records) {
+    s += fmt::format("{},{},{},{:.6g},{:.6f},{:.6f},{:.2f}", r.regime, r.ratio, r.epoch, r.lr, r.loss,
+                     r.train_accuracy, r.images_per_s);
+    for (double a : r.val_accuracy) s += fmt::format(",{:.6f}", a);
+    s += "\n";
+  }
+  return s;
+}
+
+// Only the server blocks [split, depth) of the ViT are trained (SPEC 5.6; P12 keeps norm + head frozen).
+bool is_server_block(const std::string& name, int64_t split) {
+  if (name.rfind("blocks.", 0) != 0) return false;
+  return std::stoll(name.substr(7)) >= split;
+}
+
+// The config of one (regime, r): its digest addresses that pair's files, so training more ratios
+// or the other regime into the same folder later reuses the finished ones.
+Config pair_config(const Config& config, const std::string& regime, double ratio) {
+  return Config::from_yaml(config.to_yaml(),
+                           {fmt::format("train.ratios={}", ratio), "comm.train_regime=" + regime}, "train.stage=jscc");
+}
+
+// Trains one (regime, r); *stopped = true when run.stop_after_epochs ended it early.
+std::vector<JsccEpochRecord> train_pair(const Config& config, const TrainRunOptions& run, const std::string& regime,
+                                        double ratio, bool* stopped) {
+  const Config pair = pair_config(config, regime, ratio);
+  const std::string out = config.get_string("train.out");
+  const std::string file = jscc_file(out, regime, ratio);
+  const std::string tag = fmt::format("{}-r{}", regime, ratio);
+  const std::string digest = pair.digest();
+  if (fs::exists(file)) {
+    const Safetensors existing = read_safetensors(file);
+    const auto it = existing.metadata.find("config_digest");
+    if (it != existing.metadata.end() && it->second == digest) {
+      spdlog::info("jscc {}: {} is up to date (same config), skipped", tag, file);
+      return {};
+    }
+    spdlog::warn("jscc {}: {} was trained with another config; training it again", tag, file);
+  }
+
+  torch::Device device(config.get_string("train.device"));
+  const int64_t split = config.get_int("comm.split");
+  const std::string init = config.get_string("train.init");
+  if (init.empty()) {
+    throw ConfigError("train.stage=jscc needs train.init: the adaptive model (proposal) or the backbone (ViT-AE)");
+  }
+  // The codec's initial weights depend on (seed, regime, r) only, not on which pairs ran before.
+  uint64_t tag_hash = 1469598103934665603ull;
+  for (unsigned char ch : tag) tag_hash = (tag_hash ^ ch) * 1099511628211ull;
+  torch::manual_seed(run.seed ^ tag_hash);
+  Vit vit = make_vit(config);
+  validate_split(vit->options, split);
+  const LoadReport report = load_module(init, *vit, /*strict=*/false);
+  if (!report.missing.empty()) {
+    throw FormatError(fmt::format("{}: {} ViT tensors missing (first: {}); train.init must be a model of the "
+                                  "configured architecture",
+                                  init, report.missing.size(), report.missing.front()));
+  }
+  const bool adaptive = !vit->options.adaptive_blocks().empty();
+  const std::string method = adaptive ? "proposal" : "vit-ae";
+  JsccCodec codec(JsccOptions().dim(vit->options.dim()).ratio(ratio).reference_power(config.get_bool("comm.reference_power")));
+  JsccStageNet net(vit, codec);
+  std::vector<torch::Tensor> trained;
+  for (auto& item : vit->named_parameters()) {
+    const bool train = is_server_block(item.key(), split);
+    item.value().set_requires_grad(train);  // SPEC 10 P10: frozen parameters collect no gradient
+    if (train) trained.push_back(item.value());
+  }
+  for (auto& p : codec->parameters()) trained.push_back(p);
+  net->to(device);
+
+  const double lr = config.get_double("train.lr");
+  const std::string optimizer_name = config.get_string("train.optimizer");
+  std::unique_ptr<torch::optim::Optimizer> optimizer;
+  if (optimizer_name == "adam") {
+    optimizer = std::make_unique<torch::optim::Adam>(trained, torch::optim::AdamOptions(lr));
+  } else if (optimizer_name == "adamw") {
+    optimizer = std::make_unique<torch::optim::AdamW>(
+        trained, torch::optim::AdamWOptions(lr).weight_decay(config.get_double("train.weight_decay")));
+  } else {
+    throw ConfigError("train.optimizer: unknown optimizer '" + optimizer_name + "', expected adam or adamw");
+  }
+
+  const ImageDataset train_set = load_dataset(config, "train");
+  const ImageDataset val_set = load_dataset(config, config.get_string("train.eval_split"));
+  LoaderOptions train_opts = loader_options(config, /*train=*/true, run.seed);
+  train_opts.batch_size = config.get_int("train.batch_size");
+  Loader train_loader(train_set, transform_options(config, train_set), train_opts);
+  const int64_t max_batches = config.get_int("train.max_batches");
+  const int64_t batches = max_batches > 0 ? std::min(max_batches, train_loader.batches_per_epoch())
+                                          : train_loader.batches_per_epoch();
+  const int64_t epochs = config.get_int("train.epochs");
+  ScheduleOptions sched;
+  sched.kind = config.get_string("train.schedule");
+  sched.lr = lr;
+  sched.min_lr = config.get_double("train.min_lr");
+  sched.warmup_steps = config.get_int("train.warmup_epochs") * batches;
+  sched.total_steps = epochs * batches;
+  learning_rate(sched, 0);
+
+  const bool robust = regime == "robust";
+  const auto channel = make_channel(config.get_string("comm.channel"));
+  const double snr_min = config.get_double("comm.train_snr_min"), snr_max = config.get_double("comm.train_snr_max");
+  if (!(snr_min < snr_max)) {
+    throw ConfigError(fmt::format("comm.train_snr_min ({}) must be below comm.train_snr_max ({})", snr_min, snr_max));
+  }
+  const BudgetSampling sampling = parse_budget_sampling(config.get_string("train.alpha_sampling"));
+  const double alpha_min = config.get_double("train.alpha_min"), alpha_max = config.get_double("train.alpha_max");
+  const double clip = config.get_double("train.grad_clip");
+  const double smoothing = config.get_double("train.label_smoothing");
+
+  // Validation through the real split pipeline (hard mode, every token, fixed SNRs).
+  ProposalOptions popts;
+  popts.split = split;
+  popts.mode = SelectionMode::kHard;
+  popts.method = method;
+  SplitModel link;
+  link.device = std::make_shared<ProposalDevice>(vit, std::vector<JsccEncoder>{codec->encoder},
+                                                 std::vector<double>{ratio}, popts);
+  link.server = std::make_shared<ProposalServer>(std::vector<Vit>{vit}, std::vector<JsccDecoder>{codec->decoder}, popts);
+  link.input_values = input_values(config);
+  const auto awgn = make_channel("awgn");
+  std::vector<LinkPoint> val_points;
+  for (double snr : jscc_eval_snrs()) val_points.push_back({Decision{1.0, 0}, awgn.get(), snr, val_points.size()});
+
+  CheckpointState ck;
+  std::vector<JsccEpochRecord> records;
+  const std::string ck_dir = fmt::format("{}/checkpoint-{}", out, tag);
+  if (run.resume && load_checkpoint(ck_dir, &ck, *net, *optimizer, digest)) {
+    for (const auto& r : ck.records) records.push_back(from_json(r));
+    spdlog::info("jscc {}: resumed from {} after epoch {}", tag, ck_dir, ck.epoch);
+  } else if (!run.resume && fs::exists(ck_dir + "/state.json")) {
+    spdlog::warn("{} holds a checkpoint; starting over (use --resume to continue it)", ck_dir);
+  }
+  const std::string csv_path = fmt::format("{}/epochs-{}.csv", out, tag);
+  for (int64_t epoch = ck.epoch; epoch < epochs; ++epoch) {
+    vit->eval();  // SPEC 10 P22: the device's selection runs in eval mode (1e-3 cutoff active)
+    codec->train();
+    JsccEpochRecord rec;
+    rec.regime = regime;
+    rec.ratio = ratio;
+    rec.epoch = epoch + 1;
+    double loss_sum = 0;
+    int64_t correct = 0, seen = 0;
+    Progress progress(fmt::format("jscc {} epoch {}/{}", tag, epoch + 1, epochs), batches * train_opts.batch_size, "img");
+    Batch batch;
+    train_loader.start_epoch(epoch);
+    for (int64_t s = 0; s < batches && train_loader.next(batch); ++s) {
+      rec.lr = learning_rate(sched, epoch * batches + s);
+      for (auto& group : optimizer->param_groups()) group.options().set_lr(rec.lr);
+      const torch::Tensor images = batch.images.to(device), labels = batch.labels.to(device);
+      const int64_t b = images.size(0);
+      at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(batch_seed(run.seed ^ 0x75CCull, epoch, s));
+      torch::Tensor budget;
+      if (adaptive) budget = sample_budgets(b, gen, sampling, alpha_min, alpha_max).to(device);
+      TokenState state;
+      {
+        torch::NoGradGuard no_grad;
+        state = device_tokens(vit, images, budget, split, SelectionMode::kSoft);
+      }
+      Payload sent = encode_tokens(codec->encoder, state, 0, method);
+      Payload received = sent;
+      if (robust) {  // SNR ~ U(min, max] dB per sample per step (SPEC 5.3)
+        const torch::Tensor snr = (snr_max - (snr_max - snr_min) * torch::rand({b}, gen)).to(device);
+        received = channel->apply(sent, snr, gen).payload;
+      }
+      const torch::Tensor logits = server_logits(vit, codec->decoder, received, split, SelectionMode::kSoft);
+      const torch::Tensor loss = torch::nn::functional::cross_entropy(
+          logits, labels, torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(smoothing));
+      optimizer->zero_grad();
+      loss.backward();
+      if (clip > 0) torch::nn::utils::clip_grad_norm_(trained, clip);
+      optimizer->step();
+      loss_sum += loss.item<double>() * b;
+      correct += logits.argmax(1).eq(labels).sum().item<int64_t>();
+      seen += b;
+      progress.tick(b, fmt::format("loss {:.3f}", loss_sum / seen));
+    }
+    progress.finish();
+    rec.images_per_s = progress.rate();
+    rec.loss = loss_sum / std::max<int64_t>(seen, 1);
+    rec.train_accuracy = static_cast<double>(correct) / std::max<int64_t>(seen, 1);
+    codec->eval();
+    LinkEvalOptions lo;
+    lo.batch_size = config.get_int("train.eval_batch_size");
+    lo.max_batches = max_batches;
+    lo.seed = run.seed;
+    lo.device = device;
+    for (const auto& r : evaluate_link(link, val_points, val_set, config, lo)) rec.val_accuracy.push_back(r.accuracy());
+    std::string summary = fmt::format("jscc {} epoch {}: loss {:.4f} train acc {:.4f} ({:.0f} img/s) | val acc", tag,
+                                      rec.epoch, rec.loss, rec.train_accuracy, rec.images_per_s);
+    for (size_t i = 0; i < rec.val_accuracy.size(); ++i)
+      summary += fmt::format(" {:.3f}@{}dB", rec.val_accuracy[i], jscc_eval_snrs()[i]);
+    spdlog::info("{}", summary);
+    records.push_back(rec);
+    ck.records.push_back(to_json(rec));
+    ck.epoch = epoch + 1;
+    write_file_atomic(csv_path, csv_text(records));
+    save_checkpoint(ck_dir, ck, *net, *optimizer, digest);
+    if (run.stop_after_epochs > 0 && epoch + 1 >= run.stop_after_epochs && epoch + 1 < epochs) {
+      spdlog::info("stopping after epoch {} as asked", epoch + 1);
+      *stopped = true;
+      return records;
+    }
+  }
+  write_file_atomic(csv_path, csv_text(records));
+  save_module(file, *net,
+              {{"stage", "jscc"}, {"method", method}, {"regime", regime}, {"ratio", fmt::format("{}", ratio)},
+               {"config_digest", digest}, {"git", TOKCOM_GIT_HASH}});
+  spdlog::info("jscc {}: wrote {}", tag, file);
+  return records;
+}
+
+}  // namespace
+
+std::vector<double> jscc_eval_snrs() { return {0.0, 10.0, 20.0}; }
+
+std::vector<double> jscc_ratios(const Config& config) {
+  const std::vector<double> bank = config.get_doubles("comm.ratios");
+  const std::string spec = config.get_string("train.ratios");
+  if (spec == "all") return bank;
+  std::vector<double> out;
+  std::stringstream ss(spec);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    double r = 0;
+    try {
+      size_t pos = 0;
+      r = std::stod(item, &pos);
+      if (pos != item.size()) throw std::invalid_argument(item);
+    } catch (const std::exception&) {
+      throw ConfigError(fmt::format("train.ratios: '{}' is not a number (expected all or a list like 0.1,0.5)", item));
+    }
+    bool found = false;
+    for (double b : bank) found = found || std::abs(b - r) < 1e-12;
+    if (!found) {
+      throw ConfigError(fmt::format("train.ratios: {} is not in comm.ratios [{}]", r, fmt::join(bank, ", ")));
+    }
+    out.push_back(r);
+  }
+  if (out.empty()) throw ConfigError("train.ratios: empty (expected all or a list like 0.1,0.5)");
+  return out;
+}
+
+std::vector<std::string> jscc_regimes(const Config& config) {
+  const std::string r = config.get_string("comm.train_regime");
+  if (r == "robust" || r == "noiseless") return {r};
+  if (r == "both") return {"robust", "noiseless"};
+  throw ConfigError("comm.train_regime: '" + r + "', expected robust, noiseless or both");
+}
+
+std::vector<JsccEpochRecord> train_jscc(const Config& config, const TrainRunOptions& run) {
+  const std::vector<double> ratios = jscc_ratios(config);
+  const std::vector<std::string> regimes = jscc_regimes(config);
+  const std::string out = config.get_string("train.out");
+  fs::create_directories(out);
+  config.save(out + "/config.yaml");
+  std::vector<JsccEpochRecord> all;
+  for (const auto& regime : regimes) {
+    for (double r : ratios) {
+      bool stopped = false;
+      auto records = train_pair(config, run, regime, r, &stopped);
+      all.insert(all.end(), records.begin(), records.end());
+      if (stopped) return all;
+    }
+  }
+  return all;
+}
+
+}  // namespace tokcom

@@ -1,0 +1,314 @@
+// The split model (device half → payload → channel → server half), ζ counting, the jscc training
+// stage (frozen device, resumable bank) and the sweep's shards / merge / determinism.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <set>
+
+#include <torch/torch.h>
+
+#include "common/helpers.h"
+#include "tokcom/comm/channel.h"
+#include "tokcom/core/atomic_file.h"
+#include "tokcom/core/config.h"
+#include "tokcom/core/errors.h"
+#include "tokcom/core/safetensors.h"
+#include "tokcom/core/state_dict.h"
+#include "tokcom/eval/link_eval.h"
+#include "tokcom/eval/sweep.h"
+#include "tokcom/split/proposal.h"
+#include "tokcom/train/jscc_stage.h"
+#include "tokcom/train/trainer.h"
+
+using namespace tokcom;
+namespace fs = std::filesystem;
+
+namespace {
+
+// Tiny adaptive ViT on Fashion-MNIST geometry: 28 px, patch 7 → N = 16, dim 32, depth 4, split 3.
+std::vector<std::string> tiny_overrides(const std::string& out) {
+  return {"data.dataset=fashion-mnist", "data.image_size=28", "data.augment=crop-flip", "model.image_size=28",
+          "model.patch_size=7",         "model.in_chans=1",   "model.dim=32",           "model.depth=4",
+          "model.heads=2",              "model.adaptive_blocks=[1, 2]", "comm.split=3",  "comm.ratios=[0.1, 0.5]",
+          "train.batch_size=32",        "train.eval_batch_size=256",     "train.warmup_epochs=0",
+          "train.out=" + out};
+}
+
+// A random adaptive ViT whose gates vary enough that images keep different numbers of tokens.
+Vit random_vit(const Config& config, uint64_t seed) {
+  torch::manual_seed(seed);
+  Vit vit = make_vit(config);
+  torch::NoGradGuard no_grad;
+  for (int64_t b : {1, 2}) {
+    auto& block = vit->blocks[b]->as<BlockImpl>()->gate;
+    block->weight.normal_(0.0, 2.0);
+  }
+  vit->eval();
+  return vit;
+}
+
+struct TinyLink {
+  Vit vit{nullptr};
+  JsccCodec codec{nullptr};
+  SplitModel model;
+};
+
+TinyLink tiny_link(const Config& config, double ratio, SelectionMode mode) {
+  TinyLink t;
+  t.vit = random_vit(config, 7);
+  torch::manual_seed(11);
+  t.codec = JsccCodec(JsccOptions().dim(32).ratio(ratio));
+  t.codec->eval();
+  ProposalOptions o;
+  o.split = 3;
+  o.mode = mode;
+  t.model.device = std::make_shared<ProposalDevice>(t.vit, std::vector<JsccEncoder>{t.codec->encoder},
+                                                    std::vector<double>{ratio}, o);
+  t.model.server = std::make_shared<ProposalServer>(std::vector<Vit>{t.vit}, std::vector<JsccDecoder>{t.codec->decoder}, o);
+  t.model.input_values = input_values(config);
+  return t;
+}
+
+}  // namespace
+
+TEST(Split, InputValuesAreTheModelsOwnInputUnlessSet) {
+  EXPECT_EQ(input_values(Config::load("", tiny_overrides("x"))), 28 * 28);  // 1 channel
+  EXPECT_EQ(input_values(Config::load("")), 150528);                       // 3·224·224 (SPEC 5.5)
+  EXPECT_EQ(input_values(Config::load("", {"comm.input_values=1000"})), 1000);
+}
+
+TEST(Split, SplitMustKeepSelectionOnTheDevice) {
+  const Config config = Config::load("", tiny_overrides("x"));
+  const VitOptions o = vit_options_from_config(config);
+  EXPECT_NO_THROW(validate_split(o, 3));
+  EXPECT_NO_THROW(validate_split(o, 4));
+  EXPECT_NE(test::error_of([&] { validate_split(o, 2); }).find("comm.split is 2, expected in [3, 4]"), std::string::npos);
+  EXPECT_THROW(validate_split(o, 5), ConfigError);
+}
+
+// Hard mode over the split: a packed batch gives the logits of one-image runs (padding never
+// reaches the server as content), and ζ counts exactly (kept + cls + budget)·d_r per image.
+TEST(Split, HardBatchEqualsSingleImagesAndZetaIsHandCounted) {
+  const Config config = Config::load("", tiny_overrides("x"));
+  TinyLink link = tiny_link(config, 0.1, SelectionMode::kHard);
+  torch::manual_seed(3);
+  const auto images = torch::randn({6, 1, 28, 28});
+  const auto noiseless = make_channel("noiseless");
+  torch::Generator rng = make_generator(0);
+  DeviceStats stats;
+  const Payload sent = link.model.device->encode(images, Decision{0.5, 0}, &stats);
+  const torch::Tensor logits = link.model.server->decode(noiseless->apply(sent, {}, rng).payload);
+  const auto kept = stats.kept_patches;
+  std::set<int64_t> distinct;
+  for (int64_t b = 0; b < 6; ++b) distinct.insert(kept[b].item<int64_t>());
+  ASSERT_GE(distinct.size(), 2u) << "the test needs images that keep different numbers of tokens";
+  const int64_t d_r = 3;  // max(⌊32·0.1⌋, 1)
+  const auto k = symbols_per_image(sent);
+  for (int64_t b = 0; b < 6; ++b) {
+    EXPECT_EQ(k[b].item<int64_t>(), (kept[b].item<int64_t>() + 2) * d_r) << b;
+    DeviceStats one_stats;
+    const Payload one = link.model.device->encode(images.slice(0, b, b + 1), Decision{0.5, 0}, &one_stats);
+    EXPECT_EQ(one_stats.kept_patches[0].item<int64_t>(), kept[b].item<int64_t>());
+    const auto one_logits = link.model.server->decode(noiseless->apply(one, {}, rng).payload);
+    EXPECT_TRUE(torch::allclose(one_logits[0], logits[b], 1e-5, 1e-5)) << b;
+  }
+}
+
+TEST(Split, SoftModeSendsEveryPosition) {
+  const Config config = Config::load("", tiny_overrides("x"));
+  TinyLink link = tiny_link(config, 0.5, SelectionMode::kSoft);
+  DeviceStats stats;
+  const Payload sent = link.model.device->encode(torch::randn({4, 1, 28, 28}), Decision{0.25, 0}, &stats);
+  const auto k = symbols_per_image(sent);
+  for (int64_t b = 0; b < 4; ++b) EXPECT_EQ(k[b].item<int64_t>(), 18 * 16);  // (16 + 2)·⌊32·0.5⌋
+  EXPECT_DOUBLE_EQ(18.0 * 16 / link.model.input_values, 288.0 / 784.0);
+  EXPECT_LT(stats.kept_patches.sum().item<int64_t>(), 4 * 16);  // something was dropped, still sent
+  ASSERT_TRUE(sent.token_scale.defined());
+  EXPECT_EQ(sent.token_scale.sizes(), (std::vector<int64_t>{4, 18}));
+}
+
+TEST(Split, BadDecisionsAndPayloadsAreRejectedByName) {
+  const Config config = Config::load("", tiny_overrides("x"));
+  TinyLink link = tiny_link(config, 0.1, SelectionMode::kHard);
+  const auto images = torch::randn({2, 1, 28, 28});
+  EXPECT_NE(test::error_of([&] { link.model.device->encode(images, Decision{0.0, 0}); }).find("budget α is 0"),
+            std::string::npos);
+  EXPECT_NE(test::error_of([&] { link.model.device->encode(images, Decision{0.5, 1}); }).find("ratio index is 1"),
+            std::string::npos);
+  EXPECT_THROW(link.model.device->encode(torch::randn({2, 3, 28, 28}), Decision{0.5, 0}), ShapeError);
+  Payload p = link.model.device->encode(images, Decision{0.5, 0});
+  Payload wide = p;
+  wide.symbols = torch::zeros({2, p.symbols.size(1), 5}, torch::kComplexFloat);
+  EXPECT_NE(test::error_of([&] { link.model.server->decode(wide); }).find("expected width 3"), std::string::npos);
+  Payload other = p;
+  other.method = "jpeg";
+  EXPECT_THROW(link.model.server->decode(other), FormatError);
+  Payload index = p;
+  index.ratio_index = 4;
+  EXPECT_NE(test::error_of([&] { link.model.server->decode(index); }).find("ratio_index is 4"), std::string::npos);
+  Payload nan = p;
+  nan.token_scale = p.token_scale.clone();
+  nan.token_scale[0][0] = std::nanf("");
+  EXPECT_NE(test::error_of([&] { validate(nan, "test"); }).find("token_scale"), std::string::npos);
+}
+
+// Gradients reach the codec and the server blocks only; the device half has none (SPEC 10 P10).
+TEST(Split, GradientsReachOnlyJsccAndServer) {
+  const Config config = Config::load("", tiny_overrides("x"));
+  Vit vit = random_vit(config, 5);
+  JsccCodec codec(JsccOptions().dim(32).ratio(0.1));
+  for (auto& item : vit->named_parameters()) {
+    item.value().set_requires_grad(item.key().rfind("blocks.3.", 0) == 0);
+  }
+  TokenState state;
+  {
+    torch::NoGradGuard no_grad;
+    state = device_tokens(vit, torch::randn({4, 1, 28, 28}), torch::full({4}, 0.5), 3, SelectionMode::kSoft);
+  }
+  const Payload sent = encode_tokens(codec->encoder, state, 0, "proposal");
+  torch::Generator rng = make_generator(1);
+  const Payload rx = make_channel("awgn")->apply(sent, torch::full({4}, 5.0), rng).payload;
+  server_logits(vit, codec->decoder, rx, 3, SelectionMode::kSoft).logsumexp(1).sum().backward();
+  for (auto& item : vit->named_parameters()) {
+    const bool server = item.key().rfind("blocks.3.", 0) == 0;
+    EXPECT_EQ(item.value().grad().defined(), server) << item.key();
+    if (server) EXPECT_GT(item.value().grad().abs().sum().item<double>(), 0.0) << item.key();
+  }
+  for (auto& item : codec->named_parameters()) {
+    ASSERT_TRUE(item.value().grad().defined()) << item.key();
+    EXPECT_GT(item.value().grad().abs().sum().item<double>(), 0.0) << item.key();
+  }
+}
+
+// The jscc stage end to end: frozen parts stay bit-identical to train.init, server blocks and
+// codec change, an interrupted run resumes to the uninterrupted result, finished pairs are
+// skipped; the bank then drives the sweep, whose shards merge to the unsharded CSV byte for byte.
+TEST(JsccStage, TrainsFrozenDeviceResumesAndSweepShardsMerge) {
+  const std::string dir = test::temp_dir("jscc");
+  const std::string init = dir + "/adaptive.safetensors";
+  {
+    const Config config = Config::load("", tiny_overrides(dir));
+    Vit vit = random_vit(config, 9);
+    save_module(init, *vit);
+  }
+  auto config_for = [&](const std::string& out, int epochs) {
+    auto o = tiny_overrides(out);
+    o.insert(o.end(), {"train.stage=jscc", "train.init=" + init, "train.ratios=all", "comm.train_regime=robust",
+                       "train.epochs=" + std::to_string(epochs), "train.max_batches=3", "train.optimizer=adam",
+                       "train.schedule=constant"});
+    return Config::load("", o);
+  };
+  TrainRunOptions run;
+  run.seed = 4;
+  const auto straight = train_jscc(config_for(dir + "/a", 2), run);
+  ASSERT_EQ(straight.size(), 4u);  // 2 ratios × 2 epochs
+  TrainRunOptions first = run;
+  first.stop_after_epochs = 1;
+  EXPECT_EQ(train_jscc(config_for(dir + "/b", 2), first).size(), 1u);  // stopped inside r = 0.1
+  TrainRunOptions resume = run;
+  resume.resume = true;
+  const auto resumed = train_jscc(config_for(dir + "/b", 2), resume);
+  ASSERT_EQ(resumed.size(), 4u);  // r = 0.1 (epoch 1 from its checkpoint, then 2), then r = 0.5
+  for (size_t i = 0; i < 4; ++i) {
+    EXPECT_EQ(resumed[i].ratio, straight[i].ratio);
+    EXPECT_NEAR(resumed[i].loss, straight[i].loss, 1e-4) << i;
+    EXPECT_EQ(resumed[i].val_accuracy, straight[i].val_accuracy) << i;
+  }
+  EXPECT_TRUE(train_jscc(config_for(dir + "/b", 2), resume).empty());  // everything up to date
+
+  const auto before = read_safetensors(init).tensors;
+  for (double r : {0.1, 0.5}) {
+    const auto a = read_safetensors(jscc_file(dir + "/a", "robust", r)).tensors;
+    const auto b = read_safetensors(jscc_file(dir + "/b", "robust", r)).tensors;
+    int64_t trained = 0;
+    for (const auto& [name, value] : a) {
+      EXPECT_TRUE(torch::allclose(value, b.at(name), 1e-4, 1e-5)) << name << " resume differs";
+      const bool server = name.rfind("blocks.3.", 0) == 0 || name.rfind("jscc.", 0) == 0;
+      if (!server) {
+        EXPECT_TRUE(torch::equal(value, before.at(name))) << name << " is frozen but changed";
+      } else if (before.count(name) && !torch::equal(value, before.at(name))) {
+        ++trained;
+      }
+    }
+    EXPECT_GT(trained, 4) << "server blocks did not train";
+    EXPECT_EQ(a.count("jscc.encoder.re.0.weight"), 1u);
+  }
+
+  // Sweep through the CLI: same seed → same bytes; shards merge to the whole; gaps and overlaps refused.
+  const std::string bank = dir + "/a", sweep = "sweep --bank " + bank +
+                                                " --channels awgn,rayleigh --snr=-5,10 --alphas 0.5,1 --max-batches 1 "
+                                                "--batch-size 64 ";
+  std::string out;
+  ASSERT_EQ(test::run_cli("--seed 3 " + sweep + "-o " + dir + "/full.csv", &out), 0) << out;
+  ASSERT_EQ(test::run_cli("--seed 3 " + sweep + "-o " + dir + "/full2.csv", &out), 0) << out;
+  const std::string full = read_file(dir + "/full.csv");
+  EXPECT_EQ(full, read_file(dir + "/full2.csv"));
+  EXPECT_EQ(full.substr(0, full.find('\n')),
+            "method,regime,channel,snr_db,ratio,alpha,zeta,kept_tokens,symbols,accuracy,n_images,seed,mode");
+  EXPECT_EQ(std::count(full.begin(), full.end(), '\n'), 1 + 2 * 2 * 2 * 2);  // ratios × α × channels × SNRs
+  for (int k = 0; k < 3; ++k) {
+    ASSERT_EQ(test::run_cli(fmt::format("--seed 3 {}--shard {}/3 -o {}/part{}.csv", sweep, k, dir, k), &out), 0) << out;
+  }
+  ASSERT_EQ(test::run_cli(fmt::format("merge {0}/part0.csv {0}/part1.csv {0}/part2.csv -o {0}/merged.csv", dir), &out),
+            0)
+      << out;
+  EXPECT_EQ(read_file(dir + "/merged.csv"), full);
+  EXPECT_EQ(test::run_cli(fmt::format("merge {0}/part0.csv {0}/part2.csv -o {0}/gap.csv", dir), &out), 4);
+  EXPECT_NE(out.find("cells missing"), std::string::npos) << out;
+  EXPECT_EQ(test::run_cli(fmt::format("merge {0}/part0.csv {0}/part0.csv {0}/part1.csv {0}/part2.csv -o {0}/dup.csv", dir),
+                          &out),
+            4);
+  EXPECT_NE(out.find("appears in both"), std::string::npos) << out;
+  EXPECT_FALSE(fs::exists(dir + "/gap.csv"));
+  EXPECT_FALSE(fs::exists(dir + "/dup.csv"));
+  // A regime that was never trained names the missing file.
+  EXPECT_EQ(test::run_cli(sweep + "--regimes noiseless -o " + dir + "/x.csv", &out), 3);
+  EXPECT_NE(out.find("jscc-noiseless-r0.1.safetensors"), std::string::npos) << out;
+}
+
+TEST(SweepGrid, ShardsPartitionTheGridAndRangesParse) {
+  SweepGrid g;
+  g.methods = {"proposal", "vit-ae"};
+  g.regimes = {"robust"};
+  g.channels = {"awgn"};
+  g.snrs = parse_range("-20:20:2.5", "--snr");
+  g.ratios = {0.1, 0.5};
+  g.alphas = {0.5, 1.0};
+  EXPECT_EQ(g.snrs.size(), 17u);
+  EXPECT_DOUBLE_EQ(g.snrs.back(), 20.0);
+  const auto cells = sweep_cells(g);
+  EXPECT_EQ(cells.size(), 17u * 2 * 2 + 17u * 2);  // vit-ae is static: α = 1 only
+  int64_t covered = 0;
+  for (int k = 0; k < 5; ++k) {
+    const auto [b, e] = shard_range(static_cast<int64_t>(cells.size()), Shard{k, 5});
+    EXPECT_EQ(b, covered);
+    covered = e;
+  }
+  EXPECT_EQ(covered, static_cast<int64_t>(cells.size()));
+  EXPECT_THROW(parse_shard("5/5"), UsageError);
+  EXPECT_THROW(parse_shard("1-4"), UsageError);
+  EXPECT_THROW(parse_range("0:10", "--snr"), UsageError);
+  EXPECT_THROW(parse_range("0,x", "--snr"), UsageError);
+}
+
+// `tokcom channel`: at 100 dB with ZF the equalised output is the input; h is returned.
+TEST(ChannelCli, AppliesAChannelToUserSymbols) {
+  const std::string dir = test::temp_dir("channel");
+  torch::manual_seed(2);
+  write_safetensors(dir + "/z.safetensors", {{"z", torch::randn({3, 5, 4, 2})}});
+  std::string out;
+  ASSERT_EQ(test::run_cli("channel --channel rayleigh-csi --snr-db 100 --input " + dir + "/z.safetensors --out " + dir +
+                              "/y.safetensors",
+                          &out),
+            0)
+      << out;
+  const auto t = read_safetensors(dir + "/y.safetensors").tensors;
+  for (const char* name : {"z", "y", "h", "y_eq", "snr_db", "noise_var"}) EXPECT_EQ(t.count(name), 1u) << name;
+  EXPECT_TRUE(torch::allclose(t.at("y_eq"), t.at("z"), 1e-4, 1e-4));
+  EXPECT_FALSE(torch::allclose(t.at("y"), t.at("z"), 1e-2, 1e-2));  // y = h·z + n is not z
+  EXPECT_EQ(t.at("h").sizes(), (std::vector<int64_t>{3, 2}));      // one complex gain per image
+  write_safetensors(dir + "/bad.safetensors", {{"x", torch::randn({3, 2})}});
+  EXPECT_EQ(test::run_cli("channel --input " + dir + "/bad.safetensors --out " + dir + "/o.safetensors", &out), 4);
+  EXPECT_NE(out.find("no tensor named 'z'"), std::string::npos) << out;
+  EXPECT_FALSE(fs::exists(dir + "/o.safetensors"));
+}
