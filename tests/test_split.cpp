@@ -3,7 +3,10 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <cmath>
+#include <cstdio>
 #include <set>
+#include <sstream>
 
 #include <torch/torch.h>
 
@@ -261,6 +264,39 @@ TEST(JsccStage, TrainsFrozenDeviceResumesAndSweepShardsMerge) {
   EXPECT_NE(out.find("appears in both"), std::string::npos) << out;
   EXPECT_FALSE(fs::exists(dir + "/gap.csv"));
   EXPECT_FALSE(fs::exists(dir + "/dup.csv"));
+  // Proxy table straight from a sweep on the training split, then the controller on the real model
+  // (deployment, SPEC 8.5): every slot's ζ is a whole number of tokens × d_r of the chosen r.
+  ASSERT_EQ(test::run_cli("--seed 3 sweep --bank " + bank + " --split train --snr 0,10,20 --alphas 0.25,0.5,1 "
+                              "--max-batches 1 --batch-size 64 -o " + dir + "/proxy.csv",
+                          &out),
+            0)
+      << out;
+  ASSERT_EQ(test::run_cli("--seed 3 optimize --table " + dir + "/proxy.csv --method proposal --regime robust "
+                              "--channel awgn --scenarios fixed:10 --zeta-max 0.2 --T 200 --window 100 --no-plots "
+                              "--bank " + bank + " --deploy-images 24 -o " + dir + "/opt",
+                          &out),
+            0)
+      << out;
+  const std::string summary = read_file(dir + "/opt/deploy_summary.csv");
+  EXPECT_EQ(summary.substr(0, summary.find('\n')),
+            "scenario,zeta_max,repeat,V,mu,accuracy,constrained_accuracy,zeta,slots,queue_final");
+  EXPECT_EQ(std::count(summary.begin(), summary.end(), '\n'), 2);  // fixed SNR: one repeat
+  std::stringstream trace(read_file(dir + "/opt/deploy/trace_fixed_10_zmax0.2_rep0.csv"));
+  std::string line;
+  std::getline(trace, line);
+  EXPECT_EQ(line, "slot,snr_db,ratio,budget,zeta,z_before,correct");
+  int slots = 0;
+  while (std::getline(trace, line)) {
+    double slot, snr, ratio, budget, zeta, z, correct;
+    ASSERT_EQ(std::sscanf(line.c_str(), "%lf,%lf,%lf,%lf,%lf,%lf,%lf", &slot, &snr, &ratio, &budget, &zeta, &z, &correct), 7);
+    const double d_r = ratio == 0.1 ? 3 : 16, tokens = zeta * 784 / d_r;
+    EXPECT_NEAR(tokens, std::round(tokens), 1e-6) << line;
+    EXPECT_GE(tokens, 2) << line;   // cls + budget at least
+    EXPECT_LE(tokens, 18) << line;  // N + 2
+    ++slots;
+  }
+  EXPECT_EQ(slots, 24);
+
   // A regime that was never trained names the missing file.
   EXPECT_EQ(test::run_cli(sweep + "--regimes noiseless -o " + dir + "/x.csv", &out), 3);
   EXPECT_NE(out.find("jscc-noiseless-r0.1.safetensors"), std::string::npos) << out;

@@ -4,7 +4,9 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/core/Generator.h>
 
+#include <cctype>
 #include <cmath>
+#include <filesystem>
 #include <memory>
 #include <optional>
 
@@ -13,10 +15,17 @@
 #include "tokcom/control/optimize.h"
 #include "tokcom/control/snr_process.h"
 #include "tokcom/control/synthetic_table.h"
+#include "tokcom/comm/channel.h"
+#include "tokcom/control/deploy.h"
+#include "tokcom/control/simulate.h"
+#include "tokcom/core/atomic_file.h"
+#include "tokcom/core/config.h"
 #include "tokcom/core/errors.h"
+#include "tokcom/split/proposal.h"
 
 namespace tokcom::cli {
 namespace {
+namespace fs = std::filesystem;
 
 struct OptimizeArgs {
   std::string table, method, channel, regime, write_table;
@@ -28,6 +37,50 @@ struct OptimizeArgs {
   std::vector<std::string> scenarios;
   std::string v_grid = "1,10,100,1000,10000,100000", mu_grid = "1,10,100";
   std::string out;
+  // Deployment (SPEC 8.5): the real split model driven by each picked controller.
+  std::string bank, deploy_split = "val";
+  int64_t deploy_images = 0, repeats = 0;
+  std::vector<std::string> overrides;
+};
+
+std::string file_slug(const std::string& s) {
+  std::string out;
+  for (char c : s) out += std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' ? c : '_';
+  return out;
+}
+
+// Continues each picked controller on the real model (batch 1, hard mode), `repeats` times
+// (default: 3 for random scenarios, 1 for fixed SNRs) and writes DIR/deploy/trace_*.csv and
+// DIR/deploy_summary.csv (+ .json).
+struct Deployment {
+  Config config;
+  SplitModel model;
+  std::unique_ptr<Channel> channel;
+  ImageDataset data;
+  DeployOptions options;
+  int64_t repeats = 0;
+  std::string out, rows = std::string(kDeployHeader) + "\n";
+
+  static constexpr const char* kDeployHeader =
+      "scenario,zeta_max,repeat,V,mu,accuracy,constrained_accuracy,zeta,slots,queue_final";
+
+  void run(const std::string& scenario, double zeta_max, const LyapunovController& picked) {
+    auto process = make_snr_process(scenario);
+    const int64_t n = repeats > 0 ? repeats : (scenario.rfind("fixed", 0) == 0 ? 1 : 3);
+    fs::create_directories(out + "/deploy");
+    for (int64_t r = 0; r < n; ++r) {
+      LyapunovController c = picked;  // every repeat continues from the post-simulation queue
+      std::vector<SlotRecord> trace;
+      const DeploySummary s = deploy(model, *channel, c, *process, data, config, options, static_cast<uint64_t>(r), &trace);
+      write_trace_csv(fmt::format("{}/deploy/trace_{}_zmax{}_rep{}.csv", out, file_slug(scenario), zeta_max, r), trace);
+      rows += fmt::format("{},{},{},{},{},{:.6f},{:.6f},{:.8g},{},{:.8g}\n", csv::quote_field(scenario), zeta_max, r,
+                          c.options().tradeoff, c.options().queue_step, s.accuracy, s.constrained_accuracy, s.zeta,
+                          s.slots, s.queue_final);
+      spdlog::info("deploy {} zeta_max={} repeat {}: accuracy {:.4f}, constrained {:.4f}, mean zeta {:.5f} ({} slots)",
+                   scenario, zeta_max, r, s.accuracy, s.constrained_accuracy, s.zeta, s.slots);
+    }
+    write_file_atomic(out + "/deploy_summary.csv", rows);
+  }
 };
 
 std::vector<double> number_list(const std::string& text, const std::string& flag) {
@@ -89,6 +142,28 @@ void run_optimize(const OptimizeArgs& a) {
     if (!pair_given) throw ConfigError("optimize --simulate needs --V and --mu");
     run_optimize_simulation(table, q);
   } else {
+    std::unique_ptr<Deployment> deployment;
+    if (!a.bank.empty()) {
+      deployment = std::make_unique<Deployment>();
+      const std::string cfg = a.bank + "/config.yaml";
+      if (!fs::exists(cfg)) throw ConfigError(cfg + ": not found (--bank must be a folder written by train.stage=jscc)");
+      deployment->config = Config::load(cfg, a.overrides);
+      deployment->options.device = torch::Device(deployment->config.get_string("train.device"));
+      deployment->options.max_images = a.deploy_images;
+      deployment->options.seed = q.seed;
+      deployment->model = load_proposal(deployment->config, a.bank, table.regime(), table.ratios(),
+                                        SelectionMode::kHard, deployment->options.device);
+      deployment->channel = make_channel(table.channel());
+      deployment->data = load_dataset(deployment->config, a.deploy_split);
+      deployment->repeats = a.repeats;
+      deployment->out = a.out;
+      fs::create_directories(a.out);
+      deployment->config.save(a.out + "/deploy.config.yaml");
+      Deployment* d = deployment.get();
+      q.after_pick = [d](const std::string& scenario, double zeta_max, const LyapunovController& c) {
+        d->run(scenario, zeta_max, c);
+      };
+    }
     run_optimize_search(table, q);
   }
 }
@@ -127,7 +202,16 @@ void add_optimize(CLI::App& app) {
   cmd->add_option("--oracle-samples", a->oracle_samples, "Monte Carlo SNR draws of the oracle with --interpolate")
       ->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_flag("--no-plots", a->no_plots, "Skip the gnuplot figures");
+  cmd->add_option("--bank", a->bank,
+                  "Deployment (SPEC 8.5): after the search, run each picked controller on this trained bank "
+                  "(train.stage=jscc folder) image by image, hard mode, batch 1");
+  cmd->add_option("--deploy-split", a->deploy_split, "Split the deployment runs on")->capture_default_str();
+  cmd->add_option("--deploy-images", a->deploy_images, "> 0: only this many images (slots) per deployment run")
+      ->capture_default_str();
+  cmd->add_option("--repeats", a->repeats, "Deployment repeats (0: 3 for random scenarios, 1 for fixed SNRs)")
+      ->capture_default_str();
   cmd->add_option("-o,--out", a->out, "Output folder")->required();
+  cmd->add_option("overrides", a->overrides, "key.sub=value overrides of the bank's config (with --bank)");
   set_action(cmd, [a] { run_optimize(*a); });
 }
 

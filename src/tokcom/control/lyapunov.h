@@ -4,7 +4,7 @@
 #include <cstdint>
 #include <string>
 
-#include "tokcom/control/decision.h"
+#include "tokcom/split/decision.h"
 #include "tokcom/control/proxy_table.h"
 
 namespace tokcom {

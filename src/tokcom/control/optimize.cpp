@@ -207,6 +207,7 @@ void run_optimize_search(const ProxyTable& table, const OptimizeRequest& q) {
         const SimulationResult sim = simulate(c, snr, q.search.window);
         const std::string stem = fmt::format("{}/traces/trace_{}_zmax{}", q.out_dir, slug(spec), format_number(zeta_max));
         write_trace_csv(stem + ".csv", sim.trace);
+        if (q.after_pick) q.after_pick(spec, zeta_max, c);
         traces.push_back({{"scenario", spec}, {"zeta_max", zeta_max}, {"V", picked->tradeoff},
                           {"mu", picked->queue_step}, {"file", fs::path(stem).filename().string() + ".csv"}});
         if (plots) {

@@ -3,10 +3,12 @@
 // (SPEC 8.4). Writes CSVs, a JSON sidecar and gnuplot figures into one folder.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "tokcom/control/lyapunov.h"
 #include "tokcom/control/proxy_table.h"
 #include "tokcom/control/search.h"
 
@@ -24,6 +26,9 @@ struct OptimizeRequest {
   int64_t oracle_samples = 100000;       // Monte Carlo size of the oracle with interpolation
   bool plots = true;
   std::string out_dir;
+  // Search mode: called for every (scenario, ζ_max) with a picked pair, with the controller in its
+  // state after that pair's simulation: deployment continues from it (SPEC 8.5).
+  std::function<void(const std::string& scenario, double zeta_max, const LyapunovController& controller)> after_pick;
 };
 
 // Simulation of one (V, μ): DIR/trace.csv, DIR/summary.csv, DIR/summary.json, DIR/trace.{gp,svg,png}.

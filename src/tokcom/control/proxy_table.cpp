@@ -91,6 +91,9 @@ ProxyTable ProxyTable::read_csv(const std::string& path, const ProxyFilter& filt
   std::vector<int> col(kColumns.size(), -1);
   for (size_t c = 0; c < kColumns.size(); ++c) {
     auto it = std::find(header.begin(), header.end(), kColumns[c]);
+    // A `tokcom sweep` CSV names the budget `alpha`: the proxy table is read straight from the
+    // sweep (issue "controller": built from the sweep CSV, not a second code path).
+    if (it == header.end() && std::string(kColumns[c]) == "budget") it = std::find(header.begin(), header.end(), "alpha");
     if (it == header.end()) {
       throw FormatError("proxy table '" + path + "': header lacks column '" + kColumns[c] +
                         "' (expected " + kHeader + ", got " + line + ")");

@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "tokcom/control/decision.h"
+#include "tokcom/split/decision.h"
 
 namespace tokcom {
 

@@ -14,17 +14,11 @@
 #include <vector>
 
 #include "tokcom/comm/payload.h"
+#include "tokcom/split/decision.h"
 
 namespace tokcom {
 
 class Config;
-
-// What the controller chooses per slot (SPEC 8.1): budget α ∈ (0, 1] (1 = keep every token) and
-// the index of the compression ratio r in the trained JSCC bank.
-struct Decision {
-  double budget = 1.0;
-  int64_t ratio_index = 0;
-};
 
 // Per-image statistics the device half reports next to its payload (for the sweep's CSV).
 struct DeviceStats {
