@@ -297,6 +297,33 @@ TEST(JsccStage, TrainsFrozenDeviceResumesAndSweepShardsMerge) {
   }
   EXPECT_EQ(slots, 24);
 
+  // Digital baselines in the same sweep CSV, classified by a clean model; --per-image says why.
+  ASSERT_EQ(test::run_cli("sweep --methods jpeg,resize --backbone " + init + " -c " + bank +
+                              "/config.yaml --channels awgn,rayleigh --zetas 0.05,0.2 --snr 0,20 --max-batches 1 "
+                              "--batch-size 8 --per-image " + dir + "/pi.csv -o " + dir + "/digital.csv",
+                          &out),
+            0)
+      << out;
+  const std::string digital = read_file(dir + "/digital.csv");
+  EXPECT_EQ(std::count(digital.begin(), digital.end(), '\n'), 1 + 2 * 2 * 2) << digital;  // AWGN only
+  EXPECT_NE(digital.find("\njpeg,none,awgn,0,0,1,0.05,"), std::string::npos) << digital;
+  std::stringstream pi(read_file(dir + "/pi.csv"));
+  std::getline(pi, line);
+  EXPECT_EQ(line, "method,image,zeta,snr_db,budget_bits,choice,bytes,fits");
+  int pi_rows = 0;
+  while (std::getline(pi, line)) {
+    ++pi_rows;
+    char method[16];
+    int image = 0, fits = 0;
+    double zeta = 0, snr = 0;
+    long long bits = 0;
+    ASSERT_EQ(std::sscanf(line.c_str(), "%15[^,],%d,%lf,%lf,%lld,", method, &image, &zeta, &snr, &bits), 5) << line;
+    EXPECT_EQ(bits, static_cast<long long>(std::floor(zeta * 784 * std::log2(1 + std::pow(10.0, snr / 10))))) << line;
+    fits = line.back() - '0';
+    if (!fits) EXPECT_NE(line.find(",,"), std::string::npos) << line;  // lost: choice empty
+  }
+  EXPECT_EQ(pi_rows, 2 * 2 * 2 * 8);
+
   // A regime that was never trained names the missing file.
   EXPECT_EQ(test::run_cli(sweep + "--regimes noiseless -o " + dir + "/x.csv", &out), 3);
   EXPECT_NE(out.find("jscc-noiseless-r0.1.safetensors"), std::string::npos) << out;

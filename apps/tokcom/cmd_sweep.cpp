@@ -14,6 +14,10 @@
 #include "tokcom/core/config.h"
 #include "tokcom/core/errors.h"
 #include "tokcom/core/version.h"
+#include "tokcom/comm/digital/options.h"
+#include "tokcom/core/state_dict.h"
+#include "tokcom/eval/checkpoint_config.h"
+#include "tokcom/eval/digital_eval.h"
 #include "tokcom/eval/evaluate.h"
 #include "tokcom/eval/link_eval.h"
 #include "tokcom/eval/sweep.h"
@@ -26,7 +30,8 @@ namespace fs = std::filesystem;
 struct SweepArgs {
   std::string config, bank, vit_ae_bank, methods = "proposal", regimes = "robust", channels = "awgn",
                       snr = "-20:20:2.5", alphas = "0.001,0.01,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9", ratios,
-                      mode = "hard", split = "val", shard = "0/1", out;
+                      mode = "hard", split = "val", shard = "0/1", out,
+                      zetas = "0.001,0.002,0.005,0.01,0.02,0.05,0.1,0.2", backbone, per_image;
   int64_t batch_size = 256, max_batches = 0;
   std::vector<std::string> overrides;
 };
@@ -57,6 +62,45 @@ Config bank_config(const SweepArgs& a, const std::string& bank) {
   return Config::load(path, a.overrides);
 }
 
+// The digital baseline `method` over its cells of this shard, classified by the clean backbone.
+void run_digital(const SweepArgs& a, const std::string& method, const std::vector<SweepCell>& cells, int64_t begin,
+                 int64_t end, uint64_t seed, std::vector<SweepRow>* rows, std::vector<digital::PerImageRow>* per_image,
+                 nlohmann::json* configs) {
+  std::vector<DigitalPoint> points;
+  std::vector<const SweepCell*> owners;
+  const std::string base = method.substr(0, method.find('/'));
+  const auto capacity = method == base ? digital::CapacityModel::kShannon : digital::CapacityModel::kPractical;
+  for (int64_t i = begin; i < end; ++i) {
+    if (cells[i].method != method) continue;
+    points.push_back({base, capacity, cells[i].zeta, cells[i].snr_db});
+    owners.push_back(&cells[i]);
+  }
+  if (points.empty()) return;
+  const Config config = checkpoint_config(a.backbone, a.config, a.overrides);
+  (*configs)["backbone"] = config.to_yaml();
+  Vit backbone = make_vit(config);
+  load_module(a.backbone, *backbone, /*strict=*/true);
+  DigitalEvalOptions o;
+  o.device = torch::Device(config.get_string("train.device"));
+  o.input_values = input_values(config);
+  o.max_images = a.max_batches > 0 ? a.max_batches * a.batch_size : 0;
+  o.progress_label = fmt::format("sweep {} ({} cells)", method, points.size());
+  backbone->to(o.device);
+  const ImageDataset data = load_dataset(config, a.split);
+  const auto results = evaluate_digital(backbone, points, data, config, digital::digital_settings(config).codec, o, per_image);
+  for (size_t i = 0; i < results.size(); ++i) {
+    SweepRow row;
+    row.cell = *owners[i];
+    row.zeta = owners[i]->zeta;
+    row.symbols = results[i].symbols();
+    row.accuracy = results[i].accuracy();
+    row.n_images = results[i].n_images;
+    row.seed = seed;
+    row.mode = a.mode;
+    rows->push_back(row);
+  }
+}
+
 void run_sweep(const SweepArgs& a) {
   SweepGrid grid;
   grid.methods = split_list(a.methods);
@@ -68,11 +112,19 @@ void run_sweep(const SweepArgs& a) {
   for (double alpha : grid.alphas) {
     if (!(alpha > 0 && alpha <= 1)) throw UsageError(fmt::format("--alphas: {} is outside (0, 1]", alpha));
   }
+  grid.zetas = parse_range(a.zetas, "--zetas");
   std::map<std::string, std::string> banks;
   for (const auto& m : grid.methods) {
+    if (is_digital_method(m)) {
+      if (a.backbone.empty()) {
+        throw UsageError(fmt::format("--methods {} needs --backbone (the clean ViT that classifies received images, Q7)", m));
+      }
+      continue;
+    }
     if (m == "proposal") banks[m] = a.bank;
     else if (m == "vit-ae") banks[m] = a.vit_ae_bank;
-    else throw UsageError(fmt::format("--methods: unknown method '{}' (expected proposal or vit-ae)", m));
+    else throw UsageError(fmt::format("--methods: unknown method '{}' (expected proposal, vit-ae, resize, jpeg, webp, "
+                                      "avif; codecs optionally with /practical)", m));
     if (banks[m].empty()) throw UsageError(fmt::format("--methods {} needs its bank folder (--bank / --vit-ae-bank)", m));
   }
   for (const auto& r : grid.regimes) {
@@ -80,7 +132,8 @@ void run_sweep(const SweepArgs& a) {
   }
   std::vector<std::unique_ptr<Channel>> channels;
   for (const auto& c : grid.channels) channels.push_back(make_channel(c));
-  const Config first_config = bank_config(a, banks.at(grid.methods.front()));
+  const Config first_config = !banks.empty() ? bank_config(a, banks.begin()->second)
+                                             : checkpoint_config(a.backbone, a.config, a.overrides);
   grid.ratios = a.ratios.empty() ? first_config.get_doubles("comm.ratios") : parse_range(a.ratios, "--ratios");
   const SelectionMode mode = parse_mode(a.mode);
   const Shard shard = parse_shard(a.shard);
@@ -94,7 +147,12 @@ void run_sweep(const SweepArgs& a) {
 
   std::vector<SweepRow> rows;
   nlohmann::json configs = nlohmann::json::object();
+  std::vector<digital::PerImageRow> per_image;
   for (const auto& method : grid.methods) {
+    if (is_digital_method(method)) {
+      run_digital(a, method, cells, begin, end, seed, &rows, a.per_image.empty() ? nullptr : &per_image, &configs);
+      continue;
+    }
     const Config config = bank_config(a, banks.at(method));
     configs[method] = config.to_yaml();
     for (const auto& regime : grid.regimes) {
@@ -140,7 +198,12 @@ void run_sweep(const SweepArgs& a) {
                           {"banks", banks},
                           {"configs", configs},
                           {"max_batches", a.max_batches}};
+  if (!a.backbone.empty()) extra["backbone"] = a.backbone;
   write_sweep(a.out, grid, shard, seed, rows, extra);
+  if (!a.per_image.empty()) {
+    digital::write_per_image_csv(a.per_image, per_image);
+    spdlog::info("wrote {} ({} rows)", a.per_image, per_image.size());
+  }
   spdlog::info("wrote {} ({} rows) and {}.json", a.out, rows.size(), a.out);
 }
 
@@ -150,7 +213,10 @@ void add_sweep(CLI::App& app) {
   cmd->add_option("--bank", a->bank, "Folder of the proposal's bank (train.out of train.stage=jscc)");
   cmd->add_option("--vit-ae-bank", a->vit_ae_bank, "Folder of the ViT-AE bank (jscc stage on the static backbone)");
   cmd->add_option("-c,--config", a->config, "Config (default: config.yaml in each bank folder)");
-  cmd->add_option("--methods", a->methods, "Comma list: proposal, vit-ae")->capture_default_str();
+  cmd->add_option("--methods", a->methods,
+                  "Comma list: proposal, vit-ae, resize, jpeg, webp, avif (codecs: AWGN capacity; add /practical "
+                  "for the 5G NR rate table)")
+      ->capture_default_str();
   cmd->add_option("--regimes", a->regimes, "Comma list: robust, noiseless")->capture_default_str();
   cmd->add_option("--channels", a->channels,
                   "Comma list of channel specs (awgn, rayleigh, rayleigh-csi, rician:K=4, …; use ';' between "
@@ -165,6 +231,11 @@ void add_sweep(CLI::App& app) {
   cmd->add_option("--split", a->split, "train | val | test")->capture_default_str();
   cmd->add_option("--batch-size", a->batch_size)->capture_default_str();
   cmd->add_option("--max-batches", a->max_batches, "> 0: only the first batches (smoke runs)")->capture_default_str();
+  cmd->add_option("--zetas", a->zetas, "ζ settings of the digital baselines")->capture_default_str();
+  cmd->add_option("--backbone", a->backbone, "Clean ViT (model.safetensors + config.yaml beside it) that classifies "
+                                             "what the digital baselines deliver (SPEC 6.3, Q7)");
+  cmd->add_option("--per-image", a->per_image, "Digital baselines: one row per (method, image, zeta, snr_db): "
+                                               "budget_bits, choice, bytes, fits");
   cmd->add_option("--shard", a->shard, "k/n: run the k-th (0-based) of n contiguous parts of the grid")->capture_default_str();
   cmd->add_option("-o,--out", a->out, "CSV: method,regime,channel,snr_db,ratio,alpha,zeta,kept_tokens,symbols,"
                                       "accuracy,n_images,seed,mode (+ .json sidecar)")

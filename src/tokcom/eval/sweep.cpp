@@ -41,9 +41,33 @@ std::string cell_key(const std::string& method, const std::string& regime, const
 
 bool method_has_budget(const std::string& method) { return method == "proposal"; }
 
+bool is_digital_method(const std::string& method) {
+  const std::string base = method.substr(0, method.find('/'));
+  const std::string suffix = method.size() > base.size() ? method.substr(base.size()) : "";
+  return (base == "resize" || base == "jpeg" || base == "webp" || base == "avif") && (suffix.empty() || suffix == "/practical");
+}
+
 std::vector<SweepCell> sweep_cells(const SweepGrid& g) {
   std::vector<SweepCell> cells;
-  for (const auto& method : g.methods)
+  for (const auto& method : g.methods) {
+    if (is_digital_method(method)) {
+      for (double zeta : g.zetas)
+        for (const auto& channel : g.channels) {
+          if (channel != "awgn") continue;  // the AWGN capacity (SPEC 6.3)
+          for (double snr : g.snrs) {
+            SweepCell c;
+            c.index = static_cast<int64_t>(cells.size());
+            c.method = method;
+            c.regime = "none";
+            c.channel = channel;
+            c.snr_db = snr;
+            c.ratio_index = -1;
+            c.zeta = zeta;
+            cells.push_back(c);
+          }
+        }
+      continue;
+    }
     for (const auto& regime : g.regimes)
       for (size_t r = 0; r < g.ratios.size(); ++r)
         for (double alpha : method_has_budget(method) ? g.alphas : std::vector<double>{1.0})
@@ -60,6 +84,7 @@ std::vector<SweepCell> sweep_cells(const SweepGrid& g) {
               c.alpha = alpha;
               cells.push_back(c);
             }
+  }
   return cells;
 }
 
@@ -117,7 +142,7 @@ std::string sweep_csv_row(const SweepRow& r) {
 
 nlohmann::json grid_to_json(const SweepGrid& g) {
   return {{"methods", g.methods}, {"regimes", g.regimes}, {"channels", g.channels}, {"snrs", g.snrs},
-          {"ratios", g.ratios},   {"alphas", g.alphas},   {"mode", g.mode}};
+          {"ratios", g.ratios},   {"alphas", g.alphas},   {"zetas", g.zetas},     {"mode", g.mode}};
 }
 
 SweepGrid grid_from_json(const nlohmann::json& j, const std::string& origin) {
@@ -129,6 +154,7 @@ SweepGrid grid_from_json(const nlohmann::json& j, const std::string& origin) {
     g.snrs = j.at("snrs").get<std::vector<double>>();
     g.ratios = j.at("ratios").get<std::vector<double>>();
     g.alphas = j.at("alphas").get<std::vector<double>>();
+    g.zetas = j.value("zetas", std::vector<double>{});
     g.mode = j.at("mode").get<std::string>();
     return g;
   } catch (const nlohmann::json::exception& e) {
@@ -171,8 +197,10 @@ void merge_sweeps(const std::vector<std::string>& inputs, const std::string& out
       lines.assign(cells.size(), "");
       source.assign(cells.size(), "");
       for (const auto& c : cells) {
-        index_of[cell_key(c.method, c.regime, c.channel, fmt::format("{}", c.snr_db), fmt::format("{}", c.ratio),
-                          fmt::format("{}", c.alpha))] = c.index;
+        std::string key = cell_key(c.method, c.regime, c.channel, fmt::format("{}", c.snr_db),
+                                   fmt::format("{}", c.ratio), fmt::format("{}", c.alpha));
+        if (is_digital_method(c.method)) key += "|" + fmt::format("{:.8g}", c.zeta);  // ζ is a coordinate
+        index_of[key] = c.index;
       }
     } else {
       for (const char* key : {"grid", "seed"}) {
@@ -202,7 +230,8 @@ void merge_sweeps(const std::vector<std::string>& inputs, const std::string& out
       }
       f.push_back(cur);
       if (f.size() != 13) throw FormatError(fmt::format("{}:{}: {} fields, expected 13", path, n, f.size()));
-      const std::string key = cell_key(f[0], f[1], f[2], f[3], f[4], f[5]);
+      std::string key = cell_key(f[0], f[1], f[2], f[3], f[4], f[5]);
+      if (is_digital_method(f[0])) key += "|" + f[6];
       const auto it = index_of.find(key);
       if (it == index_of.end()) {
         throw FormatError(fmt::format("{}:{}: cell ({}) is not in the sweep's grid", path, n, key));

@@ -1,7 +1,9 @@
 // eval/sweep.h — the evaluation grid of `tokcom sweep`, its shards, its tidy CSV and `tokcom merge`.
 //
 // A grid is methods × regimes × ratios × alphas × channels × SNRs (static methods such as vit-ae
-// only take α = 1). Cells are numbered in that nesting order; the number seeds the cell's noise, so
+// only take α = 1). Digital baselines (resize, jpeg, webp, avif; "/practical" for the 5G NR link)
+// take methods × zetas × SNRs on AWGN only (their capacity is the AWGN capacity, SPEC 6.3), with
+// regime "none", ratio 0, α = 1 and the ζ setting in the zeta column. Cells are numbered in that nesting order; the number seeds the cell's noise, so
 // a cell gives the same row whether it runs alone, in a shard or in the whole grid. A shard k/n
 // (k = 0..n−1, Slurm's array index) is a contiguous range of cells, so one shard shares the device
 // half's work across its channels and SNRs.
@@ -18,6 +20,7 @@ namespace tokcom {
 struct SweepGrid {
   std::vector<std::string> methods, regimes, channels;
   std::vector<double> snrs, ratios, alphas;
+  std::vector<double> zetas;  // ζ settings of the digital baselines
   std::string mode = "hard";  // soft | hard
 };
 
@@ -26,6 +29,7 @@ struct SweepCell {
   std::string method, regime, channel;
   double snr_db = 0, ratio = 0, alpha = 1;
   int64_t ratio_index = 0;  // index of `ratio` in the grid's ratios
+  double zeta = 0;          // digital baselines: the ζ setting
 };
 
 struct Shard {
@@ -34,6 +38,8 @@ struct Shard {
 
 // True for methods with a budget token (α varies); false for static ones (α = 1 only).
 bool method_has_budget(const std::string& method);
+// resize, jpeg, webp, avif, optionally with "/practical".
+bool is_digital_method(const std::string& method);
 std::vector<SweepCell> sweep_cells(const SweepGrid& grid);
 // "k/n" with 0 ≤ k < n; UsageError otherwise.
 Shard parse_shard(const std::string& text);
