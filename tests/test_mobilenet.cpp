@@ -247,3 +247,30 @@ TEST(MobileNetV3, AdamFitsTinyBatch) {
   torch::NoGradGuard no_grad;
   EXPECT_TRUE(torch::equal(model->forward(x), model->forward(x)));
 }
+
+// `tokcom predict --model mobilenet-v3-small`: the CLI's logits are the library's forward of the
+// same weights; a wrong channel count is a clear shape error.
+TEST(MobileNetV3, PredictCliMatchesLibrary) {
+  const std::string dir = test::temp_dir("mnv3-predict");
+  const Config config = Config::load("imagenette64", {"mobilenet.variant=small"});
+  torch::manual_seed(5);
+  MobileNetV3 model = make_mobilenet(config);
+  model->eval();
+  save_module(dir + "/w.safetensors", *model);
+  const auto x = torch::randn({2, 3, 64, 64});
+  write_safetensors(dir + "/in.safetensors", {{"input", x}});
+  std::string out;
+  ASSERT_EQ(test::run_cli("predict --model mobilenet-v3-small --weights " + dir + "/w.safetensors -c imagenette64 --input " +
+                              dir + "/in.safetensors --out " + dir + "/out.safetensors",
+                          &out),
+            0)
+      << out;
+  torch::NoGradGuard no_grad;
+  EXPECT_TRUE(torch::allclose(read_safetensors(dir + "/out.safetensors").tensors.at("logits"), model->forward(x), 1e-5, 1e-5));
+  write_safetensors(dir + "/bad.safetensors", {{"input", torch::randn({2, 1, 64, 64})}});
+  EXPECT_EQ(test::run_cli("predict --model mobilenet-v3-small --weights " + dir + "/w.safetensors -c imagenette64 --input " +
+                              dir + "/bad.safetensors --out " + dir + "/o2.safetensors",
+                          &out),
+            5);
+  EXPECT_NE(out.find("input has shape [2, 1, 64, 64]"), std::string::npos) << out;
+}

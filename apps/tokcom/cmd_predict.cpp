@@ -16,13 +16,14 @@
 #include "tokcom/data/transforms.h"
 #include "tokcom/eval/checkpoint_config.h"
 #include "tokcom/eval/evaluate.h"
+#include "tokcom/model/mobilenet_v3.h"
 #include "tokcom/model/vit.h"
 
 namespace tokcom::cli {
 namespace {
 
 struct PredictArgs {
-  std::string checkpoint, config, mode = "hard", input, out;
+  std::string checkpoint, config, mode = "hard", input, out, model = "vit";
   double alpha = 1.0;
   bool hidden = false;
   std::vector<std::string> images, overrides;
@@ -49,7 +50,54 @@ torch::Tensor read_image(const std::string& path, int64_t channels) {
   return t;
 }
 
+// MobileNetV3 (torchvision names): the same two forms, no budget (SPEC 6.2).
+void print_top5(const std::string& path, const std::string& note, const torch::Tensor& logits,
+                const std::vector<std::string>& names) {
+  const torch::Tensor prob = torch::softmax(logits, 0);
+  const auto top = prob.topk(std::min<int64_t>(5, prob.size(0)));
+  std::printf("%s%s\n", path.c_str(), note.c_str());
+  for (int64_t k = 0; k < std::get<0>(top).size(0); ++k) {
+    const int64_t c = std::get<1>(top)[k].item<int64_t>();
+    std::printf("  %6.2f%%  %s\n", 100.0 * std::get<0>(top)[k].item<double>(),
+                c < static_cast<int64_t>(names.size()) ? names[c].c_str() : "?");
+  }
+}
+
+void run_predict_mobilenet(const PredictArgs& args) {
+  std::vector<std::string> overrides = args.overrides;
+  overrides.push_back("mobilenet.variant=" + mobilenet_variant_from_model_name(args.model));
+  const Config config = checkpoint_config(args.checkpoint, args.config, overrides);
+  MobileNetV3 model = make_mobilenet(config);
+  load_module(args.checkpoint, *model, /*strict=*/true);
+  model->eval();
+  torch::NoGradGuard no_grad;
+  const int64_t channels = config.get_int("mobilenet.in_chans");
+  if (!args.input.empty()) {
+    if (args.out.empty()) throw UsageError("--input needs --out Y.safetensors");
+    const Safetensors in = read_safetensors(args.input);
+    auto it = in.tensors.find("input");
+    if (it == in.tensors.end()) throw FormatError(args.input + ": no tensor named 'input' (expected N×C×H×W, normalised)");
+    const torch::Tensor x = it->second.to(torch::kFloat);
+    check_shape("tokcom predict", "input", x, {-1, channels, -1, -1});
+    const TensorMap outputs = mobilenet_predict_outputs(model, x, args.hidden);
+    write_safetensors(args.out, outputs, {{"model", args.model}});
+    spdlog::info("wrote {} ({} tensors)", args.out, outputs.size());
+    return;
+  }
+  if (args.images.empty()) throw UsageError("give image files, or --input X.safetensors --out Y.safetensors");
+  const auto names = class_names_for(config);
+  ImageDataset meta;
+  meta.name = config.get_string("data.dataset");
+  meta.class_names = names;
+  const TransformOptions t = transform_options(config, meta);
+  for (const auto& path : args.images) {
+    const torch::Tensor x = eval_transform(read_image(path, channels).unsqueeze(0), t);
+    print_top5(path, "", model->forward(x)[0], names);
+  }
+}
+
 void run_predict(const PredictArgs& args) {
+  if (args.model != "vit") return run_predict_mobilenet(args);
   const Config config = checkpoint_config(args.checkpoint, args.config, args.overrides);
   Vit model = make_vit(config);
   load_module(args.checkpoint, *model, /*strict=*/true);
@@ -89,18 +137,10 @@ void run_predict(const PredictArgs& args) {
     torch::Tensor budget;
     if (args.alpha < 1.0) budget = torch::full({1}, args.alpha);
     const VitOutput out = model->forward(x, budget, mode);
-    const torch::Tensor prob = torch::softmax(out.logits[0], 0);
-    const auto top = prob.topk(std::min<int64_t>(5, prob.size(0)));
-    std::printf("%s", path.c_str());
-    if (!out.stats.empty())
-      std::printf("  (kept %lld/%lld patches)", static_cast<long long>(out.stats.back().kept[0].item<int64_t>()),
-                  static_cast<long long>(model->options.num_patches()));
-    std::printf("\n");
-    for (int64_t k = 0; k < std::get<0>(top).size(0); ++k) {
-      const int64_t c = std::get<1>(top)[k].item<int64_t>();
-      std::printf("  %6.2f%%  %s\n", 100.0 * std::get<0>(top)[k].item<double>(),
-                  c < static_cast<int64_t>(names.size()) ? names[c].c_str() : "?");
-    }
+    const std::string kept = out.stats.empty() ? ""
+                                               : fmt::format("  (kept {}/{} patches)", out.stats.back().kept[0].item<int64_t>(),
+                                                             model->options.num_patches());
+    print_top5(path, kept, out.logits[0], names);
   }
 }
 
@@ -109,6 +149,9 @@ void add_predict(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("predict", "Top-5 classes of image files, or logits/hidden states of a tensor");
   cmd->add_option("--checkpoint,--weights", args->checkpoint, "Model weights (safetensors)")->required()->check(CLI::ExistingFile);
   cmd->add_option("-c,--config", args->config, "Config (default: config.yaml beside the checkpoint)");
+  cmd->add_option("--model", args->model, "vit | mobilenet-v3-small | mobilenet-v3-large")
+      ->check(CLI::IsMember({"vit", "mobilenet-v3-small", "mobilenet-v3-large"}))
+      ->capture_default_str();
   cmd->add_option("--alpha", args->alpha, "Budget α in (0, 1]; 1 = static path")->capture_default_str();
   cmd->add_option("--mode", args->mode, "soft | hard")->check(CLI::IsMember({"soft", "hard"}))->capture_default_str();
   cmd->add_option("--input", args->input, "safetensors with tensor `input` (N×C×H×W, normalised)")->check(CLI::ExistingFile);
