@@ -406,7 +406,9 @@ TEST_P(ChannelTest, ResidualNoiseMatchesSnr) {
   const Received got = channel->apply(sent, snr, rng);
   const auto h = broadcast_gain(got.gain, sent.symbols);
   const double expected = param.noise_scale * (1.0 / d_r) / db_to_lin(10.0);
-  if (param.noise_scale > 0) EXPECT_NEAR(got.noise_var.mean().item<double>() / expected, 1.0, 1e-5);
+  if (param.noise_scale > 0) {
+    EXPECT_NEAR(got.noise_var.mean().item<double>() / expected, 1.0, 1e-5);
+  }
   auto raw = got.payload.symbols;  // undo the receiver's equaliser
   if (param.equalizer == Equalizer::kZeroForcing) raw = raw * h;
   if (param.equalizer == Equalizer::kMmse) raw = raw * (h.abs().square() + got.noise_var * d_r) / h.conj();

@@ -2,6 +2,7 @@
 // every finished stage (same commands), so an interrupted demo resumes where it stopped.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <filesystem>
 
 #include "common/helpers.h"
@@ -23,6 +24,9 @@ TEST(Demo, QuickRunWritesReportAndRerunReusesStages) {
   EXPECT_NE(readme.find("| vit-ae (noiseless) |"), std::string::npos) << readme;
   EXPECT_NE(readme.find("| jpeg |"), std::string::npos) << readme;
   EXPECT_NE(out.find("Report: " + dir + "/README.md"), std::string::npos) << out;
+  if (std::system("command -v gnuplot > /dev/null 2>&1") == 0) {
+    EXPECT_TRUE(std::filesystem::exists(dir + "/accuracy_vs_zeta_20dB.png"));
+  }
 
   ASSERT_EQ(test::run_cli("--log-level warn demo --quick -o " + dir, &out), 0) << out;
   size_t reused = 0;

@@ -175,7 +175,9 @@ TEST(Split, GradientsReachOnlyJsccAndServer) {
   for (auto& item : vit->named_parameters()) {
     const bool server = item.key().rfind("blocks.3.", 0) == 0;
     EXPECT_EQ(item.value().grad().defined(), server) << item.key();
-    if (server) EXPECT_GT(item.value().grad().abs().sum().item<double>(), 0.0) << item.key();
+    if (server) {
+      EXPECT_GT(item.value().grad().abs().sum().item<double>(), 0.0) << item.key();
+    }
   }
   for (auto& item : codec->named_parameters()) {
     ASSERT_TRUE(item.value().grad().defined()) << item.key();
@@ -320,7 +322,9 @@ TEST(JsccStage, TrainsFrozenDeviceResumesAndSweepShardsMerge) {
     ASSERT_EQ(std::sscanf(line.c_str(), "%15[^,],%d,%lf,%lf,%lld,", method, &image, &zeta, &snr, &bits), 5) << line;
     EXPECT_EQ(bits, static_cast<long long>(std::floor(zeta * 784 * std::log2(1 + std::pow(10.0, snr / 10))))) << line;
     fits = line.back() - '0';
-    if (!fits) EXPECT_NE(line.find(",,"), std::string::npos) << line;  // lost: choice empty
+    if (!fits) {
+      EXPECT_NE(line.find(",,"), std::string::npos) << line;  // lost: choice empty
+    }
   }
   EXPECT_EQ(pi_rows, 2 * 2 * 2 * 8);
 

@@ -161,11 +161,13 @@ void plot_accuracy_vs_zeta(const std::string& out, const std::string& snr) {
     ++block;
   }
   write_file_atomic(fmt::format("{}/accuracy_vs_zeta_{}dB.dat", out, snr), data);
-  run_gnuplot(fmt::format(
+  const std::string script = fmt::format("{}/accuracy_vs_zeta_{}dB.gp", out, snr);
+  write_file_atomic(script, fmt::format(
       "set terminal pngcairo size 900,600 font ',11'\nset output '{0}/accuracy_vs_zeta_{1}dB.png'\n"
       "set title 'Accuracy vs ζ over AWGN at {1} dB (best over decisions)'\nset logscale x\nset xlabel 'ζ'\n"
       "set ylabel 'accuracy'\nset yrange [0:1]\nset key bottom right\nset grid\nplot {2}\n",
       out, snr, plot));
+  run_gnuplot(script);
 }
 
 void run_demo(const DemoArgs& a) {

@@ -11,6 +11,7 @@
 
 #include "command.h"
 #include "tokcom/comm/channel.h"
+#include "tokcom/comm/zeta.h"
 #include "tokcom/core/config.h"
 #include "tokcom/core/errors.h"
 #include "tokcom/core/version.h"
@@ -181,6 +182,12 @@ void run_sweep(const SweepArgs& a) {
         row.kept_tokens = results[i].kept_tokens();
         row.symbols = results[i].symbols();
         row.zeta = row.symbols / static_cast<double>(model.input_values);
+        if (config.get_bool("comm.proxy_zeta_reference")) {
+          // SPEC 10 P15 reference mode: E[tokens sent]·dim·r with the fractional dim·r.
+          const VitOptions vo = vit_options_from_config(config);
+          const double sent_tokens = method == "proposal" ? row.kept_tokens + 2 : vo.num_patches() + 1;
+          row.zeta = proxy_zeta_reference(sent_tokens, row.cell.ratio, vo.dim(), model.input_values);
+        }
         row.accuracy = results[i].accuracy();
         row.n_images = results[i].n_images;
         row.seed = seed;

@@ -1,9 +1,12 @@
 #include "tokcom/comm/payload.h"
 
+#include <torch/torch.h>
+
 #include <fmt/format.h>
 
 #include "tokcom/core/check.h"
 #include "tokcom/core/errors.h"
+#include "tokcom/comm/zeta.h"
 
 namespace tokcom {
 
@@ -22,11 +25,11 @@ int64_t Payload::tokens_per_image(int64_t b) const {
 }
 
 int64_t Payload::symbols_per_image(int64_t b) const {
-  const int64_t tokens = tokens_per_image(b);
-  if (!symbols.defined()) return 0;
-  int64_t per_token = 1;  // d_r for tokens, s·s for CNN maps
-  for (int64_t i = 2; i < symbols.dim(); ++i) per_token *= symbols.size(i);
-  return tokens * per_token;
+  if (b < 0 || b >= batch_size()) {
+    throw UsageError(fmt::format("Payload::symbols_per_image: sample {} out of range [0, {})", b,
+                                 batch_size()));
+  }
+  return tokcom::symbols_per_image(*this)[b].item<int64_t>();  // the one count (zeta.h)
 }
 
 void validate(const Payload& p, const std::string& caller, int64_t expected_width,

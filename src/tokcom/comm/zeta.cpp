@@ -1,6 +1,7 @@
 #include "tokcom/comm/zeta.h"
 
 #include <fmt/format.h>
+#include <torch/torch.h>
 
 #include "tokcom/core/errors.h"
 
@@ -32,6 +33,17 @@ double zeta(const Payload& payload, int64_t b, int64_t input_values) {
 double proxy_zeta_reference(double mean_tokens, double ratio, int64_t dim, int64_t input_values) {
   check_input_values("proxy_zeta_reference", input_values);
   return mean_tokens * static_cast<double>(dim) * ratio / static_cast<double>(input_values);
+}
+
+torch::Tensor symbols_per_image(const Payload& payload) {
+  const int64_t batch = payload.batch_size();
+  if (payload.is_digital()) return torch::zeros({batch}, torch::kLong);
+  int64_t per_slot = 1;  // d_r for tokens, s·s for CNN maps
+  for (int64_t i = 2; i < payload.symbols.dim(); ++i) per_slot *= payload.symbols.size(i);
+  torch::Tensor slots = payload.token_mask.defined() && payload.symbols.dim() == 3
+                            ? payload.token_mask.sum(1).to(torch::kCPU)
+                            : torch::full({batch}, payload.symbols.size(1), torch::kLong);
+  return slots * per_slot;
 }
 
 }  // namespace tokcom

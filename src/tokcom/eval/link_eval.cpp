@@ -13,17 +13,6 @@
 
 namespace tokcom {
 
-torch::Tensor symbols_per_image(const Payload& payload) {
-  const int64_t batch = payload.batch_size();
-  if (payload.is_digital()) return torch::zeros({batch}, torch::kLong);
-  int64_t per_slot = 1;  // d_r for tokens, s·s for CNN maps
-  for (int64_t i = 2; i < payload.symbols.dim(); ++i) per_slot *= payload.symbols.size(i);
-  torch::Tensor slots = payload.token_mask.defined() && payload.symbols.dim() == 3
-                            ? payload.token_mask.sum(1).to(torch::kCPU)
-                            : torch::full({batch}, payload.symbols.size(1), torch::kLong);
-  return slots * per_slot;
-}
-
 std::vector<LinkResult> evaluate_link(SplitModel& model, const std::vector<LinkPoint>& points, const ImageDataset& data,
                                       const Config& config, const LinkEvalOptions& o) {
   if (!model.device || !model.server) throw UsageError("evaluate_link: the split model has no device or server half");

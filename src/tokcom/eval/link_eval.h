@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "tokcom/comm/channel.h"
+#include "tokcom/comm/zeta.h"
 #include "tokcom/data/dataset.h"
 #include "tokcom/split/split_model.h"
 
@@ -45,8 +46,5 @@ struct LinkEvalOptions {
 // Evaluation transform of `config` on `data` (no augmentation), one result per point.
 std::vector<LinkResult> evaluate_link(SplitModel& model, const std::vector<LinkPoint>& points, const ImageDataset& data,
                                       const Config& config, const LinkEvalOptions& options);
-
-// Complex channel uses of each image of a payload, (B) int64 (vectorised Payload::symbols_per_image).
-torch::Tensor symbols_per_image(const Payload& payload);
 
 }  // namespace tokcom
