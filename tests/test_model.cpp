@@ -259,6 +259,32 @@ TEST(Vit, TrainingModeHasGradientsAndNoCutoff) {
   EXPECT_GT(model->budget_token_a.grad().abs().sum().item<double>(), 0.0);
 }
 
+// SPEC 10 P26: the soft path reports the pre-ReLU margin g − τ per patch; ReLU of it is the
+// block's selection value (block 1: the cumulative mask itself), and a gradient flows from the
+// margin of a dropped patch into the gate (the mask's gradient there is 0). Hard path: none.
+TEST(Vit, SoftPathReportsThePreReluMargin) {
+  Vit model = dropping_model();
+  model->train();
+  const torch::Tensor budget = torch::tensor({0.3f, 0.6f});
+  VitOutput out = model->forward(images_of(2), budget, SelectionMode::kSoft);
+  ASSERT_EQ(out.stats.size(), 2u);
+  const torch::Tensor z = out.stats[0].patch_margin;
+  ASSERT_TRUE(z.defined());
+  EXPECT_EQ(z.sizes(), out.stats[0].patch_mask.sizes());
+  EXPECT_LT(max_abs(torch::relu(z), out.stats[0].patch_mask), 1e-6);
+  EXPECT_LT(max_abs(torch::relu(out.stats[1].patch_margin) * out.stats[0].patch_mask, out.stats[1].patch_mask), 1e-6);
+  const torch::Tensor dropped = z < 0;
+  ASSERT_GT(dropped.sum().item<int64_t>(), 0);
+  ASSERT_LT(dropped.sum().item<int64_t>(), z.numel());
+  z.masked_select(dropped).sum().backward();
+  auto& block = *model->blocks[1]->as<BlockImpl>();
+  EXPECT_GT(block.gate->weight.grad().abs().sum().item<double>(), 0.0);
+  model->eval();
+  torch::NoGradGuard no_grad;
+  VitOutput hard = model->forward(images_of(2), budget, SelectionMode::kHard);
+  EXPECT_FALSE(hard.stats[0].patch_margin.defined());
+}
+
 TEST(Vit, ParityWithIndependentPyTorch) {  // scripts/make_vit_fixture.py
   const Safetensors f = read_safetensors(std::string(TOKCOM_TEST_DATA) + "/vit_fixture.safetensors");
   Vit model(tiny());

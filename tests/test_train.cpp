@@ -46,10 +46,10 @@ TEST(HardCount, ForwardIsTheExactKeptFraction) {
   EXPECT_FLOAT_EQ(k[1].item<float>(), 0.25f);
 }
 
-TEST(HardCount, GradientPushesSmallestMasksDownWhenOverBudget) {
+TEST(HardCount, MaskSurrogatePushesSmallestMasksDownWhenOverBudget) {
   auto m = torch::tensor({{0.9f, 0.05f, 0.5f, 0.01f}}, torch::requires_grad());
   // Kept 4/4 = 1.0 against α = 0.25: penalty 0.75 − 0.02 > 0.
-  const auto p = hard_budget_penalty(m, torch::tensor({0.25f}), 0.02, 1e-3, 0.02);
+  const auto p = hard_budget_penalty(m, {}, torch::tensor({0.25f}), 0.02, 1e-3, 0.02, HardSurrogate::kMask);
   EXPECT_NEAR(p.item<float>(), 0.73f, 1e-6);
   p.sum().backward();
   const auto g = m.grad()[0];
@@ -58,8 +58,61 @@ TEST(HardCount, GradientPushesSmallestMasksDownWhenOverBudget) {
   EXPECT_GT(g[1].item<float>(), g[0].item<float>());
   // Inside the margin: no penalty, no gradient.
   auto m2 = torch::tensor({{0.9f, 0.0f, 0.0f, 0.0f}}, torch::requires_grad());
-  const auto p2 = hard_budget_penalty(m2, torch::tensor({0.26f}), 0.02, 1e-3, 0.02);
+  const auto p2 = hard_budget_penalty(m2, {}, torch::tensor({0.26f}), 0.02, 1e-3, 0.02, HardSurrogate::kMask);
   EXPECT_FLOAT_EQ(p2.item<float>(), 0.0f);
+}
+
+// SPEC 10 P26 fix: the margin surrogate reaches dropped tokens. Under budget, the gradient on a
+// dropped token's margin is negative (descent raises it, bringing it back), largest for the dropped
+// token closest to the threshold; over budget it is positive on kept tokens, largest for the kept
+// token closest to the threshold. The mask surrogate gives a dropped token exactly 0.
+TEST(HardCount, MarginSurrogateBringsBackTheBestDroppedTokenWhenUnderBudget) {
+  const double t = 0.05;
+  // Patch margins z = g − τ; masks ReLU(z). Kept 1/4 against α = 0.75: under budget.
+  auto z = torch::tensor({{0.4f, -0.02f, -0.3f, -0.1f}}, torch::requires_grad());
+  const auto m = torch::relu(z);
+  const auto p = hard_budget_penalty(m, z, torch::tensor({0.75f}), 0.02, 1e-3, t);
+  EXPECT_NEAR(p.item<float>(), 0.75f - 0.25f - 0.02f, 1e-6);  // forward = exact count
+  p.sum().backward();
+  const auto g = z.grad()[0];
+  for (int i = 1; i < 4; ++i) EXPECT_LT(g[i].item<float>(), 0.0f) << "dropped token " << i;
+  EXPECT_LT(g[1].item<float>(), g[3].item<float>());  // −0.02 is brought back first…
+  EXPECT_LT(g[3].item<float>(), g[2].item<float>());  // …then −0.1, then −0.3
+  // Known answer: dP/dz_i = −σ'(z_i / T) / (T · N).
+  const double s = 1.0 / (1.0 + std::exp(0.02 / t));
+  EXPECT_NEAR(g[1].item<double>(), -s * (1 - s) / (t * 4), 1e-5);
+
+  auto z_mask = torch::tensor({{0.4f, -0.02f, -0.3f, -0.1f}}, torch::requires_grad());
+  hard_budget_penalty(torch::relu(z_mask), {}, torch::tensor({0.75f}), 0.02, 1e-3, 0.02, HardSurrogate::kMask)
+      .sum()
+      .backward();
+  EXPECT_EQ(z_mask.grad()[0][1].item<float>(), 0.0f);  // the mask surrogate cannot see it (ReLU)
+
+  // Over budget (4/4 kept against α = 0.25): positive everywhere, largest at the smallest margin.
+  auto z2 = torch::tensor({{0.4f, 0.03f, 0.2f, 0.6f}}, torch::requires_grad());
+  hard_budget_penalty(torch::relu(z2), z2, torch::tensor({0.25f}), 0.02, 1e-3, t).sum().backward();
+  const auto g2 = z2.grad()[0];
+  for (int i = 0; i < 4; ++i) EXPECT_GT(g2[i].item<float>(), 0.0f);
+  EXPECT_GT(g2[1].item<float>(), g2[2].item<float>());
+  EXPECT_GT(g2[2].item<float>(), g2[0].item<float>());
+}
+
+TEST(HardCount, CumulativeMarginIsTheRunningMinimumAndNeedsTheSoftPath) {
+  std::vector<BlockStats> stats(2);
+  stats[0].patch_margin = torch::tensor({{0.3f, -0.2f, 0.1f}});
+  stats[1].patch_margin = torch::tensor({{0.1f, 0.5f, 0.2f}});
+  const auto c = cumulative_margins(stats);
+  ASSERT_EQ(c.size(), 2u);
+  EXPECT_TRUE(torch::equal(c[0], stats[0].patch_margin));
+  EXPECT_TRUE(torch::equal(c[1], torch::tensor({{0.1f, -0.2f, 0.1f}})));  // dropped at block 1 stays dropped
+  stats[1].patch_margin = torch::Tensor();
+  stats[1].block = 2;
+  EXPECT_NE(tokcom::test::error_of([&] { cumulative_margins(stats); }).find("block 2 has no patch_margin"), std::string::npos);
+  EXPECT_THROW(parse_hard_surrogate("sigmoid"), ConfigError);
+  EXPECT_DOUBLE_EQ(lambda_hard_at(2.0, 0, 10), 0.0);
+  EXPECT_DOUBLE_EQ(lambda_hard_at(2.0, 5, 10), 1.0);
+  EXPECT_DOUBLE_EQ(lambda_hard_at(2.0, 12, 10), 2.0);
+  EXPECT_DOUBLE_EQ(lambda_hard_at(2.0, 0, 0), 2.0);
 }
 
 namespace {

@@ -46,7 +46,7 @@ torch::Tensor key_padding_bias(const TokenState& state) {
 
 // (B, T) selection values over [cls, patches…, budget]: 1 at cls and budget, s_i = ReLU(g_i − τ)
 // at patches, 0 at padded slots; eval mode zeroes s ≤ eval_cutoff (SPEC 3.3).
-torch::Tensor VitImpl::selection_scores(Block& block, const TokenState& state) {
+torch::Tensor VitImpl::selection_scores(Block& block, const TokenState& state, torch::Tensor* margin) {
   const torch::Tensor& x = state.x;
   const int64_t batch = x.size(0), tokens = x.size(1), dim = x.size(2);
   // Gate over the whole (contiguous) sequence, then keep the patch slots: cheaper than slicing x.
@@ -70,7 +70,9 @@ torch::Tensor VitImpl::selection_scores(Block& block, const TokenState& state) {
       source = x.gather(1, slot.view({batch, 1, 1}).expand({batch, 1, dim})).squeeze(1);
     }
     torch::Tensor tau = torch::sigmoid(block->threshold(source));  // (B, 1)
-    s = torch::relu(gate - tau);
+    torch::Tensor z = gate - tau;
+    if (margin) *margin = z;
+    s = torch::relu(z);
   }
   if (!is_training()) s = s.masked_fill(s <= options.eval_cutoff(), 0.0);
   if (patch_padding.defined()) s = s.masked_fill(patch_padding, 0.0);
@@ -80,11 +82,17 @@ torch::Tensor VitImpl::selection_scores(Block& block, const TokenState& state) {
 
 // SPEC 3.4: m^l = s^l ⊙ m^{l−1}; X^{l+1} = Block(X^l ⊙ m^l) ⊙ m^l. Zeroed tokens stay as keys.
 TokenState VitImpl::select_soft(Block& block, int64_t index, TokenState state, BlockStats* stat) {
-  torch::Tensor s = selection_scores(block, state);
+  torch::Tensor margin;
+  torch::Tensor s = selection_scores(block, state, &margin);
   state.mask = state.mask.defined() ? s * state.mask : s;
   torch::Tensor m = state.mask.unsqueeze(-1);
   state.x = block(state.x * m, key_padding_bias(state)) * m;
   stat->patch_mask = to_patch_grid(state.mask, state, options.num_patches());
+  if (margin.defined()) {
+    // to_patch_grid reads (B, T) values over [cls, patches…, budget]; the end columns are cut.
+    torch::Tensor one = torch::ones({margin.size(0), 1}, margin.options());
+    stat->patch_margin = to_patch_grid(torch::cat({one, margin, one}, 1), state, options.num_patches());
+  }
   stat->kept = (stat->patch_mask > 0).sum(1);
   return state;
 }

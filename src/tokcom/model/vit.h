@@ -52,6 +52,10 @@ struct BlockStats {
   int64_t block = 0;
   torch::Tensor patch_mask;  // (B, N) cumulative soft patch mask after this block; 0 = dropped
   torch::Tensor kept;        // (B) int64 patch tokens kept after this block (cls/budget excluded)
+  // (B, N) pre-ReLU selection margin g − τ of this block per patch (s = ReLU of it). Unlike the
+  // mask it has a gradient at dropped patches too (SPEC 10 P26, budget_loss=hard). Soft path
+  // (training) only; undefined on the hard path and under keep_fraction_hook.
+  torch::Tensor patch_margin;
 };
 
 struct VitOutput {
@@ -141,7 +145,8 @@ class VitImpl : public torch::nn::Module {
  private:
   TokenState select_soft(Block& block, int64_t index, TokenState state, BlockStats* stat);
   TokenState select_hard(Block& block, int64_t index, TokenState state, BlockStats* stat);
-  torch::Tensor selection_scores(Block& block, const TokenState& state);
+  // margin (optional out): (B, T − 2) pre-ReLU g − τ at the patch slots (undefined under the hook).
+  torch::Tensor selection_scores(Block& block, const TokenState& state, torch::Tensor* margin = nullptr);
   std::vector<bool> adaptive_;
   std::vector<Block> block_list_;  // the same modules as `blocks`, typed
 };

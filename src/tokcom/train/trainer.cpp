@@ -175,6 +175,8 @@ std::vector<EpochRecord> train(const Config& config, const TrainRunOptions& run)
   }
   const double lambda_hard = config.get_double("train.lambda_hard");
   const double hard_temperature = config.get_double("train.hard_temperature");
+  const HardSurrogate hard_surrogate = parse_hard_surrogate(config.get_string("train.hard_surrogate"));
+  const int64_t hard_warmup_steps = config.get_int("train.lambda_hard_warmup_epochs") * batches;
   const double cutoff = model->options.eval_cutoff();
   const double clip = config.get_double("train.grad_clip");
   const double smoothing = config.get_double("train.label_smoothing");
@@ -236,10 +238,14 @@ std::vector<EpochRecord> train(const Config& config, const TrainRunOptions& run)
         const BudgetLoss bl = budget_loss(output.stats, budget, inner_loss, margin);
         budget_term = lambda_out * bl.out + lambda_in * bl.inner;
         if (budget_loss_kind == "hard") {
+          // SPEC 10 P26: straight-through hard count per adaptive block (train/hard_count.h).
+          const std::vector<torch::Tensor> margins = cumulative_margins(output.stats);
           torch::Tensor hard = torch::zeros({}, logits.options());
-          for (const auto& s : output.stats)
-            hard = hard + hard_budget_penalty(s.patch_mask, budget, margin, cutoff, hard_temperature).mean();
-          budget_term = budget_term + lambda_hard * hard / static_cast<double>(output.stats.size());
+          for (size_t l = 0; l < output.stats.size(); ++l)
+            hard = hard + hard_budget_penalty(output.stats[l].patch_mask, margins[l], budget, margin, cutoff,
+                                              hard_temperature, hard_surrogate).mean();
+          budget_term = budget_term + lambda_hard_at(lambda_hard, step, hard_warmup_steps) * hard /
+                                          static_cast<double>(output.stats.size());
         }
         loss = loss + budget_term;
       }
