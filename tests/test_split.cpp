@@ -239,6 +239,26 @@ TEST(JsccStage, TrainsFrozenDeviceResumesAndSweepShardsMerge) {
     EXPECT_EQ(a.count("jscc.encoder.re.0.weight"), 1u);
   }
 
+  // A loaded bank's device half selects exactly as the plain model in eval mode (the eval-only
+  // cutoff of SPEC 3.3 applies), and its payload has (kept + 2)·d_r symbols per image.
+  {
+    // A large cutoff makes the eval-only rule visible: in training mode these tokens would stay.
+    const Config bank_cfg = Config::load(dir + "/a/config.yaml", {"model.eval_cutoff=0.5"});
+    SplitModel loaded = load_proposal(bank_cfg, dir + "/a", "robust", {0.1, 0.5}, SelectionMode::kHard, torch::kCPU);
+    Vit plain = make_vit(bank_cfg);
+    load_module(init, *plain);
+    plain->eval();
+    torch::manual_seed(8);
+    const auto images = torch::randn({16, 1, 28, 28});
+    DeviceStats stats;
+    const Payload sent = loaded.device->encode(images, Decision{0.5, 1}, &stats);
+    torch::NoGradGuard no_grad;
+    const VitOutput ref = plain->forward(images, torch::full({16}, 0.5), SelectionMode::kHard);
+    EXPECT_TRUE(torch::equal(stats.kept_patches, ref.stats.back().kept));
+    EXPECT_LT(ref.stats.back().kept.sum().item<int64_t>(), 16 * 16 * 3 / 4);  // the cutoff dropped tokens
+    EXPECT_TRUE(torch::equal(symbols_per_image(sent), (ref.stats.back().kept + 2) * 16));
+  }
+
   // Sweep through the CLI: same seed → same bytes; shards merge to the whole; gaps and overlaps refused.
   const std::string bank = dir + "/a", sweep = "sweep --bank " + bank +
                                                 " --channels awgn,rayleigh --snr=-5,10 --alphas 0.5,1 --max-batches 1 "

@@ -169,6 +169,8 @@ SplitModel load_proposal(const Config& config, const std::string& bank_dir, cons
     if (first.empty()) first = path;
     net->to(device);
     net->eval();
+    vit->eval();  // the ViT itself is not a child of `net` (its children are): its own flag gates the
+                  // eval-only selection cutoff (SPEC 3.3), so it must be set here too
     models.push_back(vit);
     encoders.push_back(codec->encoder);
     decoders.push_back(codec->decoder);
