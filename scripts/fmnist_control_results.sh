@@ -27,7 +27,7 @@ BATCHES=$((IMAGES / 256))
 # 1. Digital baselines (AWGN capacity, SPEC 6.3) on the first IMAGES test images.
 $T --seed "$SEED" --threads "$THREADS" sweep --methods resize,jpeg,webp,jpeg/practical,webp/practical \
   --backbone "$BACKBONE" --channels awgn --snr 0,10,20 --zetas 0.005,0.01,0.02,0.05,0.1,0.2,0.5 \
-  --batch-size 256 --max-batches "$BATCHES" --per-image "$OUT/digital_per_image.csv" -o "$OUT/digital.csv" \
+  --batch-size 256 --max-batches "$BATCHES" --per-image runs/fmnist-control-digital_per_image.csv -o "$OUT/digital.csv" \
   comm.input_values=0
 
 # 2. Proxy table: the sweep on the training split (eval transform, no augmentation).
@@ -54,7 +54,7 @@ table() {  # CSV → markdown table
   echo
   table "$OUT/digital.csv"
   echo
-  echo "Per image: digital_per_image.csv (budget_bits, choice, bytes, fits)."
+  echo "Per image (6.8 MB, not committed): runs/fmnist-control-digital_per_image.csv (budget_bits, choice, bytes, fits)."
   echo
   echo "## Controller: search summary (proxy table from the training split, $IMAGES images per cell)"
   echo

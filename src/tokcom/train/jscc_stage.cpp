@@ -22,6 +22,7 @@
 #include "tokcom/split/proposal.h"
 #include "tokcom/train/checkpoint.h"
 #include "tokcom/train/schedule.h"
+#include "tokcom/train/train_data.h"
 
 namespace tokcom {
 namespace fs = std::filesystem;
@@ -131,22 +132,12 @@ std::vector<JsccEpochRecord> train_pair(const Config& config, const TrainRunOpti
     throw ConfigError("train.optimizer: unknown optimizer '" + optimizer_name + "', expected adam or adamw");
   }
 
-  const ImageDataset train_set = load_dataset(config, "train");
-  const ImageDataset val_set = load_dataset(config, config.get_string("train.eval_split"));
-  LoaderOptions train_opts = loader_options(config, /*train=*/true, run.seed);
-  train_opts.batch_size = config.get_int("train.batch_size");
-  Loader train_loader(train_set, transform_options(config, train_set), train_opts);
-  const int64_t max_batches = config.get_int("train.max_batches");
-  const int64_t batches = max_batches > 0 ? std::min(max_batches, train_loader.batches_per_epoch())
-                                          : train_loader.batches_per_epoch();
-  const int64_t epochs = config.get_int("train.epochs");
-  ScheduleOptions sched;
-  sched.kind = config.get_string("train.schedule");
-  sched.lr = lr;
-  sched.min_lr = config.get_double("train.min_lr");
-  sched.warmup_steps = config.get_int("train.warmup_epochs") * batches;
-  sched.total_steps = epochs * batches;
-  learning_rate(sched, 0);
+  TrainData data(config, run.seed);
+  const ScheduleOptions sched = data.schedule(lr, 1.0);
+  const ImageDataset& val_set = data.val_set;
+  Loader& train_loader = *data.loader;
+  const LoaderOptions& train_opts = data.loader_options;
+  const int64_t batches = data.batches, epochs = data.epochs, max_batches = data.max_batches;
 
   const bool robust = regime == "robust";
   const auto channel = make_channel(config.get_string("comm.channel"));

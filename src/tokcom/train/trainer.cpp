@@ -25,6 +25,7 @@
 #include "tokcom/train/hard_count.h"
 #include "tokcom/train/jscc_stage.h"
 #include "tokcom/train/schedule.h"
+#include "tokcom/train/train_data.h"
 
 namespace tokcom {
 namespace fs = std::filesystem;
@@ -145,24 +146,13 @@ std::vector<EpochRecord> train(const Config& config, const TrainRunOptions& run)
   std::vector<torch::Tensor> trained;  // clipping covers trained parameters only (SPEC 10 P10)
   for (auto* g : {&decay, &no_decay, &selection}) trained.insert(trained.end(), g->begin(), g->end());
 
-  // Data.
-  const ImageDataset train_set = load_dataset(config, "train");
-  const ImageDataset val_set = load_dataset(config, config.get_string("train.eval_split"));
-  LoaderOptions train_opts = loader_options(config, /*train=*/true, run.seed);
-  train_opts.batch_size = config.get_int("train.batch_size");
-  Loader train_loader(train_set, transform_options(config, train_set), train_opts);
-  const int64_t max_batches = config.get_int("train.max_batches");
-  const int64_t batches = max_batches > 0 ? std::min(max_batches, train_loader.batches_per_epoch())
-                                          : train_loader.batches_per_epoch();
-
-  const int64_t epochs = config.get_int("train.epochs");
-  ScheduleOptions sched;
-  sched.kind = config.get_string("train.schedule");
-  sched.lr = 1.0;  // a multiplier on each group's base lr
-  sched.min_lr = config.get_double("train.min_lr") / std::max(lr, 1e-12);
-  sched.warmup_steps = config.get_int("train.warmup_epochs") * batches;
-  sched.total_steps = epochs * batches;
-  learning_rate(sched, 0);  // validates the kind before any work
+  // Data and schedule (a multiplier on each group's base lr).
+  TrainData data(config, run.seed);
+  const ScheduleOptions sched = data.schedule(1.0, lr);
+  const ImageDataset& val_set = data.val_set;
+  Loader& train_loader = *data.loader;
+  const LoaderOptions& train_opts = data.loader_options;
+  const int64_t batches = data.batches, epochs = data.epochs, max_batches = data.max_batches;
 
   const InnerLoss inner_loss = parse_inner_loss(config.get_string("train.inner_loss"));
   const BudgetSampling sampling = parse_budget_sampling(config.get_string("train.alpha_sampling"));
