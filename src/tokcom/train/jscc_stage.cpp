@@ -26,24 +26,12 @@
 
 namespace tokcom {
 namespace fs = std::filesystem;
-namespace {
 
-nlohmann::json to_json(const JsccEpochRecord& r) {
-  return {{"regime", r.regime}, {"ratio", r.ratio}, {"epoch", r.epoch}, {"lr", r.lr}, {"loss", r.loss},
-          {"train_accuracy", r.train_accuracy}, {"images_per_s", r.images_per_s}, {"val_accuracy", r.val_accuracy}};
-}
-JsccEpochRecord from_json(const nlohmann::json& j) {
-  JsccEpochRecord r;
-  r.regime = j.at("regime");
-  r.ratio = j.at("ratio");
-  r.epoch = j.at("epoch");
-  r.lr = j.at("lr");
-  r.loss = j.at("loss");
-  r.train_accuracy = j.at("train_accuracy");
-  r.images_per_s = j.at("images_per_s");
-  r.val_accuracy = j.at("val_accuracy").get<std::vector<double>>();
-  return r;
-}
+// Checkpoint state records (keys = field names).
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(JsccEpochRecord, regime, ratio, epoch, lr, loss, train_accuracy, images_per_s,
+                                   val_accuracy)
+
+namespace {
 
 std::string csv_text(const std::vector<JsccEpochRecord>& records) {
   std::string s = "regime,ratio,epoch,lr,loss,train_accuracy,images_per_s";
@@ -168,7 +156,7 @@ std::vector<JsccEpochRecord> train_pair(const Config& config, const TrainRunOpti
   std::vector<JsccEpochRecord> records;
   const std::string ck_dir = fmt::format("{}/checkpoint-{}", out, tag);
   if (run.resume && load_checkpoint(ck_dir, &ck, *net, *optimizer, digest)) {
-    for (const auto& r : ck.records) records.push_back(from_json(r));
+    for (const auto& r : ck.records) records.push_back(r.get<JsccEpochRecord>());
     spdlog::info("jscc {}: resumed from {} after epoch {}", tag, ck_dir, ck.epoch);
   } else if (!run.resume && fs::exists(ck_dir + "/state.json")) {
     spdlog::warn("{} holds a checkpoint; starting over (use --resume to continue it)", ck_dir);
@@ -234,7 +222,7 @@ std::vector<JsccEpochRecord> train_pair(const Config& config, const TrainRunOpti
       summary += fmt::format(" {:.3f}@{}dB", rec.val_accuracy[i], jscc_eval_snrs()[i]);
     spdlog::info("{}", summary);
     records.push_back(rec);
-    ck.records.push_back(to_json(rec));
+    ck.records.push_back(rec);
     ck.epoch = epoch + 1;
     write_file_atomic(csv_path, csv_text(records));
     save_checkpoint(ck_dir, ck, *net, *optimizer, digest);

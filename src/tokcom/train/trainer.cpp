@@ -29,6 +29,10 @@
 
 namespace tokcom {
 namespace fs = std::filesystem;
+
+// Checkpoint state records (keys = field names, as written by earlier versions).
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(EpochRecord, epoch, lr, loss, ce, budget, train_accuracy, images_per_s, val_accuracy,
+                                   kept_fraction, val_accuracy_alpha)
 namespace {
 
 // Selection parameters (SPEC 3): budget tokens and the gate/threshold heads. They get their own lr
@@ -55,26 +59,6 @@ std::string csv_row(const EpochRecord& r) {
   for (size_t i = 0; i < r.kept_fraction.size(); ++i)
     s += fmt::format(",{:.6f},{:.6f}", r.val_accuracy_alpha[i], r.kept_fraction[i]);
   return s + "\n";
-}
-
-nlohmann::json record_to_json(const EpochRecord& r) {
-  return {{"epoch", r.epoch}, {"lr", r.lr}, {"loss", r.loss}, {"ce", r.ce}, {"budget", r.budget},
-          {"train_accuracy", r.train_accuracy}, {"images_per_s", r.images_per_s}, {"val_accuracy", r.val_accuracy},
-          {"kept_fraction", r.kept_fraction}, {"val_accuracy_alpha", r.val_accuracy_alpha}};
-}
-EpochRecord record_from_json(const nlohmann::json& j) {
-  EpochRecord r;
-  r.epoch = j.at("epoch");
-  r.lr = j.at("lr");
-  r.loss = j.at("loss");
-  r.ce = j.at("ce");
-  r.budget = j.at("budget");
-  r.train_accuracy = j.at("train_accuracy");
-  r.images_per_s = j.at("images_per_s");
-  r.val_accuracy = j.at("val_accuracy");
-  r.kept_fraction = j.at("kept_fraction").get<std::vector<double>>();
-  r.val_accuracy_alpha = j.at("val_accuracy_alpha").get<std::vector<double>>();
-  return r;
 }
 
 }  // namespace
@@ -178,7 +162,7 @@ std::vector<EpochRecord> train(const Config& config, const TrainRunOptions& run)
   std::vector<EpochRecord> records;
   const std::string ck_dir = out + "/checkpoint";
   if (run.resume && load_checkpoint(ck_dir, &ck, *model, *optimizer, config.digest())) {
-    for (const auto& r : ck.records) records.push_back(record_from_json(r));
+    for (const auto& r : ck.records) records.push_back(r.get<EpochRecord>());
     spdlog::info("resumed from {} after epoch {}", ck_dir, ck.epoch);
   } else if (!run.resume && fs::exists(ck_dir + "/state.json")) {
     spdlog::warn("{} holds a checkpoint; starting over (use --resume to continue it)", ck_dir);
@@ -281,7 +265,7 @@ std::vector<EpochRecord> train(const Config& config, const TrainRunOptions& run)
     spdlog::info("{}", summary);
 
     records.push_back(rec);
-    ck.records.push_back(record_to_json(rec));
+    ck.records.push_back(rec);
     ck.epoch = epoch + 1;
     csv += csv_row(rec);
     write_file_atomic(out + "/epochs.csv", csv);
