@@ -10,6 +10,7 @@ PACKAGES=(
   libtorch-dev libopenblas0-openmp
   libcli11-dev libyaml-cpp-dev nlohmann-json3-dev libspdlog-dev libfmt-dev
   libturbojpeg0-dev libpng-dev libwebp-dev libavif-dev libarchive-dev libssl-dev zlib1g-dev
+  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libgtest-dev libgmock-dev libbenchmark-dev
   dataset-fashion-mnist gnuplot-nox
   python3-torch python3-torchvision python3-numpy python3-pil

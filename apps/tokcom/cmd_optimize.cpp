@@ -11,6 +11,7 @@
 #include <optional>
 
 #include "command.h"
+#include "optimize_args.h"
 #include "tokcom/control/csv_util.h"
 #include "tokcom/control/optimize.h"
 #include "tokcom/control/snr_process.h"
@@ -21,27 +22,12 @@
 #include "tokcom/core/atomic_file.h"
 #include "tokcom/core/config.h"
 #include "tokcom/core/errors.h"
+#include "tokcom/net/client.h"
 #include "tokcom/split/proposal.h"
 
 namespace tokcom::cli {
 namespace {
 namespace fs = std::filesystem;
-
-struct OptimizeArgs {
-  std::string table, method, channel, regime, write_table;
-  bool synthetic = false, simulate = false, interpolate = false, no_plots = false;
-  double tradeoff = std::nan(""), queue_step = std::nan("");
-  std::string zeta_max = "0.0025,0.005,0.01,0.02,0.05,0.1";
-  int64_t slots = 10000, window = 1000, oracle_samples = 100000;
-  std::string scenario, snr_trace, selection = "paper";
-  std::vector<std::string> scenarios;
-  std::string v_grid = "1,10,100,1000,10000,100000", mu_grid = "1,10,100";
-  std::string out;
-  // Deployment (SPEC 8.5): the real split model driven by each picked controller.
-  std::string bank, deploy_split = "val";
-  int64_t deploy_images = 0, repeats = 0;
-  std::vector<std::string> overrides;
-};
 
 std::string file_slug(const std::string& s) {
   std::string out;
@@ -97,6 +83,8 @@ std::vector<double> number_list(const std::string& text, const std::string& flag
   return out;
 }
 
+}  // namespace
+
 void run_optimize(const OptimizeArgs& a) {
   if (a.table.empty() == !a.synthetic)
     throw ConfigError("optimize: give exactly one of --table FILE or --synthetic");
@@ -138,35 +126,54 @@ void run_optimize(const OptimizeArgs& a) {
     q.tradeoff = a.tradeoff;
     q.queue_step = a.queue_step;
   }
+  std::unique_ptr<Deployment> deployment;
+  if (!a.bank.empty()) {
+    deployment = std::make_unique<Deployment>();
+    const std::string cfg = a.bank + "/config.yaml";
+    if (!fs::exists(cfg)) throw ConfigError(cfg + ": not found (--bank must be a folder written by train.stage=jscc)");
+    deployment->config = Config::load(cfg, a.overrides);
+    deployment->options.device = torch::Device(deployment->config.get_string("train.device"));
+    deployment->options.max_images = a.deploy_images;
+    deployment->options.seed = q.seed;
+    deployment->model = load_proposal(deployment->config, a.bank, table.regime(), table.ratios(),
+                                      SelectionMode::kHard, deployment->options.device);
+    if (!a.server.address.empty()) {
+      // `tokcom device`: the server half is a real edge server; the channel stays here, at the
+      // sender, so the server decodes what a receiver would.
+      auto client = std::make_shared<net::EdgeClient>(a.server);
+      if (client->served().method != deployment->model.device->method() || client->served().mode != "hard") {
+        throw UsageError(fmt::format("server {} serves '{}' in {} mode; this device sends '{}' in hard mode",
+                                     a.server.address, client->served().method, client->served().mode,
+                                     deployment->model.device->method()));
+      }
+      if (client->served().input_values != deployment->model.input_values) {
+        throw UsageError(fmt::format("server {} counts zeta against n = {}, this device's model has n = {}",
+                                     a.server.address, client->served().input_values,
+                                     deployment->model.input_values));
+      }
+      deployment->model.server = std::make_shared<net::RemoteServer>(client, table.ratios());
+    }
+    deployment->channel = make_channel(table.channel());
+    deployment->data = load_dataset(deployment->config, a.deploy_split);
+    deployment->repeats = a.repeats;
+    deployment->out = a.out;
+    fs::create_directories(a.out);
+    deployment->config.save(a.out + "/deploy.config.yaml");
+    Deployment* d = deployment.get();
+    q.after_pick = [d](const std::string& scenario, double zeta_max, const LyapunovController& c) {
+      d->run(scenario, zeta_max, c);
+    };
+  }
   if (a.simulate || pair_given) {
     if (!pair_given) throw ConfigError("optimize --simulate needs --V and --mu");
+    fs::create_directories(a.out);
     run_optimize_simulation(table, q);
   } else {
-    std::unique_ptr<Deployment> deployment;
-    if (!a.bank.empty()) {
-      deployment = std::make_unique<Deployment>();
-      const std::string cfg = a.bank + "/config.yaml";
-      if (!fs::exists(cfg)) throw ConfigError(cfg + ": not found (--bank must be a folder written by train.stage=jscc)");
-      deployment->config = Config::load(cfg, a.overrides);
-      deployment->options.device = torch::Device(deployment->config.get_string("train.device"));
-      deployment->options.max_images = a.deploy_images;
-      deployment->options.seed = q.seed;
-      deployment->model = load_proposal(deployment->config, a.bank, table.regime(), table.ratios(),
-                                        SelectionMode::kHard, deployment->options.device);
-      deployment->channel = make_channel(table.channel());
-      deployment->data = load_dataset(deployment->config, a.deploy_split);
-      deployment->repeats = a.repeats;
-      deployment->out = a.out;
-      fs::create_directories(a.out);
-      deployment->config.save(a.out + "/deploy.config.yaml");
-      Deployment* d = deployment.get();
-      q.after_pick = [d](const std::string& scenario, double zeta_max, const LyapunovController& c) {
-        d->run(scenario, zeta_max, c);
-      };
-    }
     run_optimize_search(table, q);
   }
 }
+
+namespace {
 
 void add_optimize(CLI::App& app) {
   auto a = std::make_shared<OptimizeArgs>();

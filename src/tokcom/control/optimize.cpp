@@ -166,6 +166,7 @@ void run_optimize_simulation(const ProxyTable& table, const OptimizeRequest& q) 
       spdlog::warn("gnuplot not found: skipping the figures (the CSVs are written)");
     }
   }
+  if (q.after_pick) q.after_pick(spec, zeta_max, controller);
 }
 
 void run_optimize_search(const ProxyTable& table, const OptimizeRequest& q) {

@@ -26,8 +26,9 @@ struct OptimizeRequest {
   int64_t oracle_samples = 100000;       // Monte Carlo size of the oracle with interpolation
   bool plots = true;
   std::string out_dir;
-  // Search mode: called for every (scenario, ζ_max) with a picked pair, with the controller in its
-  // state after that pair's simulation: deployment continues from it (SPEC 8.5).
+  // Called for every (scenario, ζ_max) with the picked pair (search) or the given pair (simulation),
+  // with the controller in its state after that pair's simulation: deployment continues from it
+  // (SPEC 8.5).
   std::function<void(const std::string& scenario, double zeta_max, const LyapunovController& controller)> after_pick;
 };
 

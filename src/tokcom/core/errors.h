@@ -39,5 +39,10 @@ class UsageError : public Error {
  public:
   explicit UsageError(const std::string& m) : Error("UsageError: " + m, 6) {}
 };
+// A network peer that is unreachable, refuses a call or ends a stream with an error status.
+class NetworkError : public Error {
+ public:
+  explicit NetworkError(const std::string& m) : Error("NetworkError: " + m, 7) {}
+};
 
 }  // namespace tokcom

@@ -1,0 +1,71 @@
+// `tokcom device`: an edge device against a running `tokcom serve` (issue "deployment"). Runs the
+// device half on images, applies the simulated wireless channel at the sender (so the server gets
+// what a receiver would decode), runs the controller with the measured ζ of each payload, and
+// writes the same per-slot CSV as `tokcom optimize --bank` (for the same seed, the same file).
+#include <fstream>
+
+#include <fmt/format.h>
+
+#include "command.h"
+#include "optimize_args.h"
+#include "tokcom/core/errors.h"
+
+namespace tokcom::cli {
+namespace {
+
+struct DeviceArgs {
+  OptimizeArgs optimize;
+  std::string dataset, auth_token_file;
+};
+
+void run_device(DeviceArgs a) {
+  if (!a.dataset.empty()) a.optimize.overrides.push_back("data.dataset=" + a.dataset);
+  if (!a.auth_token_file.empty()) {
+    std::ifstream in(a.auth_token_file);
+    if (!in) throw UsageError(fmt::format("--auth-token-file '{}': cannot read the file", a.auth_token_file));
+    std::getline(in, a.optimize.server.auth_token);
+  }
+  run_optimize(a.optimize);
+}
+
+void add_device(CLI::App& app) {
+  auto a = std::make_shared<DeviceArgs>();
+  OptimizeArgs& o = a->optimize;
+  CLI::App* cmd = app.add_subcommand(
+      "device",
+      "Edge device against `tokcom serve`: device half + simulated channel here, server half there, the\n"
+      "Lyapunov controller in the loop (picked by the same search as `tokcom optimize`, or --V/--mu).\n"
+      "Writes DIR/deploy/trace_*.csv and DIR/deploy_summary.csv as `tokcom optimize --bank` does.");
+  cmd->add_option("--server", o.server.address, "Edge server host:port")->required();
+  cmd->add_option("--bank", o.bank, "This device's bank folder (train.stage=jscc): the device half and encoders")
+      ->required();
+  cmd->add_option("--table", o.table, "Proxy table CSV (sweep output) the controller decides from")->required();
+  cmd->add_option("--dataset", a->dataset, "Images to send (default: the bank's data.dataset)");
+  cmd->add_option("--deploy-split", o.deploy_split, "Split of the data set")->capture_default_str();
+  cmd->add_option("--images", o.deploy_images, "> 0: only this many images (slots) per run")->capture_default_str();
+  cmd->add_option("--repeats", o.repeats, "Repeats (0: 3 for random scenarios, 1 for fixed SNRs)")
+      ->capture_default_str();
+  cmd->add_option("--scenario", o.scenario, "SNR process (see `tokcom optimize --help`), e.g. gauss:10,2.5")
+      ->required();
+  cmd->add_option("--zeta-max", o.zeta_max, "Long-term zeta bound(s), comma list")->required();
+  cmd->add_option("--V", o.tradeoff, "Lyapunov trade-off V (with --mu; default: searched as optimize does)");
+  cmd->add_option("--mu", o.queue_step, "Queue step size mu");
+  cmd->add_option("--method", o.method, "Keep table rows of this method");
+  cmd->add_option("--channel", o.channel, "Keep table rows of this channel (also the channel applied here)");
+  cmd->add_option("--regime", o.regime, "Keep table rows of this regime (robust|noiseless)");
+  cmd->add_option("--tls-ca", o.server.tls_ca, "PEM root certificate: connect with TLS");
+  cmd->add_option("--auth-token-file", a->auth_token_file, "File whose first line is the server's shared token");
+  cmd->add_option("--connect-timeout", o.server.connect_timeout_s, "Seconds to wait for the server")
+      ->capture_default_str();
+  cmd->add_flag("--no-plots", o.no_plots, "Skip the gnuplot figures");
+  cmd->add_option("-o,--out", o.out, "Output folder")->required();
+  cmd->add_option("overrides", o.overrides, "key.sub=value overrides of the bank's config");
+  cmd->footer(
+      "Example: tokcom device --server 127.0.0.1:50051 --bank runs/fmnist-bank --table runs/proxy.csv \\\n"
+      "           --scenario gauss:10,2.5 --zeta-max 0.01 -o runs/device-1");
+  set_action(cmd, [a] { run_device(*a); });
+}
+
+}  // namespace
+TOKCOM_REGISTER_COMMAND(71, add_device);
+}  // namespace tokcom::cli

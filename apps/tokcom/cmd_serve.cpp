@@ -1,0 +1,136 @@
+// `tokcom serve`: the edge server (issue "deployment"; docs/serve.md). Loads a trained bank once,
+// serves the server half over gRPC to any number of devices with cross-device batching, and
+// drains in-flight requests on SIGTERM / SIGINT.
+#include <pthread.h>
+#include <signal.h>
+
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "command.h"
+#include "tokcom/core/atomic_file.h"
+#include "tokcom/core/config.h"
+#include "tokcom/core/errors.h"
+#include "tokcom/eval/sweep.h"
+#include "tokcom/net/server.h"
+#include "tokcom/split/proposal.h"
+
+namespace tokcom::cli {
+namespace {
+namespace fs = std::filesystem;
+
+struct ServeArgs {
+  std::string checkpoint_dir, listen = "127.0.0.1:50051", regime = "robust", ratios, mode = "hard";
+  std::string tls_cert, tls_key, auth_token_file, port_file;
+  net::BatcherOptions batching;
+  int64_t max_message_bytes = 0;
+  double drain_timeout_s = 10, metrics_interval_s = 10;
+  std::vector<std::string> overrides;
+};
+
+std::string read_token(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw UsageError(fmt::format("--auth-token-file '{}': cannot read the file", path));
+  std::string token;
+  std::getline(in, token);
+  if (token.empty()) throw UsageError(fmt::format("--auth-token-file '{}': the first line is empty", path));
+  return token;
+}
+
+void run_serve(const ServeArgs& a) {
+  const std::string cfg = a.checkpoint_dir + "/config.yaml";
+  if (!fs::exists(cfg)) {
+    throw ConfigError(cfg + ": not found (--checkpoint-dir must be a bank folder written by `tokcom train "
+                            "train.stage=jscc`)");
+  }
+  const Config config = Config::load(cfg, a.overrides);
+  std::vector<double> ratios;
+  if (!a.ratios.empty()) {
+    ratios = parse_range(a.ratios, "--ratios");
+  } else {
+    for (double r : config.get_doubles("comm.ratios"))
+      if (fs::exists(jscc_file(a.checkpoint_dir, a.regime, r))) ratios.push_back(r);
+    if (ratios.empty()) {
+      throw DataError(fmt::format("{}: no jscc-{}-r*.safetensors for any of comm.ratios (train the bank, or pass "
+                                  "--regime)",
+                                  a.checkpoint_dir, a.regime));
+    }
+  }
+  const SelectionMode mode = a.mode == "soft" ? SelectionMode::kSoft : SelectionMode::kHard;
+  net::ServeOptions o;
+  o.listen = a.listen;
+  o.batching = a.batching;
+  o.max_message_bytes = a.max_message_bytes;
+  o.tls_cert = a.tls_cert;
+  o.tls_key = a.tls_key;
+  if (!a.auth_token_file.empty()) o.auth_token = read_token(a.auth_token_file);
+  o.drain_timeout_s = a.drain_timeout_s;
+  o.metrics_interval_s = a.metrics_interval_s;
+  o.device = torch::Device(config.get_string("train.device"));
+  const SplitModel model = load_proposal(config, a.checkpoint_dir, a.regime, ratios, mode, o.device);
+
+  // SIGTERM / SIGINT are taken by one thread (blocked everywhere else, gRPC's threads included).
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  net::EdgeServer server(model.server, net::served_model(config, ratios, a.regime, a.mode), o);
+  server.start();
+  if (!a.port_file.empty()) write_file_atomic(a.port_file, std::to_string(server.port()) + "\n");
+  std::thread waiter([&] {
+    int signal_number = 0;
+    sigwait(&signals, &signal_number);
+    spdlog::info("signal {} received", signal_number == SIGTERM ? "SIGTERM" : "SIGINT");
+    server.shutdown();
+  });
+  server.wait();  // only the signal shuts the CLI's server down
+  waiter.join();
+}
+
+void add_serve(CLI::App& app) {
+  auto a = std::make_shared<ServeArgs>();
+  CLI::App* cmd = app.add_subcommand(
+      "serve", "Edge server: the server half of a trained bank over gRPC for many devices, with cross-device\n"
+               "batching (proto/edge.proto; docs/serve.md). Stops gracefully on SIGTERM/SIGINT.");
+  cmd->add_option("--checkpoint-dir", a->checkpoint_dir, "Bank folder written by `tokcom train train.stage=jscc`")
+      ->required();
+  cmd->add_option("--listen", a->listen, "host:port to listen on (port 0: any free port, see --port-file)")
+      ->capture_default_str();
+  cmd->add_option("--regime", a->regime, "Training regime of the bank to serve")
+      ->check(CLI::IsMember({"robust", "noiseless"}))->capture_default_str();
+  cmd->add_option("--ratios", a->ratios, "Ratios to serve (default: every comm.ratios with a trained file)");
+  cmd->add_option("--mode", a->mode, "Selection mode the devices use")
+      ->check(CLI::IsMember({"hard", "soft"}))->capture_default_str();
+  cmd->add_option("--max-batch", a->batching.max_batch, "Most requests decoded together (across devices)")
+      ->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--max-wait-ms", a->batching.max_wait_ms, "Longest a request waits for its batch to fill")
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
+  cmd->add_option("--queue", a->batching.queue_capacity,
+                  "Requests waiting over all devices before reads block (back-pressure)")
+      ->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--max-message-bytes", a->max_message_bytes,
+                  "Largest request accepted (0: the largest valid payload + 64 KiB)")
+      ->capture_default_str();
+  cmd->add_option("--tls-cert", a->tls_cert, "PEM server certificate (TLS; with --tls-key)");
+  cmd->add_option("--tls-key", a->tls_key, "PEM private key of --tls-cert");
+  cmd->add_option("--auth-token-file", a->auth_token_file,
+                  "File whose first line is a shared token every device must send (off by default)");
+  cmd->add_option("--drain-timeout", a->drain_timeout_s, "Seconds in-flight requests get on shutdown")
+      ->capture_default_str();
+  cmd->add_option("--metrics-interval", a->metrics_interval_s, "Seconds between metrics lines (0: only at exit)")
+      ->capture_default_str();
+  cmd->add_option("--port-file", a->port_file, "Write the bound port to this file once listening");
+  cmd->add_option("overrides", a->overrides, "key.sub=value overrides of the bank's config (e.g. train.device=cuda)");
+  cmd->footer("Example: tokcom serve --checkpoint-dir runs/fmnist-bank --listen 127.0.0.1:50051");
+  set_action(cmd, [a] { run_serve(*a); });
+}
+
+}  // namespace
+TOKCOM_REGISTER_COMMAND(70, add_serve);
+}  // namespace tokcom::cli

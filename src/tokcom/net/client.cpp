@@ -1,0 +1,180 @@
+#include "tokcom/net/client.h"
+
+#include <algorithm>
+#include <chrono>
+#include <fstream>
+#include <sstream>
+
+#include <fmt/format.h>
+#include <grpcpp/grpcpp.h>
+#include <torch/torch.h>
+
+#include "edge.grpc.pb.h"
+#include "health.grpc.pb.h"
+#include "tokcom/core/errors.h"
+
+namespace tokcom::net {
+namespace {
+
+std::string status_text(const grpc::Status& s) {
+  static const char* names[] = {"OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
+                                "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
+                                "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS",
+                                "UNAUTHENTICATED"};
+  const int code = static_cast<int>(s.error_code());
+  return fmt::format("{}: {}", code >= 0 && code <= 16 ? names[code] : "?", s.error_message());
+}
+
+}  // namespace
+
+class EdgeClient::Impl {
+ public:
+  std::shared_ptr<grpc::Channel> channel;
+  std::unique_ptr<v1::EdgeInference::Stub> stub;
+  std::unique_ptr<grpc::ClientContext> stream_context;
+  std::unique_ptr<grpc::ClientReaderWriter<v1::InferRequest, v1::Prediction>> stream;
+  bool finished = false;
+  grpc::Status final_status;
+  std::string address, token;
+
+  void authorise(grpc::ClientContext* c) const {
+    if (!token.empty()) c->AddMetadata("authorization", "Bearer " + token);
+  }
+  // The stream's status after the server ended it: NetworkError with it.
+  [[noreturn]] void fail(const std::string& during) {
+    if (!finished) {
+      stream->WritesDone();
+      final_status = stream->Finish();
+      finished = true;
+    }
+    throw NetworkError(fmt::format("server {} ended the stream during {}: {}", address, during,
+                                   final_status.ok() ? std::string("OK (no more predictions)")
+                                                     : status_text(final_status)));
+  }
+};
+
+EdgeClient::EdgeClient(ClientOptions options) : options_(std::move(options)), impl_(std::make_unique<Impl>()) {
+  impl_->address = options_.address;
+  impl_->token = options_.auth_token;
+  std::shared_ptr<grpc::ChannelCredentials> credentials = grpc::InsecureChannelCredentials();
+  if (!options_.tls_ca.empty()) {
+    std::ifstream in(options_.tls_ca);
+    if (!in) throw UsageError(fmt::format("--tls-ca '{}': cannot read the file", options_.tls_ca));
+    std::stringstream pem;
+    pem << in.rdbuf();
+    grpc::SslCredentialsOptions ssl;
+    ssl.pem_root_certs = pem.str();
+    credentials = grpc::SslCredentials(ssl);
+  }
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(static_cast<int>(options_.max_message_bytes));
+  args.SetMaxSendMessageSize(static_cast<int>(options_.max_message_bytes));
+  impl_->channel = grpc::CreateCustomChannel(options_.address, credentials, args);
+  const auto deadline = std::chrono::system_clock::now() +
+                        std::chrono::milliseconds(static_cast<int64_t>(options_.connect_timeout_s * 1000));
+  if (!impl_->channel->WaitForConnected(deadline)) {
+    throw NetworkError(fmt::format("server {}: not reachable within {} s (is `tokcom serve` running there?)",
+                                   options_.address, options_.connect_timeout_s));
+  }
+  impl_->stub = v1::EdgeInference::NewStub(impl_->channel);
+  grpc::ClientContext info_context;
+  impl_->authorise(&info_context);
+  info_context.set_deadline(deadline);
+  v1::ModelInfo info;
+  const grpc::Status s = impl_->stub->Info(&info_context, v1::InfoRequest(), &info);
+  if (!s.ok()) throw NetworkError(fmt::format("server {}: Info failed: {}", options_.address, status_text(s)));
+  served_ = from_info(info);
+  impl_->stream_context = std::make_unique<grpc::ClientContext>();
+  impl_->authorise(impl_->stream_context.get());
+  impl_->stream = impl_->stub->Infer(impl_->stream_context.get());
+}
+
+EdgeClient::~EdgeClient() {
+  if (impl_ && impl_->stream && !impl_->finished) {
+    impl_->stream_context->TryCancel();
+    impl_->stream->Finish();
+  }
+}
+
+bool EdgeClient::healthy() {
+  auto stub = grpc::health::v1::Health::NewStub(impl_->channel);
+  grpc::ClientContext context;
+  impl_->authorise(&context);
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  grpc::health::v1::HealthCheckResponse response;
+  const grpc::Status s = stub->Check(&context, grpc::health::v1::HealthCheckRequest(), &response);
+  return s.ok() && response.status() == grpc::health::v1::HealthCheckResponse::SERVING;
+}
+
+void EdgeClient::send(const Payload& payload, int64_t b, double ratio, uint64_t request_id) {
+  v1::InferRequest request;
+  request.set_request_id(request_id);
+  to_message(payload, b, ratio, request.mutable_payload());
+  if (impl_->finished || !impl_->stream->Write(request)) impl_->fail("send");
+}
+
+void EdgeClient::send_raw(const std::string& serialized) {
+  v1::InferRequest request;
+  if (!request.ParseFromString(serialized)) throw UsageError("send_raw: not a serialized InferRequest");
+  if (impl_->finished || !impl_->stream->Write(request)) impl_->fail("send");
+}
+
+Prediction EdgeClient::receive() {
+  v1::Prediction p;
+  if (impl_->finished || !impl_->stream->Read(&p)) impl_->fail("receive");
+  Prediction out;
+  out.request_id = p.request_id();
+  out.image_id = p.image_id();
+  out.label = p.label();
+  out.scores.assign(p.scores().begin(), p.scores().end());
+  out.batch_size = p.batch_size();
+  return out;
+}
+
+void EdgeClient::finish() {
+  if (impl_->finished) {
+    if (!impl_->final_status.ok()) impl_->fail("finish");
+    return;
+  }
+  impl_->stream->WritesDone();
+  v1::Prediction extra;
+  while (impl_->stream->Read(&extra)) {
+  }
+  impl_->final_status = impl_->stream->Finish();
+  impl_->finished = true;
+  if (!impl_->final_status.ok()) impl_->fail("finish");
+}
+
+RemoteServer::RemoteServer(std::shared_ptr<EdgeClient> client, std::vector<double> device_ratios)
+    : client_(std::move(client)), ratios_(std::move(device_ratios)) {
+  for (double r : ratios_) {
+    if (client_->served().ratio_index_of(r) < 0) {
+      throw UsageError(fmt::format("the server's bank [{}] has no JSCC code for r = {} of the device's bank",
+                                   fmt::join(client_->served().ratios, ", "), r));
+    }
+  }
+}
+
+torch::Tensor RemoteServer::decode(const Payload& received) {
+  const int64_t batch = received.batch_size();
+  if (received.ratio_index < 0 || received.ratio_index >= static_cast<int64_t>(ratios_.size())) {
+    throw FormatError(fmt::format("RemoteServer::decode: payload.ratio_index is {}, expected in [0, {})",
+                                  received.ratio_index, ratios_.size()));
+  }
+  const uint64_t first = next_id_;
+  for (int64_t b = 0; b < batch; ++b) client_->send(received, b, ratios_[received.ratio_index], next_id_++);
+  torch::Tensor logits = torch::empty({batch, client_->served().num_classes}, torch::kFloat);
+  for (int64_t i = 0; i < batch; ++i) {
+    Prediction p = client_->receive();
+    const int64_t row = static_cast<int64_t>(p.request_id - first);
+    if (row < 0 || row >= batch || static_cast<int64_t>(p.scores.size()) != logits.size(1)) {
+      throw NetworkError(fmt::format("server sent prediction {} with {} scores, expected an id in [{}, {}) and {} "
+                                     "scores",
+                                     p.request_id, p.scores.size(), first, first + batch, logits.size(1)));
+    }
+    std::copy(p.scores.begin(), p.scores.end(), logits[row].data_ptr<float>());
+  }
+  return logits.to(received.symbols.device());
+}
+
+}  // namespace tokcom::net

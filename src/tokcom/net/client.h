@@ -1,0 +1,79 @@
+// net/client.h — the device side of the service: a connection to an edge server (Info, health,
+// one Infer stream) and RemoteServer, a ServerHalf whose decode() is a round trip, so the
+// in-process deployment loop (control/deploy.h) runs unchanged against a real server.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "tokcom/comm/payload.h"
+#include "tokcom/net/wire.h"
+#include "tokcom/split/split_model.h"
+
+namespace tokcom::net {
+
+struct ClientOptions {
+  std::string address;            // host:port
+  std::string tls_ca;             // PEM path: TLS with this root (empty: plaintext)
+  std::string auth_token;         // sent as "authorization: Bearer <token>" when non-empty
+  double connect_timeout_s = 10;  // how long to wait for the server to come up
+  int64_t max_message_bytes = 64 << 20;
+};
+
+struct Prediction {
+  uint64_t request_id = 0;
+  int64_t image_id = 0;
+  int64_t label = -1;
+  std::vector<float> scores;  // logits
+  int64_t batch_size = 0;     // requests the server decoded together with this one
+};
+
+class EdgeClient {
+ public:
+  // Connects (waiting up to connect_timeout_s) and reads the server's Info. NetworkError naming
+  // the address and the gRPC status when the server is unreachable or refuses the call.
+  explicit EdgeClient(ClientOptions options);
+  ~EdgeClient();
+  EdgeClient(const EdgeClient&) = delete;
+  EdgeClient& operator=(const EdgeClient&) = delete;
+
+  const ServedModel& served() const { return served_; }
+  // gRPC health check of the whole server: true when SERVING.
+  bool healthy();
+
+  // Stream API (pipelined: several sends may precede the receives). send() writes sample b of a
+  // token payload, r = `ratio`; receive() blocks for the next prediction. Both throw NetworkError
+  // with the stream's final status when the server ended it (e.g. INVALID_ARGUMENT naming a field).
+  void send(const Payload& payload, int64_t b, double ratio, uint64_t request_id);
+  // Sends a raw message (tests: malformed requests are built by hand).
+  void send_raw(const std::string& serialized_request);
+  Prediction receive();
+  // Half-closes the stream and waits for its status (after every receive). NetworkError unless OK.
+  void finish();
+
+  class Impl;
+
+ private:
+  ClientOptions options_;
+  ServedModel served_;
+  std::unique_ptr<Impl> impl_;
+};
+
+// A ServerHalf on the other side of the network: decode() sends each sample and waits for its
+// prediction; the logits come back as the server computed them. `device_ratios[i]` is the r of the
+// device's ratio index i (the server matches by value; UsageError if the server lacks one).
+class RemoteServer final : public ServerHalf {
+ public:
+  RemoteServer(std::shared_ptr<EdgeClient> client, std::vector<double> device_ratios);
+  torch::Tensor decode(const Payload& received) override;
+  // Predictions received so far with the server's batch sizes (for the device's log).
+  int64_t round_trips() const { return next_id_; }
+
+ private:
+  std::shared_ptr<EdgeClient> client_;
+  std::vector<double> ratios_;
+  uint64_t next_id_ = 0;
+};
+
+}  // namespace tokcom::net

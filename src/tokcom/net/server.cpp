@@ -1,0 +1,248 @@
+#include "tokcom/net/server.h"
+
+#include <chrono>
+#include <fstream>
+#include <sstream>
+
+#include <fmt/format.h>
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <spdlog/spdlog.h>
+#include <torch/torch.h>
+
+#include "edge.grpc.pb.h"
+#include "tokcom/comm/jscc.h"
+#include "tokcom/core/config.h"
+#include "tokcom/core/errors.h"
+#include "tokcom/model/vit.h"
+
+namespace tokcom::net {
+namespace {
+
+std::string read_text(const std::string& path, const std::string& what) {
+  std::ifstream in(path);
+  if (!in) throw UsageError(fmt::format("{} '{}': cannot read the file", what, path));
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+bool same_secret(const std::string& a, const std::string& b) {
+  // Constant time in the length of the presented token.
+  unsigned char diff = a.size() == b.size() ? 0 : 1;
+  for (size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ (i < b.size() ? b[i] : 0));
+  return diff == 0;
+}
+
+// One device stream's bookkeeping: how many of its requests are still in the batcher, and
+// serialised writes (the batcher's worker writes while the stream's thread reads).
+struct StreamState {
+  grpc::ServerReaderWriter<v1::Prediction, v1::InferRequest>* stream = nullptr;
+  std::mutex write_mutex, mutex;
+  std::condition_variable idle;
+  int64_t pending = 0;
+  std::string error;  // first decode failure
+
+  void finish_one() {
+    std::lock_guard<std::mutex> lock(mutex);
+    if (--pending == 0) idle.notify_all();
+  }
+};
+
+}  // namespace
+
+class EdgeServer::Service final : public v1::EdgeInference::Service {
+ public:
+  explicit Service(EdgeServer* owner) : owner_(owner) {}
+
+  grpc::Status Info(grpc::ServerContext* context, const v1::InfoRequest*, v1::ModelInfo* out) override {
+    if (grpc::Status s = authorise(context); !s.ok()) return s;
+    to_info(owner_->served_, out);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status Infer(grpc::ServerContext* context,
+                     grpc::ServerReaderWriter<v1::Prediction, v1::InferRequest>* stream) override {
+    if (grpc::Status s = authorise(context); !s.ok()) return s;
+    owner_->metrics_.stream_opened();
+    auto state = std::make_shared<StreamState>();
+    state->stream = stream;
+    ServerMetrics* metrics = &owner_->metrics_;
+    grpc::Status status = grpc::Status::OK;
+    v1::InferRequest request;
+    while (!owner_->draining_.load() && stream->Read(&request)) {
+      metrics->request_received();
+      DecodedRequest decoded;
+      try {
+        decoded = from_message(request.payload(), owner_->served_);
+      } catch (const Error& e) {
+        metrics->request_failed();
+        status = grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, fmt::format("request_id {}: {}",
+                                                                              request.request_id(), e.what()));
+        break;
+      }
+      Job job;
+      job.payload = std::move(decoded.payload);
+      job.cancelled = [context] { return context->IsCancelled(); };
+      const uint64_t id = request.request_id();
+      const int64_t image_id = decoded.image_id;
+      const auto enqueued = job.enqueued;
+      job.done = [state, metrics, id, image_id, enqueued](const torch::Tensor& logits, int64_t batch) {
+        v1::Prediction p;
+        p.set_request_id(id);
+        p.set_image_id(image_id);
+        p.set_label(static_cast<int32_t>(logits.argmax().item<int64_t>()));
+        p.set_batch_size(static_cast<uint32_t>(batch));
+        const torch::Tensor scores = logits.contiguous();
+        p.mutable_scores()->Add(scores.data_ptr<float>(), scores.data_ptr<float>() + scores.numel());
+        {
+          std::lock_guard<std::mutex> lock(state->write_mutex);
+          state->stream->Write(p);  // false when the device is gone: nothing to do, others go on
+        }
+        metrics->request_done(
+            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - enqueued).count());
+        state->finish_one();
+      };
+      job.failed = [state](const std::string& why) {
+        {
+          std::lock_guard<std::mutex> lock(state->mutex);
+          if (state->error.empty()) state->error = why;
+        }
+        state->finish_one();
+      };
+      {
+        std::lock_guard<std::mutex> lock(state->mutex);
+        ++state->pending;
+      }
+      if (!owner_->batcher_->submit(job)) {
+        state->finish_one();
+        break;
+      }
+    }
+    {
+      // Every request already read is answered before the stream ends (the drain).
+      std::unique_lock<std::mutex> lock(state->mutex);
+      state->idle.wait(lock, [&] { return state->pending == 0; });
+    }
+    if (!status.ok()) return status;
+    if (!state->error.empty()) return grpc::Status(grpc::StatusCode::INTERNAL, state->error);
+    if (owner_->draining_.load() && !context->IsCancelled()) {
+      return grpc::Status(grpc::StatusCode::UNAVAILABLE, "server shutting down: every request read was answered");
+    }
+    return grpc::Status::OK;
+  }
+
+ private:
+  grpc::Status authorise(grpc::ServerContext* context) const {
+    const std::string& token = owner_->options_.auth_token;
+    if (token.empty()) return grpc::Status::OK;
+    const auto& metadata = context->client_metadata();
+    const auto it = metadata.find("authorization");
+    const std::string presented = it == metadata.end() ? "" : std::string(it->second.data(), it->second.size());
+    if (!same_secret(presented, "Bearer " + token)) {
+      owner_->metrics_.request_failed();
+      return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
+                          "missing or wrong 'authorization: Bearer <token>' metadata");
+    }
+    return grpc::Status::OK;
+  }
+
+  EdgeServer* owner_;
+};
+
+EdgeServer::EdgeServer(std::shared_ptr<ServerHalf> server_half, ServedModel served, ServeOptions options)
+    : served_(std::move(served)), options_(std::move(options)) {
+  if (options_.tls_cert.empty() != options_.tls_key.empty()) {
+    throw UsageError("serve: give both --tls-cert and --tls-key, or neither");
+  }
+  batcher_ = std::make_unique<Batcher>(std::move(server_half), options_.device, options_.batching, &metrics_);
+  service_ = std::make_unique<Service>(this);
+}
+
+EdgeServer::~EdgeServer() {
+  if (server_) shutdown();
+}
+
+void EdgeServer::start() {
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::ServerBuilder builder;
+  std::shared_ptr<grpc::ServerCredentials> credentials = grpc::InsecureServerCredentials();
+  if (!options_.tls_cert.empty()) {
+    grpc::SslServerCredentialsOptions ssl;
+    ssl.pem_key_cert_pairs.push_back({read_text(options_.tls_key, "--tls-key"), read_text(options_.tls_cert, "--tls-cert")});
+    credentials = grpc::SslServerCredentials(ssl);
+  }
+  builder.AddListeningPort(options_.listen, credentials, &port_);
+  const int64_t max_bytes =
+      options_.max_message_bytes > 0 ? options_.max_message_bytes : max_payload_bytes(served_) + (64 << 10);
+  builder.SetMaxReceiveMessageSize(static_cast<int>(std::min<int64_t>(max_bytes, INT32_MAX)));
+  builder.RegisterService(service_.get());
+  server_ = builder.BuildAndStart();
+  if (!server_ || port_ == 0) {
+    server_.reset();
+    throw UsageError(fmt::format("serve: cannot listen on '{}' (address in use or malformed? expected host:port)",
+                                 options_.listen));
+  }
+  server_->GetHealthCheckService()->SetServingStatus(true);
+  spdlog::info("serving {} ({} mode, {} ratios, max batch {}, max wait {} ms) on port {}{}{}", served_.method,
+               served_.mode, served_.ratios.size(), options_.batching.max_batch, options_.batching.max_wait_ms, port_,
+               options_.tls_cert.empty() ? "" : ", TLS", options_.auth_token.empty() ? "" : ", token auth");
+  if (options_.metrics_interval_s > 0) {
+    metrics_thread_ = std::thread([this] {
+      std::unique_lock<std::mutex> lock(mutex_);
+      const auto period = std::chrono::milliseconds(static_cast<int64_t>(options_.metrics_interval_s * 1000));
+      while (!stopped_cv_.wait_for(lock, period, [&] { return shutting_down_; })) {
+        spdlog::info("metrics: {}", metrics_.summary());
+      }
+    });
+  }
+}
+
+void EdgeServer::shutdown() {
+  {
+    std::unique_lock<std::mutex> lock(mutex_);
+    if (shutting_down_) {
+      stopped_cv_.wait(lock, [&] { return stopped_; });
+      return;
+    }
+    shutting_down_ = true;
+  }
+  stopped_cv_.notify_all();
+  if (metrics_thread_.joinable()) metrics_thread_.join();
+  spdlog::info("shutting down: draining in-flight requests (up to {} s)", options_.drain_timeout_s);
+  draining_ = true;
+  if (server_) {
+    server_->GetHealthCheckService()->SetServingStatus(false);
+    server_->Shutdown(std::chrono::system_clock::now() +
+                      std::chrono::milliseconds(static_cast<int64_t>(options_.drain_timeout_s * 1000)));
+  }
+  batcher_->stop();
+  spdlog::info("final metrics: {}", metrics_.summary());
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stopped_ = true;
+  }
+  stopped_cv_.notify_all();
+}
+
+void EdgeServer::wait() {
+  std::unique_lock<std::mutex> lock(mutex_);
+  stopped_cv_.wait(lock, [&] { return stopped_; });
+}
+
+ServedModel served_model(const Config& config, const std::vector<double>& ratios, const std::string& regime,
+                         const std::string& mode) {
+  const VitOptions vit = vit_options_from_config(config);
+  ServedModel m;
+  m.method = vit.adaptive_blocks().empty() ? "vit-ae" : "proposal";
+  m.mode = mode;
+  m.regime = regime;
+  m.ratios = ratios;
+  for (double r : ratios) m.symbols_per_token.push_back(symbols_per_token(vit.dim(), r));
+  m.max_tokens = 1 + vit.num_patches() + (vit.adaptive_blocks().empty() ? 0 : 1);
+  m.num_classes = vit.num_classes();
+  m.input_values = input_values(config);
+  return m;
+}
+
+}  // namespace tokcom::net

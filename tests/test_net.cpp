@@ -1,0 +1,422 @@
+// The device ↔ edge-server service: wire format and validation, cross-device packing, the gRPC
+// server and client in-process (predictions, bad messages, disconnects, auth, drain), and the CLI
+// end to end (`tokcom serve` + two `tokcom device` processes = in-process `tokcom optimize --bank`).
+#include <gtest/gtest.h>
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <functional>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include <torch/torch.h>
+
+#include "common/helpers.h"
+#include "edge.pb.h"
+#include "tokcom/comm/zeta.h"
+#include "tokcom/control/proxy_table.h"
+#include "tokcom/core/config.h"
+#include "tokcom/core/errors.h"
+#include "tokcom/core/state_dict.h"
+#include "tokcom/net/batcher.h"
+#include "tokcom/net/client.h"
+#include "tokcom/net/server.h"
+#include "tokcom/net/wire.h"
+#include "tokcom/split/proposal.h"
+#include "tokcom/train/jscc_stage.h"
+#include "tokcom/train/trainer.h"
+
+using namespace tokcom;
+namespace fs = std::filesystem;
+
+namespace {
+
+// Tiny adaptive ViT on Fashion-MNIST geometry (as test_split): 28 px, patch 7 → N = 16, dim 32.
+std::vector<std::string> tiny_overrides(const std::string& out) {
+  return {"data.dataset=fashion-mnist", "data.image_size=28", "data.augment=none", "model.image_size=28",
+          "model.patch_size=7",         "model.in_chans=1",   "model.dim=32",      "model.depth=4",
+          "model.heads=2",              "model.adaptive_blocks=[1, 2]",            "comm.split=3",
+          "comm.ratios=[0.1, 0.5]",     "train.batch_size=32", "train.eval_batch_size=256",
+          "train.warmup_epochs=0",      "train.out=" + out};
+}
+
+Vit random_vit(const Config& config, uint64_t seed) {
+  torch::manual_seed(seed);
+  Vit vit = make_vit(config);
+  torch::NoGradGuard no_grad;
+  for (int64_t b : {1, 2}) vit->blocks[b]->as<BlockImpl>()->gate->weight.normal_(0.0, 2.0);
+  vit->eval();
+  return vit;
+}
+
+// In-memory link with two ratios (0.1, 0.5): device and server halves sharing one random ViT.
+SplitModel tiny_model(const Config& config) {
+  Vit vit = random_vit(config, 7);
+  torch::manual_seed(11);
+  std::vector<JsccEncoder> enc;
+  std::vector<JsccDecoder> dec;
+  for (double r : {0.1, 0.5}) {
+    JsccCodec codec(JsccOptions().dim(32).ratio(r));
+    codec->eval();
+    enc.push_back(codec->encoder);
+    dec.push_back(codec->decoder);
+  }
+  ProposalOptions o;
+  o.split = 3;
+  SplitModel m;
+  m.device = std::make_shared<ProposalDevice>(vit, enc, std::vector<double>{0.1, 0.5}, o);
+  m.server = std::make_shared<ProposalServer>(std::vector<Vit>{vit, vit}, dec, o);
+  m.input_values = input_values(config);
+  return m;
+}
+
+net::ServedModel tiny_served(const Config& config) {
+  return net::served_model(config, {0.1, 0.5}, "robust", "hard");
+}
+
+// A valid message for sample 0 of a fresh payload, to be broken field by field.
+v1::Payload valid_message(SplitModel& m, int64_t ratio_index = 0) {
+  torch::manual_seed(3);
+  const Payload p = m.device->encode(torch::randn({1, 1, 28, 28}), Decision{0.5, ratio_index});
+  v1::Payload msg;
+  net::to_message(p, 0, ratio_index == 0 ? 0.1 : 0.5, &msg);
+  return msg;
+}
+
+std::string error_of_message(const v1::Payload& msg, const net::ServedModel& served) {
+  return test::error_of([&] { net::from_message(msg, served); });
+}
+
+struct LocalServer {
+  std::unique_ptr<net::EdgeServer> server;
+  std::string address;
+  LocalServer(SplitModel& m, const Config& config, net::ServeOptions o = {}) {
+    o.listen = "127.0.0.1:0";
+    o.metrics_interval_s = 0;
+    server = std::make_unique<net::EdgeServer>(m.server, tiny_served(config), o);
+    server->start();
+    address = "127.0.0.1:" + std::to_string(server->port());
+  }
+};
+
+net::ClientOptions client_options(const std::string& address) {
+  net::ClientOptions c;
+  c.address = address;
+  c.connect_timeout_s = 10;
+  return c;
+}
+
+}  // namespace
+
+TEST(Wire, RoundTripKeepsOnlyRealSlots) {
+  const Config config = Config::load("", tiny_overrides("x"));
+  SplitModel m = tiny_model(config);
+  torch::manual_seed(5);
+  const Payload batch = m.device->encode(torch::randn({4, 1, 28, 28}), Decision{0.4, 1});
+  ASSERT_TRUE(batch.token_mask.defined());  // hard mode packs different lengths
+  const net::ServedModel served = tiny_served(config);
+  for (int64_t b = 0; b < 4; ++b) {
+    v1::Payload msg;
+    net::to_message(batch, b, 0.5, &msg);
+    const int64_t real = batch.token_mask[b].sum().item<int64_t>();
+    EXPECT_EQ(msg.tokens(), real);
+    EXPECT_EQ(msg.symbols().size(), static_cast<size_t>(real * 16 * 8));  // d_r(0.5·32) = 16
+    const net::DecodedRequest r = net::from_message(msg, served);
+    EXPECT_EQ(r.payload.ratio_index, 1);
+    const auto keep = batch.token_mask[b].nonzero().squeeze(1);
+    EXPECT_TRUE(torch::equal(r.payload.symbols[0], batch.symbols[b].index_select(0, keep)));
+    EXPECT_TRUE(torch::equal(r.payload.token_scale[0], batch.token_scale[b].index_select(0, keep)));
+    // ζ of the message = ζ the sender counted for that image.
+    EXPECT_EQ(symbols_per_image(r.payload)[0].item<int64_t>(), batch.symbols_per_image(b));
+  }
+}
+
+TEST(Wire, EveryMalformedFieldIsNamed) {
+  const Config config = Config::load("", tiny_overrides("x"));
+  SplitModel m = tiny_model(config);
+  const net::ServedModel served = tiny_served(config);
+  ASSERT_EQ(served.max_tokens, 18);  // cls + 16 patches + budget
+  const v1::Payload good = valid_message(m);
+  EXPECT_EQ(error_of_message(good, served), "<no error>");
+  auto broken = [&](const std::function<void(v1::Payload&)>& f) {
+    v1::Payload msg = good;
+    f(msg);
+    return error_of_message(msg, served);
+  };
+  auto has = [](const std::string& error, const std::string& part) {
+    return error.find(part) != std::string::npos;
+  };
+  EXPECT_PRED2(has, broken([](v1::Payload& p) { p.set_method("jpeg"); }), "payload.method is 'jpeg'");
+  EXPECT_PRED2(has, broken([](v1::Payload& p) { p.set_ratio(0.25); }), "payload.ratio is 0.25");
+  EXPECT_PRED2(has, broken([](v1::Payload& p) { p.set_ratio(std::nan("")); }), "payload.ratio");
+  EXPECT_PRED2(has, broken([](v1::Payload& p) { p.set_symbols_per_token(16); }), "payload.symbols_per_token is 16");
+  EXPECT_PRED2(has, broken([](v1::Payload& p) { p.set_tokens(0); }), "payload.tokens is 0, expected in [1, 18]");
+  EXPECT_PRED2(has, broken([](v1::Payload& p) { p.set_tokens(19); }), "payload.tokens is 19");
+  EXPECT_PRED2(has, broken([](v1::Payload& p) { p.set_tokens(-5); }), "payload.tokens is -5");
+  EXPECT_PRED2(has, broken([](v1::Payload& p) { p.set_tokens(p.tokens() - 1); }), "payload.symbols has");
+  EXPECT_PRED2(has, broken([](v1::Payload& p) { p.mutable_symbols()->pop_back(); }), "payload.symbols has");
+  EXPECT_PRED2(has, broken([](v1::Payload& p) { p.mutable_token_scale()->append("x"); }), "payload.token_scale has");
+  EXPECT_PRED2(has, broken([](v1::Payload& p) { p.set_codec_bytes("\xff\xd8"); }), "payload.codec_bytes is set");
+  EXPECT_PRED2(has, broken([](v1::Payload& p) {
+    const float nan = std::nanf("");
+    std::memcpy(p.mutable_symbols()->data() + 8, &nan, 4);
+  }), "payload.symbols holds NaN or Inf");
+  EXPECT_PRED2(has, broken([](v1::Payload& p) {
+    const float negative = -1.0f;
+    std::memcpy(p.mutable_token_scale()->data(), &negative, 4);
+  }), "payload.token_scale holds");
+  // Soft-mode servers take full-length payloads only.
+  net::ServedModel soft = served;
+  soft.mode = "soft";
+  EXPECT_PRED2(has, error_of_message(good, soft), "soft mode sends every position");
+}
+
+TEST(Batcher, PackedBatchGivesTheSameLogitsAsSingleImages) {
+  const Config config = Config::load("", tiny_overrides("x"));
+  SplitModel m = tiny_model(config);
+  const net::ServedModel served = tiny_served(config);
+  torch::manual_seed(9);
+  const torch::Tensor images = torch::randn({6, 1, 28, 28});
+  std::vector<Payload> singles;
+  std::vector<const Payload*> pointers;
+  std::vector<torch::Tensor> expected;
+  torch::NoGradGuard no_grad;
+  for (int64_t i = 0; i < 6; ++i) {
+    const Payload p = m.device->encode(images.slice(0, i, i + 1), Decision{i % 2 ? 0.3 : 0.8, 0});
+    v1::Payload msg;
+    net::to_message(p, 0, 0.1, &msg);
+    singles.push_back(net::from_message(msg, served).payload);
+    expected.push_back(m.server->decode(p));
+  }
+  for (const Payload& p : singles) pointers.push_back(&p);
+  const Payload packed = net::pack_payloads(pointers, torch::kCPU);
+  ASSERT_TRUE(packed.token_mask.defined());  // budgets 0.3 and 0.8 keep different numbers of tokens
+  const torch::Tensor logits = m.server->decode(packed);
+  for (int64_t i = 0; i < 6; ++i) EXPECT_TRUE(torch::allclose(logits[i], expected[i][0], 1e-5, 1e-5)) << i;
+  // Mixed ratios never share a batch.
+  Payload other = singles[0];
+  other.ratio_index = 1;
+  EXPECT_NE(test::error_of([&] { net::pack_payloads({&singles[0], &other}, torch::kCPU); }).find("FormatError"),
+            std::string::npos);
+}
+
+TEST(Service, PredictionsMatchInProcessAndBadMessagesEndOnlyTheirStream) {
+  const Config config = Config::load("", tiny_overrides("x"));
+  SplitModel m = tiny_model(config);
+  net::ServeOptions o;
+  o.batching.max_batch = 8;
+  o.batching.max_wait_ms = 20;
+  LocalServer local(m, config, o);
+
+  auto good = std::make_shared<net::EdgeClient>(client_options(local.address));
+  EXPECT_TRUE(good->healthy());
+  EXPECT_EQ(good->served().ratios, (std::vector<double>{0.1, 0.5}));
+  net::RemoteServer remote(good, {0.1, 0.5});
+  torch::manual_seed(13);
+  const torch::Tensor images = torch::randn({5, 1, 28, 28});
+  const Payload p = m.device->encode(images, Decision{0.5, 1});
+  torch::Tensor expected;
+  {
+    torch::NoGradGuard no_grad;
+    expected = m.server->decode(p);
+  }
+  // Five requests in flight at once: the server batches them (max wait 20 ms) and the answers
+  // still land on the right rows.
+  const torch::Tensor logits = remote.decode(p);
+  EXPECT_TRUE(torch::allclose(logits, expected, 1e-5, 1e-5));
+  EXPECT_TRUE(torch::equal(logits.argmax(1), expected.argmax(1)));
+  EXPECT_EQ(local.server->metrics().requests(), 5);
+  EXPECT_LT(local.server->metrics().batches(), 5);  // some of them shared a batch
+
+  // A malformed request ends its own stream with INVALID_ARGUMENT naming the field ...
+  {
+    net::EdgeClient bad(client_options(local.address));
+    v1::InferRequest request;
+    request.set_request_id(77);
+    *request.mutable_payload() = valid_message(m);
+    request.mutable_payload()->set_tokens(999);
+    bad.send_raw(request.SerializeAsString());
+    const std::string error = test::error_of([&] { bad.receive(); });
+    EXPECT_NE(error.find("INVALID_ARGUMENT"), std::string::npos) << error;
+    EXPECT_NE(error.find("request_id 77: FormatError: request payload.tokens is 999"), std::string::npos) << error;
+  }
+  // ... garbage bytes in a field too, and a client that vanishes mid-stream with requests in flight ...
+  {
+    auto vanishing = std::make_unique<net::EdgeClient>(client_options(local.address));
+    for (uint64_t i = 0; i < 4; ++i) vanishing->send(p, static_cast<int64_t>(i), 0.5, i);
+    vanishing.reset();  // cancels the stream without reading
+  }
+  // ... and the first device's stream, and the server, go on.
+  EXPECT_TRUE(torch::allclose(remote.decode(p), expected, 1e-5, 1e-5));
+  EXPECT_TRUE(good->healthy());
+  good->finish();
+  EXPECT_GE(local.server->metrics().errors(), 1);
+  EXPECT_GE(local.server->metrics().requests(), 10);
+}
+
+TEST(Service, TokenAuthAndMessageSizeLimit) {
+  const Config config = Config::load("", tiny_overrides("x"));
+  SplitModel m = tiny_model(config);
+  net::ServeOptions o;
+  o.auth_token = "s3cret";
+  LocalServer local(m, config, o);
+  const std::string no_token = test::error_of([&] { net::EdgeClient c(client_options(local.address)); });
+  EXPECT_NE(no_token.find("UNAUTHENTICATED"), std::string::npos) << no_token;
+  net::ClientOptions wrong = client_options(local.address);
+  wrong.auth_token = "guess";
+  EXPECT_NE(test::error_of([&] { net::EdgeClient c(wrong); }).find("UNAUTHENTICATED"), std::string::npos);
+  net::ClientOptions right = client_options(local.address);
+  right.auth_token = "s3cret";
+  net::EdgeClient client(right);
+  // A message over the size limit is refused by gRPC itself (RESOURCE_EXHAUSTED), not parsed.
+  v1::InferRequest huge;
+  *huge.mutable_payload() = valid_message(m);
+  huge.mutable_payload()->mutable_symbols()->append(std::string(1 << 20, '\0'));
+  client.send_raw(huge.SerializeAsString());
+  const std::string error = test::error_of([&] { client.receive(); });
+  EXPECT_NE(error.find("RESOURCE_EXHAUSTED"), std::string::npos) << error;
+}
+
+TEST(Service, ShutdownAnswersEveryRequestAlreadyRead) {
+  const Config config = Config::load("", tiny_overrides("x"));
+  SplitModel m = tiny_model(config);
+  net::ServeOptions o;
+  o.batching.max_batch = 64;
+  o.batching.max_wait_ms = 500;  // the requests are still queued when the shutdown starts
+  o.drain_timeout_s = 1;         // the idle stream is closed then
+  LocalServer local(m, config, o);
+  net::EdgeClient client(client_options(local.address));
+  torch::manual_seed(21);
+  const Payload p = m.device->encode(torch::randn({12, 1, 28, 28}), Decision{0.5, 0});
+  for (uint64_t i = 0; i < 12; ++i) client.send(p, static_cast<int64_t>(i), 0.1, i);
+  for (int i = 0; i < 400 && local.server->metrics().received() < 12; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  ASSERT_EQ(local.server->metrics().received(), 12);
+  EXPECT_EQ(local.server->metrics().requests(), 0);  // none answered yet
+  std::thread stopper([&] { local.server->shutdown(); });
+  std::set<uint64_t> answered;
+  std::string error;
+  try {
+    for (int i = 0; i < 12; ++i) answered.insert(client.receive().request_id);
+  } catch (const Error& e) {
+    error = e.what();
+  }
+  stopper.join();
+  EXPECT_EQ(answered.size(), 12u) << error;
+  EXPECT_EQ(local.server->metrics().requests(), 12);
+}
+
+namespace {
+
+std::string cli_path() {
+  const char* cli = std::getenv("TOKCOM_CLI");
+  return cli ? cli : "./tokcom";
+}
+
+// `tokcom <args>` as a child process with stdout+stderr in `log`.
+pid_t spawn_cli(const std::string& args, const std::string& log) {
+  const std::string command = "exec " + cli_path() + " " + args;
+  const pid_t pid = fork();
+  if (pid == 0) {
+    const int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    dup2(fd, 1);
+    dup2(fd, 2);
+    execl("/bin/sh", "sh", "-c", command.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  return pid;
+}
+
+int wait_exit(pid_t pid) {
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+}  // namespace
+
+TEST(ServeCli, TwoDeviceProcessesWriteTheInProcessCsv) {
+  const std::string dir = test::temp_dir("serve");
+  const std::string init = dir + "/adaptive.safetensors", bank = dir + "/bank";
+  {
+    const Config config = Config::load("", tiny_overrides(dir));
+    save_module(init, *random_vit(config, 9));
+    auto o = tiny_overrides(bank);
+    o.insert(o.end(), {"train.stage=jscc", "train.init=" + init, "train.ratios=all", "comm.train_regime=robust",
+                       "train.epochs=1", "train.max_batches=2", "train.optimizer=adam", "train.schedule=constant"});
+    TrainRunOptions run;
+    run.seed = 2;
+    ASSERT_EQ(train_jscc(Config::load("", o), run).size(), 2u);
+  }
+  // A small proxy table over the bank's decisions: accuracy rises with r, α and SNR.
+  std::vector<ProxyRow> rows;
+  for (double snr : {0.0, 10.0, 20.0})
+    for (double r : {0.1, 0.5})
+      for (double a : {0.25, 0.5, 1.0}) {
+        const double d = r == 0.1 ? 3 : 16;
+        rows.push_back(ProxyRow{"proposal", "awgn", "robust", snr, r, a, (a * 16 + 2) * d / 784.0,
+                                0.3 + 0.2 * a + 0.2 * r + 0.01 * snr});
+      }
+  const std::string table = dir + "/proxy.csv";
+  ProxyTable::from_rows(rows).write_csv(table);
+  const std::string common = "--table " + table + " --scenario gauss:10,2.5 --zeta-max 0.03 --V 10 --mu 10 " +
+                             "--repeats 1 --no-plots";
+
+  std::string output;
+  ASSERT_EQ(test::run_cli("--threads 1 --seed 5 optimize --bank " + bank + " " + common + " --deploy-images 24 -o " +
+                              dir + "/local",
+                          &output),
+            0)
+      << output;
+
+  const std::string port_file = dir + "/port";
+  const pid_t server = spawn_cli("--threads 1 serve --checkpoint-dir " + bank +
+                                     " --listen 127.0.0.1:0 --max-batch 8 --max-wait-ms 2 --metrics-interval 0 "
+                                     "--port-file " + port_file,
+                                 dir + "/serve.log");
+  for (int i = 0; i < 600 && !fs::exists(port_file); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  ASSERT_TRUE(fs::exists(port_file)) << slurp(dir + "/serve.log");
+  const std::string address = "127.0.0.1:" + std::to_string(std::stoi(slurp(port_file)));
+  std::vector<pid_t> devices;
+  for (int k = 0; k < 2; ++k) {
+    devices.push_back(spawn_cli("--threads 1 --seed 5 device --server " + address + " --bank " + bank + " " + common +
+                                    " --images 24 -o " + dir + "/device" + std::to_string(k),
+                                dir + "/device" + std::to_string(k) + ".log"));
+  }
+  for (int k = 0; k < 2; ++k) {
+    EXPECT_EQ(wait_exit(devices[k]), 0) << slurp(dir + "/device" + std::to_string(k) + ".log");
+  }
+  kill(server, SIGTERM);
+  EXPECT_EQ(wait_exit(server), 0);
+  const std::string serve_log = slurp(dir + "/serve.log");
+  EXPECT_NE(serve_log.find("final metrics: requests 48 errors 0"), std::string::npos) << serve_log;
+
+  const std::string trace = "/deploy/trace_gauss_10_2.5_zmax0.03_rep0.csv";
+  const std::string expected = slurp(dir + "/local" + trace);
+  ASSERT_GT(std::count(expected.begin(), expected.end(), '\n'), 24) << expected;
+  for (int k = 0; k < 2; ++k) {
+    EXPECT_EQ(slurp(dir + "/device" + std::to_string(k) + trace), expected) << "device " << k;
+    EXPECT_EQ(slurp(dir + "/device" + std::to_string(k) + "/deploy_summary.csv"), slurp(dir + "/local/deploy_summary.csv"));
+  }
+  // No server: a clear error, not a hang.
+  ASSERT_NE(test::run_cli("device --server 127.0.0.1:1 --connect-timeout 1 --bank " + bank + " " + common +
+                              " --images 2 -o " + dir + "/nobody",
+                          &output),
+            0);
+  EXPECT_NE(output.find("NetworkError: server 127.0.0.1:1: not reachable"), std::string::npos) << output;
+}
