@@ -284,57 +284,64 @@ std::future<std::pair<int, std::string>> cli_async(const std::string& env, const
 
 // Issue 9's equality: two ranks (rank 0 from flags, rank 1 from torchrun's environment variables) for
 // one step on halves of a 64-image batch give the weights of one process on the whole batch. Tiny ViT,
-// no augmentation, no dropout, AdamW with clipping (so the clip must see the averaged gradient); the
-// backbone stage leaves the selection heads of block 1 without gradient (they must stay untouched).
+// no augmentation, no dropout, AdamW with clipping (so the clip must see the averaged gradient). The
+// backbone stage leaves the selection heads of block 1 without gradient (they must stay untouched);
+// the adaptive stage trains them, with budgets α drawn for the global batch and split between ranks.
 TEST(DistributedTrain, TwoRanksOneStepEqualSingleProcessOnTheWholeBatch) {
   const std::string dir = test::temp_dir("dist_train");
-  const std::string common =
-      "--log-level warn --threads 1 --seed 11 train data.dataset=fashion-mnist data.image_size=28 data.augment=none "
-      "data.workers=1 model.image_size=28 model.patch_size=7 model.in_chans=1 model.dim=32 model.depth=2 "
-      "model.heads=2 'model.adaptive_blocks=[1]' train.stage=backbone train.epochs=1 train.max_batches=1 "
-      "train.batch_size=64 train.eval_batch_size=128 train.warmup_epochs=0 train.lr=1e-3 train.grad_clip=0.5 "
-      "train.optimizer=adamw ";
-  auto single = cli_async("", common + "train.out=" + dir + "/one");
-  const auto [single_rc, single_out] = single.get();
-  ASSERT_EQ(single_rc, 0) << single_out;
+  auto weights = [&](const std::string& run) { return read_safetensors(dir + "/" + run + "/model.safetensors").tensors; };
+  auto loss_of = [&](const std::string& run) {  // column 3 of the epoch row
+    const std::string csv = read_file(dir + "/" + run + "/epochs.csv");
+    const std::string row = csv.substr(csv.find('\n') + 1);
+    const size_t c1 = row.find(','), c2 = row.find(',', c1 + 1), c3 = row.find(',', c2 + 1);
+    return std::stod(row.substr(c2 + 1, c3 - c2 - 1));
+  };
+  for (const std::string stage : {"backbone", "adaptive"}) {
+    SCOPED_TRACE(stage);
+    const std::string common =
+        "--log-level warn --threads 1 --seed 11 train data.dataset=fashion-mnist data.image_size=28 "
+        "data.augment=none data.workers=1 model.image_size=28 model.patch_size=7 model.in_chans=1 model.dim=32 "
+        "model.depth=2 model.heads=2 'model.adaptive_blocks=[1]' train.stage=" + stage +
+        " train.epochs=1 train.max_batches=1 train.batch_size=64 train.eval_batch_size=128 'train.eval_alphas=[0.5]' "
+        "train.warmup_epochs=0 train.lr=1e-3 train.selection_lr=1e-3 train.grad_clip=0.5 train.optimizer=adamw ";
+    const auto [single_rc, single_out] = cli_async("", common + "train.out=" + dir + "/" + stage + "-one").get();
+    ASSERT_EQ(single_rc, 0) << single_out;
 
-  const int port = free_port();
-  auto r0 = cli_async("", common + "--world-size 2 --rank 0 --master 127.0.0.1:" + std::to_string(port) +
-                              " --dist-timeout 30 train.out=" + dir + "/two");
-  auto r1 = cli_async("WORLD_SIZE=2 RANK=1 MASTER_ADDR=127.0.0.1 MASTER_PORT=" + std::to_string(port),
-                      common + "--dist-timeout 30 train.out=" + dir + "/two-rank1");
-  const auto [rc0, out0] = r0.get();
-  const auto [rc1, out1] = r1.get();
-  ASSERT_EQ(rc0, 0) << out0;
-  ASSERT_EQ(rc1, 0) << out1;
+    const int port = free_port();
+    auto r0 = cli_async("", common + "--world-size 2 --rank 0 --master 127.0.0.1:" + std::to_string(port) +
+                                " --dist-timeout 30 train.out=" + dir + "/" + stage + "-two");
+    auto r1 = cli_async("WORLD_SIZE=2 RANK=1 MASTER_ADDR=127.0.0.1 MASTER_PORT=" + std::to_string(port),
+                        common + "--dist-timeout 30 train.out=" + dir + "/" + stage + "-rank1");
+    const auto [rc0, out0] = r0.get();
+    const auto [rc1, out1] = r1.get();
+    ASSERT_EQ(rc0, 0) << out0;
+    ASSERT_EQ(rc1, 0) << out1;
 
-  const auto one = read_safetensors(dir + "/one/model.safetensors").tensors;
-  const auto two = read_safetensors(dir + "/two/model.safetensors").tensors;
-  ASSERT_EQ(one.size(), two.size());
-  double max_diff = 0;
-  for (const auto& [name, t] : one) {
-    ASSERT_EQ(two.count(name), 1u) << name;
-    max_diff = std::max(max_diff, (t.to(torch::kFloat64) - two.at(name).to(torch::kFloat64)).abs().max().item<double>());
+    const auto one = weights(stage + "-one"), two = weights(stage + "-two");
+    ASSERT_EQ(one.size(), two.size());
+    double max_diff = 0;
+    for (const auto& [name, t] : one) {
+      ASSERT_EQ(two.count(name), 1u) << name;
+      max_diff = std::max(max_diff, (t.to(torch::kFloat64) - two.at(name).to(torch::kFloat64)).abs().max().item<double>());
+    }
+    EXPECT_LT(max_diff, 1e-5);
+    std::printf("%s: 2 ranks vs 1 process, max |Δweight| after one step: %.3g\n", stage.c_str(), max_diff);
+    // Only rank 0 writes files (rank 1 was given its own train.out); the epoch loss is the global batch's.
+    EXPECT_FALSE(std::filesystem::exists(dir + "/" + stage + "-rank1"));
+    EXPECT_NEAR(loss_of(stage + "-one"), loss_of(stage + "-two"), 1e-5);
   }
-  EXPECT_LT(max_diff, 1e-5);
-  std::printf("2 ranks vs 1 process, max |Δweight| after one step: %.3g\n", max_diff);
   // The step moved the weights (so the comparison can fail): against a 0-lr run's weights.
-  auto frozen = cli_async("", common + "train.lr=0 train.out=" + dir + "/zero");
-  const auto [zrc, zout] = frozen.get();
+  const auto [zrc, zout] =
+      cli_async("", "--log-level warn --threads 1 --seed 11 train data.dataset=fashion-mnist data.image_size=28 "
+                    "model.image_size=28 model.patch_size=7 model.in_chans=1 model.dim=32 model.depth=2 model.heads=2 "
+                    "'model.adaptive_blocks=[1]' train.stage=backbone train.epochs=1 train.max_batches=1 "
+                    "train.batch_size=64 train.eval_batch_size=128 train.lr=0 train.out=" + dir + "/zero")
+          .get();
   ASSERT_EQ(zrc, 0) << zout;
-  const auto init = read_safetensors(dir + "/zero/model.safetensors").tensors;
+  const auto init = weights("zero"), one = weights("backbone-one");
   double moved = 0;
   for (const auto& [name, t] : init) moved = std::max(moved, (t - one.at(name)).abs().max().item<double>());
   EXPECT_GT(moved, 1e-4);
-  // Only rank 0 writes files (rank 1 was given its own train.out); the epoch loss is the global batch's.
-  EXPECT_FALSE(std::filesystem::exists(dir + "/two-rank1"));
-  const std::string csv1 = read_file(dir + "/one/epochs.csv"), csv2 = read_file(dir + "/two/epochs.csv");
-  auto loss_of = [](const std::string& csv) {
-    const std::string row = csv.substr(csv.find('\n') + 1);
-    size_t c1 = row.find(','), c2 = row.find(',', c1 + 1), c3 = row.find(',', c2 + 1);
-    return std::stod(row.substr(c2 + 1, c3 - c2 - 1));
-  };
-  EXPECT_NEAR(loss_of(csv1), loss_of(csv2), 1e-5);
 }
 
 TEST(DistributedTrain, BatchNotDivisibleByTheWorldIsAConfigError) {
