@@ -185,7 +185,7 @@ void Distributed::allreduce_gradients(const std::vector<torch::Tensor>& params, 
   auto* d = defined.data_ptr<double>();
   for (size_t i = 0; i < params.size(); ++i) d[i] = params[i].grad().defined() ? 1.0 : 0.0;
   std::vector<torch::Tensor> flags{defined};
-  allreduce_flat(flags, "allreduce of the gradient layout");
+  allreduce_flat(flags, "gradient allreduce (which gradients exist)");
 
   // Buckets of ≤ bucket_bytes, one dtype each, in parameter order (the same on every rank).
   struct Bucket {
