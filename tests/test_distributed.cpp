@@ -217,8 +217,26 @@ TEST(Distributed, TwoRanksSumWeightedGradientsInBucketsAndBroadcastRankZero) {
     EXPECT_TRUE(torch::equal(state[0], torch::full({4}, 10.0f)));
     EXPECT_TRUE(torch::equal(state[1], torch::full({2}, int64_t(7))));
     EXPECT_EQ(dist.allreduce_sum({1.0 * f, 0.5}), (std::vector<double>{3.0, 1.0}));
+    dist.expect_same(4.0, "the epoch");  // equal everywhere: fine
+    const std::string error = test::error_of([&] { dist.expect_same(rank == 0 ? 3.0 : 2.0, "the epoch to resume from"); });
+    EXPECT_NE(error.find("the epoch to resume from differs between ranks (" + std::string(rank == 0 ? "3" : "2") +
+                         " here, 3 on rank 0)"),
+              std::string::npos)
+        << error;  // every rank throws, not only the odd one
     dist.barrier();
   });
+}
+
+TEST(Distributed, ShardRowsSplitTheValidationPrefixInOrder) {
+  ImageDataset data;
+  data.images = torch::zeros({10, 1, 2, 2}, torch::kUInt8);
+  data.labels = torch::arange(10);
+  std::vector<torch::Tensor> parts;
+  for (int k = 0; k < 3; ++k) parts.push_back(shard_rows(data, 8, 3, k).labels);  // prefix of 8: 2, 3, 3 rows
+  EXPECT_EQ(parts[0].size(0), 2);
+  EXPECT_EQ(parts[2].size(0), 3);
+  EXPECT_TRUE(torch::equal(torch::cat(parts), torch::arange(8)));
+  EXPECT_TRUE(torch::equal(shard_rows(data, 0, 2, 1).labels, torch::arange(5, 10)));  // 0: every row
 }
 
 TEST(Distributed, ARankThatNeverJoinsFailsWithinTheTimeoutNamingIt) {

@@ -281,8 +281,8 @@ void Distributed::expect_same(double value, const std::string& what) {
   // Equal values ⇔ N·Σv² = (Σv)² (Cauchy–Schwarz), exact for the small integers this is used with.
   const std::vector<double> s = allreduce_sum({value, value * value, rank_ == 0 ? value : 0.0});
   if (world_size_ * s[1] != s[0] * s[0]) {
-    throw UsageError(fmt::format("distributed rank {} of {}: {} is {} here but {} on rank 0 (and differs between ranks)",
-                                 rank_, world_size_, what, value, s[2]));
+    throw UsageError(fmt::format("distributed rank {} of {}: {} differs between ranks ({} here, {} on rank 0)", rank_,
+                                 world_size_, what, value, s[2]));
   }
 }
 
