@@ -3,6 +3,7 @@
 
 #include "command.h"
 #include "tokcom/core/config.h"
+#include "tokcom/train/distributed.h"
 #include "tokcom/train/trainer.h"
 
 namespace tokcom::cli {
@@ -12,6 +13,7 @@ struct TrainArgs {
   std::string config = "fmnist";
   bool resume = false;
   std::vector<std::string> overrides;
+  DistributedOptions dist;  // unset fields come from WORLD_SIZE, RANK, MASTER_ADDR, MASTER_PORT (or Slurm's)
 };
 
 void run_train(const TrainArgs& args) {
@@ -19,6 +21,8 @@ void run_train(const TrainArgs& args) {
   TrainRunOptions run;
   run.resume = args.resume;
   run.seed = global_options().seed;
+  Distributed dist(args.dist);  // a world of one unless asked: no process group
+  run.distributed = &dist;
   train(config, run);
 }
 
@@ -28,10 +32,25 @@ void add_train(CLI::App& app) {
       "train", "Train a stage: train.stage=backbone (CE) | adaptive (CE + budget losses, SPEC 4)");
   cmd->add_option("-c,--config", args->config, "Named config in configs/ or a YAML path")->capture_default_str();
   cmd->add_flag("--resume", args->resume, "Continue from <train.out>/checkpoint (same config and seed)");
+  cmd->add_option("--world-size", args->dist.world_size,
+                  "Data parallelism: number of ranks (default $WORLD_SIZE, else $SLURM_STEP_NUM_TASKS, else 1)")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--rank", args->dist.rank, "This process's rank, 0..N-1 (default $RANK, else $SLURM_PROCID)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--master", args->dist.master,
+                  "ADDR:PORT of rank 0's TCPStore rendezvous (default $MASTER_ADDR:$MASTER_PORT)");
+  cmd->add_option("--dist-timeout", args->dist.timeout_s,
+                  "Seconds to wait for the other ranks at rendezvous and at every allreduce; a rank that died "
+                  "makes the others fail after this")
+      ->capture_default_str();
+  cmd->add_option("--dist-store", args->dist.store,
+                  "file:PATH: rendezvous through a FileStore on a shared file system instead of --master");
   cmd->add_option("overrides", args->overrides, "key.sub=value overrides, e.g. train.epochs=5 train.stage=adaptive");
   cmd->footer(
       "Writes <train.out>/{config.yaml, epochs.csv, model.safetensors, checkpoint/}.\n"
-      "Example: tokcom train -c fmnist train.stage=backbone train.out=runs/fmnist-backbone");
+      "Example: tokcom train -c fmnist train.stage=backbone train.out=runs/fmnist-backbone\n"
+      "Two ranks (one machine or two): tokcom train --world-size 2 --rank K --master HOST0:29500 -c fmnist ...\n"
+      "(train.batch_size is the global batch; each rank takes 1/N of it; only rank 0 writes files).");
   set_action(cmd, [args] { run_train(*args); });
 }
 

@@ -31,6 +31,9 @@ Loader::Loader(const ImageDataset& dataset, TransformOptions transform, LoaderOp
                      " images but a different number of labels");
   if (options_.batch_size < 1) throw ConfigError("Loader: batch_size must be positive");
   if (options_.workers < 0) throw ConfigError("Loader: workers must be >= 0");
+  if (options_.shard_count < 1 || options_.shard_index < 0 || options_.shard_index >= options_.shard_count)
+    throw ConfigError("Loader: shard " + std::to_string(options_.shard_index) + " of " +
+                      std::to_string(options_.shard_count) + " does not exist");
   options_.prefetch = std::max(options_.prefetch, std::max(1, options_.workers));
   images_ = dataset.images.cpu().contiguous();
   labels_ = dataset.labels.to(torch::kCPU, torch::kInt64).contiguous();
@@ -50,6 +53,14 @@ torch::Tensor Loader::epoch_order(int64_t epoch) const {
   return torch::randperm(n, gen, torch::kInt64);
 }
 
+Loader::Shard Loader::shard(int64_t b) const {
+  const int64_t n = dataset_.size(), begin = b * options_.batch_size;
+  const int64_t global = std::min(n, begin + options_.batch_size) - begin;
+  if (b < 0 || global <= 0) throw UsageError("Loader: batch " + std::to_string(b) + " out of range");
+  const int64_t k = options_.shard_index, count = options_.shard_count;
+  return {global * k / count, global * (k + 1) / count, global};
+}
+
 Batch Loader::make_batch(int64_t epoch, int64_t b) const {
   const std::vector<int64_t>* order = nullptr;
   std::vector<int64_t> local;
@@ -60,9 +71,8 @@ Batch Loader::make_batch(int64_t epoch, int64_t b) const {
     local.assign(t.data_ptr<int64_t>(), t.data_ptr<int64_t>() + t.numel());
     order = &local;
   }
-  const int64_t n = dataset_.size(), begin = b * options_.batch_size;
-  const int64_t end = std::min(n, begin + options_.batch_size), count = end - begin;
-  if (b < 0 || count <= 0) throw UsageError("Loader: batch " + std::to_string(b) + " out of range");
+  const Shard part = shard(b);
+  const int64_t begin = b * options_.batch_size + part.begin, count = part.end - part.begin;
   const int64_t c = images_.size(1), h = images_.size(2), w = images_.size(3);
   const int64_t s = transform_.image_size;
   Batch batch;
@@ -72,7 +82,7 @@ Batch Loader::make_batch(int64_t epoch, int64_t b) const {
   const uint8_t* src = images_.data_ptr<uint8_t>();
   const int64_t* labels = labels_.data_ptr<int64_t>();
   float* dst = batch.images.data_ptr<float>();
-  Rng rng(batch_seed(options_.seed, epoch, b));
+  Rng rng(batch_seed(rank_seed(options_.seed, options_.shard_index), epoch, b));  // shard 0: as one process
   TransformScratch scratch;
   for (int64_t i = 0; i < count; ++i) {
     const int64_t idx = (*order)[begin + i];

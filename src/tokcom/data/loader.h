@@ -2,7 +2,8 @@
 //
 // Batch b of epoch e holds the samples order(e)[b·B, (b+1)·B) with order(e) a permutation seeded
 // from (seed, e) (identity without shuffle); its augmentation draws from a generator seeded from
-// (seed, e, b). So every batch is a pure function of (seed, epoch, b): the same for any worker
+// (seed, e, b). With shards (LoaderOptions::shard_count > 1) each rank gets its contiguous part of
+// every such batch. So every batch is a pure function of (seed, epoch, b): the same for any worker
 // count or scheduling. `workers` threads decode batches into a bounded queue of `prefetch`
 // batches; next() returns them in order.
 #pragma once
@@ -31,6 +32,10 @@ struct LoaderOptions {
   bool shuffle = true, drop_last = false, augment = true;
   int workers = 2, prefetch = 4;
   uint64_t seed = 0;
+  // Data parallelism (train/distributed.h): rank `shard_index` of `shard_count` gets its contiguous
+  // part of every global batch (batch_size stays the global size), so the union over ranks of batch b
+  // is batch b of one process. Rank k > 0 draws its augmentation from rank_seed(seed, k).
+  int shard_count = 1, shard_index = 0;
 };
 // batch_size, drop_last, workers, prefetch from data.*; seed/shuffle/augment as given.
 LoaderOptions loader_options(const Config& cfg, bool train, uint64_t seed);
@@ -47,7 +52,14 @@ class Loader {
   int64_t size() const { return dataset_.size(); }
   // Sample order of `epoch` (a permutation of 0..N−1, or the identity without shuffle).
   torch::Tensor epoch_order(int64_t epoch) const;
-  // Builds batch `b` of `epoch` on the calling thread (what the workers run).
+  // Rows [begin, end) of global batch `b` (global = its full size) that this shard reads, as offsets
+  // into the batch: [size·k/K, size·(k+1)/K) for shard k of K. An empty shard (a last batch smaller
+  // than K) has begin == end.
+  struct Shard {
+    int64_t begin = 0, end = 0, global = 0;
+  };
+  Shard shard(int64_t b) const;
+  // Builds (this shard of) batch `b` of `epoch` on the calling thread (what the workers run).
   Batch make_batch(int64_t epoch, int64_t b) const;
 
   // Starts (or restarts) iterating `epoch`; workers begin prefetching.

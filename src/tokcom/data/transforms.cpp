@@ -105,6 +105,8 @@ uint64_t batch_seed(uint64_t seed, int64_t epoch, int64_t batch) {
   return splitmix64(splitmix64(splitmix64(seed) ^ uint64_t(epoch)) ^ uint64_t(batch));
 }
 
+uint64_t rank_seed(uint64_t seed, int rank) { return rank == 0 ? seed : batch_seed(seed, -2, rank); }
+
 TransformOptions transform_options(const Config& cfg, const ImageDataset& dataset) {
   TransformOptions o;
   o.augment = cfg.get_string("data.augment");

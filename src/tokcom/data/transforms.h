@@ -54,6 +54,9 @@ class Rng {
 };
 // Mixes (seed, epoch, batch) into one 64-bit seed (splitmix64 chain).
 uint64_t batch_seed(uint64_t seed, int64_t epoch, int64_t batch);
+// Seed of data-parallel rank `rank` for its own draws (augmentation, dropout, budgets, channel noise):
+// `seed` itself for rank 0, so one process draws what it always did.
+uint64_t rank_seed(uint64_t seed, int rank);
 
 // Per-thread buffers reused across samples.
 struct TransformScratch {

@@ -21,6 +21,7 @@
 #include "tokcom/model/budget_loss.h"
 #include "tokcom/split/proposal.h"
 #include "tokcom/train/checkpoint.h"
+#include "tokcom/train/distributed.h"
 #include "tokcom/train/schedule.h"
 #include "tokcom/train/train_data.h"
 
@@ -60,21 +61,24 @@ Config pair_config(const Config& config, const std::string& regime, double ratio
 }
 
 // Trains one (regime, r); *stopped = true when run.stop_after_epochs ended it early.
-std::vector<JsccEpochRecord> train_pair(const Config& config, const TrainRunOptions& run, const std::string& regime,
-                                        double ratio, bool* stopped) {
+std::vector<JsccEpochRecord> train_pair(const Config& config, const TrainRunOptions& run, Distributed& dist,
+                                        const std::string& regime, double ratio, bool* stopped) {
   const Config pair = pair_config(config, regime, ratio);
   const std::string out = config.get_string("train.out");
   const std::string file = jscc_file(out, regime, ratio);
   const std::string tag = fmt::format("{}-r{}", regime, ratio);
   const std::string digest = pair.digest();
+  bool up_to_date = false;
   if (fs::exists(file)) {
     const Safetensors existing = read_safetensors(file);
     const auto it = existing.metadata.find("config_digest");
-    if (it != existing.metadata.end() && it->second == digest) {
-      spdlog::info("jscc {}: {} is up to date (same config), skipped", tag, file);
-      return {};
-    }
-    spdlog::warn("jscc {}: {} was trained with another config; training it again", tag, file);
+    up_to_date = it != existing.metadata.end() && it->second == digest;
+    if (!up_to_date) spdlog::warn("jscc {}: {} was trained with another config; training it again", tag, file);
+  }
+  dist.expect_same(up_to_date ? 1.0 : 0.0, fmt::format("whether {} is up to date (train.out must be shared by the ranks)", file));
+  if (up_to_date) {
+    spdlog::info("jscc {}: {} is up to date (same config), skipped", tag, file);
+    return {};
   }
 
   torch::Device device(config.get_string("train.device"));
@@ -120,7 +124,7 @@ std::vector<JsccEpochRecord> train_pair(const Config& config, const TrainRunOpti
     throw ConfigError("train.optimizer: unknown optimizer '" + optimizer_name + "', expected adam or adamw");
   }
 
-  TrainData data(config, run.seed);
+  TrainData data(config, run.seed, dist.world_size(), dist.rank());
   const ScheduleOptions sched = data.schedule(lr, 1.0);
   const ImageDataset& val_set = data.val_set;
   Loader& train_loader = *data.loader;
@@ -161,6 +165,14 @@ std::vector<JsccEpochRecord> train_pair(const Config& config, const TrainRunOpti
   } else if (!run.resume && fs::exists(ck_dir + "/state.json")) {
     spdlog::warn("{} holds a checkpoint; starting over (use --resume to continue it)", ck_dir);
   }
+  if (dist.active()) {  // rank 0's weights everywhere; each rank its own dropout stream
+    dist.expect_same(static_cast<double>(ck.epoch), "the epoch to resume from (train.out must be shared by the ranks)");
+    std::vector<torch::Tensor> state;
+    for (const auto& p : net->parameters()) state.push_back(p);
+    for (const auto& b : net->buffers()) state.push_back(b);
+    dist.broadcast(state);
+    torch::manual_seed(rank_seed(run.seed ^ tag_hash, dist.rank()));
+  }
   const std::string csv_path = fmt::format("{}/epochs-{}.csv", out, tag);
   for (int64_t epoch = ck.epoch; epoch < epochs; ++epoch) {
     vit->eval();  // SPEC 10 P22: the device's selection runs in eval mode (1e-3 cutoff active)
@@ -171,7 +183,9 @@ std::vector<JsccEpochRecord> train_pair(const Config& config, const TrainRunOpti
     rec.epoch = epoch + 1;
     double loss_sum = 0;
     int64_t correct = 0, seen = 0;
-    Progress progress(fmt::format("jscc {} epoch {}/{}", tag, epoch + 1, epochs), batches * train_opts.batch_size, "img");
+    const std::string rank_tag = dist.active() ? fmt::format(" [rank {}/{}]", dist.rank(), dist.world_size()) : "";
+    Progress progress(fmt::format("jscc {} epoch {}/{}{}", tag, epoch + 1, epochs, rank_tag),
+                      batches * train_opts.batch_size / dist.world_size(), "img");
     Batch batch;
     train_loader.start_epoch(epoch);
     for (int64_t s = 0; s < batches && train_loader.next(batch); ++s) {
@@ -179,9 +193,23 @@ std::vector<JsccEpochRecord> train_pair(const Config& config, const TrainRunOpti
       for (auto& group : optimizer->param_groups()) group.options().set_lr(rec.lr);
       const torch::Tensor images = batch.images.to(device), labels = batch.labels.to(device);
       const int64_t b = images.size(0);
-      at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(batch_seed(run.seed ^ 0x75CCull, epoch, s));
+      // This rank's rows of the global batch (all of it in one process); an empty shard only joins the sum.
+      const Loader::Shard part = train_loader.shard(s);
+      optimizer->zero_grad();
+      if (b == 0) {
+        dist.allreduce_gradients(trained, 0.0);
+        if (clip > 0) torch::nn::utils::clip_grad_norm_(trained, clip);
+        optimizer->step();
+        continue;
+      }
+      const uint64_t step_seed = batch_seed(run.seed ^ 0x75CCull, epoch, s);
+      at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(step_seed);
+      // Budgets and SNRs are drawn for the global batch (ranks together use the single-process draws);
+      // the channel noise of rank k > 0 comes from its own generator.
       torch::Tensor budget;
-      if (adaptive) budget = sample_budgets(b, gen, sampling, alpha_min, alpha_max).to(device);
+      if (adaptive) {
+        budget = sample_budgets(part.global, gen, sampling, alpha_min, alpha_max).slice(0, part.begin, part.end).to(device);
+      }
       TokenState state;
       {
         torch::NoGradGuard no_grad;
@@ -190,14 +218,17 @@ std::vector<JsccEpochRecord> train_pair(const Config& config, const TrainRunOpti
       Payload sent = encode_tokens(codec->encoder, state, 0, method);
       Payload received = sent;
       if (robust) {  // SNR ~ U(min, max] dB per sample per step (SPEC 5.3)
-        const torch::Tensor snr = (snr_max - (snr_max - snr_min) * torch::rand({b}, gen)).to(device);
-        received = channel->apply(sent, snr, gen).payload;
+        const torch::Tensor snr =
+            (snr_max - (snr_max - snr_min) * torch::rand({part.global}, gen).slice(0, part.begin, part.end)).to(device);
+        at::Generator noise = dist.rank() == 0 ? gen
+                                               : at::make_generator<at::CPUGeneratorImpl>(rank_seed(step_seed, dist.rank()));
+        received = channel->apply(sent, snr, noise).payload;
       }
       const torch::Tensor logits = server_logits(vit, codec->decoder, received, split, SelectionMode::kSoft);
       const torch::Tensor loss = torch::nn::functional::cross_entropy(
           logits, labels, torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(smoothing));
-      optimizer->zero_grad();
       loss.backward();
+      dist.allreduce_gradients(trained, static_cast<double>(b) / static_cast<double>(part.global));  // before clipping
       if (clip > 0) torch::nn::utils::clip_grad_norm_(trained, clip);
       optimizer->step();
       loss_sum += loss.item<double>() * b;
@@ -207,6 +238,14 @@ std::vector<JsccEpochRecord> train_pair(const Config& config, const TrainRunOpti
     }
     progress.finish();
     rec.images_per_s = progress.rate();
+    if (dist.active()) {
+      const std::vector<double> sums =
+          dist.allreduce_sum({loss_sum, static_cast<double>(correct), static_cast<double>(seen), rec.images_per_s});
+      loss_sum = sums[0];
+      correct = static_cast<int64_t>(std::llround(sums[1]));
+      seen = static_cast<int64_t>(std::llround(sums[2]));
+      rec.images_per_s = sums[3];
+    }
     rec.loss = loss_sum / std::max<int64_t>(seen, 1);
     rec.train_accuracy = static_cast<double>(correct) / std::max<int64_t>(seen, 1);
     codec->eval();
@@ -215,28 +254,50 @@ std::vector<JsccEpochRecord> train_pair(const Config& config, const TrainRunOpti
     lo.max_batches = max_batches;
     lo.seed = run.seed;
     lo.device = device;
-    for (const auto& r : evaluate_link(link, val_points, val_set, config, lo)) rec.val_accuracy.push_back(r.accuracy());
+    if (!dist.active()) {
+      for (const auto& r : evaluate_link(link, val_points, val_set, config, lo)) rec.val_accuracy.push_back(r.accuracy());
+    } else {  // each rank 1/N of the same images (its own noise draws); correct counts summed
+      const ImageDataset part =
+          shard_rows(val_set, max_batches > 0 ? max_batches * lo.batch_size : 0, dist.world_size(), dist.rank());
+      lo.max_batches = 0;
+      lo.seed = rank_seed(run.seed, dist.rank());
+      std::vector<double> sums(2 * val_points.size(), 0.0);
+      if (part.size() > 0) {
+        const auto results = evaluate_link(link, val_points, part, config, lo);
+        for (size_t i = 0; i < results.size(); ++i) {
+          sums[2 * i] = static_cast<double>(results[i].correct);
+          sums[2 * i + 1] = static_cast<double>(results[i].n_images);
+        }
+      }
+      sums = dist.allreduce_sum(sums);
+      for (size_t i = 0; i < val_points.size(); ++i) rec.val_accuracy.push_back(sums[2 * i] / std::max(sums[2 * i + 1], 1.0));
+    }
     std::string summary = fmt::format("jscc {} epoch {}: loss {:.4f} train acc {:.4f} ({:.0f} img/s) | val acc", tag,
                                       rec.epoch, rec.loss, rec.train_accuracy, rec.images_per_s);
     for (size_t i = 0; i < rec.val_accuracy.size(); ++i)
       summary += fmt::format(" {:.3f}@{}dB", rec.val_accuracy[i], jscc_eval_snrs()[i]);
-    spdlog::info("{}", summary);
+    if (dist.is_main()) spdlog::info("{}", summary);
     records.push_back(rec);
     ck.records.push_back(rec);
     ck.epoch = epoch + 1;
-    write_file_atomic(csv_path, csv_text(records));
-    save_checkpoint(ck_dir, ck, *net, *optimizer, digest);
+    if (dist.is_main()) {  // only rank 0 writes files
+      write_file_atomic(csv_path, csv_text(records));
+      save_checkpoint(ck_dir, ck, *net, *optimizer, digest);
+    }
     if (run.stop_after_epochs > 0 && epoch + 1 >= run.stop_after_epochs && epoch + 1 < epochs) {
       spdlog::info("stopping after epoch {} as asked", epoch + 1);
       *stopped = true;
       return records;
     }
   }
-  write_file_atomic(csv_path, csv_text(records));
-  save_module(file, *net,
-              {{"stage", "jscc"}, {"method", method}, {"regime", regime}, {"ratio", fmt::format("{}", ratio)},
-               {"config_digest", digest}, {"git", TOKCOM_GIT_HASH}});
-  spdlog::info("jscc {}: wrote {}", tag, file);
+  if (dist.is_main()) {
+    write_file_atomic(csv_path, csv_text(records));
+    save_module(file, *net,
+                {{"stage", "jscc"}, {"method", method}, {"regime", regime}, {"ratio", fmt::format("{}", ratio)},
+                 {"config_digest", digest}, {"git", TOKCOM_GIT_HASH}});
+    spdlog::info("jscc {}: wrote {}", tag, file);
+  }
+  dist.barrier();  // every rank sees the finished file before deciding on the next pair
   return records;
 }
 
@@ -282,13 +343,18 @@ std::vector<JsccEpochRecord> train_jscc(const Config& config, const TrainRunOpti
   const std::vector<double> ratios = jscc_ratios(config);
   const std::vector<std::string> regimes = jscc_regimes(config);
   const std::string out = config.get_string("train.out");
-  fs::create_directories(out);
-  config.save(out + "/config.yaml");
+  Distributed one_process;
+  Distributed& dist = run.distributed ? *run.distributed : one_process;
+  if (dist.is_main()) {
+    fs::create_directories(out);
+    config.save(out + "/config.yaml");
+  }
+  dist.barrier();
   std::vector<JsccEpochRecord> all;
   for (const auto& regime : regimes) {
     for (double r : ratios) {
       bool stopped = false;
-      auto records = train_pair(config, run, regime, r, &stopped);
+      auto records = train_pair(config, run, dist, regime, r, &stopped);
       all.insert(all.end(), records.begin(), records.end());
       if (stopped) return all;
     }

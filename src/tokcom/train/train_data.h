@@ -1,6 +1,7 @@
 // What every training stage reads from the `train` and `data` sections: the training and
 // validation splits, the training loader (augmented, seeded), the batches per epoch (train.max_batches
-// applied) and the lr schedule over them.
+// applied) and the lr schedule over them. Under data parallelism (train/distributed.h) the loader of
+// rank k of N reads its 1/N of every global batch of train.batch_size.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -14,7 +15,9 @@ namespace tokcom {
 
 class TrainData {
  public:
-  TrainData(const Config& config, uint64_t seed);
+  // world_size > 1: train.batch_size must be divisible by it (ConfigError otherwise), so the ranks'
+  // shards of every full batch are equal and together form the single-process batch.
+  TrainData(const Config& config, uint64_t seed, int world_size = 1, int rank = 0);
   TrainData(const TrainData&) = delete;
   TrainData& operator=(const TrainData&) = delete;
 
@@ -28,6 +31,7 @@ class TrainData {
   int64_t batches = 0;  // per epoch
   int64_t epochs = 0;
   int64_t max_batches = 0;
+  int world_size = 1, rank = 0;
 
  private:
   const Config& config_;

@@ -1,5 +1,6 @@
 #include "tokcom/train/trainer.h"
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -22,6 +23,7 @@
 #include "tokcom/model/budget_loss.h"
 #include "tokcom/model/vit.h"
 #include "tokcom/train/checkpoint.h"
+#include "tokcom/train/distributed.h"
 #include "tokcom/train/hard_count.h"
 #include "tokcom/train/jscc_stage.h"
 #include "tokcom/train/schedule.h"
@@ -61,6 +63,34 @@ std::string csv_row(const EpochRecord& r) {
   return s + "\n";
 }
 
+// Per-epoch validation: one process evaluates the split (its first max_batches); N ranks evaluate
+// 1/N of the same images each and sum accuracy and kept fraction weighted by their image counts.
+std::vector<EvalRow> evaluate_distributed(Vit& model, const ImageDataset& data, const Config& config, EvalOptions options,
+                                          Distributed& dist) {
+  if (!dist.active()) return evaluate(model, data, config, options);
+  const int64_t limit = options.max_batches > 0 ? options.max_batches * options.batch_size : 0;
+  const ImageDataset part = shard_rows(data, limit, dist.world_size(), dist.rank());
+  options.max_batches = 0;
+  std::vector<EvalRow> rows;
+  if (part.size() > 0) rows = evaluate(model, part, config, options);
+  rows.resize(options.alphas.size());
+  std::vector<double> sums;  // per α: Σ accuracy·n, Σ kept_fraction·n; then n
+  for (const auto& r : rows) {
+    sums.push_back(r.accuracy * static_cast<double>(part.size()));
+    sums.push_back(r.kept_fraction * static_cast<double>(part.size()));
+  }
+  sums.push_back(static_cast<double>(part.size()));
+  sums = dist.allreduce_sum(sums);
+  const double n = std::max(sums.back(), 1.0);
+  for (size_t i = 0; i < rows.size(); ++i) {
+    rows[i].alpha = options.alphas[i];
+    rows[i].accuracy = sums[2 * i] / n;
+    rows[i].kept_fraction = sums[2 * i + 1] / n;
+    rows[i].n_images = static_cast<int64_t>(sums.back());
+  }
+  return rows;
+}
+
 }  // namespace
 
 std::vector<EpochRecord> train(const Config& config, const TrainRunOptions& run) {
@@ -73,9 +103,13 @@ std::vector<EpochRecord> train(const Config& config, const TrainRunOptions& run)
     throw ConfigError("train.stage: '" + stage + "' is not a stage this command trains (expected backbone, adaptive or jscc)");
   }
   const bool adaptive = stage == "adaptive";
+  Distributed one_process;
+  Distributed& dist = run.distributed ? *run.distributed : one_process;
   const std::string out = config.get_string("train.out");
-  fs::create_directories(out);
-  config.save(out + "/config.yaml");
+  if (dist.is_main()) {  // only rank 0 writes files
+    fs::create_directories(out);
+    config.save(out + "/config.yaml");
+  }
 
   torch::Device device(config.get_string("train.device"));
   torch::manual_seed(run.seed);  // the initial weights depend on the seed alone, not on earlier draws
@@ -131,7 +165,7 @@ std::vector<EpochRecord> train(const Config& config, const TrainRunOptions& run)
   for (auto* g : {&decay, &no_decay, &selection}) trained.insert(trained.end(), g->begin(), g->end());
 
   // Data and schedule (a multiplier on each group's base lr).
-  TrainData data(config, run.seed);
+  TrainData data(config, run.seed, dist.world_size(), dist.rank());
   const ScheduleOptions sched = data.schedule(1.0, lr);
   const ImageDataset& val_set = data.val_set;
   Loader& train_loader = *data.loader;
@@ -167,6 +201,16 @@ std::vector<EpochRecord> train(const Config& config, const TrainRunOptions& run)
   } else if (!run.resume && fs::exists(ck_dir + "/state.json")) {
     spdlog::warn("{} holds a checkpoint; starting over (use --resume to continue it)", ck_dir);
   }
+  if (dist.active()) {
+    dist.expect_same(static_cast<double>(ck.epoch), "the epoch to resume from (train.out must be shared by the ranks)");
+    // Every rank starts from rank 0's weights (the same seed gives the same ones; this makes it certain),
+    // then draws its own dropout (rank 0 keeps the single-process stream).
+    std::vector<torch::Tensor> state;
+    for (const auto& p : model->parameters()) state.push_back(p);
+    for (const auto& b : model->buffers()) state.push_back(b);
+    dist.broadcast(state);
+    torch::manual_seed(rank_seed(run.seed, dist.rank()));
+  }
 
   std::string csv = csv_header(eval_alphas);
   for (const auto& r : records) csv += csv_row(r);
@@ -176,7 +220,9 @@ std::vector<EpochRecord> train(const Config& config, const TrainRunOptions& run)
     rec.epoch = epoch + 1;
     double loss_sum = 0, ce_sum = 0, budget_sum = 0;
     int64_t correct = 0, seen = 0;
-    Progress progress(fmt::format("{} epoch {}/{}", stage, epoch + 1, epochs), batches * train_opts.batch_size, "img");
+    const std::string rank_tag = dist.active() ? fmt::format(" [rank {}/{}]", dist.rank(), dist.world_size()) : "";
+    Progress progress(fmt::format("{} epoch {}/{}{}", stage, epoch + 1, epochs, rank_tag),
+                      batches * train_opts.batch_size / dist.world_size(), "img");
     int64_t step_in_epoch = 0;
     Batch batch;
     train_loader.start_epoch(epoch);
@@ -189,10 +235,23 @@ std::vector<EpochRecord> train(const Config& config, const TrainRunOptions& run)
       }
       rec.lr = lr * mult;
       const torch::Tensor images = batch.images.to(device), labels = batch.labels.to(device);
+      // This rank's rows of the global batch (all of it in one process); an empty shard (last batch
+      // smaller than the world) only joins the gradient sum.
+      const Loader::Shard part = train_loader.shard(step_in_epoch);
+      const int64_t b = images.size(0);
+      optimizer->zero_grad();
+      if (b == 0) {
+        dist.allreduce_gradients(trained, 0.0);
+        if (clip > 0) torch::nn::utils::clip_grad_norm_(trained, clip);
+        optimizer->step();
+        continue;
+      }
       torch::Tensor budget;
-      if (adaptive) {
+      if (adaptive) {  // drawn for the global batch, so ranks together use the single-process budgets
         at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(batch_seed(run.seed ^ 0xB0D9E7ull, epoch, step_in_epoch));
-        budget = sample_budgets(images.size(0), gen, sampling, alpha_min, alpha_max).to(device);
+        budget = sample_budgets(part.global, gen, sampling, alpha_min, alpha_max)
+                     .slice(0, part.begin, part.end)
+                     .to(device);
       }
       if (precision == "bf16") {
         at::autocast::set_cpu_enabled(true);
@@ -223,12 +282,13 @@ std::vector<EpochRecord> train(const Config& config, const TrainRunOptions& run)
         }
         loss = loss + budget_term;
       }
-      optimizer->zero_grad();
       loss.backward();
+      // Mean over the global batch: each rank's mean gradient weighted by its share, summed over ranks
+      // (no-op in one process), before clipping so every rank clips the same gradient.
+      dist.allreduce_gradients(trained, static_cast<double>(b) / static_cast<double>(part.global));
       if (clip > 0) torch::nn::utils::clip_grad_norm_(trained, clip);
       optimizer->step();
 
-      const int64_t b = images.size(0);
       loss_sum += loss.item<double>() * b;
       ce_sum += ce.item<double>() * b;
       budget_sum += budget_term.item<double>() * b;
@@ -238,6 +298,16 @@ std::vector<EpochRecord> train(const Config& config, const TrainRunOptions& run)
     }
     progress.finish();
     rec.images_per_s = progress.rate();
+    if (dist.active()) {  // epoch metrics over every rank's shard; throughput = Σ rank rates
+      const std::vector<double> sums = dist.allreduce_sum(
+          {loss_sum, ce_sum, budget_sum, static_cast<double>(correct), static_cast<double>(seen), rec.images_per_s});
+      loss_sum = sums[0];
+      ce_sum = sums[1];
+      budget_sum = sums[2];
+      correct = static_cast<int64_t>(std::llround(sums[3]));
+      seen = static_cast<int64_t>(std::llround(sums[4]));
+      rec.images_per_s = sums[5];
+    }
     rec.loss = loss_sum / std::max<int64_t>(seen, 1);
     rec.ce = ce_sum / std::max<int64_t>(seen, 1);
     rec.budget = budget_sum / std::max<int64_t>(seen, 1);
@@ -250,10 +320,10 @@ std::vector<EpochRecord> train(const Config& config, const TrainRunOptions& run)
     eval_opts.max_batches = max_batches;
     eval_opts.mode = SelectionMode::kHard;
     eval_opts.alphas = {1.0};
-    rec.val_accuracy = evaluate(model, val_set, config, eval_opts).at(0).accuracy;
+    rec.val_accuracy = evaluate_distributed(model, val_set, config, eval_opts, dist).at(0).accuracy;
     if (adaptive) {
       eval_opts.alphas = eval_alphas;
-      for (const auto& row : evaluate(model, val_set, config, eval_opts)) {
+      for (const auto& row : evaluate_distributed(model, val_set, config, eval_opts, dist)) {
         rec.val_accuracy_alpha.push_back(row.accuracy);
         rec.kept_fraction.push_back(row.kept_fraction);
       }
@@ -262,23 +332,28 @@ std::vector<EpochRecord> train(const Config& config, const TrainRunOptions& run)
                                       rec.loss, rec.train_accuracy, rec.val_accuracy, rec.images_per_s);
     for (size_t i = 0; i < eval_alphas.size(); ++i)
       summary += fmt::format(" | α={} acc {:.3f} kept {:.3f}", eval_alphas[i], rec.val_accuracy_alpha[i], rec.kept_fraction[i]);
-    spdlog::info("{}", summary);
+    if (dist.is_main()) spdlog::info("{}", summary);
 
     records.push_back(rec);
     ck.records.push_back(rec);
     ck.epoch = epoch + 1;
     csv += csv_row(rec);
-    write_file_atomic(out + "/epochs.csv", csv);
-    save_checkpoint(ck_dir, ck, *model, *optimizer, config.digest());
+    if (dist.is_main()) {
+      write_file_atomic(out + "/epochs.csv", csv);
+      save_checkpoint(ck_dir, ck, *model, *optimizer, config.digest());
+    }
     if (run.stop_after_epochs > 0 && epoch + 1 >= run.stop_after_epochs && epoch + 1 < epochs) {
       spdlog::info("stopping after epoch {} as asked", epoch + 1);
       return records;
     }
   }
-  write_file_atomic(out + "/epochs.csv", csv);
-  save_module(out + "/model.safetensors", *model,
-              {{"stage", stage}, {"config_digest", config.digest()}, {"git", TOKCOM_GIT_HASH}});
-  spdlog::info("wrote {}/model.safetensors and {}/epochs.csv", out, out);
+  if (dist.is_main()) {
+    write_file_atomic(out + "/epochs.csv", csv);
+    save_module(out + "/model.safetensors", *model,
+                {{"stage", stage}, {"config_digest", config.digest()}, {"git", TOKCOM_GIT_HASH}});
+    spdlog::info("wrote {}/model.safetensors and {}/epochs.csv", out, out);
+  }
+  dist.barrier();  // on return the files exist for every rank
   return records;
 }
 

@@ -8,10 +8,17 @@
 
 namespace tokcom {
 
+class Distributed;
+
 struct TrainRunOptions {
   bool resume = false;   // continue from <out>/checkpoint if present
   uint64_t seed = 0;     // every random draw derives from (seed, epoch, step)
   int64_t stop_after_epochs = 0;  // > 0: stop (as if killed) after this many epochs — resume tests
+  // Data parallelism (train/distributed.h): null or a world of one trains in this process alone. Otherwise
+  // every rank runs train() with the same config and seed; rank k reads its 1/N of every global batch,
+  // gradients are averaged over ranks before clipping, validation is split over ranks, and only rank 0
+  // writes files.
+  Distributed* distributed = nullptr;
 };
 
 struct EpochRecord {
