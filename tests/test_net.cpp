@@ -385,7 +385,7 @@ TEST(ServeCli, TwoDeviceProcessesWriteTheInProcessCsv) {
       << output;
 
   const std::string port_file = dir + "/port";
-  const pid_t server = spawn_cli("--threads 1 serve --checkpoint-dir " + bank +
+  const pid_t server = spawn_cli("--threads 2 serve --checkpoint-dir " + bank +
                                      " --listen 127.0.0.1:0 --max-batch 8 --max-wait-ms 2 --metrics-interval 0 "
                                      "--port-file " + port_file,
                                  dir + "/serve.log");

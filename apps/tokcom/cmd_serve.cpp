@@ -1,8 +1,10 @@
 // `tokcom serve`: the edge server (issue "deployment"; docs/serve.md). Loads a trained bank once,
 // serves the server half over gRPC to any number of devices with cross-device batching, and
 // drains in-flight requests on SIGTERM / SIGINT.
-#include <pthread.h>
 #include <signal.h>
+#include <unistd.h>
+
+#include <cerrno>
 
 #include <filesystem>
 #include <fstream>
@@ -22,6 +24,8 @@
 namespace tokcom::cli {
 namespace {
 namespace fs = std::filesystem;
+
+int signal_pipe[2] = {-1, -1};
 
 struct ServeArgs {
   std::string checkpoint_dir, listen = "127.0.0.1:50051", regime = "robust", ratios, mode = "hard";
@@ -73,20 +77,26 @@ void run_serve(const ServeArgs& a) {
   o.device = torch::Device(config.get_string("train.device"));
   const SplitModel model = load_proposal(config, a.checkpoint_dir, a.regime, ratios, mode, o.device);
 
-  // SIGTERM / SIGINT are taken by one thread (blocked everywhere else, gRPC's threads included).
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  // SIGTERM / SIGINT: the handler only writes the signal number into a pipe (async-signal-safe,
+  // whichever thread LibTorch's or gRPC's pools the kernel picks); one thread reads it and drains.
+  if (pipe(signal_pipe) != 0) throw UsageError("serve: cannot create the signal pipe");
+  struct sigaction action {};
+  action.sa_handler = [](int signal_number) {
+    const char c = static_cast<char>(signal_number);
+    [[maybe_unused]] const ssize_t n = write(signal_pipe[1], &c, 1);
+  };
+  sigemptyset(&action.sa_mask);
+  sigaction(SIGTERM, &action, nullptr);
+  sigaction(SIGINT, &action, nullptr);
 
   net::EdgeServer server(model.server, net::served_model(config, ratios, a.regime, a.mode), o);
   server.start();
   if (!a.port_file.empty()) write_file_atomic(a.port_file, std::to_string(server.port()) + "\n");
   std::thread waiter([&] {
-    int signal_number = 0;
-    sigwait(&signals, &signal_number);
-    spdlog::info("signal {} received", signal_number == SIGTERM ? "SIGTERM" : "SIGINT");
+    char c = 0;
+    while (read(signal_pipe[0], &c, 1) < 0 && errno == EINTR) {
+    }
+    spdlog::info("signal {} received", c == SIGTERM ? "SIGTERM" : "SIGINT");
     server.shutdown();
   });
   server.wait();  // only the signal shuts the CLI's server down

@@ -2,6 +2,8 @@
 
 #include <filesystem>
 #include <functional>
+#include <map>
+#include <mutex>
 #include <sstream>
 
 #include <fmt/format.h>
@@ -86,8 +88,7 @@ YAML::Node load_yaml_file(const std::string& path) {
   }
 }
 
-YAML::Node load_schema() {
-  const fs::path dir = fs::path(Config::config_dir()) / "defaults";
+YAML::Node read_schema(const fs::path& dir) {
   if (!fs::is_directory(dir)) {
     throw ConfigError(fmt::format("schema folder '{}' is missing (expected configs/defaults/*.yaml)", dir.string()));
   }
@@ -108,6 +109,18 @@ YAML::Node load_schema() {
   return schema;
 }
 
+// The schema folder is read once per process (per folder): a sweep builds many configs. Each
+// Config gets its own clone, so nothing a config does reaches the cache.
+YAML::Node load_schema() {
+  static std::mutex mutex;
+  static std::map<std::string, YAML::Node> cache;
+  const fs::path dir = fs::path(Config::config_dir()) / "defaults";
+  std::lock_guard<std::mutex> lock(mutex);
+  auto it = cache.find(dir.string());
+  if (it == cache.end()) it = cache.emplace(dir.string(), read_schema(dir)).first;
+  return YAML::Clone(it->second);
+}
+
 }  // namespace
 
 std::string Config::config_dir() {
@@ -120,6 +133,13 @@ void Config::merge(const YAML::Node& src, const std::string& origin) {
   std::function<void(const YAML::Node&, YAML::Node, const YAML::Node&, const std::string&)> rec =
       [&](const YAML::Node& s, YAML::Node dst, const YAML::Node& sch, const std::string& prefix) {
         for (auto it = s.begin(); it != s.end(); ++it) {
+          // A copy: `it->second` is a member of a temporary proxy, so a range-for over it dangles
+          // (found by fuzz/fuzz_config.cpp under ASan).
+          const YAML::Node value = it->second;
+          if (!it->first.IsScalar()) {
+            throw ConfigError(fmt::format("{}: a key under '{}' is a {}, expected a plain name", origin,
+                                          prefix.empty() ? "<top>" : prefix, kind_name(kind_of(it->first))));
+          }
           const std::string k = it->first.as<std::string>();
           const std::string full = prefix.empty() ? k : prefix + "." + k;
           if (!sch[k]) {
@@ -130,31 +150,35 @@ void Config::merge(const YAML::Node& src, const std::string& origin) {
                                           fmt::join(known, ", ")));
           }
           const YAML::Node expected = sch[k];
-          const Kind ek = kind_of(expected), ak = kind_of(it->second);
+          const Kind ek = kind_of(expected), ak = kind_of(value);
           if (ek == Kind::kMap) {
             if (ak != Kind::kMap) {
               throw ConfigError(fmt::format("{}: key '{}' is a section, expected a mapping, got {}", origin, full, kind_name(ak)));
             }
-            rec(it->second, dst[k], expected, full);
+            rec(value, dst[k], expected, full);
             continue;
           }
           if (!compatible(ek, ak)) {
             throw ConfigError(fmt::format("{}: key '{}' expects {} (default {}), got {} '{}'", origin, full,
-                                          kind_name(ek), YAML::Dump(expected), kind_name(ak), YAML::Dump(it->second)));
+                                          kind_name(ek), YAML::Dump(expected), kind_name(ak), YAML::Dump(value)));
           }
           if (ek == Kind::kSequence && ak == Kind::kSequence && expected.size() > 0) {
             const Kind elem = kind_of(expected[0]);
-            for (const auto& v : it->second)
+            for (const auto& v : value)
               if (!compatible(elem, kind_of(v)))
                 throw ConfigError(fmt::format("{}: key '{}' expects a list of {}, got element '{}'", origin, full,
                                               kind_name(elem), YAML::Dump(v)));
           }
-          dst[k] = YAML::Clone(it->second);
+          dst[k] = YAML::Clone(value);
         }
       };
   if (!src || src.IsNull()) return;
   if (!src.IsMap()) throw ConfigError(fmt::format("{}: expected a mapping at top level", origin));
-  rec(src, root_, schema_, "");
+  try {
+    rec(src, root_, schema_, "");
+  } catch (const YAML::Exception& e) {
+    throw ConfigError(fmt::format("{}: {}", origin, e.what()));
+  }
 }
 
 Config Config::from_yaml(const std::string& yaml_text, const std::vector<std::string>& overrides,
