@@ -39,6 +39,14 @@ TEST(Config, WrongTypeRejected) {
   EXPECT_NE(error_of([] { Config::load("", {"noequals"}); }).find("key.sub=value"), std::string::npos);
 }
 
+// Found by fuzz/fuzz_config.cpp: a non-scalar key escaped as YAML::BadConversion (not a ConfigError).
+TEST(Config, ComplexKeysAreAConfigError) {
+  const std::string msg = error_of([] { Config::from_yaml("data:\n  ? [a, b]\n  : 1\n"); });
+  EXPECT_NE(msg.find("ConfigError: <string>: a key under 'data' is a list, expected a plain name"), std::string::npos)
+      << msg;
+  EXPECT_NE(error_of([] { Config::from_yaml("? {x: 1}\n: 2\n"); }).find("ConfigError"), std::string::npos);
+}
+
 TEST(Config, FileErrorsNameTheFile) {
   const std::string dir = test::temp_dir("cfg");
   const std::string bad = dir + "/bad.yaml";

@@ -137,7 +137,7 @@ void Config::merge(const YAML::Node& src, const std::string& origin) {
           // (found by fuzz/fuzz_config.cpp under ASan).
           const YAML::Node value = it->second;
           if (!it->first.IsScalar()) {
-            throw ConfigError(fmt::format("{}: a key under '{}' is a {}, expected a plain name", origin,
+            throw ConfigError(fmt::format("{}: a key under '{}' is {}, expected a plain name", origin,
                                           prefix.empty() ? "<top>" : prefix, kind_name(kind_of(it->first))));
           }
           const std::string k = it->first.as<std::string>();
