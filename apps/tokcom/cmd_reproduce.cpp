@@ -1,0 +1,163 @@
+// `tokcom reproduce`: the paper's study at our scale in one resumable command (issue "end to end"):
+// backbone → adaptive → JSCC bank (every r, robust + noiseless) → ViT-AE bank → the sweep grid in
+// local shards + merge (Figs 6–7) → digital baselines → proxy tables on the training split → the
+// controller per regime and method (search, oracle, deployment: Table II, Fig. 8) → Fig. 9 → report.
+// Every stage is a tokcom command run as a child (stages.h): a stage that finished is reused, a
+// training stage that was killed resumes from its last epoch (--resume), a sweep loses at most the
+// shard it was in. On a cluster, run the same commands as array jobs (scripts/slurm/).
+#include <filesystem>
+#include <sstream>
+
+#include <fmt/format.h>
+
+#include "command.h"
+#include "stages.h"
+#include "tokcom/core/config.h"
+#include "tokcom/core/errors.h"
+
+namespace tokcom::cli {
+namespace {
+namespace fs = std::filesystem;
+
+struct ReproduceArgs {
+  std::string config = "imagenette64", out, stages, device;
+  int64_t sweep_shards = 8, jscc_epochs = 3, deploy_images = 0;
+  bool fresh = false, quick = false;
+};
+
+std::string join(const std::vector<std::string>& v, const std::string& sep = ",") {
+  std::string s;
+  for (const auto& x : v) s += (s.empty() ? "" : sep) + x;
+  return s;
+}
+
+void run_reproduce(const ReproduceArgs& a) {
+  const Config config = Config::load(a.config);  // validates the config before hours of work
+  const std::string name = fs::path(a.config).stem().string();
+  const std::string out = a.out.empty() ? "runs/reproduce-" + name : a.out;
+  if (a.fresh && fs::exists(out)) fs::remove_all(out);
+  fs::create_directories(out);
+  const int64_t shards = std::max<int64_t>(1, a.sweep_shards);
+
+  // Scale: the config's own epochs for stages 1–2 (SPEC 7 at our size), --jscc-epochs for each of
+  // the 14 (r, regime) models and the ViT-AE bank; --quick shrinks everything to a smoke run.
+  const std::string max_batches = a.quick ? "3" : "0", sweep_batches = a.quick ? "1" : "0";
+  const std::string jscc_epochs = a.quick ? "1" : std::to_string(a.jscc_epochs);
+  std::vector<std::string> common = {};
+  if (!a.device.empty()) common.push_back("train.device=" + a.device);
+  if (a.quick) common.insert(common.end(), {"train.epochs=1", "train.max_batches=" + max_batches});
+  auto with = [&](std::vector<std::string> v, const std::vector<std::string>& extra = {}) {
+    v.insert(v.end(), extra.begin(), extra.end());
+    v.insert(v.end(), common.begin(), common.end());
+    return v;
+  };
+  const std::vector<std::string> jscc = {"train.stage=jscc", "train.ratios=all", "comm.train_regime=both",
+                                         "train.epochs=" + jscc_epochs, "train.max_batches=" + max_batches};
+  const std::string alphas = a.quick ? "0.25,0.5,1" : "0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1";
+  const std::string snr = a.quick ? "0,20" : "-10:20:5", proxy_snr = a.quick ? "0,10,20" : "-20:25:5";
+  const std::string zeta_max = "0.0025,0.005,0.01,0.02,0.05,0.1";
+  const std::string zetas = "0.001,0.002,0.005,0.01,0.02,0.05,0.1,0.2,0.5,1";
+  const std::string deploy_images = a.quick ? "20" : std::to_string(a.deploy_images);
+  const std::string bank = out + "/bank", vit_ae = out + "/vit-ae";
+
+  struct Stage {
+    std::string name;
+    std::vector<std::string> args;
+  };
+  std::vector<Stage> plan;
+  plan.push_back({"backbone", with({"train", "--resume", "-c", a.config, "train.stage=backbone",
+                                    "train.out=" + out + "/backbone"})});
+  plan.push_back({"adaptive", with({"train", "--resume", "-c", a.config, "train.stage=adaptive",
+                                    "train.init=" + out + "/backbone/model.safetensors", "train.out=" + out + "/adaptive"})});
+  plan.push_back({"bank", with({"train", "--resume", "-c", out + "/adaptive/config.yaml",
+                                "train.init=" + out + "/adaptive/model.safetensors", "train.out=" + bank},
+                               jscc)});
+  plan.push_back({"vit-ae", with({"train", "--resume", "-c", out + "/backbone/config.yaml",
+                                  "train.init=" + out + "/backbone/model.safetensors", "train.out=" + vit_ae,
+                                  "model.adaptive_blocks=[]"},
+                                 jscc)});
+  std::vector<std::string> parts;
+  for (int64_t k = 0; k < shards; ++k) {
+    const std::string part = fmt::format("{}/sweep/part-{}-of-{}/sweep.csv", out, k, shards);
+    parts.push_back(part);
+    plan.push_back({fmt::format("sweep/part-{}-of-{}", k, shards),
+                    {"sweep", "--bank", bank, "--vit-ae-bank", vit_ae, "--methods", "proposal,vit-ae", "--regimes",
+                     "robust,noiseless", "--channels", "awgn,rayleigh,rayleigh-csi", "--snr=" + snr, "--alphas", alphas,
+                     "--max-batches", sweep_batches, "--shard", fmt::format("{}/{}", k, shards), "-o", part}});
+  }
+  std::vector<std::string> merge = {"merge"};
+  merge.insert(merge.end(), parts.begin(), parts.end());
+  merge.insert(merge.end(), {"-o", out + "/sweep/sweep.csv"});
+  plan.push_back({"sweep/merged", merge});
+  plan.push_back({"digital", {"sweep", "--methods", "resize,jpeg,webp,avif", "--backbone",
+                              out + "/backbone/model.safetensors", "--channels", "awgn", "--snr=" + snr, "--zetas",
+                              zetas, "--max-batches", sweep_batches, "-o", out + "/digital/digital.csv"}});
+  // Proxy tables on the training split (the paper's text; SPEC 8.2), both regimes, both ViT methods.
+  plan.push_back({"proxy", {"sweep", "--bank", bank, "--vit-ae-bank", vit_ae, "--methods", "proposal,vit-ae",
+                            "--regimes", "robust,noiseless", "--channels", "awgn", "--snr=" + proxy_snr, "--alphas",
+                            alphas, "--split", "train", "--max-batches", a.quick ? "1" : "8", "-o",
+                            out + "/proxy/proxy.csv"}});
+  for (const std::string method : {"proposal", "vit-ae"}) {
+    for (const std::string regime : {"robust", "noiseless"}) {
+      std::vector<std::string> args = {"optimize", "--table", out + "/proxy/proxy.csv", "--method", method, "--regime",
+                                       regime, "--channel", "awgn", "--zeta-max", zeta_max, "--bank",
+                                       method == "proposal" ? bank : vit_ae, "--deploy-images", deploy_images, "-o",
+                                       fmt::format("{}/control/{}-{}", out, method, regime)};
+      if (a.quick) args.insert(args.end(), {"--scenarios", "gauss:10,2.5", "--T", "500", "--window", "100"});
+      plan.push_back({fmt::format("control/{}-{}", method, regime), args});
+    }
+  }
+  plan.push_back({"fig9", {"visualize", "--checkpoint", out + "/adaptive/model.safetensors", "--alphas",
+                           "0.25,0.5,0.75", "-o", out + "/fig9/fig9.png"}});
+
+  std::vector<std::string> selected;
+  if (!a.stages.empty()) {
+    std::stringstream in(a.stages);
+    for (std::string s; std::getline(in, s, ',');) selected.push_back(s);
+    for (const auto& s : selected) {
+      bool known = false;
+      for (const auto& st : plan) known = known || st.name == s || st.name.rfind(s + "/", 0) == 0;
+      if (!known) {
+        std::vector<std::string> names;
+        for (const auto& st : plan) names.push_back(st.name);
+        throw UsageError(fmt::format("--stages: unknown stage '{}' (stages: {})", s, join(names, ", ")));
+      }
+    }
+  }
+  Stages stages("reproduce", out, static_cast<int>(plan.size()));
+  for (const auto& st : plan) {
+    bool run = selected.empty();
+    for (const auto& s : selected) run = run || st.name == s || st.name.rfind(s + "/", 0) == 0;
+    if (run) stages.run(st.name, st.args);
+    else stages.skip(st.name);
+  }
+  std::fprintf(stderr, "reproduce: every selected stage is done; outputs under %s (sweep/sweep.csv, digital/, "
+               "control/*/deploy_summary.csv, fig9/)\n", out.c_str());
+}
+
+void add_reproduce(CLI::App& app) {
+  auto a = std::make_shared<ReproduceArgs>();
+  CLI::App* cmd = app.add_subcommand(
+      "reproduce",
+      "The paper's whole study at our scale, resumable: every stage, both regimes, the sweep grid,\n"
+      "proxy tables, the controller (Table II, Fig. 8), Fig. 9. Rerun the same command after an interruption.");
+  cmd->add_option("-c,--config", a->config, "Named config or YAML path (imagenette64 | deit-tiny-224 | ...)")
+      ->capture_default_str();
+  cmd->add_option("-o,--out", a->out, "Output folder (default runs/reproduce-<config>)");
+  cmd->add_option("--sweep-shards", a->sweep_shards, "Local shards of the sweep (each its own resumable stage)")
+      ->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--jscc-epochs", a->jscc_epochs, "Epochs of each (r, regime) JSCC model and of the ViT-AE bank")
+      ->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--deploy-images", a->deploy_images, "Images per deployment run (0: the whole validation split)")
+      ->capture_default_str();
+  cmd->add_option("--stages", a->stages, "Only these stages, comma list (e.g. backbone,adaptive or sweep)");
+  cmd->add_option("--device", a->device, "train.device for every stage (cpu | cuda)");
+  cmd->add_flag("--quick", a->quick, "Smoke run: one tiny epoch per stage, one batch per sweep cell");
+  cmd->add_flag("--fresh", a->fresh, "Delete the output folder first (otherwise finished stages are reused)");
+  cmd->footer("Example: tokcom reproduce --config configs/imagenette64.yaml   # then: tokcom report runs/reproduce-imagenette64");
+  set_action(cmd, [a] { run_reproduce(*a); });
+}
+
+}  // namespace
+TOKCOM_REGISTER_COMMAND(6, add_reproduce);
+}  // namespace tokcom::cli

@@ -1,0 +1,84 @@
+#include "stages.h"
+
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+
+#include <fmt/format.h>
+
+#include "command.h"
+#include "tokcom/core/atomic_file.h"
+#include "tokcom/core/errors.h"
+
+extern char** environ;
+
+namespace tokcom::cli {
+namespace {
+namespace fs = std::filesystem;
+
+std::string digest_of(const std::string& s) {
+  uint64_t h = 1469598103934665603ull;  // FNV-1a
+  for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
+  return fmt::format("{:016x}", h);
+}
+
+std::string self_path() {
+  std::error_code ec;
+  const fs::path p = fs::read_symlink("/proc/self/exe", ec);
+  if (ec) throw UsageError("cannot find this program's path (/proc/self/exe): " + ec.message());
+  return p.string();
+}
+
+}  // namespace
+
+Stages::Stages(std::string label, std::string out, int total)
+    : label_(std::move(label)), out_(std::move(out)), total_(total) {}
+
+void Stages::skip(const std::string& name) {
+  ++index_;
+  std::fprintf(stderr, "[%s %d/%d] %s: not selected\n", label_.c_str(), index_, total_, name.c_str());
+}
+
+void Stages::run(const std::string& name, const std::vector<std::string>& args) {
+  ++index_;
+  const StartupOptions& g = global_options();
+  std::vector<std::string> argv = {self_path(), "--seed", std::to_string(g.seed), "--threads", std::to_string(g.threads),
+                                   "--log-level", g.log_level};
+  const size_t globals = argv.size();
+  argv.insert(argv.end(), args.begin(), args.end());
+  std::string line = "tokcom";
+  for (size_t i = globals; i < argv.size(); ++i) line += " " + argv[i];
+  const std::string dir = out_ + "/" + name, done = dir + "/.done", digest = digest_of(line);
+  fs::create_directories(dir);
+  if (fs::exists(done) && read_file(done) == digest + "\n") {
+    std::fprintf(stderr, "[%s %d/%d] %s: reused (same command, finished before)\n", label_.c_str(), index_, total_,
+                 name.c_str());
+    return;
+  }
+  std::fprintf(stderr, "[%s %d/%d] %s\n  $ %s\n", label_.c_str(), index_, total_, name.c_str(), line.c_str());
+  const auto t0 = std::chrono::steady_clock::now();
+  std::vector<char*> cargv;
+  for (auto& a : argv) cargv.push_back(a.data());
+  cargv.push_back(nullptr);
+  pid_t pid = 0;
+  if (posix_spawn(&pid, cargv[0], nullptr, nullptr, cargv.data(), environ) != 0) {
+    throw UsageError(label_ + ": cannot start " + argv[0]);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    throw Error(fmt::format("{} stage '{}' failed (exit {}): {}", label_, name,
+                            WIFEXITED(status) ? WEXITSTATUS(status) : -1, line),
+                WIFEXITED(status) ? WEXITSTATUS(status) : 1);
+  }
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  write_file_atomic(dir + "/.seconds", fmt::format("{:.1f}\n", seconds));
+  write_file_atomic(done, digest + "\n");
+  std::fprintf(stderr, "[%s %d/%d] %s: done in %.0f s\n", label_.c_str(), index_, total_, name.c_str(), seconds);
+}
+
+}  // namespace tokcom::cli

@@ -1,0 +1,26 @@
+// A pipeline of tokcom commands run as children of this binary (`tokcom demo`, `tokcom reproduce`):
+// each stage is printed as the command it runs (so a pipeline also teaches the CLI); a stage whose
+// command did not change since its last success is reused (its folder holds .done with the
+// command's digest). Training stages pass --resume, so a killed pipeline loses at most one epoch.
+#pragma once
+#include <string>
+#include <vector>
+
+namespace tokcom::cli {
+
+class Stages {
+ public:
+  // `label` prefixes progress lines ("demo", "reproduce"); `total` is the number of run() calls.
+  Stages(std::string label, std::string out, int total);
+  // Runs `tokcom <args>` unless <out>/<name>/.done holds the digest of the same command. The child
+  // gets this process's --seed, --threads and --log-level. Error with the child's exit code if it fails.
+  void run(const std::string& name, const std::vector<std::string>& args);
+  // Counts a stage that is not run this time (filtered out), so the [k/n] numbering stays stable.
+  void skip(const std::string& name);
+
+ private:
+  std::string label_, out_;
+  int total_, index_ = 0;
+};
+
+}  // namespace tokcom::cli
