@@ -20,6 +20,7 @@
 #include <torch/torch.h>
 
 #include "common/helpers.h"
+#include "common/tiny_vit.h"
 #include "edge.pb.h"
 #include "tokcom/comm/zeta.h"
 #include "tokcom/control/proxy_table.h"
@@ -39,23 +40,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// Tiny adaptive ViT on Fashion-MNIST geometry (as test_split): 28 px, patch 7 → N = 16, dim 32.
-std::vector<std::string> tiny_overrides(const std::string& out) {
-  return {"data.dataset=fashion-mnist", "data.image_size=28", "data.augment=none", "model.image_size=28",
-          "model.patch_size=7",         "model.in_chans=1",   "model.dim=32",      "model.depth=4",
-          "model.heads=2",              "model.adaptive_blocks=[1, 2]",            "comm.split=3",
-          "comm.ratios=[0.1, 0.5]",     "train.batch_size=32", "train.eval_batch_size=256",
-          "train.warmup_epochs=0",      "train.out=" + out};
-}
-
-Vit random_vit(const Config& config, uint64_t seed) {
-  torch::manual_seed(seed);
-  Vit vit = make_vit(config);
-  torch::NoGradGuard no_grad;
-  for (int64_t b : {1, 2}) vit->blocks[b]->as<BlockImpl>()->gate->weight.normal_(0.0, 2.0);
-  vit->eval();
-  return vit;
-}
+std::vector<std::string> tiny_overrides(const std::string& out) { return test::tiny_vit_overrides(out, "none"); }
+Vit random_vit(const Config& config, uint64_t seed) { return test::random_tiny_vit(config, seed); }
 
 // In-memory link with two ratios (0.1, 0.5): device and server halves sharing one random ViT.
 SplitModel tiny_model(const Config& config) {

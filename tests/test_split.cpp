@@ -11,6 +11,7 @@
 #include <torch/torch.h>
 
 #include "common/helpers.h"
+#include "common/tiny_vit.h"
 #include "tokcom/comm/channel.h"
 #include "tokcom/core/atomic_file.h"
 #include "tokcom/core/config.h"
@@ -28,27 +29,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// Tiny adaptive ViT on Fashion-MNIST geometry: 28 px, patch 7 → N = 16, dim 32, depth 4, split 3.
-std::vector<std::string> tiny_overrides(const std::string& out) {
-  return {"data.dataset=fashion-mnist", "data.image_size=28", "data.augment=crop-flip", "model.image_size=28",
-          "model.patch_size=7",         "model.in_chans=1",   "model.dim=32",           "model.depth=4",
-          "model.heads=2",              "model.adaptive_blocks=[1, 2]", "comm.split=3",  "comm.ratios=[0.1, 0.5]",
-          "train.batch_size=32",        "train.eval_batch_size=256",     "train.warmup_epochs=0",
-          "train.out=" + out};
-}
-
-// A random adaptive ViT whose gates vary enough that images keep different numbers of tokens.
-Vit random_vit(const Config& config, uint64_t seed) {
-  torch::manual_seed(seed);
-  Vit vit = make_vit(config);
-  torch::NoGradGuard no_grad;
-  for (int64_t b : {1, 2}) {
-    auto& block = vit->blocks[b]->as<BlockImpl>()->gate;
-    block->weight.normal_(0.0, 2.0);
-  }
-  vit->eval();
-  return vit;
-}
+std::vector<std::string> tiny_overrides(const std::string& out) { return test::tiny_vit_overrides(out); }
+Vit random_vit(const Config& config, uint64_t seed) { return test::random_tiny_vit(config, seed); }
 
 struct TinyLink {
   Vit vit{nullptr};
