@@ -95,12 +95,13 @@ class EdgeServer::Service final : public v1::EdgeInference::Service {
         p.set_batch_size(static_cast<uint32_t>(batch));
         const torch::Tensor scores = logits.contiguous();
         p.mutable_scores()->Add(scores.data_ptr<float>(), scores.data_ptr<float>() + scores.numel());
+        // Counted before the write, so a device that has its answer also sees it in the metrics.
+        metrics->request_done(
+            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - enqueued).count());
         {
           std::lock_guard<std::mutex> lock(state->write_mutex);
           state->stream->Write(p);  // false when the device is gone: nothing to do, others go on
         }
-        metrics->request_done(
-            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - enqueued).count());
         state->finish_one();
       };
       job.failed = [state](const std::string& why) {
