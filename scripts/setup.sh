@@ -9,7 +9,7 @@ PACKAGES=(
   build-essential cmake ninja-build pkg-config git ccache
   libtorch-dev libopenblas0-openmp libgloo-dev
   libcli11-dev libyaml-cpp-dev nlohmann-json3-dev libspdlog-dev libfmt-dev
-  libturbojpeg0-dev libpng-dev libwebp-dev libavif-dev libarchive-dev libssl-dev zlib1g-dev
+  libturbojpeg0-dev libpng-dev libwebp-dev libavif-dev libarchive-dev libssl-dev openssl zlib1g-dev
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libgtest-dev libgmock-dev libbenchmark-dev
   dataset-fashion-mnist gnuplot-nox

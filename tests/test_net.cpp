@@ -271,6 +271,34 @@ TEST(Service, TokenAuthAndMessageSizeLimit) {
   EXPECT_NE(error.find("RESOURCE_EXHAUSTED"), std::string::npos) << error;
 }
 
+TEST(Service, TlsWithTheServersCertificate) {
+  const std::string dir = test::temp_dir("tls");
+  const std::string key = dir + "/server.key", cert = dir + "/server.pem";
+  const std::string make_cert = "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost -addext "
+                                "subjectAltName=DNS:localhost,IP:127.0.0.1 -keyout " + key + " -out " + cert +
+                                " > " + dir + "/openssl.log 2>&1";
+  ASSERT_EQ(std::system(make_cert.c_str()), 0) << "openssl could not make a test certificate";
+  const Config config = Config::load("", tiny_overrides("x"));
+  SplitModel m = tiny_model(config);
+  net::ServeOptions o;
+  o.tls_cert = cert;
+  o.tls_key = key;
+  LocalServer local(m, config, o);
+  net::ClientOptions secure = client_options(local.address);
+  secure.tls_ca = cert;
+  auto client = std::make_shared<net::EdgeClient>(secure);
+  net::RemoteServer remote(client, {0.1, 0.5});
+  torch::manual_seed(17);
+  const Payload p = m.device->encode(torch::randn({2, 1, 28, 28}), Decision{0.5, 0});
+  torch::NoGradGuard no_grad;
+  EXPECT_TRUE(torch::allclose(remote.decode(p), m.server->decode(p), 1e-5, 1e-5));
+  client->finish();
+  // A plaintext client cannot talk to it.
+  net::ClientOptions plain = client_options(local.address);
+  plain.connect_timeout_s = 1;
+  EXPECT_NE(test::error_of([&] { net::EdgeClient c(plain); }).find("NetworkError"), std::string::npos);
+}
+
 TEST(Service, ShutdownAnswersEveryRequestAlreadyRead) {
   const Config config = Config::load("", tiny_overrides("x"));
   SplitModel m = tiny_model(config);
