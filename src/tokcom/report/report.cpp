@@ -797,7 +797,8 @@ ReportFiles write_report(const RunData& run, const ReportOptions& options) {
       return j[k].is_string() ? j[k].get<std::string>() : j[k].dump();
     };
     for (const auto& [name, j] : run.sidecars)
-      t.rows.push_back({name, field(j, "tool"), field(j, "seed"), field(j, "git_hash"), field(j, "version")});
+      t.rows.push_back({name, field(j, "tool"), field(j, "seed"),
+                        field(j, j.is_object() && j.contains("git_hash") ? "git_hash" : "git"), field(j, "version")});
     if (!t.rows.empty()) doc.table(t);
   }
   doc.heading(3, "Files read");
