@@ -567,15 +567,22 @@ ReportFiles write_report(const RunData& run, const ReportOptions& options) {
       const std::string stem = fmt::format("accuracy_vs_zeta_{}_{}dB", slug(channel), slug(num(snr)));
       std::string data, plot;
       int block = 0;
+      double right = 0;  // the largest ζ of the figure: each envelope runs on to it (a budget never lowers the best)
+      for (const auto& [label, curve] : c)
+        for (const auto& p : curve.points) right = std::max(right, p.first);
       for (const auto& [label, curve] : c) {
         std::vector<std::pair<double, double>> env;
         for (const auto& p : envelope(curve.points))
           if (p.first > 0) env.push_back(p);
         if (env.empty()) continue;
-        data += (block ? "\n\n# " : "# ") + label + "\n";
+        data += (block ? "\n\n# " : "# ") + label + " (upper envelope; the last row repeats it at the largest zeta)\n";
         for (const auto& [z, a] : env) data += num(z) + "," + num(a) + "\n";
-        plot += fmt::format("{}{} index {} using 1:2 with steps lw 2 title {}", block ? ", \\\n     " : "",
-                            gq((figdir / (stem + ".csv")).string()), block, gq(label));
+        if (env.back().first < right) data += num(right) + "," + num(env.back().second) + "\n";
+        const std::string file = gq((figdir / (stem + ".csv")).string());
+        plot += fmt::format("{}{} index {} using 1:2 with steps lw 2 lc {} title {}, \\\n     "
+                            "{} index {} using 1:2 every ::0::{} with points pt 7 ps 0.8 lc {} notitle",
+                            block ? ", \\\n     " : "", file, block, block + 1, gq(label), file, block,
+                            env.size() - 1, block + 1);
         ++block;
       }
       if (block > 0) {
@@ -741,7 +748,7 @@ ReportFiles write_report(const RunData& run, const ReportOptions& options) {
       write_file_atomic((figdir / "training_val_accuracy.csv").string(), acc);
       render((figdir / "training").string(),
              fmt::format("set multiplot layout 1,2 title 'Training curves'\nset grid\nset xlabel 'epoch'\n"
-                         "set ylabel 'training loss'\nset key top right\nplot {}\n"
+                         "set autoscale y\nset ylabel 'training loss'\nset key top right\nplot {}\n"
                          "set ylabel 'validation accuracy (JSCC: mean over its eval SNRs)'\nset yrange [0:1]\nplot {}\n",
                          loss_plot, acc_plot));
       if (auto f = figure("training", "Training loss and validation accuracy per epoch, one curve per stage (and per "
