@@ -636,7 +636,7 @@ ReportFiles write_report(const RunData& run, const ReportOptions& options) {
                         gap ? fmt::format("{:.2f}", 100 * *gap) : "–"});
     }
     if (plots && !scenarios.empty()) {
-      const std::string stem = "fig8_" + slug(c.dir);
+      const std::string stem = "fig8_" + slug(c.dir == "." ? "run" : c.dir);
       std::string data = "# zeta_max,accuracy,zeta,oracle_accuracy; one block per scenario\n";
       for (size_t k = 0; k < scenarios.size(); ++k) data += (k ? "\n\n" : "") + blocks[scenarios[k]];
       write_file_atomic((figdir / (stem + ".csv")).string(), data);
