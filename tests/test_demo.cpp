@@ -1,5 +1,6 @@
-// `tokcom demo --quick`: every stage runs end to end and writes the report; a second run reuses
-// every finished stage (same commands), so an interrupted demo resumes where it stopped.
+// `tokcom demo --quick`: every stage runs end to end and writes the report (report.md and a
+// self-contained report.html); the controller's deployment keeps its mean ζ within ζ_max; a second
+// run reuses every finished stage (same commands), so an interrupted demo resumes where it stopped.
 #include <gtest/gtest.h>
 
 #include <cstdlib>
@@ -7,29 +8,72 @@
 
 #include "common/helpers.h"
 #include "tokcom/core/atomic_file.h"
+#include "tokcom/report/report.h"
 
 using namespace tokcom;
+
+namespace {
+size_t count(const std::string& s, const std::string& what) {
+  size_t n = 0;
+  for (size_t p = s.find(what); p != std::string::npos; p = s.find(what, p + 1)) ++n;
+  return n;
+}
+}  // namespace
 
 TEST(Demo, QuickRunWritesReportAndRerunReusesStages) {
   const std::string dir = test::temp_dir("demo");
   std::string out;
   ASSERT_EQ(test::run_cli("--log-level warn demo --quick -o " + dir, &out), 0) << out;
-  for (const char* f : {"README.md", "sweep/sweep.csv", "digital/digital.csv", "proxy/proxy.csv",
-                        "control/deploy_summary.csv", "control/summary.csv", "bank/jscc-robust-r0.1.safetensors",
-                        "bank/jscc-noiseless-r0.5.safetensors", "vit-ae/jscc-robust-r0.01.safetensors"}) {
+  for (const char* f : {"README.md", "report.md", "report.html", "sweep/sweep.csv", "digital/digital.csv",
+                        "proxy/proxy.csv", "control/deploy_summary.csv", "control/summary.csv", "fig9/fig9.png",
+                        "bank/jscc-robust-r0.1.safetensors", "bank/jscc-noiseless-r0.5.safetensors",
+                        "vit-ae/jscc-robust-r0.01.safetensors", "backbone/.seconds", "backbone/.command"}) {
     EXPECT_TRUE(std::filesystem::exists(dir + "/" + f)) << f;
   }
   const std::string readme = read_file(dir + "/README.md");
   EXPECT_NE(readme.find("| proposal (robust) |"), std::string::npos) << readme;
   EXPECT_NE(readme.find("| vit-ae (noiseless) |"), std::string::npos) << readme;
   EXPECT_NE(readme.find("| jpeg |"), std::string::npos) << readme;
-  EXPECT_NE(out.find("Report: " + dir + "/README.md"), std::string::npos) << out;
+  EXPECT_NE(out.find("Report: " + dir + "/report.md and " + dir + "/report.html"), std::string::npos) << out;
+
+  // report.md: every section, the demo's methods and its deployment rows.
+  const std::string md = read_file(dir + "/report.md");
+  for (const char* h : {"## Accuracy vs ζ (Figs 6–7)", "### awgn at 20 dB", "## Controller vs oracle bound (Fig. 8)",
+                        "## Deployment (Table II)", "## Token selection (Fig. 9)", "## Training curves", "## Timing",
+                        "## Provenance"}) {
+    EXPECT_NE(md.find(std::string(h) + "\n"), std::string::npos) << h << "\n" << md;
+  }
+  EXPECT_NE(md.find("| proposal (noiseless) |"), std::string::npos) << md;
+  EXPECT_NE(md.find("| gauss:10,2.5 |"), std::string::npos) << md;
+  EXPECT_NE(md.find("| fixed:20 |"), std::string::npos) << md;
+  EXPECT_NE(md.find("![fig9/fig9.png"), std::string::npos) << md;
+  // report.html: one balanced page, every picture inlined.
+  const std::string html = read_file(dir + "/report.html");
+  EXPECT_EQ(html.rfind("<!DOCTYPE html>\n<html", 0), 0u);
+  EXPECT_EQ(count(html, "<html"), 1u);
+  EXPECT_EQ(count(html, "</html>"), 1u);
+  EXPECT_EQ(html.substr(html.size() - 8), "</html>\n");
+  EXPECT_EQ(count(html, "<table>"), count(html, "</table>"));
+  EXPECT_GE(count(html, "<img"), 1u);  // fig9 at least
+  EXPECT_EQ(count(html, "<img"), count(html, "src=\"data:image/png;base64,"));
   if (std::system("command -v gnuplot > /dev/null 2>&1") == 0) {
-    EXPECT_TRUE(std::filesystem::exists(dir + "/accuracy_vs_zeta_20dB.png"));
+    EXPECT_TRUE(std::filesystem::exists(dir + "/report/figures/accuracy_vs_zeta_awgn_20dB.png"));
+    EXPECT_TRUE(std::filesystem::exists(dir + "/report/figures/fig8_control.png"));
+    EXPECT_GE(count(html, "<img"), 5u);
+  }
+
+  // The controller's achieved mean ζ on the real model stays within ζ_max (SPEC 8.5), every repeat.
+  const report::CsvTable deploy =
+      report::read_csv(dir + "/control/deploy_summary.csv", "control/deploy_summary.csv", report::deploy_schema());
+  // Deployed: every ζ_max with a feasible (V, μ); gauss:10,2.5 repeats 3 times, fixed:20 once.
+  EXPECT_GE(deploy.rows.size(), 1u);
+  for (size_t i = 0; i < deploy.rows.size(); ++i) {
+    EXPECT_LE(deploy.number(i, "zeta"), deploy.number(i, "zeta_max"))
+        << "line " << deploy.lines[i] << ": " << deploy.text(i, "scenario") << " repeat " << deploy.text(i, "repeat");
   }
 
   ASSERT_EQ(test::run_cli("--log-level warn demo --quick -o " + dir, &out), 0) << out;
   size_t reused = 0;
   for (size_t p = out.find("reused"); p != std::string::npos; p = out.find("reused", p + 1)) ++reused;
-  EXPECT_EQ(reused, 8u) << out;
+  EXPECT_EQ(reused, 9u) << out;
 }

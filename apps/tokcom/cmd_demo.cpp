@@ -17,9 +17,9 @@
 #include <spdlog/spdlog.h>
 
 #include "command.h"
-#include "tokcom/control/plots.h"
 #include "tokcom/core/atomic_file.h"
 #include "tokcom/core/errors.h"
+#include "tokcom/report/report.h"
 
 extern char** environ;
 
@@ -80,95 +80,20 @@ class Stages {
                               line),
                   WIFEXITED(status) ? WEXITSTATUS(status) : 1);
     }
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    // For `tokcom report` (timing, provenance): the wall time and the full command line.
+    write_file_atomic(dir + "/.seconds", fmt::format("{:.3f}\n", seconds));
+    std::string full = "tokcom";
+    for (size_t i = 1; i < argv.size(); ++i) full += " " + argv[i];
+    write_file_atomic(dir + "/.command", full + "\n");
     write_file_atomic(done, digest + "\n");
-    std::fprintf(stderr, "[demo %d/%d] %s: done in %.0f s\n", index_, total_, name.c_str(),
-                 std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    std::fprintf(stderr, "[demo %d/%d] %s: done in %.0f s\n", index_, total_, name.c_str(), seconds);
   }
 
  private:
   std::string out_;
   int total_, index_ = 0;
 };
-
-// Rows of a sweep CSV as field maps.
-std::vector<std::map<std::string, std::string>> read_rows(const std::string& path) {
-  std::stringstream in(read_file(path));
-  std::string line;
-  std::getline(in, line);
-  std::vector<std::string> header;
-  std::stringstream hs(line);
-  for (std::string f; std::getline(hs, f, ',');) header.push_back(f);
-  std::vector<std::map<std::string, std::string>> rows;
-  while (std::getline(in, line)) {
-    std::stringstream ls(line);
-    std::map<std::string, std::string> row;
-    size_t i = 0;
-    for (std::string f; std::getline(ls, f, ',') && i < header.size(); ++i) row[header[i]] = f;
-    rows.push_back(row);
-  }
-  return rows;
-}
-
-// Best accuracy of each method at ζ ≤ each bound, at one SNR (upper envelope over its decisions).
-std::string envelope_table(const std::vector<std::map<std::string, std::string>>& rows, const std::string& snr,
-                           const std::vector<double>& bounds) {
-  std::map<std::string, std::vector<double>> best;
-  for (const auto& r : rows) {
-    if (r.at("snr_db") != snr || r.at("channel") != "awgn") continue;
-    const std::string method = r.at("method") + (r.at("regime") == "none" ? "" : " (" + r.at("regime") + ")");
-    auto& b = best.try_emplace(method, std::vector<double>(bounds.size(), -1.0)).first->second;
-    for (size_t i = 0; i < bounds.size(); ++i) {
-      if (std::stod(r.at("zeta")) <= bounds[i]) b[i] = std::max(b[i], std::stod(r.at("accuracy")));
-    }
-  }
-  std::string s = "| method |";
-  for (double z : bounds) s += fmt::format(" ζ ≤ {} |", z);
-  s += "\n| --- |";
-  for (size_t i = 0; i < bounds.size(); ++i) s += " --- |";
-  s += "\n";
-  for (const auto& [method, b] : best) {
-    s += "| " + method + " |";
-    for (double a : b) s += a < 0 ? " – |" : fmt::format(" {:.3f} |", a);
-    s += "\n";
-  }
-  return s;
-}
-
-void plot_accuracy_vs_zeta(const std::string& out, const std::string& snr) {
-  // One gnuplot data block per method: the upper envelope (sorted by ζ, running max).
-  std::map<std::string, std::vector<std::pair<double, double>>> points;
-  for (const std::string& file : {out + "/sweep/sweep.csv", out + "/digital/digital.csv"}) {
-    for (const auto& r : read_rows(file)) {
-      if (r.at("snr_db") != snr) continue;
-      const std::string method = r.at("method") + (r.at("regime") == "none" ? "" : " " + r.at("regime"));
-      points[method].emplace_back(std::stod(r.at("zeta")), std::stod(r.at("accuracy")));
-    }
-  }
-  std::string data, plot;
-  int block = 0;
-  for (auto& [method, p] : points) {
-    std::sort(p.begin(), p.end());
-    double best = -1;
-    data += "# " + method + "\n";
-    for (const auto& [z, a] : p) {
-      if (a <= best) continue;
-      best = a;
-      data += fmt::format("{} {}\n", z, a);
-    }
-    data += "\n\n";
-    plot += fmt::format("{}'{}/accuracy_vs_zeta_{}dB.dat' index {} with steps lw 2 title '{}'", block ? ", " : "", out,
-                        snr, block, method);
-    ++block;
-  }
-  write_file_atomic(fmt::format("{}/accuracy_vs_zeta_{}dB.dat", out, snr), data);
-  const std::string script = fmt::format("{}/accuracy_vs_zeta_{}dB.gp", out, snr);
-  write_file_atomic(script, fmt::format(
-      "set terminal pngcairo size 900,600 font ',11'\nset output '{0}/accuracy_vs_zeta_{1}dB.png'\n"
-      "set title 'Accuracy vs ζ over AWGN at {1} dB (best over decisions)'\nset logscale x\nset xlabel 'ζ'\n"
-      "set ylabel 'accuracy'\nset yrange [0:1]\nset key bottom right\nset grid\nplot {2}\n",
-      out, snr, plot));
-  run_gnuplot(script);
-}
 
 void run_demo(const DemoArgs& a) {
   const bool fmnist = a.dataset == "fashion-mnist";
@@ -193,7 +118,7 @@ void run_demo(const DemoArgs& a) {
     v.insert(v.end(), extra.begin(), extra.end());
     return v;
   };
-  Stages s(out, 9);
+  Stages s(out, 10);
   s.run("backbone", {"train", "-c", preset, "train.stage=backbone", "train.epochs=" + epochs_backbone,
                      "train.max_batches=" + train_batches, "train.out=" + out + "/backbone"});
   s.run("adaptive", {"train", "-c", preset, "train.stage=adaptive", "train.epochs=" + epochs_adaptive,
@@ -221,60 +146,31 @@ void run_demo(const DemoArgs& a) {
                     "--window", window, "--bank", out + "/bank", "--deploy-images", deploy_images, "-o",
                     out + "/control"});
 
-  // Report: figures, a README, and the summary in the terminal.
-  std::fprintf(stderr, "[demo 9/9] report\n");
-  const auto rows = [&] {
-    auto r = read_rows(out + "/sweep/sweep.csv");
-    auto d = read_rows(out + "/digital/digital.csv");
-    r.insert(r.end(), d.begin(), d.end());
-    return r;
-  }();
-  const std::vector<double> bounds = fmnist ? std::vector<double>{0.02, 0.05, 0.2, 1.0}
-                                            : std::vector<double>{0.005, 0.01, 0.05, 1.0};
-  if (gnuplot_available()) {
-    for (const std::string snr : {"10", "20"}) plot_accuracy_vs_zeta(out, snr);
-  }
-  const std::string deploy = read_file(out + "/control/deploy_summary.csv");
-  std::string deploy_md;
-  {
-    std::stringstream in(deploy);
-    std::string line;
-    bool header = true;
-    while (std::getline(in, line)) {
-      std::string md = "|";
-      bool quoted = false;
-      std::string cell;
-      for (char c : line) {
-        if (c == '"') quoted = !quoted;
-        else if (c == ',' && !quoted) md += " " + cell + " |", cell.clear();
-        else cell += c;
-      }
-      md += " " + cell + " |";
-      deploy_md += md + "\n";
-      if (header) {
-        deploy_md += "|";
-        for (size_t i = 0; i < 10; ++i) deploy_md += " --- |";
-        deploy_md += "\n";
-        header = false;
-      }
-    }
-  }
-  const std::string report = fmt::format(
-      "# tokcom demo ({0})\n\nGenerated by `tokcom demo --dataset {0}`; every stage's command is in its folder's "
-      "config and in the terminal log; rerun reuses finished stages, `--fresh` starts over. Small scale: a few epochs, "
-      "JSCC ratios {1}, 2,048 test images per cell.\n\n## Accuracy vs ζ over AWGN (best over each method's decisions)\n\n"
-      "![10 dB](accuracy_vs_zeta_10dB.png) ![20 dB](accuracy_vs_zeta_20dB.png)\n\n### 20 dB\n\n{2}\n### 10 dB\n\n{3}\n"
-      "## Controller on the real model (deployment, batch 1, {4} slots per run)\n\n{5}\nSearch, oracle bound and "
-      "figures: control/summary.csv, control/fig8.png, control/traces/.\n\nNot in the demo yet: the MobileNetV3 CNN-JSCC "
-      "baseline (its split pipeline and training stage are open work).\n",
-      a.dataset, ratios, envelope_table(rows, "20", bounds), envelope_table(rows, "10", bounds), deploy_images,
-      deploy_md);
-  write_file_atomic(out + "/README.md", report);
+  s.run("fig9", {"visualize", "--checkpoint", out + "/adaptive/model.safetensors", "--alphas", "0.1,0.25,0.5,0.75",
+                 "--count", a.quick ? "2" : "8", "-o", out + "/fig9/fig9.png"});
+
+  // Report (`tokcom report` on the folder), a README with the headline tables, and the summary in the terminal.
+  std::fprintf(stderr, "[demo 10/10] report\n  $ tokcom report %s\n", out.c_str());
+  const report::RunData run = report::load_run(out);
+  const report::ReportFiles files = report::write_report(run, report::ReportOptions{});
+  const std::string at20 = report::accuracy_table(run, "awgn", 20), at10 = report::accuracy_table(run, "awgn", 10);
+  const std::string deploy = report::deployment_table(run);
+  const std::string readme = fmt::format(
+      "# tokcom demo ({0})\n\nGenerated by `tokcom demo --dataset {0}`; the full report (figures, training curves, "
+      "Table II beside the paper's numbers, timing, provenance) is [report.md](report.md) and the self-contained "
+      "[report.html](report.html); `tokcom report {5}` regenerates both from the files. Rerun reuses finished stages, "
+      "`--fresh` starts over. Small scale: a few epochs, JSCC ratios {1}.\n\n"
+      "## Accuracy vs ζ over AWGN (best over each method's decisions)\n\n### 20 dB\n\n{2}### 10 dB\n\n{3}"
+      "## Controller on the real model (deployment, batch 1, {4} images per run)\n\n{6}"
+      "Not in the demo yet: the MobileNetV3 CNN-JSCC baseline (its split pipeline and training stage are open work).\n",
+      a.dataset, ratios, at20, at10, deploy_images, out, deploy);
+  write_file_atomic(out + "/README.md", readme);
   std::printf("\nAccuracy at 20 dB AWGN (best over each method's decisions, ζ = channel uses / input values):\n\n%s\n",
-              envelope_table(rows, "20", bounds).c_str());
+              at20.c_str());
   std::printf("Controller on the real model (deployment; accuracy, constrained accuracy, mean ζ vs ζ_max):\n\n%s\n",
-              deploy_md.c_str());
-  std::printf("Report: %s/README.md\n", out.c_str());
+              deploy.c_str());
+  std::printf("Report: %s and %s (%zu figures); summary: %s/README.md\n", files.markdown.c_str(), files.html.c_str(),
+              files.figures.size(), out.c_str());
 }
 
 void add_demo(CLI::App& app) {
@@ -288,7 +184,8 @@ void add_demo(CLI::App& app) {
   cmd->add_flag("--quick", a->quick, "Smoke run: one tiny epoch per stage, 64 images per sweep cell (minutes)");
   cmd->add_flag("--fresh", a->fresh, "Delete the output folder first (otherwise finished stages are reused)");
   cmd->footer("Stages: backbone → adaptive → JSCC bank (robust + noiseless) → ViT-AE → sweep → digital baselines →\n"
-              "proxy table (training split) → controller search + deployment → report (README.md + figures).");
+              "proxy table (training split) → controller search + deployment → token-selection picture (fig9) →\n"
+              "report (`tokcom report`: report.md, report.html, README.md).");
   set_action(cmd, [a] { run_demo(*a); });
 }
 

@@ -1,0 +1,229 @@
+// `tokcom report`: a report from a small synthetic run folder (known numbers → known table rows),
+// the self-contained HTML, and the errors for a folder with missing or malformed files.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "common/helpers.h"
+#include "tokcom/core/atomic_file.h"
+#include "tokcom/core/errors.h"
+#include "tokcom/report/document.h"
+#include "tokcom/report/report.h"
+
+using namespace tokcom;
+namespace fs = std::filesystem;
+
+namespace {
+
+const char* kSweepHeader = "method,regime,channel,snr_db,ratio,alpha,zeta,kept_tokens,symbols,accuracy,n_images,seed,mode\n";
+
+void put(const std::string& path, const std::string& text) {
+  fs::create_directories(fs::path(path).parent_path());
+  write_file_atomic(path, text);
+}
+
+// A run folder as `tokcom demo` leaves it, with a few known numbers.
+std::string synthetic_run() {
+  const std::string dir = test::temp_dir("report-run");
+  put(dir + "/sweep/sweep.csv", std::string(kSweepHeader) +
+                                    "proposal,robust,awgn,20,0.1,0.25,0.01,10,100,0.5,64,1,hard\n"
+                                    "proposal,robust,awgn,20,0.1,0.5,0.05,20,200,0.7,64,2,hard\n"
+                                    "proposal,robust,awgn,20,0.5,1,0.1,40,400,0.6,64,3,hard\n"
+                                    "proposal,robust,awgn,10,0.1,1,0.1,40,400,0.3,64,4,hard\n");
+  put(dir + "/sweep/sweep.csv.json", R"({"grid": {}, "seed": 7, "split": "val", "git_hash": "abc123"})");
+  put(dir + "/digital/digital.csv", std::string(kSweepHeader) + "jpeg,none,awgn,20,0,1,0.2,0,0,0.4,64,5,hard\n");
+  put(dir + "/proxy/proxy.csv", std::string(kSweepHeader) + "proposal,robust,awgn,20,0.1,1,0.001,1,1,0.99,64,6,soft\n");
+  put(dir + "/proxy/proxy.csv.json", R"({"grid": {}, "seed": 7, "split": "train"})");
+  put(dir + "/control/summary.csv",
+      "scenario,zeta_max,rule,V,mu,accuracy,zeta,feasible,queue_final,oracle_accuracy,oracle_zeta,gap\n"
+      "\"gauss:10,2.5\",0.05,paper,100,10,0.86,0.048,1,0.5,0.88,0.0499,0.02\n"
+      "\"gauss:10,2.5\",0.05,reference,1000,1,0.85,0.049,1,0.5,0.88,0.0499,0.03\n"
+      "fixed:20,0.02,paper,,,,,0,,0.8,0.02,\n"
+      "fixed:20,0.02,reference,,,,,0,,0.8,0.02,\n");
+  put(dir + "/control/summary.json",
+      R"({"tool": "tokcom optimize", "seed": 3, "git_hash": "abc123", "selection": "paper",
+          "table": {"method": "proposal", "regime": "robust", "channel": "awgn"}})");
+  put(dir + "/control/search.csv", "scenario,zeta_max,V,mu,accuracy,zeta,feasible,selected_paper,selected_reference\n"
+                                   "\"gauss:10,2.5\",0.05,100,10,0.86,0.048,1,1,0\n");
+  put(dir + "/control/deploy_summary.csv",
+      "scenario,zeta_max,repeat,V,mu,accuracy,constrained_accuracy,zeta,slots,queue_final\n"
+      "\"gauss:10,2.5\",0.05,0,100,10,0.800000,0.700000,0.04,20,0.1\n"
+      "\"gauss:10,2.5\",0.05,1,100,10,0.900000,0.800000,0.045,20,0.2\n"
+      "fixed:20,0.02,0,100,10,0.500000,0.250000,0.03,20,0.3\n");
+  put(dir + "/backbone/epochs.csv", "epoch,lr,loss,ce,budget_loss,train_accuracy,val_accuracy,images_per_s\n"
+                                    "1,0.001,0.9,0.9,0,0.6,0.55,100\n"
+                                    "2,0.001,0.5,0.5,0,0.8,0.75,300\n");
+  put(dir + "/backbone/config.yaml", "train:\n  stage: backbone\n");
+  put(dir + "/backbone/.done", "0123\n");
+  put(dir + "/backbone/.seconds", "12.5\n");
+  put(dir + "/backbone/.command", "tokcom --seed 0 train -c fmnist\n");
+  put(dir + "/bank/epochs-robust-r0.1.csv", "regime,ratio,epoch,lr,loss,train_accuracy,images_per_s,val_accuracy_snr0,"
+                                            "val_accuracy_snr20\n"
+                                            "robust,0.1,1,0.001,1.25,0.4,50,0.2,0.6\n");
+  put(dir + "/fig9/fig9.png", std::string("\x89PNG\r\n\x1a\n", 8) + "not really a picture");
+  return dir;
+}
+
+size_t count(const std::string& s, const std::string& what) {
+  size_t n = 0;
+  for (size_t p = s.find(what); p != std::string::npos; p = s.find(what, p + 1)) ++n;
+  return n;
+}
+
+void expect_has(const std::string& text, const std::string& what) {
+  EXPECT_NE(text.find(what), std::string::npos) << "missing: " << what << "\n--- in ---\n" << text;
+}
+
+}  // namespace
+
+TEST(Report, SyntheticRunGivesItsNumbers) {
+  const std::string dir = synthetic_run();
+  const report::RunData run = report::load_run(dir);
+  EXPECT_EQ(run.sweeps.size(), 3u);
+  EXPECT_EQ(run.epochs.size(), 2u);
+  ASSERT_EQ(run.controls.size(), 1u);
+  report::ReportOptions options;
+  options.plots = false;
+  const report::ReportFiles files = report::write_report(run, options);
+  EXPECT_EQ(files.markdown, dir + "/report.md");
+  const std::string md = read_file(dir + "/report.md");
+  EXPECT_EQ(md.rfind("# tokcom report: ", 0), 0u);
+  for (const char* h : {"## Accuracy vs ζ (Figs 6–7)", "## Controller vs oracle bound (Fig. 8)",
+                        "## Deployment (Table II)", "## Token selection (Fig. 9)", "## Training curves", "## Timing",
+                        "## Provenance"}) {
+    expect_has(md, std::string(h) + "\n");
+  }
+  // Figs 6–7 at 20 dB: envelopes at ζ ≤ 0.01, 0.02, 0.05, 0.1, 0.2; the proxy table (training split) is left out.
+  expect_has(md, "### awgn at 20 dB\n\n| method | ζ ≤ 0.01 | ζ ≤ 0.02 | ζ ≤ 0.05 | ζ ≤ 0.1 | ζ ≤ 0.2 |");
+  expect_has(md, "| jpeg | – | – | – | – | 0.400 |\n| proposal (robust) | 0.500 | 0.500 | 0.700 | 0.700 | 0.700 |\n");
+  expect_has(md, "### awgn at 10 dB\n\n| method | ζ ≤ 0.1 |\n| --- | --- |\n| proposal (robust) | 0.300 |\n");
+  EXPECT_EQ(md.find("0.990"), std::string::npos) << "the proxy table is not an evaluation";
+  // Fig. 8 table: the paper rule's pick and the oracle bound; an infeasible ζ_max shows dashes.
+  expect_has(md, "| gauss:10,2.5 | 0.05 | paper | 100 | 10 | 86.00 | 0.048 | yes | 88.00 | 2.00 |");
+  expect_has(md, "| fixed:20 | 0.02 | paper | – | – | – | – | no | 80.00 | – |");
+  EXPECT_EQ(md.find("| reference |"), std::string::npos);
+  // Table II: means over repeats, ζ check, oracle, and the paper's G1–G5 range (Proposal, robust = b).
+  expect_has(md, "| gauss:10,2.5 | 0.05 | 2 | 85.00 | 75.00 | 0.0425 | yes | 88.00 | 82.04–84.46 |");
+  expect_has(md, "| fixed:20 | 0.02 | 1 | 50.00 | 25.00 | 0.03 | NO (largest repeat 0.03) | 80.00 | 79.88–83.73 |");
+  expect_has(md, "| G1 | Proposal | 63.41 – 72.20 | 71.14 – 76.61 |");
+  // Training: the last epoch; the JSCC stage's validation accuracy is the mean over its SNRs.
+  expect_has(md, "| backbone | backbone/epochs.csv | 2 | 0.5000 | 0.8000 | 0.7500 | 200 |");
+  expect_has(md, "| bank | bank/epochs-robust-r0.1.csv | 1 | 1.2500 | 0.4000 | 0.4000 | 50 |");
+  expect_has(md, "| backbone | 12.5 | yes |");
+  expect_has(md, "| backbone | backbone/config.yaml |");
+  expect_has(md, "`tokcom --seed 0 train -c fmnist`");
+  expect_has(md, "| control/summary.json | tokcom optimize | 3 | abc123 |");
+  expect_has(md, "![fig9/fig9.png");
+
+  const std::string html = read_file(dir + "/report.html");
+  EXPECT_EQ(html.rfind("<!DOCTYPE html>\n<html", 0), 0u);
+  EXPECT_EQ(count(html, "<html"), 1u);
+  EXPECT_EQ(count(html, "</html>"), 1u);
+  EXPECT_EQ(html.substr(html.size() - 8), "</html>\n");
+  EXPECT_EQ(count(html, "<img"), 1u);
+  EXPECT_EQ(count(html, "<img"), count(html, "src=\"data:image/png;base64,"));
+  EXPECT_EQ(count(html, "<table>"), count(html, "</table>"));
+  EXPECT_EQ(html.find("<script"), std::string::npos);
+  EXPECT_EQ(html.find("<link"), std::string::npos);
+  expect_has(html, "<td>gauss:10,2.5</td><td>0.05</td><td>2</td><td>85.00</td>");
+  expect_has(html, report::base64(read_file(dir + "/fig9/fig9.png")));
+}
+
+TEST(Report, FiguresAreInlinedWhenGnuplotRuns) {
+  if (std::system("command -v gnuplot > /dev/null 2>&1") != 0) GTEST_SKIP() << "gnuplot not installed";
+  const std::string dir = synthetic_run(), out = test::temp_dir("report-out");
+  const report::ReportFiles files = report::write_report(report::load_run(dir), report::ReportOptions{out, true});
+  for (const char* f : {"accuracy_vs_zeta_awgn_20dB", "fig8_control", "training"}) {
+    EXPECT_TRUE(fs::exists(out + "/report/figures/" + f + ".png")) << f;
+    EXPECT_TRUE(fs::exists(out + "/report/figures/" + f + ".svg")) << f;
+    EXPECT_TRUE(fs::exists(out + "/report/figures/" + f + ".gp")) << f;
+  }
+  EXPECT_FALSE(fs::exists(dir + "/report.md")) << "-o writes elsewhere";
+  const std::string html = read_file(out + "/report.html");
+  EXPECT_EQ(count(html, "<img"), 5u);  // Figs 6–7 at 10 and 20 dB, Fig. 8, training curves, fig9
+  EXPECT_EQ(count(html, "<img"), count(html, "src=\"data:image/png;base64,"));
+  const std::string md = read_file(out + "/report.md");
+  expect_has(md, "](report/figures/fig8_control.png)");
+  expect_has(md, "](" + fs::relative(dir + "/fig9/fig9.png", out).generic_string() + ")");
+}
+
+TEST(Report, Base64KnownAnswers) {
+  EXPECT_EQ(report::base64(""), "");
+  EXPECT_EQ(report::base64("f"), "Zg==");
+  EXPECT_EQ(report::base64("fo"), "Zm8=");
+  EXPECT_EQ(report::base64("foo"), "Zm9v");
+  EXPECT_EQ(report::base64("foobar"), "Zm9vYmFy");
+  EXPECT_EQ(report::base64(std::string("\xff\x00\x80", 3)), "/wCA");
+}
+
+TEST(Report, MissingFilesAreDataErrors) {
+  EXPECT_NE(test::error_of([] { report::load_run("/nonexistent/run"); }).find("DataError: /nonexistent/run: no such"),
+            std::string::npos);
+  const std::string empty = test::temp_dir("report-empty");
+  put(empty + "/notes.txt", "nothing here\n");
+  EXPECT_NE(test::error_of([&] { report::load_run(empty); }).find("holds none of the files a report is made from"),
+            std::string::npos);
+
+  std::string dir = synthetic_run();
+  fs::remove(dir + "/control/summary.csv");
+  std::string e = test::error_of([&] { report::load_run(dir); });
+  EXPECT_EQ(e.rfind("DataError: control/summary.csv is missing", 0), 0u) << e;
+
+  dir = synthetic_run();
+  put(dir + "/sweep/.done", "x\n");
+  fs::remove(dir + "/sweep/sweep.csv");
+  e = test::error_of([&] { report::load_run(dir); });
+  EXPECT_EQ(e.rfind("DataError: sweep/sweep.csv is missing", 0), 0u) << e;
+
+  dir = synthetic_run();
+  fs::remove(dir + "/backbone/epochs.csv");
+  e = test::error_of([&] { report::load_run(dir); });
+  EXPECT_EQ(e.rfind("DataError: backbone/epochs.csv is missing", 0), 0u) << e;
+}
+
+TEST(Report, MalformedCsvsAreFormatErrorsNamingFileAndLine) {
+  struct Case {
+    std::string file, text, expected;
+  };
+  const std::vector<Case> cases = {
+      {"sweep/sweep.csv", "method,regime,channel,snr,accuracy\nproposal,robust,awgn,20,0.5\n",
+       "FormatError: sweep/sweep.csv line 1: header is 'method,regime,channel,snr,accuracy', expected "
+       "'method,regime,channel,snr_db,"},
+      {"sweep/sweep.csv", std::string(kSweepHeader) + "proposal,robust,awgn,20,0.1,1,0.1,40,400,0.6,64,3,hard\n" +
+                              "proposal,robust,awgn,20,0.1,1,0.1,40,400,abc,64,3,hard\n",
+       "FormatError: sweep/sweep.csv line 3: column 'accuracy' is 'abc', expected a finite number"},
+      {"digital/digital.csv", std::string(kSweepHeader) + "\njpeg,none,awgn,20\n",
+       "FormatError: digital/digital.csv line 3: 4 fields, expected 13"},
+      {"control/deploy_summary.csv",
+       "scenario,zeta_max,repeat,V,mu,accuracy,constrained_accuracy,zeta,slots,queue_final\n"
+       "\"gauss:10,2.5\",0.05,0,100,10,0.8,0.7,,20,0.1\n",
+       "FormatError: control/deploy_summary.csv line 2: column 'zeta' is '', expected a finite number"},
+      {"control/summary.csv", "scenario,zeta_max\n\"gauss:10,2.5,0.05\n",
+       "FormatError: control/summary.csv line 1: header is 'scenario,zeta_max', expected 'scenario,zeta_max,rule,"},
+      {"control/summary.csv",
+       "scenario,zeta_max,rule,V,mu,accuracy,zeta,feasible,queue_final,oracle_accuracy,oracle_zeta,gap\n"
+       "\"gauss:10,2.5,0.05,paper,100,10,0.86,0.048,1,0.5,0.88,0.0499,0.02\n",
+       "FormatError: control/summary.csv line 2: unterminated double quote"},
+      {"backbone/epochs.csv", "", "FormatError: backbone/epochs.csv: empty file, expected the header 'epoch,lr,"},
+  };
+  for (const Case& c : cases) {
+    const std::string dir = synthetic_run();
+    put(dir + "/" + c.file, c.text);
+    const std::string e = test::error_of([&] { report::load_run(dir); });
+    EXPECT_EQ(e.rfind(c.expected, 0), 0u) << c.file << ": " << e;
+  }
+}
+
+TEST(Report, CliRefusesABadFolderWithAClearMessage) {
+  const std::string dir = synthetic_run();
+  put(dir + "/sweep/sweep.csv", std::string(kSweepHeader) + "proposal,robust,awgn\n");
+  std::string out;
+  EXPECT_EQ(test::run_cli("report " + dir, &out), 4) << out;  // FormatError's exit code
+  expect_has(out, "sweep/sweep.csv line 2: 3 fields, expected 13");
+  EXPECT_FALSE(fs::exists(dir + "/report.md"));
+
+  const std::string good = synthetic_run(), out_dir = test::temp_dir("report-cli-out");
+  EXPECT_EQ(test::run_cli("report --no-plots " + good + " -o " + out_dir, &out), 0) << out;
+  EXPECT_TRUE(fs::exists(out_dir + "/report.md"));
+  EXPECT_TRUE(fs::exists(out_dir + "/report.html"));
+}
