@@ -2,10 +2,6 @@
 // (printed before it runs, so the demo also teaches the CLI), run as a child of this binary; a
 // stage whose command and inputs did not change since its last success is reused (its folder
 // holds .done with the command's digest); --fresh starts over.
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -17,11 +13,10 @@
 #include <spdlog/spdlog.h>
 
 #include "command.h"
+#include "stages.h"
 #include "tokcom/core/atomic_file.h"
 #include "tokcom/core/errors.h"
 #include "tokcom/report/report.h"
-
-extern char** environ;
 
 namespace tokcom::cli {
 namespace {
@@ -30,69 +25,6 @@ namespace fs = std::filesystem;
 struct DemoArgs {
   std::string dataset = "fashion-mnist", out;
   bool fresh = false, quick = false;
-};
-
-std::string digest_of(const std::string& s) {
-  uint64_t h = 1469598103934665603ull;
-  for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
-  return fmt::format("{:016x}", h);
-}
-
-std::string self_path() {
-  std::error_code ec;
-  const fs::path p = fs::read_symlink("/proc/self/exe", ec);
-  if (ec) throw UsageError("demo: cannot find this program's path (/proc/self/exe): " + ec.message());
-  return p.string();
-}
-
-class Stages {
- public:
-  Stages(std::string out, int total) : out_(std::move(out)), total_(total) {}
-
-  // Runs `tokcom <args>` unless <out>/<name>/.done holds the digest of the same command.
-  void run(const std::string& name, const std::vector<std::string>& args) {
-    ++index_;
-    const StartupOptions& g = global_options();
-    std::vector<std::string> argv = {self_path(), "--seed", std::to_string(g.seed), "--threads", std::to_string(g.threads),
-                                     "--log-level", g.log_level};
-    argv.insert(argv.end(), args.begin(), args.end());
-    std::string line = "tokcom";
-    for (size_t i = 7; i < argv.size(); ++i) line += " " + argv[i];
-    const std::string dir = out_ + "/" + name, done = dir + "/.done", digest = digest_of(line);
-    fs::create_directories(dir);
-    if (fs::exists(done) && read_file(done) == digest + "\n") {
-      std::fprintf(stderr, "[demo %d/%d] %s: reused (same command, finished before)\n", index_, total_, name.c_str());
-      return;
-    }
-    std::fprintf(stderr, "[demo %d/%d] %s\n  $ %s\n", index_, total_, name.c_str(), line.c_str());
-    const auto t0 = std::chrono::steady_clock::now();
-    std::vector<char*> cargv;
-    for (auto& a : argv) cargv.push_back(a.data());
-    cargv.push_back(nullptr);
-    pid_t pid = 0;
-    if (posix_spawn(&pid, cargv[0], nullptr, nullptr, cargv.data(), environ) != 0) {
-      throw UsageError("demo: cannot start " + argv[0]);
-    }
-    int status = 0;
-    waitpid(pid, &status, 0);
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-      throw Error(fmt::format("demo stage '{}' failed (exit {}): {}", name, WIFEXITED(status) ? WEXITSTATUS(status) : -1,
-                              line),
-                  WIFEXITED(status) ? WEXITSTATUS(status) : 1);
-    }
-    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    // For `tokcom report` (timing, provenance): the wall time and the full command line.
-    write_file_atomic(dir + "/.seconds", fmt::format("{:.3f}\n", seconds));
-    std::string full = "tokcom";
-    for (size_t i = 1; i < argv.size(); ++i) full += " " + argv[i];
-    write_file_atomic(dir + "/.command", full + "\n");
-    write_file_atomic(done, digest + "\n");
-    std::fprintf(stderr, "[demo %d/%d] %s: done in %.0f s\n", index_, total_, name.c_str(), seconds);
-  }
-
- private:
-  std::string out_;
-  int total_, index_ = 0;
 };
 
 void run_demo(const DemoArgs& a) {
@@ -118,7 +50,7 @@ void run_demo(const DemoArgs& a) {
     v.insert(v.end(), extra.begin(), extra.end());
     return v;
   };
-  Stages s(out, 10);
+  Stages s("demo", out, 10);
   s.run("backbone", {"train", "-c", preset, "train.stage=backbone", "train.epochs=" + epochs_backbone,
                      "train.max_batches=" + train_batches, "train.out=" + out + "/backbone"});
   s.run("adaptive", {"train", "-c", preset, "train.stage=adaptive", "train.epochs=" + epochs_adaptive,

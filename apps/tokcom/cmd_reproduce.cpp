@@ -1,7 +1,7 @@
 // `tokcom reproduce`: the paper's study at our scale in one resumable command (issue "end to end"):
 // backbone → adaptive → JSCC bank (every r, robust + noiseless) → ViT-AE bank → the sweep grid in
 // local shards + merge (Figs 6–7) → digital baselines → proxy tables on the training split → the
-// controller per regime and method (search, oracle, deployment: Table II, Fig. 8) → Fig. 9 → report.
+// controller per regime and method (search, oracle, deployment: Table II, Fig. 8) → Fig. 9 → `tokcom report`.
 // Every stage is a tokcom command run as a child (stages.h): a stage that finished is reused, a
 // training stage that was killed resumes from its last epoch (--resume), a sweep loses at most the
 // shard it was in. On a cluster, run the same commands as array jobs (scripts/slurm/).
@@ -14,6 +14,7 @@
 #include "stages.h"
 #include "tokcom/core/config.h"
 #include "tokcom/core/errors.h"
+#include "tokcom/report/report.h"
 
 namespace tokcom::cli {
 namespace {
@@ -131,8 +132,13 @@ void run_reproduce(const ReproduceArgs& a) {
     if (run) stages.run(st.name, st.args);
     else stages.skip(st.name);
   }
-  std::fprintf(stderr, "reproduce: every selected stage is done; outputs under %s (sweep/sweep.csv, digital/, "
-               "control/*/deploy_summary.csv, fig9/)\n", out.c_str());
+  if (!selected.empty()) {
+    std::fprintf(stderr, "reproduce: the selected stages are done; run the rest, or `tokcom report %s`\n", out.c_str());
+    return;
+  }
+  std::fprintf(stderr, "[reproduce] report\n  $ tokcom report %s\n", out.c_str());
+  const report::ReportFiles files = report::write_report(report::load_run(out), report::ReportOptions{});
+  std::fprintf(stderr, "reproduce: done; report: %s and %s\n", files.markdown.c_str(), files.html.c_str());
 }
 
 void add_reproduce(CLI::App& app) {

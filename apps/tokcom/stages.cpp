@@ -76,7 +76,11 @@ void Stages::run(const std::string& name, const std::vector<std::string>& args) 
                 WIFEXITED(status) ? WEXITSTATUS(status) : 1);
   }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  write_file_atomic(dir + "/.seconds", fmt::format("{:.1f}\n", seconds));
+  // For `tokcom report` (timing, provenance): the wall time and the full command line.
+  write_file_atomic(dir + "/.seconds", fmt::format("{:.3f}\n", seconds));
+  std::string full = "tokcom";
+  for (size_t i = 1; i < argv.size(); ++i) full += " " + argv[i];
+  write_file_atomic(dir + "/.command", full + "\n");
   write_file_atomic(done, digest + "\n");
   std::fprintf(stderr, "[%s %d/%d] %s: done in %.0f s\n", label_.c_str(), index_, total_, name.c_str(), seconds);
 }
