@@ -47,9 +47,6 @@ struct Deployment {
   int64_t repeats = 0;
   std::string out, rows = std::string(kDeployHeader) + "\n";
 
-  static constexpr const char* kDeployHeader =
-      "scenario,zeta_max,repeat,V,mu,accuracy,constrained_accuracy,zeta,slots,queue_final";
-
   void run(const std::string& scenario, double zeta_max, const LyapunovController& picked) {
     auto process = make_snr_process(scenario);
     const int64_t n = repeats > 0 ? repeats : (scenario.rfind("fixed", 0) == 0 ? 1 : 3);

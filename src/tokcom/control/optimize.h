@@ -44,6 +44,9 @@ void run_optimize_search(const ProxyTable& table, const OptimizeRequest& request
 // Header of summary.csv (both modes; rule is "given" for a simulated pair).
 constexpr const char* kSummaryHeader =
     "scenario,zeta_max,rule,V,mu,accuracy,zeta,feasible,queue_final,oracle_accuracy,oracle_zeta,gap";
+// Header of deploy_summary.csv (`optimize --bank`, `tokcom device`).
+constexpr const char* kDeployHeader =
+    "scenario,zeta_max,repeat,V,mu,accuracy,constrained_accuracy,zeta,slots,queue_final";
 constexpr const char* kSearchHeader =
     "scenario,zeta_max,V,mu,accuracy,zeta,feasible,selected_paper,selected_reference";
 

@@ -11,6 +11,10 @@ bool gnuplot_available();
 
 // Runs `gnuplot script` (absolute path); false (and a warning) when gnuplot fails.
 bool run_gnuplot(const std::string& script);
+// A gnuplot string literal: 'text' with every ' doubled.
+std::string gnuplot_quote(const std::string& text);
+// Writes STEM.gp that draws `body` once per terminal (SVG, then PNG: STEM.svg, STEM.png) and runs it.
+bool render_gnuplot(const std::string& stem, const std::string& body);
 
 // Queue Z(t) and ζ(t) over time from a trace.csv: writes STEM.gp, STEM.svg and STEM.png.
 // Top: Z before each slot. Bottom: per-slot ζ, its running mean, and ζ_max.
