@@ -203,6 +203,9 @@ TEST(Service, PredictionsMatchInProcessAndBadMessagesEndOnlyTheirStream) {
   LocalServer local(m, config, o);
 
   auto good = std::make_shared<net::EdgeClient>(client_options(local.address));
+  net::EdgeClient other(client_options(local.address));  // a second device: batches wait for 2
+  for (int i = 0; i < 400 && local.server->metrics().streams() < 2; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
   EXPECT_TRUE(good->healthy());
   EXPECT_EQ(good->served().ratios, (std::vector<double>{0.1, 0.5}));
   net::RemoteServer remote(good, {0.1, 0.5});
@@ -308,6 +311,13 @@ TEST(Service, ShutdownAnswersEveryRequestAlreadyRead) {
   o.drain_timeout_s = 1;         // the idle stream is closed then
   LocalServer local(m, config, o);
   net::EdgeClient client(client_options(local.address));
+  // Sixteen more devices connected (idle): a batch may wait for up to 17 requests, so the 12 below
+  // are still queued when the shutdown starts.
+  std::vector<std::unique_ptr<net::EdgeClient>> idle;
+  for (int i = 0; i < 16; ++i) idle.push_back(std::make_unique<net::EdgeClient>(client_options(local.address)));
+  for (int i = 0; i < 400 && local.server->metrics().streams() < 17; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  ASSERT_EQ(local.server->metrics().streams(), 17);
   torch::manual_seed(21);
   const Payload p = m.device->encode(torch::randn({12, 1, 28, 28}), Decision{0.5, 0});
   for (uint64_t i = 0; i < 12; ++i) client.send(p, static_cast<int64_t>(i), 0.1, i);

@@ -90,6 +90,19 @@ void Batcher::stop() {
   if (worker_.joinable()) worker_.join();
 }
 
+void Batcher::stream_opened() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  ++streams_;
+}
+
+void Batcher::stream_closed() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    --streams_;
+  }
+  work_.notify_all();  // a batch waiting for this device's request need not wait any more
+}
+
 std::vector<Job> Batcher::take_batch(std::unique_lock<std::mutex>& lock) {
   const int64_t ratio = queue_.front().payload.ratio_index;
   const auto deadline =
@@ -99,7 +112,11 @@ std::vector<Job> Batcher::take_batch(std::unique_lock<std::mutex>& lock) {
     for (const Job& j : queue_) count += j.payload.ratio_index == ratio;
     return count;
   };
-  while (!stopping_ && same_ratio() < options_.max_batch && std::chrono::steady_clock::now() < deadline) {
+  auto worth_waiting = [&] {
+    const int64_t cap = std::min(options_.max_batch, std::max<int64_t>(1, streams_));
+    return same_ratio() < cap;
+  };
+  while (!stopping_ && worth_waiting() && std::chrono::steady_clock::now() < deadline) {
     work_.wait_until(lock, deadline);
   }
   std::vector<Job> batch;

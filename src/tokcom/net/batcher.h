@@ -54,6 +54,10 @@ class Batcher {
   bool submit(Job& job);
   // Decodes everything already queued, then stops the worker. Idempotent.
   void stop();
+  // Devices connected now (the server counts its open streams): a batch never waits for more
+  // requests than there are devices to send them, so a lone device pays no batching delay.
+  void stream_opened();
+  void stream_closed();
 
  private:
   void run();
@@ -68,6 +72,7 @@ class Batcher {
   std::condition_variable work_, space_;
   std::deque<Job> queue_;
   bool stopping_ = false;
+  int64_t streams_ = 0;
   std::thread worker_;
 };
 

@@ -27,6 +27,7 @@ class ServerMetrics {
   int64_t errors() const { return errors_.load(); }
   int64_t cancelled() const { return cancelled_.load(); }
   int64_t batches() const { return batches_.load(); }
+  int64_t streams() const { return streams_.load(); }  // opened since start
   // Latency quantile q ∈ (0, 1) from the histogram (upper edge of the bucket that holds it), ms.
   double latency_quantile(double q) const;
   // One line: requests, errors, cancelled, streams, batches, mean batch, mean/p50/p99 latency.

@@ -65,6 +65,11 @@ class EdgeServer::Service final : public v1::EdgeInference::Service {
                      grpc::ServerReaderWriter<v1::Prediction, v1::InferRequest>* stream) override {
     if (grpc::Status s = authorise(context); !s.ok()) return s;
     owner_->metrics_.stream_opened();
+    struct Connected {  // the batcher knows how many devices may still send
+      Batcher* batcher;
+      explicit Connected(Batcher* b) : batcher(b) { batcher->stream_opened(); }
+      ~Connected() { batcher->stream_closed(); }
+    } connected(owner_->batcher_.get());
     auto state = std::make_shared<StreamState>();
     state->stream = stream;
     ServerMetrics* metrics = &owner_->metrics_;
