@@ -29,7 +29,8 @@ void run_train(const TrainArgs& args) {
 void add_train(CLI::App& app) {
   auto args = std::make_shared<TrainArgs>();
   CLI::App* cmd = app.add_subcommand(
-      "train", "Train a stage: train.stage=backbone (CE) | adaptive (CE + budget losses, SPEC 4)");
+      "train", "Train a stage: train.stage=backbone (CE) | adaptive (CE + budget losses, SPEC 4) | jscc (the\n"
+               "JSCC bank, per r and regime); data parallel with --world-size/--rank/--master (c10d Gloo)");
   cmd->add_option("-c,--config", args->config, "Named config in configs/ or a YAML path")->capture_default_str();
   cmd->add_flag("--resume", args->resume, "Continue from <train.out>/checkpoint (same config and seed)");
   cmd->add_option("--world-size", args->dist.world_size,
