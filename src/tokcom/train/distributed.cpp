@@ -177,6 +177,13 @@ void Distributed::allreduce_flat(std::vector<torch::Tensor>& flat, const char* w
   }
 }
 
+void Distributed::step(const std::vector<torch::Tensor>& params, double weight, double clip,
+                       torch::optim::Optimizer& optimizer) {
+  allreduce_gradients(params, weight);
+  if (clip > 0) torch::nn::utils::clip_grad_norm_(params, clip);
+  optimizer.step();
+}
+
 void Distributed::allreduce_gradients(const std::vector<torch::Tensor>& params, double weight) {
   if (!active()) return;
   torch::NoGradGuard no_grad;

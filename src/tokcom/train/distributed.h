@@ -18,6 +18,10 @@
 
 #include "tokcom/data/dataset.h"
 
+namespace torch::optim {
+class Optimizer;
+}  // namespace torch::optim
+
 namespace tokcom {
 
 struct DistributedOptions {
@@ -60,6 +64,10 @@ class Distributed {
   // stays undefined (the optimizer skips it as it would in one process); one defined on some ranks
   // only is taken as zero on the others.
   void allreduce_gradients(const std::vector<torch::Tensor>& params, double weight);
+  // One training step after backward(): gradients averaged over ranks (weight = this rank's rows /
+  // the global batch's; 0 for an empty shard, which only joins the sum), clipped to `clip` when
+  // > 0 (after the average, as in one process), then optimizer.step().
+  void step(const std::vector<torch::Tensor>& params, double weight, double clip, torch::optim::Optimizer& optimizer);
   // Element-wise sum over ranks (metrics: loss sums, correct counts, images).
   std::vector<double> allreduce_sum(std::vector<double> values);
   void barrier();

@@ -197,9 +197,7 @@ std::vector<JsccEpochRecord> train_pair(const Config& config, const TrainRunOpti
       const Loader::Shard part = train_loader.shard(s);
       optimizer->zero_grad();
       if (b == 0) {
-        dist.allreduce_gradients(trained, 0.0);
-        if (clip > 0) torch::nn::utils::clip_grad_norm_(trained, clip);
-        optimizer->step();
+        dist.step(trained, 0.0, clip, *optimizer);
         continue;
       }
       const uint64_t step_seed = batch_seed(run.seed ^ 0x75CCull, epoch, s);
@@ -228,9 +226,7 @@ std::vector<JsccEpochRecord> train_pair(const Config& config, const TrainRunOpti
       const torch::Tensor loss = torch::nn::functional::cross_entropy(
           logits, labels, torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(smoothing));
       loss.backward();
-      dist.allreduce_gradients(trained, static_cast<double>(b) / static_cast<double>(part.global));  // before clipping
-      if (clip > 0) torch::nn::utils::clip_grad_norm_(trained, clip);
-      optimizer->step();
+      dist.step(trained, static_cast<double>(b) / static_cast<double>(part.global), clip, *optimizer);
       loss_sum += loss.item<double>() * b;
       correct += logits.argmax(1).eq(labels).sum().item<int64_t>();
       seen += b;

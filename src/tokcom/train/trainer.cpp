@@ -241,9 +241,7 @@ std::vector<EpochRecord> train(const Config& config, const TrainRunOptions& run)
       const int64_t b = images.size(0);
       optimizer->zero_grad();
       if (b == 0) {
-        dist.allreduce_gradients(trained, 0.0);
-        if (clip > 0) torch::nn::utils::clip_grad_norm_(trained, clip);
-        optimizer->step();
+        dist.step(trained, 0.0, clip, *optimizer);
         continue;
       }
       torch::Tensor budget;
@@ -285,9 +283,7 @@ std::vector<EpochRecord> train(const Config& config, const TrainRunOptions& run)
       loss.backward();
       // Mean over the global batch: each rank's mean gradient weighted by its share, summed over ranks
       // (no-op in one process), before clipping so every rank clips the same gradient.
-      dist.allreduce_gradients(trained, static_cast<double>(b) / static_cast<double>(part.global));
-      if (clip > 0) torch::nn::utils::clip_grad_norm_(trained, clip);
-      optimizer->step();
+      dist.step(trained, static_cast<double>(b) / static_cast<double>(part.global), clip, *optimizer);
 
       loss_sum += loss.item<double>() * b;
       ce_sum += ce.item<double>() * b;
