@@ -2,13 +2,9 @@
 // device half on images, applies the simulated wireless channel at the sender (so the server gets
 // what a receiver would decode), runs the controller with the measured ζ of each payload, and
 // writes the same per-slot CSV as `tokcom optimize --bank` (for the same seed, the same file).
-#include <fstream>
-
-#include <fmt/format.h>
-
 #include "command.h"
 #include "optimize_args.h"
-#include "tokcom/core/errors.h"
+#include "tokcom/net/credentials.h"
 
 namespace tokcom::cli {
 namespace {
@@ -20,11 +16,7 @@ struct DeviceArgs {
 
 void run_device(DeviceArgs a) {
   if (!a.dataset.empty()) a.optimize.overrides.push_back("data.dataset=" + a.dataset);
-  if (!a.auth_token_file.empty()) {
-    std::ifstream in(a.auth_token_file);
-    if (!in) throw UsageError(fmt::format("--auth-token-file '{}': cannot read the file", a.auth_token_file));
-    std::getline(in, a.optimize.server.auth_token);
-  }
+  if (!a.auth_token_file.empty()) a.optimize.server.auth_token = net::read_token(a.auth_token_file, "--auth-token-file");
   run_optimize(a.optimize);
 }
 

@@ -7,7 +7,6 @@
 #include <cerrno>
 
 #include <filesystem>
-#include <fstream>
 #include <thread>
 
 #include <fmt/format.h>
@@ -18,6 +17,7 @@
 #include "tokcom/core/config.h"
 #include "tokcom/core/errors.h"
 #include "tokcom/eval/sweep.h"
+#include "tokcom/net/credentials.h"
 #include "tokcom/net/server.h"
 #include "tokcom/split/proposal.h"
 
@@ -35,15 +35,6 @@ struct ServeArgs {
   double drain_timeout_s = 10, metrics_interval_s = 10;
   std::vector<std::string> overrides;
 };
-
-std::string read_token(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw UsageError(fmt::format("--auth-token-file '{}': cannot read the file", path));
-  std::string token;
-  std::getline(in, token);
-  if (token.empty()) throw UsageError(fmt::format("--auth-token-file '{}': the first line is empty", path));
-  return token;
-}
 
 void run_serve(const ServeArgs& a) {
   const std::string cfg = a.checkpoint_dir + "/config.yaml";
@@ -71,7 +62,7 @@ void run_serve(const ServeArgs& a) {
   o.max_message_bytes = a.max_message_bytes;
   o.tls_cert = a.tls_cert;
   o.tls_key = a.tls_key;
-  if (!a.auth_token_file.empty()) o.auth_token = read_token(a.auth_token_file);
+  if (!a.auth_token_file.empty()) o.auth_token = net::read_token(a.auth_token_file, "--auth-token-file");
   o.drain_timeout_s = a.drain_timeout_s;
   o.metrics_interval_s = a.metrics_interval_s;
   o.device = torch::Device(config.get_string("train.device"));

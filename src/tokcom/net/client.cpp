@@ -2,8 +2,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <fstream>
-#include <sstream>
 
 #include <fmt/format.h>
 #include <grpcpp/grpcpp.h>
@@ -12,6 +10,7 @@
 #include "edge.grpc.pb.h"
 #include "health.grpc.pb.h"
 #include "tokcom/core/errors.h"
+#include "tokcom/net/credentials.h"
 
 namespace tokcom::net {
 namespace {
@@ -58,12 +57,8 @@ EdgeClient::EdgeClient(ClientOptions options) : options_(std::move(options)), im
   impl_->token = options_.auth_token;
   std::shared_ptr<grpc::ChannelCredentials> credentials = grpc::InsecureChannelCredentials();
   if (!options_.tls_ca.empty()) {
-    std::ifstream in(options_.tls_ca);
-    if (!in) throw UsageError(fmt::format("--tls-ca '{}': cannot read the file", options_.tls_ca));
-    std::stringstream pem;
-    pem << in.rdbuf();
     grpc::SslCredentialsOptions ssl;
-    ssl.pem_root_certs = pem.str();
+    ssl.pem_root_certs = read_pem(options_.tls_ca, "--tls-ca");
     credentials = grpc::SslCredentials(ssl);
   }
   grpc::ChannelArguments args;

@@ -67,8 +67,6 @@ class RemoteServer final : public ServerHalf {
  public:
   RemoteServer(std::shared_ptr<EdgeClient> client, std::vector<double> device_ratios);
   torch::Tensor decode(const Payload& received) override;
-  // Predictions received so far with the server's batch sizes (for the device's log).
-  int64_t round_trips() const { return next_id_; }
 
  private:
   std::shared_ptr<EdgeClient> client_;

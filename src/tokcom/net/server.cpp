@@ -1,8 +1,6 @@
 #include "tokcom/net/server.h"
 
 #include <chrono>
-#include <fstream>
-#include <sstream>
 
 #include <fmt/format.h>
 #include <grpcpp/grpcpp.h>
@@ -14,18 +12,11 @@
 #include "tokcom/comm/jscc.h"
 #include "tokcom/core/config.h"
 #include "tokcom/core/errors.h"
+#include "tokcom/net/credentials.h"
 #include "tokcom/model/vit.h"
 
 namespace tokcom::net {
 namespace {
-
-std::string read_text(const std::string& path, const std::string& what) {
-  std::ifstream in(path);
-  if (!in) throw UsageError(fmt::format("{} '{}': cannot read the file", what, path));
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 bool same_secret(const std::string& a, const std::string& b) {
   // Constant time in the length of the presented token.
@@ -175,7 +166,7 @@ void EdgeServer::start() {
   std::shared_ptr<grpc::ServerCredentials> credentials = grpc::InsecureServerCredentials();
   if (!options_.tls_cert.empty()) {
     grpc::SslServerCredentialsOptions ssl;
-    ssl.pem_key_cert_pairs.push_back({read_text(options_.tls_key, "--tls-key"), read_text(options_.tls_cert, "--tls-cert")});
+    ssl.pem_key_cert_pairs.push_back({read_pem(options_.tls_key, "--tls-key"), read_pem(options_.tls_cert, "--tls-cert")});
     credentials = grpc::SslServerCredentials(ssl);
   }
   builder.AddListeningPort(options_.listen, credentials, &port_);
