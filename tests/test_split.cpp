@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdio>
 #include <set>
+#include <tuple>
 #include <sstream>
 
 #include <torch/torch.h>
@@ -20,6 +21,7 @@
 #include "tokcom/core/state_dict.h"
 #include "tokcom/eval/link_eval.h"
 #include "tokcom/eval/sweep.h"
+#include "tokcom/split/mobilenet_split.h"
 #include "tokcom/split/proposal.h"
 #include "tokcom/train/jscc_stage.h"
 #include "tokcom/train/trainer.h"
@@ -380,4 +382,141 @@ TEST(ChannelCli, AppliesAChannelToUserSymbols) {
   EXPECT_EQ(test::run_cli("channel --input " + dir + "/bad.safetensors --out " + dir + "/o.safetensors", &out), 4);
   EXPECT_NE(out.find("no tensor named 'z'"), std::string::npos) << out;
   EXPECT_FALSE(fs::exists(dir + "/o.safetensors"));
+}
+
+// ---- MobileNetV3 baselines behind the split interface (SPEC 6.2) ----
+
+namespace {
+
+std::vector<std::string> tiny_mobilenet_overrides(const std::string& out) {
+  // 32 px Fashion-MNIST, one input channel, width 0.25: the device map is 8×4×4.
+  auto o = tiny_overrides(out);
+  o.insert(o.end(), {"data.image_size=32", "model.image_size=32", "model.patch_size=8", "mobilenet.in_chans=1",
+                     "mobilenet.width_mult=0.25", "comm.input_values=1024"});
+  return o;
+}
+
+}  // namespace
+
+TEST(MobileNetSplit, SymbolCountsFollowSpec62) {
+  // The paper's shapes (Small at 224 px, 24×28×28 map, n = 150 528): SPEC 6.2's k and ζ columns.
+  MobileNetV3 small(MobileNetV3Options().variant("small"));
+  const std::vector<std::tuple<double, int64_t, int64_t>> table = {
+      {0.5, 9408, 4704}, {0.25, 4704, 1176}, {0.15, 2808, 384}, {0.1, 1872, 96},
+      {0.05, 936, 24},   {0.01, 168, 24},    {0.001, 24, 24}};
+  for (const auto& [r, flat_k, cnn_k] : table) {
+    EXPECT_EQ(MobileNetJsccNet(small, "mobilenet-flat", r, 224)->symbols_per_image(), flat_k) << r;
+    EXPECT_EQ(MobileNetJsccNet(small, "mobilenet-cnn", r, 224)->symbols_per_image(), cnn_k) << r;
+  }
+  EXPECT_NEAR(MobileNetJsccNet(small, "mobilenet-cnn", 0.15, 224)->symbols_per_image() / 150528.0, 0.002551, 1e-6);
+  // Ours at 64 px: an 8×8 map, flat d_r = ⌊64·r⌋, CNN s = ⌊8·r⌋ (both at least 1).
+  EXPECT_EQ(MobileNetJsccNet(small, "mobilenet-flat", 0.1, 64)->symbols_per_image(), 24 * 6);
+  EXPECT_EQ(MobileNetJsccNet(small, "mobilenet-cnn", 0.25, 64)->symbols_per_image(), 24 * 2 * 2);
+  EXPECT_THROW(MobileNetJsccNet(small, "mobilenet", 0.1, 64), ConfigError);
+}
+
+TEST(MobileNetSplit, PayloadsAreUnitPowerAndBatchesEqualSingleImages) {
+  const Config config = Config::load("", tiny_mobilenet_overrides("x"));
+  torch::manual_seed(3);
+  MobileNetV3 m = make_mobilenet(config);
+  for (const std::string method : {"mobilenet-flat", "mobilenet-cnn"}) {
+    torch::manual_seed(5);
+    MobileNetJsccNet net(m, method, 0.5, 32);
+    net->eval();
+    auto device = std::make_shared<MobileNetDevice>(std::vector<MobileNetJsccNet>{net});
+    MobileNetServer server({net});
+    const torch::Tensor images = torch::randn({4, 1, 32, 32});
+    DeviceStats stats;
+    const Payload sent = device->encode(images, Decision{1.0, 0}, &stats);
+    EXPECT_EQ(sent.method, method);
+    EXPECT_TRUE(torch::equal(stats.kept_patches, torch::full({4}, 8, torch::kLong)));  // every channel sent
+    // Every token (flat) / every row of the s×s map (CNN) has unit energy (SPEC 5.2, 6.2).
+    const torch::Tensor energy = torch::abs(sent.symbols).square().sum(-1);
+    EXPECT_TRUE(torch::allclose(energy, torch::ones_like(energy), 1e-5, 1e-5)) << method;
+    EXPECT_EQ(symbols_per_image(sent)[0].item<int64_t>(), net->symbols_per_image());
+    const torch::Tensor batch = server.decode(sent);
+    for (int64_t b = 0; b < 4; ++b) {
+      const torch::Tensor one = server.decode(device->encode(images.slice(0, b, b + 1), Decision{1.0, 0}));
+      EXPECT_TRUE(torch::allclose(one, batch.slice(0, b, b + 1), 1e-5, 1e-5)) << method << " image " << b;
+    }
+    // The server refuses a payload of the other codec, naming the field.
+    Payload wrong = sent;
+    wrong.method = method == "mobilenet-flat" ? "mobilenet-cnn" : "mobilenet-flat";
+    EXPECT_THROW(server.decode(wrong), FormatError);
+    Payload narrow = sent;
+    narrow.symbols = sent.symbols.narrow(2, 0, 1);
+    try {
+      server.decode(narrow);
+      ADD_FAILURE() << "a payload of the wrong width was decoded";
+    } catch (const ShapeError& e) {
+      EXPECT_NE(std::string(e.what()).find("payload.symbols"), std::string::npos) << e.what();
+    }
+  }
+}
+
+TEST(MobileNetSplit, TrainsBackboneAndBothBanksWithAFrozenDeviceHalfAndSweeps) {
+  const std::string dir = test::temp_dir("mnv3");
+  auto config_for = [&](std::vector<std::string> extra) {
+    auto o = tiny_mobilenet_overrides(dir + "/backbone");
+    o.insert(o.end(), {"train.epochs=1", "train.max_batches=4", "train.eval_batch_size=64"});
+    o.insert(o.end(), extra.begin(), extra.end());
+    return Config::load("", o);
+  };
+  TrainRunOptions run;
+  run.seed = 2;
+  const auto records = train(config_for({"train.model=mobilenet"}), run);
+  ASSERT_EQ(records.size(), 1u);
+  const std::string init = dir + "/backbone/model.safetensors";
+  const auto before = read_safetensors(init);
+  EXPECT_EQ(before.metadata.at("model"), "mobilenet");
+  EXPECT_EQ(before.tensors.count("features.0.0.weight"), 1u);   // torchvision names
+  EXPECT_EQ(before.tensors.count("classifier.3.weight"), 1u);
+  EXPECT_THROW(train(config_for({"train.model=mobilenet", "train.stage=adaptive"}), run), ConfigError);
+  EXPECT_THROW(train(config_for({"train.model=cnn"}), run), ConfigError);
+
+  for (const std::string method : {"mobilenet-flat", "mobilenet-cnn"}) {
+    const std::string bank = dir + "/" + method;
+    train(config_for({"train.stage=jscc", "train.method=" + method, "train.init=" + init, "train.ratios=all",
+                      "comm.train_regime=robust", "train.out=" + bank, "train.optimizer=adam"}),
+          run);
+    for (double r : {0.1, 0.5}) {
+      const auto file = read_safetensors(jscc_file(bank, "robust", r));
+      EXPECT_EQ(file.metadata.at("method"), method);
+      int64_t changed = 0;
+      for (const auto& [name, value] : before.tensors) {
+        const bool server = name.rfind("features.", 0) == 0 && std::stoll(name.substr(9)) >= 3;
+        if (!server) {
+          // Frozen: the device half's weights *and* BatchNorm statistics (eval mode), the classifier.
+          EXPECT_TRUE(torch::equal(file.tensors.at(name), value)) << method << " " << name << " is frozen but changed";
+        } else if (!torch::equal(file.tensors.at(name), value)) {
+          ++changed;
+        }
+      }
+      EXPECT_GT(changed, 10) << method << ": features[3:] did not train";
+      EXPECT_EQ(file.tensors.count("jscc.encoder.re.0.weight"), 1u) << method;
+    }
+  }
+  std::string out;
+  ASSERT_EQ(test::run_cli("--seed 1 sweep --methods mobilenet-flat,mobilenet-cnn --mobilenet-flat-bank " + dir +
+                              "/mobilenet-flat --mobilenet-cnn-bank " + dir +
+                              "/mobilenet-cnn --snr 0,20 --max-batches 1 --batch-size 32 -o " + dir + "/sweep.csv",
+                          &out),
+            0)
+      << out;
+  const std::string csv = read_file(dir + "/sweep.csv");
+  EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 1 + 2 * 2 * 2) << csv;  // methods × ratios × SNRs
+  // ζ = symbols / 1024: flat 8 channels × d_r (16·r), CNN 8 × s² (s = ⌊4·r⌋, at least 1).
+  EXPECT_NE(csv.find("\nmobilenet-flat,robust,awgn,20,0.5,1,0.0625,8.0000,64.00,"), std::string::npos) << csv;
+  EXPECT_NE(csv.find("\nmobilenet-flat,robust,awgn,0,0.1,1,0.0078125,8.0000,8.00,"), std::string::npos) << csv;
+  EXPECT_NE(csv.find("\nmobilenet-cnn,robust,awgn,20,0.5,1,0.03125,8.0000,32.00,"), std::string::npos) << csv;
+  EXPECT_NE(csv.find("\nmobilenet-cnn,robust,awgn,0,0.1,1,0.0078125,8.0000,8.00,"), std::string::npos) << csv;
+  // A bank of the other method is refused by name; so is a missing bank flag.
+  EXPECT_EQ(test::run_cli("sweep --methods mobilenet-cnn --mobilenet-cnn-bank " + dir +
+                              "/mobilenet-flat --max-batches 1 -o " + dir + "/x.csv",
+                          &out),
+            4)
+      << out;
+  EXPECT_NE(out.find("trained for method 'mobilenet-flat', expected 'mobilenet-cnn'"), std::string::npos) << out;
+  EXPECT_EQ(test::run_cli("sweep --methods mobilenet-cnn -o " + dir + "/x.csv", &out), 6) << out;
+  EXPECT_NE(out.find("--mobilenet-cnn-bank"), std::string::npos) << out;
 }

@@ -132,8 +132,8 @@ void run_optimize(const OptimizeArgs& a) {
     deployment->options.device = torch::Device(deployment->config.get_string("train.device"));
     deployment->options.max_images = a.deploy_images;
     deployment->options.seed = q.seed;
-    deployment->model = load_proposal(deployment->config, a.bank, table.regime(), table.ratios(),
-                                      SelectionMode::kHard, deployment->options.device);
+    deployment->model = load_split(deployment->config, a.bank, table.method(), table.regime(), table.ratios(),
+                                   SelectionMode::kHard, deployment->options.device);
     if (!a.server.address.empty()) {
       // `tokcom device`: the server half is a real edge server; the channel stays here, at the
       // sender, so the server decodes what a receiver would.

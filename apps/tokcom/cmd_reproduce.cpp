@@ -22,7 +22,7 @@ namespace fs = std::filesystem;
 
 struct ReproduceArgs {
   std::string config = "imagenette64", out, stages, device;
-  int64_t sweep_shards = 8, jscc_epochs = 3, deploy_images = 0;
+  int64_t sweep_shards = 8, jscc_epochs = 3, deploy_images = 0, adaptive_epochs = 5, mobilenet_epochs = 30;
   bool fresh = false, quick = false;
 };
 
@@ -52,7 +52,10 @@ void run_reproduce(const ReproduceArgs& a) {
     v.insert(v.end(), common.begin(), common.end());
     return v;
   };
+  // Fine-tuning stages start from trained weights: no warm-up for the banks, one epoch for the
+  // adaptive stage (the presets' warm-up is for training from scratch).
   const std::vector<std::string> jscc = {"train.stage=jscc", "train.ratios=all", "comm.train_regime=both",
+                                         "train.warmup_epochs=0",
                                          "train.epochs=" + jscc_epochs, "train.max_batches=" + max_batches};
   const std::string alphas = a.quick ? "0.25,0.5,1" : "0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1";
   const std::string snr = a.quick ? "0,20" : "-10:20:5", proxy_snr = a.quick ? "0,10,20" : "-20:25:5";
@@ -68,8 +71,12 @@ void run_reproduce(const ReproduceArgs& a) {
   std::vector<Stage> plan;
   plan.push_back({"backbone", with({"train", "--resume", "-c", a.config, "train.stage=backbone",
                                     "train.out=" + out + "/backbone"})});
+  const std::vector<std::string> adaptive_epochs =
+      a.quick ? std::vector<std::string>{}
+              : std::vector<std::string>{"train.epochs=" + std::to_string(a.adaptive_epochs), "train.warmup_epochs=1"};
   plan.push_back({"adaptive", with({"train", "--resume", "-c", a.config, "train.stage=adaptive",
-                                    "train.init=" + out + "/backbone/model.safetensors", "train.out=" + out + "/adaptive"})});
+                                    "train.init=" + out + "/backbone/model.safetensors", "train.out=" + out + "/adaptive"},
+                                   adaptive_epochs)});
   plan.push_back({"bank", with({"train", "--resume", "-c", out + "/adaptive/config.yaml",
                                 "train.init=" + out + "/adaptive/model.safetensors", "train.out=" + bank},
                                jscc)});
@@ -77,14 +84,38 @@ void run_reproduce(const ReproduceArgs& a) {
                                   "train.init=" + out + "/backbone/model.safetensors", "train.out=" + vit_ae,
                                   "model.adaptive_blocks=[]"},
                                  jscc)});
+  // MobileNetV3 baselines (SPEC 6.2): backbone from scratch (docs/mobilenet.md's recipe), then the
+  // flat and CNN JSCC banks on its frozen device half.
+  const std::string mobilenet = out + "/mobilenet";
+  const std::vector<std::string> mobilenet_epochs =
+      a.quick ? std::vector<std::string>{} : std::vector<std::string>{"train.epochs=" + std::to_string(a.mobilenet_epochs)};
+  plan.push_back({"mobilenet", with({"train", "--resume", "-c", a.config, "train.stage=backbone", "train.model=mobilenet",
+                                     "train.lr=2e-3", "train.warmup_epochs=1", "data.augment=crop-flip",
+                                     "train.out=" + mobilenet},
+                                    mobilenet_epochs)});
+  for (const std::string method : {"mobilenet-flat", "mobilenet-cnn"}) {
+    plan.push_back({method, with({"train", "--resume", "-c", mobilenet + "/config.yaml", "train.method=" + method,
+                                  "train.init=" + mobilenet + "/model.safetensors", "train.out=" + out + "/" + method,
+                                  "train.lr=1e-3", "data.augment=randaugment"},
+                                 jscc)});
+  }
+  const std::vector<std::string> neural_banks = {"--bank", bank, "--vit-ae-bank", vit_ae, "--mobilenet-flat-bank",
+                                                 out + "/mobilenet-flat", "--mobilenet-cnn-bank", out + "/mobilenet-cnn"};
+  const std::string neural_methods = "proposal,vit-ae,mobilenet-flat,mobilenet-cnn";
+  auto sweep_args = [&](std::vector<std::string> head, const std::vector<std::string>& tail) {
+    head.insert(head.end(), neural_banks.begin(), neural_banks.end());
+    head.insert(head.end(), {"--methods", neural_methods});
+    head.insert(head.end(), tail.begin(), tail.end());
+    return head;
+  };
   std::vector<std::string> parts;
   for (int64_t k = 0; k < shards; ++k) {
     const std::string part = fmt::format("{}/sweep/part-{}-of-{}/sweep.csv", out, k, shards);
     parts.push_back(part);
     plan.push_back({fmt::format("sweep/part-{}-of-{}", k, shards),
-                    {"sweep", "--bank", bank, "--vit-ae-bank", vit_ae, "--methods", "proposal,vit-ae", "--regimes",
-                     "robust,noiseless", "--channels", "awgn,rayleigh,rayleigh-csi", "--snr=" + snr, "--alphas", alphas,
-                     "--max-batches", sweep_batches, "--shard", fmt::format("{}/{}", k, shards), "-o", part}});
+                    sweep_args({"sweep"}, {"--regimes", "robust,noiseless", "--channels", "awgn,rayleigh,rayleigh-csi",
+                                           "--snr=" + snr, "--alphas", alphas, "--max-batches", sweep_batches,
+                                           "--shard", fmt::format("{}/{}", k, shards), "-o", part})});
   }
   std::vector<std::string> merge = {"merge"};
   merge.insert(merge.end(), parts.begin(), parts.end());
@@ -94,15 +125,16 @@ void run_reproduce(const ReproduceArgs& a) {
                               out + "/backbone/model.safetensors", "--channels", "awgn", "--snr=" + snr, "--zetas",
                               zetas, "--max-batches", sweep_batches, "-o", out + "/digital/digital.csv"}});
   // Proxy tables on the training split (the paper's text; SPEC 8.2), both regimes, both ViT methods.
-  plan.push_back({"proxy", {"sweep", "--bank", bank, "--vit-ae-bank", vit_ae, "--methods", "proposal,vit-ae",
-                            "--regimes", "robust,noiseless", "--channels", "awgn", "--snr=" + proxy_snr, "--alphas",
-                            alphas, "--split", "train", "--max-batches", a.quick ? "1" : "8", "-o",
-                            out + "/proxy/proxy.csv"}});
-  for (const std::string method : {"proposal", "vit-ae"}) {
+  plan.push_back({"proxy", sweep_args({"sweep"}, {"--regimes", "robust,noiseless", "--channels", "awgn",
+                                                  "--snr=" + proxy_snr, "--alphas", alphas, "--split", "train",
+                                                  "--max-batches", a.quick ? "1" : "8", "-o",
+                                                  out + "/proxy/proxy.csv"})});
+  for (const std::string method : {"proposal", "vit-ae", "mobilenet-cnn"}) {
     for (const std::string regime : {"robust", "noiseless"}) {
       std::vector<std::string> args = {"optimize", "--table", out + "/proxy/proxy.csv", "--method", method, "--regime",
                                        regime, "--channel", "awgn", "--zeta-max", zeta_max, "--bank",
-                                       method == "proposal" ? bank : vit_ae, "--deploy-images", deploy_images, "-o",
+                                       method == "proposal" ? bank : method == "vit-ae" ? vit_ae : out + "/" + method,
+                                       "--deploy-images", deploy_images, "-o",
                                        fmt::format("{}/control/{}-{}", out, method, regime)};
       if (a.quick) args.insert(args.end(), {"--scenarios", "gauss:10,2.5", "--T", "500", "--window", "100"});
       plan.push_back({fmt::format("control/{}-{}", method, regime), args});
@@ -153,6 +185,10 @@ void add_reproduce(CLI::App& app) {
   cmd->add_option("--sweep-shards", a->sweep_shards, "Local shards of the sweep (each its own resumable stage)")
       ->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_option("--jscc-epochs", a->jscc_epochs, "Epochs of each (r, regime) JSCC model and of the ViT-AE bank")
+      ->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--adaptive-epochs", a->adaptive_epochs, "Epochs of the adaptive stage (from the backbone)")
+      ->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--mobilenet-epochs", a->mobilenet_epochs, "Epochs of the MobileNetV3 backbone (from scratch)")
       ->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_option("--deploy-images", a->deploy_images, "Images per deployment run (0: the whole validation split)")
       ->capture_default_str();

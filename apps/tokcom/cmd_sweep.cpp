@@ -22,6 +22,7 @@
 #include "tokcom/eval/evaluate.h"
 #include "tokcom/eval/link_eval.h"
 #include "tokcom/eval/sweep.h"
+#include "tokcom/split/mobilenet_split.h"
 #include "tokcom/split/proposal.h"
 
 namespace tokcom::cli {
@@ -29,7 +30,7 @@ namespace {
 namespace fs = std::filesystem;
 
 struct SweepArgs {
-  std::string config, bank, vit_ae_bank, methods = "proposal", regimes = "robust", channels = "awgn",
+  std::string config, bank, vit_ae_bank, mobilenet_flat_bank, mobilenet_cnn_bank, methods = "proposal", regimes = "robust", channels = "awgn",
                       snr = "-20:20:2.5", alphas = "0.001,0.01,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9", ratios,
                       mode = "hard", split = "val", shard = "0/1", out,
                       zetas = "0.001,0.002,0.005,0.01,0.02,0.05,0.1,0.2", backbone, per_image;
@@ -124,9 +125,13 @@ void run_sweep(const SweepArgs& a) {
     }
     if (m == "proposal") banks[m] = a.bank;
     else if (m == "vit-ae") banks[m] = a.vit_ae_bank;
-    else throw UsageError(fmt::format("--methods: unknown method '{}' (expected proposal, vit-ae, resize, jpeg, webp, "
-                                      "avif; codecs optionally with /practical)", m));
-    if (banks[m].empty()) throw UsageError(fmt::format("--methods {} needs its bank folder (--bank / --vit-ae-bank)", m));
+    else if (m == "mobilenet-flat") banks[m] = a.mobilenet_flat_bank;
+    else if (m == "mobilenet-cnn") banks[m] = a.mobilenet_cnn_bank;
+    else throw UsageError(fmt::format("--methods: unknown method '{}' (expected proposal, vit-ae, mobilenet-flat, "
+                                      "mobilenet-cnn, resize, jpeg, webp, avif; codecs optionally with /practical)", m));
+    if (banks[m].empty()) {
+      throw UsageError(fmt::format("--methods {0} needs its bank folder (--{1})", m, m == "proposal" ? "bank" : m + "-bank"));
+    }
   }
   for (const auto& r : grid.regimes) {
     if (r != "robust" && r != "noiseless") throw UsageError("--regimes: '" + r + "', expected robust and/or noiseless");
@@ -168,7 +173,7 @@ void run_sweep(const SweepArgs& a) {
         owners.push_back(&c);
       }
       if (points.empty()) continue;
-      SplitModel model = load_proposal(config, banks.at(method), regime, grid.ratios, mode, device);
+      SplitModel model = load_split(config, banks.at(method), method, regime, grid.ratios, mode, device);
       LinkEvalOptions lo;
       lo.batch_size = a.batch_size;
       lo.max_batches = a.max_batches;
@@ -182,7 +187,7 @@ void run_sweep(const SweepArgs& a) {
         row.kept_tokens = results[i].kept_tokens();
         row.symbols = results[i].symbols();
         row.zeta = row.symbols / static_cast<double>(model.input_values);
-        if (config.get_bool("comm.proxy_zeta_reference")) {
+        if (config.get_bool("comm.proxy_zeta_reference") && !is_mobilenet_method(method)) {
           // SPEC 10 P15 reference mode: E[tokens sent]·dim·r with the fractional dim·r.
           const VitOptions vo = vit_options_from_config(config);
           const double sent_tokens = method == "proposal" ? row.kept_tokens + 2 : vo.num_patches() + 1;
@@ -219,9 +224,14 @@ void add_sweep(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("sweep", "Accuracy vs ζ of trained JSCC banks over channels, SNRs, ratios and budgets");
   cmd->add_option("--bank", a->bank, "Folder of the proposal's bank (train.out of train.stage=jscc)");
   cmd->add_option("--vit-ae-bank", a->vit_ae_bank, "Folder of the ViT-AE bank (jscc stage on the static backbone)");
+  cmd->add_option("--mobilenet-flat-bank", a->mobilenet_flat_bank,
+                  "Folder of the MobileNetV3 + flat JSCC bank (jscc stage, train.method=mobilenet-flat)");
+  cmd->add_option("--mobilenet-cnn-bank", a->mobilenet_cnn_bank,
+                  "Folder of the MobileNetV3 + CNN JSCC bank (jscc stage, train.method=mobilenet-cnn)");
   cmd->add_option("-c,--config", a->config, "Config (default: config.yaml in each bank folder)");
   cmd->add_option("--methods", a->methods,
-                  "Comma list: proposal, vit-ae, resize, jpeg, webp, avif (codecs: AWGN capacity; add /practical "
+                  "Comma list: proposal, vit-ae, mobilenet-flat, mobilenet-cnn, resize, jpeg, webp, avif (codecs: AWGN "
+                  "capacity; add /practical "
                   "for the 5G NR rate table)")
       ->capture_default_str();
   cmd->add_option("--regimes", a->regimes, "Comma list: robust, noiseless")->capture_default_str();

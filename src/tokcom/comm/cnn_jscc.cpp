@@ -101,4 +101,9 @@ torch::Tensor CnnJsccDecoderImpl::forward(const torch::Tensor& y) {
   return net->forward(torch::cat({torch::real(y), torch::imag(y)}, 1));
 }
 
+CnnJsccCodecImpl::CnnJsccCodecImpl(CnnJsccOptions options_) : options(std::move(options_)) {
+  encoder = register_module("encoder", CnnJsccEncoder(options));
+  decoder = register_module("decoder", CnnJsccDecoder(options));
+}
+
 }  // namespace tokcom

@@ -68,4 +68,14 @@ class CnnJsccDecoderImpl : public torch::nn::Module {
 };
 TORCH_MODULE(CnnJsccDecoder);
 
+// One trained (encoder, decoder) pair: names jscc.encoder.*, jscc.decoder.* where registered as "jscc".
+class CnnJsccCodecImpl : public torch::nn::Module {
+ public:
+  explicit CnnJsccCodecImpl(CnnJsccOptions options);
+  CnnJsccOptions options;
+  CnnJsccEncoder encoder{nullptr};
+  CnnJsccDecoder decoder{nullptr};
+};
+TORCH_MODULE(CnnJsccCodec);
+
 }  // namespace tokcom

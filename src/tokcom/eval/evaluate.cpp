@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <functional>
 
 #include <torch/torch.h>
 #include <fmt/format.h>
@@ -20,22 +21,29 @@ SelectionMode parse_mode(const std::string& name) {
   throw UsageError("--mode: '" + name + "', expected soft or hard");
 }
 
-std::vector<EvalRow> evaluate(Vit& model, const ImageDataset& data, const Config& config, const EvalOptions& o) {
+namespace {
+
+// forward(images, budget, mode) → logits and per-block stats; `patches` and `blocks` describe the
+// token selection (0 and none for models without it).
+using Forward = std::function<VitOutput(const torch::Tensor&, const torch::Tensor&, SelectionMode)>;
+
+std::vector<EvalRow> evaluate_with(const Forward& forward, torch::nn::Module& model, int64_t patches,
+                                   const std::vector<int64_t>& blocks, const ImageDataset& data, const Config& config,
+                                   const EvalOptions& o) {
   torch::NoGradGuard no_grad;
-  const bool was_training = model->is_training();
-  model->eval();
+  const bool was_training = model.is_training();
+  model.eval();
   LoaderOptions lo = loader_options(config, /*train=*/false, /*seed=*/0);
   lo.batch_size = o.batch_size;
   lo.drop_last = false;
   Loader loader(data, transform_options(config, data), lo);
-  const int64_t patches = model->options.num_patches();
   std::vector<EvalRow> rows;
   for (double alpha : o.alphas) {
     if (!(alpha > 0.0 && alpha <= 1.0)) throw UsageError(fmt::format("budget α = {} is outside (0, 1]", alpha));
     EvalRow row;
     row.alpha = alpha;
     row.mode = mode_name(o.mode);
-    row.blocks = model->options.adaptive_blocks();
+    row.blocks = blocks;
     const size_t nb = row.blocks.size();
     std::vector<double> sum(nb, 0.0), sumsq(nb, 0.0);
     int64_t correct = 0, seen = 0, batches = 0;
@@ -49,7 +57,7 @@ std::vector<EvalRow> evaluate(Vit& model, const ImageDataset& data, const Config
       torch::Tensor budget;
       if (alpha < 1.0 && nb > 0) budget = torch::full({b}, alpha, images.options());
       const auto t0 = std::chrono::steady_clock::now();
-      VitOutput out = model->forward(images, budget, o.mode);
+      VitOutput out = forward(images, budget, o.mode);
       const torch::Tensor pred = out.logits.argmax(1).cpu();
       seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       correct += pred.eq(batch.labels).sum().item<int64_t>();
@@ -73,8 +81,24 @@ std::vector<EvalRow> evaluate(Vit& model, const ImageDataset& data, const Config
     row.kept_fraction = nb > 0 ? row.kept_mean.back() / static_cast<double>(patches) : 1.0;
     rows.push_back(row);
   }
-  if (was_training) model->train();
+  if (was_training) model.train();
   return rows;
+}
+
+}  // namespace
+
+std::vector<EvalRow> evaluate(Vit& model, const ImageDataset& data, const Config& config, const EvalOptions& o) {
+  const Forward forward = [&model](const torch::Tensor& x, const torch::Tensor& budget, SelectionMode mode) {
+    return model->forward(x, budget, mode);
+  };
+  return evaluate_with(forward, *model, model->options.num_patches(), model->options.adaptive_blocks(), data, config, o);
+}
+
+std::vector<EvalRow> evaluate(MobileNetV3& model, const ImageDataset& data, const Config& config, const EvalOptions& o) {
+  const Forward forward = [&model](const torch::Tensor& x, const torch::Tensor&, SelectionMode) {
+    return VitOutput{model->forward(x), {}};
+  };
+  return evaluate_with(forward, *model, 0, {}, data, config, o);
 }
 
 void write_eval_csv(const std::string& path, const std::vector<EvalRow>& rows) {

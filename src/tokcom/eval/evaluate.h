@@ -8,6 +8,7 @@
 
 #include "tokcom/core/config.h"
 #include "tokcom/data/dataset.h"
+#include "tokcom/model/mobilenet_v3.h"
 #include "tokcom/model/vit.h"
 
 namespace tokcom {
@@ -32,6 +33,8 @@ struct EvalRow {
 };
 
 std::vector<EvalRow> evaluate(Vit& model, const ImageDataset& data, const Config& config, const EvalOptions& options);
+// A MobileNetV3 classifier: one row per α (all equal, nothing selects tokens), no kept counts.
+std::vector<EvalRow> evaluate(MobileNetV3& model, const ImageDataset& data, const Config& config, const EvalOptions& options);
 
 // CSV: alpha,mode,accuracy,kept_fraction,kept_mean_block{i},kept_std_block{i}...,images_per_s,n_images (atomic).
 void write_eval_csv(const std::string& path, const std::vector<EvalRow>& rows);

@@ -455,7 +455,7 @@ RunData load_run(const std::string& dir) {
       require(root, name, "summary.csv");
       require(root, name, "deploy_summary.csv");
     }
-    if (base == "bank" || base == "vit-ae") {
+    if (base == "bank" || base == "vit-ae" || base == "mobilenet-flat" || base == "mobilenet-cnn") {
       const bool any = std::any_of(run.epochs.begin(), run.epochs.end(),
                                    [&](const EpochsFile& e) { return e.stage == name && e.jscc; });
       if (!any) {

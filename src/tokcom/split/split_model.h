@@ -6,6 +6,7 @@
 // A Decision is what the controller picks per slot; the Payload is what crosses the air (and what
 // the network transport serialises); ζ is counted from the payload alone (comm/zeta.h).
 #pragma once
+#include <c10/core/Device.h>
 #include <torch/types.h>
 
 #include <cstdint>
@@ -19,6 +20,7 @@
 namespace tokcom {
 
 class Config;
+enum class SelectionMode;  // model/vit.h
 
 // Per-image statistics the device half reports next to its payload (for the sweep's CSV).
 struct DeviceStats {
@@ -56,6 +58,13 @@ struct SplitModel {
 // (issue "semantic channel": ζ is counted against the model's own input size, so 64-px runs are
 // self-consistent; the paper's 224-px RGB case is 150 528).
 int64_t input_values(const Config& config);
+
+// The trained bank of any method in `bank_dir` (proposal and vit-ae: split/proposal.h;
+// mobilenet-flat and mobilenet-cnn: split/mobilenet_split.h), in eval mode on `device`. UsageError
+// for an unknown method or a bank of another method; DataError naming a missing file.
+SplitModel load_split(const Config& config, const std::string& bank_dir, const std::string& method,
+                      const std::string& regime, const std::vector<double>& ratios, SelectionMode mode,
+                      c10::Device device);
 
 // Throws UsageError unless budget ∈ (0, 1] and 0 ≤ ratio_index < num_ratios.
 void validate_decision(const Decision& decision, int64_t num_ratios, const std::string& caller);

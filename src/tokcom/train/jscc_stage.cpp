@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <functional>
 #include <sstream>
 
 #include <fmt/format.h>
@@ -19,6 +20,7 @@
 #include "tokcom/data/transforms.h"
 #include "tokcom/eval/link_eval.h"
 #include "tokcom/model/budget_loss.h"
+#include "tokcom/split/mobilenet_split.h"
 #include "tokcom/split/proposal.h"
 #include "tokcom/train/checkpoint.h"
 #include "tokcom/train/distributed.h"
@@ -60,6 +62,110 @@ Config pair_config(const Config& config, const std::string& regime, double ratio
                            {fmt::format("train.ratios={}", ratio), "comm.train_regime=" + regime}, "train.stage=jscc");
 }
 
+// What one (regime, r) trains, for any split model: the module that is checkpointed and saved,
+// its trained tensors, the two halves as the training loop drives them, and the same model as a
+// SplitModel for validation through the real pipeline.
+struct PairNet {
+  std::shared_ptr<torch::nn::Module> net;
+  std::vector<torch::Tensor> trained;
+  std::string method;
+  bool adaptive = false;                                                   // draws a budget per image
+  std::function<void()> train_mode;                                        // frozen parts stay in eval
+  std::function<Payload(const torch::Tensor&, const torch::Tensor&)> send;  // (images, budget) → payload
+  std::function<torch::Tensor(const Payload&)> receive;                    // received payload → logits
+  SplitModel link;
+};
+
+// The proposal (adaptive model) or ViT-AE (static backbone): server blocks [split, depth) and the
+// codec trained; embedding, blocks [0, split) with their selection heads, norm and head frozen.
+PairNet vit_pair(const Config& config, const std::string& init, double ratio) {
+  const int64_t split = config.get_int("comm.split");
+  Vit vit = make_vit(config);
+  validate_split(vit->options, split);
+  const LoadReport report = load_module(init, *vit, /*strict=*/false);
+  if (!report.missing.empty()) {
+    throw FormatError(fmt::format("{}: {} ViT tensors missing (first: {}); train.init must be a model of the "
+                                  "configured architecture",
+                                  init, report.missing.size(), report.missing.front()));
+  }
+  PairNet pn;
+  pn.adaptive = !vit->options.adaptive_blocks().empty();
+  pn.method = pn.adaptive ? "proposal" : "vit-ae";
+  JsccCodec codec(JsccOptions().dim(vit->options.dim()).ratio(ratio).reference_power(config.get_bool("comm.reference_power")));
+  pn.net = JsccStageNet(vit, codec).ptr();
+  for (auto& item : vit->named_parameters()) {
+    const bool train = is_server_block(item.key(), split);
+    item.value().set_requires_grad(train);  // SPEC 10 P10: frozen parameters collect no gradient
+    if (train) pn.trained.push_back(item.value());
+  }
+  for (auto& p : codec->parameters()) pn.trained.push_back(p);
+  pn.train_mode = [vit, codec]() mutable {
+    vit->eval();  // SPEC 10 P22: the device's selection runs in eval mode (1e-3 cutoff active)
+    codec->train();
+  };
+  pn.send = [vit, codec, split, method = pn.method](const torch::Tensor& images, const torch::Tensor& budget) mutable {
+    TokenState state;
+    {
+      torch::NoGradGuard no_grad;
+      state = device_tokens(vit, images, budget, split, SelectionMode::kSoft);
+    }
+    return encode_tokens(codec->encoder, state, 0, method);
+  };
+  pn.receive = [vit, codec, split](const Payload& received) mutable {
+    return server_logits(vit, codec->decoder, received, split, SelectionMode::kSoft);
+  };
+  ProposalOptions popts;  // validation: hard mode, every token
+  popts.split = split;
+  popts.mode = SelectionMode::kHard;
+  popts.method = pn.method;
+  pn.link.device = std::make_shared<ProposalDevice>(vit, std::vector<JsccEncoder>{codec->encoder},
+                                                    std::vector<double>{ratio}, popts);
+  pn.link.server =
+      std::make_shared<ProposalServer>(std::vector<Vit>{vit}, std::vector<JsccDecoder>{codec->decoder}, popts);
+  pn.link.input_values = input_values(config);
+  return pn;
+}
+
+// MobileNetV3 + flat or CNN JSCC (SPEC 6.2): features[3:] and the codec trained; features[0:3]
+// (BatchNorm statistics included) and the classifier frozen.
+PairNet mobilenet_pair(const Config& config, const std::string& init, double ratio) {
+  const std::string method = config.get_string("train.method");
+  MobileNetV3 mobilenet = make_mobilenet(config);
+  const LoadReport report = load_module(init, *mobilenet, /*strict=*/false);
+  if (!report.missing.empty()) {
+    throw FormatError(fmt::format("{}: {} MobileNetV3 tensors missing (first: {}); train.init must be a MobileNet "
+                                  "backbone of the configured variant (train.model=mobilenet)",
+                                  init, report.missing.size(), report.missing.front()));
+  }
+  MobileNetJsccNet net(mobilenet, method, ratio, config.get_int("data.image_size"));
+  PairNet pn;
+  pn.method = method;
+  pn.net = net.ptr();
+  for (auto& item : mobilenet->named_parameters()) {
+    const std::string& name = item.key();
+    const bool train = name.rfind("features.", 0) == 0 && std::stoll(name.substr(9)) >= MobileNetV3Impl::kSplit;
+    item.value().set_requires_grad(train);
+    if (train) pn.trained.push_back(item.value());
+  }
+  for (auto& p : net->named_parameters()) {
+    if (p.key().rfind("jscc.", 0) == 0) pn.trained.push_back(p.value());
+  }
+  pn.train_mode = [net]() mutable { net->set_jscc_training_mode(); };
+  pn.send = [net](const torch::Tensor& images, const torch::Tensor&) mutable {
+    torch::Tensor f;
+    {
+      torch::NoGradGuard no_grad;
+      f = net->mobilenet->forward_device(images);
+    }
+    return mobilenet_encode(net, f, 0);
+  };
+  pn.receive = [net](const Payload& received) mutable { return mobilenet_server_logits(net, received); };
+  pn.link.device = std::make_shared<MobileNetDevice>(std::vector<MobileNetJsccNet>{net});
+  pn.link.server = std::make_shared<MobileNetServer>(std::vector<MobileNetJsccNet>{net});
+  pn.link.input_values = input_values(config);
+  return pn;
+}
+
 // Trains one (regime, r); *stopped = true when run.stop_after_epochs ended it early.
 std::vector<JsccEpochRecord> train_pair(const Config& config, const TrainRunOptions& run, Distributed& dist,
                                         const std::string& regime, double ratio, bool* stopped) {
@@ -82,35 +188,22 @@ std::vector<JsccEpochRecord> train_pair(const Config& config, const TrainRunOpti
   }
 
   torch::Device device(config.get_string("train.device"));
-  const int64_t split = config.get_int("comm.split");
   const std::string init = config.get_string("train.init");
   if (init.empty()) {
-    throw ConfigError("train.stage=jscc needs train.init: the adaptive model (proposal) or the backbone (ViT-AE)");
+    throw ConfigError(
+        "train.stage=jscc needs train.init: the adaptive model (proposal), the backbone (ViT-AE) or the MobileNet "
+        "backbone (mobilenet-flat, mobilenet-cnn)");
   }
   // The codec's initial weights depend on (seed, regime, r) only, not on which pairs ran before.
   uint64_t tag_hash = 1469598103934665603ull;
   for (unsigned char ch : tag) tag_hash = (tag_hash ^ ch) * 1099511628211ull;
   torch::manual_seed(run.seed ^ tag_hash);
-  Vit vit = make_vit(config);
-  validate_split(vit->options, split);
-  const LoadReport report = load_module(init, *vit, /*strict=*/false);
-  if (!report.missing.empty()) {
-    throw FormatError(fmt::format("{}: {} ViT tensors missing (first: {}); train.init must be a model of the "
-                                  "configured architecture",
-                                  init, report.missing.size(), report.missing.front()));
-  }
-  const bool adaptive = !vit->options.adaptive_blocks().empty();
-  const std::string method = adaptive ? "proposal" : "vit-ae";
-  JsccCodec codec(JsccOptions().dim(vit->options.dim()).ratio(ratio).reference_power(config.get_bool("comm.reference_power")));
-  JsccStageNet net(vit, codec);
-  std::vector<torch::Tensor> trained;
-  for (auto& item : vit->named_parameters()) {
-    const bool train = is_server_block(item.key(), split);
-    item.value().set_requires_grad(train);  // SPEC 10 P10: frozen parameters collect no gradient
-    if (train) trained.push_back(item.value());
-  }
-  for (auto& p : codec->parameters()) trained.push_back(p);
-  net->to(device);
+  PairNet pn = is_mobilenet_method(config.get_string("train.method")) ? mobilenet_pair(config, init, ratio)
+                                                                       : vit_pair(config, init, ratio);
+  pn.net->to(device);
+  const std::string& method = pn.method;
+  std::vector<torch::Tensor>& trained = pn.trained;
+  torch::nn::Module& net = *pn.net;
 
   const double lr = config.get_double("train.lr");
   const std::string optimizer_name = config.get_string("train.optimizer");
@@ -142,16 +235,7 @@ std::vector<JsccEpochRecord> train_pair(const Config& config, const TrainRunOpti
   const double clip = config.get_double("train.grad_clip");
   const double smoothing = config.get_double("train.label_smoothing");
 
-  // Validation through the real split pipeline (hard mode, every token, fixed SNRs).
-  ProposalOptions popts;
-  popts.split = split;
-  popts.mode = SelectionMode::kHard;
-  popts.method = method;
-  SplitModel link;
-  link.device = std::make_shared<ProposalDevice>(vit, std::vector<JsccEncoder>{codec->encoder},
-                                                 std::vector<double>{ratio}, popts);
-  link.server = std::make_shared<ProposalServer>(std::vector<Vit>{vit}, std::vector<JsccDecoder>{codec->decoder}, popts);
-  link.input_values = input_values(config);
+  SplitModel& link = pn.link;  // validation through the real split pipeline
   const auto awgn = make_channel("awgn");
   std::vector<LinkPoint> val_points;
   for (double snr : jscc_eval_snrs()) val_points.push_back({Decision{1.0, 0}, awgn.get(), snr, val_points.size()});
@@ -159,7 +243,7 @@ std::vector<JsccEpochRecord> train_pair(const Config& config, const TrainRunOpti
   CheckpointState ck;
   std::vector<JsccEpochRecord> records;
   const std::string ck_dir = fmt::format("{}/checkpoint-{}", out, tag);
-  if (run.resume && load_checkpoint(ck_dir, &ck, *net, *optimizer, digest)) {
+  if (run.resume && load_checkpoint(ck_dir, &ck, net, *optimizer, digest)) {
     for (const auto& r : ck.records) records.push_back(r.get<JsccEpochRecord>());
     spdlog::info("jscc {}: resumed from {} after epoch {}", tag, ck_dir, ck.epoch);
   } else if (!run.resume && fs::exists(ck_dir + "/state.json")) {
@@ -168,15 +252,14 @@ std::vector<JsccEpochRecord> train_pair(const Config& config, const TrainRunOpti
   if (dist.active()) {  // rank 0's weights everywhere; each rank its own dropout stream
     dist.expect_same(static_cast<double>(ck.epoch), "the epoch to resume from (train.out must be shared by the ranks)");
     std::vector<torch::Tensor> state;
-    for (const auto& p : net->parameters()) state.push_back(p);
-    for (const auto& b : net->buffers()) state.push_back(b);
+    for (const auto& p : net.parameters()) state.push_back(p);
+    for (const auto& b : net.buffers()) state.push_back(b);
     dist.broadcast(state);
     torch::manual_seed(rank_seed(run.seed ^ tag_hash, dist.rank()));
   }
   const std::string csv_path = fmt::format("{}/epochs-{}.csv", out, tag);
   for (int64_t epoch = ck.epoch; epoch < epochs; ++epoch) {
-    vit->eval();  // SPEC 10 P22: the device's selection runs in eval mode (1e-3 cutoff active)
-    codec->train();
+    pn.train_mode();
     JsccEpochRecord rec;
     rec.regime = regime;
     rec.ratio = ratio;
@@ -205,15 +288,10 @@ std::vector<JsccEpochRecord> train_pair(const Config& config, const TrainRunOpti
       // Budgets and SNRs are drawn for the global batch (ranks together use the single-process draws);
       // the channel noise of rank k > 0 comes from its own generator.
       torch::Tensor budget;
-      if (adaptive) {
+      if (pn.adaptive) {
         budget = sample_budgets(part.global, gen, sampling, alpha_min, alpha_max).slice(0, part.begin, part.end).to(device);
       }
-      TokenState state;
-      {
-        torch::NoGradGuard no_grad;
-        state = device_tokens(vit, images, budget, split, SelectionMode::kSoft);
-      }
-      Payload sent = encode_tokens(codec->encoder, state, 0, method);
+      Payload sent = pn.send(images, budget);
       Payload received = sent;
       if (robust) {  // SNR ~ U(min, max] dB per sample per step (SPEC 5.3)
         const torch::Tensor snr =
@@ -222,7 +300,7 @@ std::vector<JsccEpochRecord> train_pair(const Config& config, const TrainRunOpti
                                                : at::make_generator<at::CPUGeneratorImpl>(rank_seed(step_seed, dist.rank()));
         received = channel->apply(sent, snr, noise).payload;
       }
-      const torch::Tensor logits = server_logits(vit, codec->decoder, received, split, SelectionMode::kSoft);
+      const torch::Tensor logits = pn.receive(received);
       const torch::Tensor loss = torch::nn::functional::cross_entropy(
           logits, labels, torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(smoothing));
       loss.backward();
@@ -244,7 +322,7 @@ std::vector<JsccEpochRecord> train_pair(const Config& config, const TrainRunOpti
     }
     rec.loss = loss_sum / std::max<int64_t>(seen, 1);
     rec.train_accuracy = static_cast<double>(correct) / std::max<int64_t>(seen, 1);
-    codec->eval();
+    pn.net->eval();
     LinkEvalOptions lo;
     lo.batch_size = config.get_int("train.eval_batch_size");
     lo.max_batches = max_batches;
@@ -278,7 +356,7 @@ std::vector<JsccEpochRecord> train_pair(const Config& config, const TrainRunOpti
     ck.epoch = epoch + 1;
     if (dist.is_main()) {  // only rank 0 writes files
       write_file_atomic(csv_path, csv_text(records));
-      save_checkpoint(ck_dir, ck, *net, *optimizer, digest);
+      save_checkpoint(ck_dir, ck, net, *optimizer, digest);
     }
     if (run.stop_after_epochs > 0 && epoch + 1 >= run.stop_after_epochs && epoch + 1 < epochs) {
       spdlog::info("stopping after epoch {} as asked", epoch + 1);
@@ -288,7 +366,7 @@ std::vector<JsccEpochRecord> train_pair(const Config& config, const TrainRunOpti
   }
   if (dist.is_main()) {
     write_file_atomic(csv_path, csv_text(records));
-    save_module(file, *net,
+    save_module(file, net,
                 {{"stage", "jscc"}, {"method", method}, {"regime", regime}, {"ratio", fmt::format("{}", ratio)},
                  {"config_digest", digest}, {"git", TOKCOM_GIT_HASH}});
     spdlog::info("jscc {}: wrote {}", tag, file);
@@ -336,6 +414,11 @@ std::vector<std::string> jscc_regimes(const Config& config) {
 }
 
 std::vector<JsccEpochRecord> train_jscc(const Config& config, const TrainRunOptions& run) {
+  const std::string method = config.get_string("train.method");
+  if (method != "auto" && !is_mobilenet_method(method)) {
+    throw ConfigError("train.method: '" + method + "', expected auto (proposal or vit-ae, by model.adaptive_blocks), "
+                      "mobilenet-flat or mobilenet-cnn");
+  }
   const std::vector<double> ratios = jscc_ratios(config);
   const std::vector<std::string> regimes = jscc_regimes(config);
   const std::string out = config.get_string("train.out");

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <sstream>
 
 #include <ATen/autocast_mode.h>
@@ -21,6 +22,7 @@
 #include "tokcom/data/transforms.h"
 #include "tokcom/eval/evaluate.h"
 #include "tokcom/model/budget_loss.h"
+#include "tokcom/model/mobilenet_v3.h"
 #include "tokcom/model/vit.h"
 #include "tokcom/train/checkpoint.h"
 #include "tokcom/train/distributed.h"
@@ -65,14 +67,15 @@ std::string csv_row(const EpochRecord& r) {
 
 // Per-epoch validation: one process evaluates the split (its first max_batches); N ranks evaluate
 // 1/N of the same images each and sum accuracy and kept fraction weighted by their image counts.
-std::vector<EvalRow> evaluate_distributed(Vit& model, const ImageDataset& data, const Config& config, EvalOptions options,
+using EvaluateFn = std::function<std::vector<EvalRow>(const ImageDataset&, const EvalOptions&)>;
+std::vector<EvalRow> evaluate_distributed(const EvaluateFn& evaluate_split, const ImageDataset& data, EvalOptions options,
                                           Distributed& dist) {
-  if (!dist.active()) return evaluate(model, data, config, options);
+  if (!dist.active()) return evaluate_split(data, options);
   const int64_t limit = options.max_batches > 0 ? options.max_batches * options.batch_size : 0;
   const ImageDataset part = shard_rows(data, limit, dist.world_size(), dist.rank());
   options.max_batches = 0;
   std::vector<EvalRow> rows;
-  if (part.size() > 0) rows = evaluate(model, part, config, options);
+  if (part.size() > 0) rows = evaluate_split(part, options);
   rows.resize(options.alphas.size());
   std::vector<double> sums;  // per α: Σ accuracy·n, Σ kept_fraction·n; then n
   for (const auto& r : rows) {
@@ -113,24 +116,40 @@ std::vector<EpochRecord> train(const Config& config, const TrainRunOptions& run)
 
   torch::Device device(config.get_string("train.device"));
   torch::manual_seed(run.seed);  // the initial weights depend on the seed alone, not on earlier draws
-  Vit model = make_vit(config);
+  // train.model: the ViT (backbone and adaptive stages) or MobileNetV3 (backbone stage, SPEC 6.2).
+  const std::string arch = config.get_string("train.model");
+  if (arch != "vit" && arch != "mobilenet") throw ConfigError("train.model: '" + arch + "', expected vit or mobilenet");
+  if (arch == "mobilenet" && adaptive) {
+    throw ConfigError("train.stage=adaptive trains the ViT's token selection; train.model=mobilenet has none");
+  }
+  Vit model{nullptr};
+  MobileNetV3 mobilenet{nullptr};
+  if (arch == "mobilenet") mobilenet = make_mobilenet(config);
+  else model = make_vit(config);
+  torch::nn::Module& module = model ? static_cast<torch::nn::Module&>(*model) : *mobilenet;
   if (adaptive && model->options.adaptive_blocks().empty()) {
     throw ConfigError("train.stage=adaptive needs model.adaptive_blocks (e.g. [1, 2])");
   }
   const std::string init = config.get_string("train.init");
   if (!init.empty()) {
-    const LoadReport report = load_module(init, *model, /*strict=*/false);
+    const LoadReport report = load_module(init, module, /*strict=*/false);
     spdlog::info("init from {}: {} tensors missing (fresh), {} unexpected (ignored)", init, report.missing.size(),
                  report.unexpected.size());
     for (const auto& m : report.missing) spdlog::debug("  fresh: {}", m);
   }
-  model->to(device);
+  module.to(device);
+  const auto forward = [&](const torch::Tensor& images, const torch::Tensor& budget) {
+    return model ? model->forward(images, budget, SelectionMode::kSoft) : VitOutput{mobilenet->forward(images), {}};
+  };
+  const auto evaluate_split = [&](const ImageDataset& data, const EvalOptions& options) {
+    return model ? evaluate(model, data, config, options) : evaluate(mobilenet, data, config, options);
+  };
 
   // Parameter groups: decayed weights, non-decayed, selection parameters (own lr).
   const double lr = config.get_double("train.lr"), selection_lr = config.get_double("train.selection_lr");
   const double wd = config.get_double("train.weight_decay");
   std::vector<torch::Tensor> decay, no_decay, selection;
-  for (const auto& item : model->named_parameters()) {
+  for (const auto& item : module.named_parameters()) {
     if (!item.value().requires_grad()) continue;
     if (is_selection_param(item.key())) selection.push_back(item.value());
     else if (decays(item.key(), item.value())) decay.push_back(item.value());
@@ -185,7 +204,7 @@ std::vector<EpochRecord> train(const Config& config, const TrainRunOptions& run)
   const double hard_temperature = config.get_double("train.hard_temperature");
   const HardSurrogate hard_surrogate = parse_hard_surrogate(config.get_string("train.hard_surrogate"));
   const int64_t hard_warmup_steps = config.get_int("train.lambda_hard_warmup_epochs") * batches;
-  const double cutoff = model->options.eval_cutoff();
+  const double cutoff = model ? model->options.eval_cutoff() : 0.0;
   const double clip = config.get_double("train.grad_clip");
   const double smoothing = config.get_double("train.label_smoothing");
   const std::string precision = config.get_string("train.precision");
@@ -195,7 +214,7 @@ std::vector<EpochRecord> train(const Config& config, const TrainRunOptions& run)
   CheckpointState ck;
   std::vector<EpochRecord> records;
   const std::string ck_dir = out + "/checkpoint";
-  if (run.resume && load_checkpoint(ck_dir, &ck, *model, *optimizer, config.digest())) {
+  if (run.resume && load_checkpoint(ck_dir, &ck, module, *optimizer, config.digest())) {
     for (const auto& r : ck.records) records.push_back(r.get<EpochRecord>());
     spdlog::info("resumed from {} after epoch {}", ck_dir, ck.epoch);
   } else if (!run.resume && fs::exists(ck_dir + "/state.json")) {
@@ -206,8 +225,8 @@ std::vector<EpochRecord> train(const Config& config, const TrainRunOptions& run)
     // Every rank starts from rank 0's weights (the same seed gives the same ones; this makes it certain),
     // then draws its own dropout (rank 0 keeps the single-process stream).
     std::vector<torch::Tensor> state;
-    for (const auto& p : model->parameters()) state.push_back(p);
-    for (const auto& b : model->buffers()) state.push_back(b);
+    for (const auto& p : module.parameters()) state.push_back(p);
+    for (const auto& b : module.buffers()) state.push_back(b);
     dist.broadcast(state);
     torch::manual_seed(rank_seed(run.seed, dist.rank()));
   }
@@ -215,7 +234,7 @@ std::vector<EpochRecord> train(const Config& config, const TrainRunOptions& run)
   std::string csv = csv_header(eval_alphas);
   for (const auto& r : records) csv += csv_row(r);
   for (int64_t epoch = ck.epoch; epoch < epochs; ++epoch) {
-    model->train();
+    module.train();  // every epoch (SPEC 10 P9: evaluation leaves the model in eval mode)
     EpochRecord rec;
     rec.epoch = epoch + 1;
     double loss_sum = 0, ce_sum = 0, budget_sum = 0;
@@ -255,7 +274,7 @@ std::vector<EpochRecord> train(const Config& config, const TrainRunOptions& run)
         at::autocast::set_cpu_enabled(true);
         at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
       }
-      VitOutput output = model->forward(images, budget, SelectionMode::kSoft);
+      VitOutput output = forward(images, budget);
       if (precision == "bf16") {
         at::autocast::set_cpu_enabled(false);
         at::autocast::clear_cache();
@@ -316,10 +335,10 @@ std::vector<EpochRecord> train(const Config& config, const TrainRunOptions& run)
     eval_opts.max_batches = max_batches;
     eval_opts.mode = SelectionMode::kHard;
     eval_opts.alphas = {1.0};
-    rec.val_accuracy = evaluate_distributed(model, val_set, config, eval_opts, dist).at(0).accuracy;
+    rec.val_accuracy = evaluate_distributed(evaluate_split, val_set, eval_opts, dist).at(0).accuracy;
     if (adaptive) {
       eval_opts.alphas = eval_alphas;
-      for (const auto& row : evaluate_distributed(model, val_set, config, eval_opts, dist)) {
+      for (const auto& row : evaluate_distributed(evaluate_split, val_set, eval_opts, dist)) {
         rec.val_accuracy_alpha.push_back(row.accuracy);
         rec.kept_fraction.push_back(row.kept_fraction);
       }
@@ -336,7 +355,7 @@ std::vector<EpochRecord> train(const Config& config, const TrainRunOptions& run)
     csv += csv_row(rec);
     if (dist.is_main()) {
       write_file_atomic(out + "/epochs.csv", csv);
-      save_checkpoint(ck_dir, ck, *model, *optimizer, config.digest());
+      save_checkpoint(ck_dir, ck, module, *optimizer, config.digest());
     }
     if (run.stop_after_epochs > 0 && epoch + 1 >= run.stop_after_epochs && epoch + 1 < epochs) {
       spdlog::info("stopping after epoch {} as asked", epoch + 1);
@@ -345,8 +364,8 @@ std::vector<EpochRecord> train(const Config& config, const TrainRunOptions& run)
   }
   if (dist.is_main()) {
     write_file_atomic(out + "/epochs.csv", csv);
-    save_module(out + "/model.safetensors", *model,
-                {{"stage", stage}, {"config_digest", config.digest()}, {"git", TOKCOM_GIT_HASH}});
+    save_module(out + "/model.safetensors", module,
+                {{"stage", stage}, {"model", arch}, {"config_digest", config.digest()}, {"git", TOKCOM_GIT_HASH}});
     spdlog::info("wrote {}/model.safetensors and {}/epochs.csv", out, out);
   }
   dist.barrier();  // on return the files exist for every rank

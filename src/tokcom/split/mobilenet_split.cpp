@@ -1,0 +1,169 @@
+#include "tokcom/split/mobilenet_split.h"
+
+#include <filesystem>
+
+#include <fmt/format.h>
+#include <torch/torch.h>
+
+#include "tokcom/core/check.h"
+#include "tokcom/core/config.h"
+#include "tokcom/core/errors.h"
+#include "tokcom/core/safetensors.h"
+#include "tokcom/core/state_dict.h"
+#include "tokcom/split/proposal.h"
+
+namespace tokcom {
+namespace fs = std::filesystem;
+
+bool is_mobilenet_method(const std::string& method) { return method == "mobilenet-flat" || method == "mobilenet-cnn"; }
+
+MobileNetJsccNetImpl::MobileNetJsccNetImpl(MobileNetV3 mobilenet_in, std::string method_in, double ratio_in,
+                                           int64_t image_size)
+    : mobilenet(std::move(mobilenet_in)), method(std::move(method_in)), ratio(ratio_in) {
+  if (!is_mobilenet_method(method)) {
+    throw ConfigError(fmt::format("MobileNet JSCC method '{}', expected mobilenet-flat or mobilenet-cnn", method));
+  }
+  map_shape = mobilenet->device_shape(image_size, image_size);
+  // torchvision's names at the top level, so the file also loads into a plain MobileNetV3.
+  for (auto& c : mobilenet->named_children()) register_module(c.key(), c.value());
+  if (method == "mobilenet-flat") {
+    flat = register_module("jscc", JsccCodec(JsccOptions().dim(map_shape[1] * map_shape[2]).ratio(ratio)));
+  } else {
+    if (map_shape[1] != map_shape[2]) {
+      throw ConfigError(fmt::format("mobilenet-cnn needs a square device map, got {}×{}", map_shape[1], map_shape[2]));
+    }
+    cnn = register_module("jscc", CnnJsccCodec(CnnJsccOptions().channels(map_shape[0]).side(map_shape[1]).ratio(ratio)));
+  }
+}
+
+torch::Tensor MobileNetJsccNetImpl::encode_features(const torch::Tensor& f) {
+  check_shape("MobileNetJsccNet::encode_features", "f", f, {-1, map_shape[0], map_shape[1], map_shape[2]});
+  if (flat) return flat->encoder(f.flatten(2));  // channels as tokens (SPEC 6.2)
+  return cnn->encoder(f);
+}
+
+torch::Tensor MobileNetJsccNetImpl::decode_features(const torch::Tensor& y) {
+  if (flat) return flat->decoder(y).view({y.size(0), map_shape[0], map_shape[1], map_shape[2]});
+  return cnn->decoder(y);
+}
+
+void MobileNetJsccNetImpl::set_jscc_training_mode() {
+  train();
+  // SPEC 6.2 / 5.6: the device half runs frozen with its BatchNorm statistics frozen; the
+  // classifier is frozen too (no dropout on a frozen head).
+  for (int64_t i = 0; i < MobileNetV3Impl::kSplit; ++i) mobilenet->features[i]->eval();
+  mobilenet->classifier->eval();
+}
+
+int64_t MobileNetJsccNetImpl::symbols_per_image() const {
+  if (flat) return map_shape[0] * flat->options.symbols_per_token();
+  const int64_t s = cnn->encoder->plan.side;
+  return map_shape[0] * s * s;
+}
+
+Payload mobilenet_encode(MobileNetJsccNet& net, const torch::Tensor& features, int64_t ratio_index) {
+  Payload p;
+  p.method = net->method;
+  p.ratio_index = ratio_index;
+  p.symbols = net->encode_features(features);
+  return p;
+}
+
+torch::Tensor mobilenet_server_logits(MobileNetJsccNet& net, const Payload& received) {
+  const std::string caller = "MobileNetServer::decode";
+  validate(received, caller, -1, /*check_values=*/false);
+  if (received.method != net->method) {
+    throw FormatError(fmt::format("{}: payload.method is '{}', expected '{}'", caller, received.method, net->method));
+  }
+  const int64_t c = net->map_shape[0];
+  if (net->flat) {
+    check_shape(caller, "payload.symbols", received.symbols, {-1, c, net->flat->options.symbols_per_token()});
+  } else {
+    const int64_t s = net->cnn->encoder->plan.side;
+    check_shape(caller, "payload.symbols", received.symbols, {-1, c, s, s});
+  }
+  if (received.token_mask.defined() || received.token_scale.defined()) {
+    throw FormatError(fmt::format("{}: payload '{}' carries a token_mask/token_scale; a MobileNet payload sends every "
+                                  "channel",
+                                  caller, received.method));
+  }
+  return net->mobilenet->forward_server(net->decode_features(received.symbols));
+}
+
+MobileNetDevice::MobileNetDevice(std::vector<MobileNetJsccNet> nets) : nets_(std::move(nets)) {
+  if (nets_.empty()) throw UsageError("MobileNetDevice: no codecs");
+}
+
+Payload MobileNetDevice::encode(const torch::Tensor& images, const Decision& decision, DeviceStats* stats) {
+  validate_decision(decision, num_ratios(), "MobileNetDevice::encode");
+  auto& net = nets_[decision.ratio_index];
+  torch::NoGradGuard no_grad;
+  // The frozen device half is the same in every file of a bank (checked at load): the first one runs.
+  const torch::Tensor f = nets_.front()->mobilenet->forward_device(images);
+  if (stats) stats->kept_patches = torch::full({images.size(0)}, net->map_shape[0], images.options().dtype(torch::kLong));
+  return mobilenet_encode(net, f, decision.ratio_index);
+}
+
+MobileNetServer::MobileNetServer(std::vector<MobileNetJsccNet> nets) : nets_(std::move(nets)) {
+  if (nets_.empty()) throw UsageError("MobileNetServer: no codecs");
+}
+
+torch::Tensor MobileNetServer::decode(const Payload& received) {
+  if (received.ratio_index < 0 || received.ratio_index >= static_cast<int64_t>(nets_.size())) {
+    throw FormatError(fmt::format("MobileNetServer::decode: payload.ratio_index is {}, expected in [0, {})",
+                                  received.ratio_index, nets_.size()));
+  }
+  torch::NoGradGuard no_grad;
+  return mobilenet_server_logits(nets_[received.ratio_index], received);
+}
+
+SplitModel load_mobilenet_split(const Config& config, const std::string& bank_dir, const std::string& regime,
+                                const std::vector<double>& ratios, const std::string& method, torch::Device device) {
+  if (!is_mobilenet_method(method)) {
+    throw UsageError(fmt::format("load_mobilenet_split: method '{}', expected mobilenet-flat or mobilenet-cnn", method));
+  }
+  if (ratios.empty()) throw UsageError("load_mobilenet_split: no ratios asked for");
+  const int64_t image_size = config.get_int("data.image_size");
+  std::vector<MobileNetJsccNet> nets;
+  TensorMap frozen;  // features[0:3] and the classifier of the first file
+  std::string first;
+  for (double r : ratios) {
+    const std::string path = jscc_file(bank_dir, regime, r);
+    if (!fs::exists(path)) {
+      throw DataError(fmt::format("{}: no trained {} model for regime '{}' and r = {} (train it with `tokcom train -c "
+                                  "<config> train.stage=jscc train.method={} train.init=<mobilenet backbone> "
+                                  "train.ratios={} comm.train_regime={} train.out={}`)",
+                                  path, method, regime, r, method, r, regime, bank_dir));
+    }
+    const Safetensors file = read_safetensors(path);
+    const auto it = file.metadata.find("method");
+    if (it == file.metadata.end() || it->second != method) {
+      throw FormatError(fmt::format("{}: trained for method '{}', expected '{}' (a bank folder holds one method)", path,
+                                    it == file.metadata.end() ? "?" : it->second, method));
+    }
+    MobileNetJsccNet net(make_mobilenet(config), method, r, image_size);
+    load_tensors(*net, file.tensors, path, /*strict=*/true);
+    for (const auto& [name, value] : file.tensors) {
+      if (name.rfind("jscc.", 0) == 0) continue;
+      if (name.rfind("features.", 0) == 0 && std::stoll(name.substr(9)) >= MobileNetV3Impl::kSplit) continue;
+      if (first.empty()) {
+        frozen.emplace(name, value);
+      } else if (!frozen.count(name) || !torch::equal(frozen.at(name), value)) {
+        throw FormatError(fmt::format("{}: frozen tensor '{}' differs from {}: the bank's files were trained from "
+                                      "different backbones (retrain them from one train.init)",
+                                      path, name, first));
+      }
+    }
+    if (first.empty()) first = path;
+    net->to(device);
+    net->eval();
+    nets.push_back(net);
+  }
+  SplitModel split;
+  split.device = std::make_shared<MobileNetDevice>(nets);
+  split.server = std::make_shared<MobileNetServer>(nets);
+  split.input_values = input_values(config);
+  return split;
+}
+
+}  // namespace tokcom
