@@ -237,6 +237,14 @@ TEST(Service, PredictionsMatchInProcessAndBadMessagesEndOnlyTheirStream) {
     EXPECT_NE(error.find("INVALID_ARGUMENT"), std::string::npos) << error;
     EXPECT_NE(error.find("request_id 77: FormatError: request payload.tokens is 999"), std::string::npos) << error;
   }
+  // ... so does a control request to a server that runs no controller ...
+  {
+    net::EdgeClient bad(client_options(local.address));
+    EXPECT_FALSE(bad.served().controller);
+    const std::string error = test::error_of([&] { bad.decide(10.0, "", 5, nullptr); });
+    EXPECT_NE(error.find("INVALID_ARGUMENT"), std::string::npos) << error;
+    EXPECT_NE(error.find("request_id 5: control: this server runs no controller"), std::string::npos) << error;
+  }
   // ... garbage bytes in a field too, and a client that vanishes mid-stream with requests in flight ...
   {
     auto vanishing = std::make_unique<net::EdgeClient>(client_options(local.address));
@@ -409,9 +417,10 @@ TEST(ServeCli, TwoDeviceProcessesWriteTheInProcessCsv) {
       << output;
 
   const std::string port_file = dir + "/port";
+  // The server also runs the controller (for the device that asks it to: `--controller server`).
   const pid_t server = spawn_cli("--threads 2 serve --checkpoint-dir " + bank +
                                      " --listen 127.0.0.1:0 --max-batch 8 --max-wait-ms 2 --metrics-interval 0 "
-                                     "--port-file " + port_file,
+                                     "--table " + table + " --port-file " + port_file,
                                  dir + "/serve.log");
   for (int i = 0; i < 600 && !fs::exists(port_file); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
   ASSERT_TRUE(fs::exists(port_file)) << slurp(dir + "/serve.log");
@@ -419,7 +428,8 @@ TEST(ServeCli, TwoDeviceProcessesWriteTheInProcessCsv) {
   std::vector<pid_t> devices;
   for (int k = 0; k < 2; ++k) {
     devices.push_back(spawn_cli("--threads 1 --seed 5 device --server " + address + " --bank " + bank + " " + common +
-                                    " --images 24 -o " + dir + "/device" + std::to_string(k),
+                                    " --images 24 --controller " + (k == 0 ? "device" : "server") + " -o " + dir +
+                                    "/device" + std::to_string(k),
                                 dir + "/device" + std::to_string(k) + ".log"));
   }
   for (int k = 0; k < 2; ++k) {
@@ -429,6 +439,10 @@ TEST(ServeCli, TwoDeviceProcessesWriteTheInProcessCsv) {
   EXPECT_EQ(wait_exit(server), 0);
   const std::string serve_log = slurp(dir + "/serve.log");
   EXPECT_NE(serve_log.find("final metrics: requests 48 errors 0"), std::string::npos) << serve_log;
+  EXPECT_NE(serve_log.find(" decisions 24\n"), std::string::npos) << serve_log;  // the server-controlled device's slots
+  // The server's controller, continued from the device's picked state, decided exactly as the
+  // device's own mirror (a divergence would be logged).
+  EXPECT_EQ(slurp(dir + "/device1.log").find("remote controller decided"), std::string::npos) << slurp(dir + "/device1.log");
 
   const std::string trace = "/deploy/trace_gauss_10_2.5_zmax0.03_rep0.csv";
   const std::string expected = slurp(dir + "/local" + trace);

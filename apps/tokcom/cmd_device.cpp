@@ -11,12 +11,13 @@ namespace {
 
 struct DeviceArgs {
   OptimizeArgs optimize;
-  std::string dataset, auth_token_file;
+  std::string dataset, auth_token_file, controller = "device";
 };
 
 void run_device(DeviceArgs a) {
   if (!a.dataset.empty()) a.optimize.overrides.push_back("data.dataset=" + a.dataset);
   if (!a.auth_token_file.empty()) a.optimize.server.auth_token = net::read_token(a.auth_token_file, "--auth-token-file");
+  a.optimize.server_controller = a.controller == "server";
   run_optimize(a.optimize);
 }
 
@@ -45,6 +46,10 @@ void add_device(CLI::App& app) {
   cmd->add_option("--method", o.method, "Keep table rows of this method");
   cmd->add_option("--channel", o.channel, "Keep table rows of this channel (also the channel applied here)");
   cmd->add_option("--regime", o.regime, "Keep table rows of this regime (robust|noiseless)");
+  cmd->add_option("--controller", a->controller,
+                  "Where the controller runs: device (here) or server (the server's, started from this device's "
+                  "picked controller; `tokcom serve --table`)")
+      ->check(CLI::IsMember({"device", "server"}))->capture_default_str();
   cmd->add_option("--tls-ca", o.server.tls_ca, "PEM root certificate: connect with TLS");
   cmd->add_option("--auth-token-file", a->auth_token_file, "File whose first line is the server's shared token");
   cmd->add_option("--connect-timeout", o.server.connect_timeout_s, "Seconds to wait for the server")

@@ -44,6 +44,7 @@ struct Deployment {
   std::unique_ptr<Channel> channel;
   ImageDataset data;
   DeployOptions options;
+  std::unique_ptr<RemoteDecider> remote;  // `tokcom device --controller server`
   int64_t repeats = 0;
   std::string out, rows = std::string(kDeployHeader) + "\n";
 
@@ -54,7 +55,8 @@ struct Deployment {
     for (int64_t r = 0; r < n; ++r) {
       LyapunovController c = picked;  // every repeat continues from the post-simulation queue
       std::vector<SlotRecord> trace;
-      const DeploySummary s = deploy(model, *channel, c, *process, data, config, options, static_cast<uint64_t>(r), &trace);
+      const DeploySummary s =
+          deploy(model, *channel, c, *process, data, config, options, static_cast<uint64_t>(r), &trace, remote.get());
       write_trace_csv(fmt::format("{}/deploy/trace_{}_zmax{}_rep{}.csv", out, file_slug(scenario), zeta_max, r), trace);
       rows += fmt::format("{},{},{},{},{},{:.6f},{:.6f},{:.8g},{},{:.8g}\n", csv::quote_field(scenario), zeta_max, r,
                           c.options().tradeoff, c.options().queue_step, s.accuracy, s.constrained_accuracy, s.zeta,
@@ -149,6 +151,7 @@ void run_optimize(const OptimizeArgs& a) {
                                      deployment->model.input_values));
       }
       deployment->model.server = std::make_shared<net::RemoteServer>(client, table.ratios());
+      if (a.server_controller) deployment->remote = std::make_unique<net::RemoteController>(client, table.ratios());
     }
     deployment->channel = make_channel(table.channel());
     deployment->data = load_dataset(deployment->config, a.deploy_split);

@@ -18,6 +18,7 @@
 #include "tokcom/core/errors.h"
 #include "tokcom/eval/sweep.h"
 #include "tokcom/net/credentials.h"
+#include "tokcom/control/proxy_table.h"
 #include "tokcom/net/server.h"
 #include "tokcom/split/proposal.h"
 
@@ -30,6 +31,8 @@ int signal_pipe[2] = {-1, -1};
 struct ServeArgs {
   std::string checkpoint_dir, listen = "127.0.0.1:50051", regime = "robust", ratios, mode = "hard";
   std::string tls_cert, tls_key, auth_token_file, port_file;
+  std::string table, table_method, table_channel;  // server-side controller
+  LyapunovOptions control;
   net::BatcherOptions batching;
   int64_t max_message_bytes = 0;
   double drain_timeout_s = 10, metrics_interval_s = 10;
@@ -67,6 +70,12 @@ void run_serve(const ServeArgs& a) {
   o.metrics_interval_s = a.metrics_interval_s;
   o.device = torch::Device(config.get_string("train.device"));
   const SplitModel model = load_proposal(config, a.checkpoint_dir, a.regime, ratios, mode, o.device);
+  if (!a.table.empty()) {
+    o.table = std::make_shared<const ProxyTable>(
+        ProxyTable::read_csv(a.table, ProxyFilter{a.table_method, a.table_channel, a.regime}));
+    o.control = a.control;
+    LyapunovController check(*o.table, o.control);  // V, μ, ζ_max checked before serving
+  }
 
   // SIGTERM / SIGINT: the handler only writes the signal number into a pipe (async-signal-safe,
   // whichever thread LibTorch's or gRPC's pools the kernel picks); one thread reads it and drains.
@@ -127,6 +136,16 @@ void add_serve(CLI::App& app) {
   cmd->add_option("--metrics-interval", a->metrics_interval_s, "Seconds between metrics lines (0: only at exit)")
       ->capture_default_str();
   cmd->add_option("--port-file", a->port_file, "Write the bound port to this file once listening");
+  cmd->add_option("--table", a->table,
+                  "Proxy table CSV: run the Lyapunov controller here, one per device stream (control requests; "
+                  "`tokcom device --controller server`)");
+  cmd->add_option("--table-method", a->table_method, "Keep table rows of this method");
+  cmd->add_option("--table-channel", a->table_channel, "Keep table rows of this channel");
+  cmd->add_option("--V", a->control.tradeoff, "Controller trade-off V (a device's first control request may bring "
+                                              "its own state instead)")
+      ->capture_default_str();
+  cmd->add_option("--mu", a->control.queue_step, "Controller queue step μ")->capture_default_str();
+  cmd->add_option("--zeta-max", a->control.zeta_max, "Controller long-term ζ bound")->capture_default_str();
   cmd->add_option("overrides", a->overrides, "key.sub=value overrides of the bank's config (e.g. train.device=cuda)");
   cmd->footer("Example: tokcom serve --checkpoint-dir runs/fmnist-bank --listen 127.0.0.1:50051");
   set_action(cmd, [a] { run_serve(*a); });

@@ -26,6 +26,7 @@ struct OptimizeArgs {
   std::vector<std::string> overrides;
   // Non-empty address: the server half runs on this edge server (`tokcom device`).
   net::ClientOptions server;
+  bool server_controller = false;  // `tokcom device --controller server`: the server's controller decides
 };
 
 void run_optimize(const OptimizeArgs& args);

@@ -5,6 +5,7 @@
 #include <random>
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 #include <torch/torch.h>
 
 #include "tokcom/core/errors.h"
@@ -16,7 +17,7 @@ namespace tokcom {
 
 DeploySummary deploy(SplitModel& model, const Channel& channel, LyapunovController& controller, SnrProcess& snr,
                      const ImageDataset& data, const Config& config, const DeployOptions& o, uint64_t repeat,
-                     std::vector<SlotRecord>* trace) {
+                     std::vector<SlotRecord>* trace, RemoteDecider* remote) {
   const ProxyTable& table = controller.table();
   if (model.device->num_ratios() != static_cast<int64_t>(table.ratios().size())) {
     throw UsageError(fmt::format("deploy: the bank holds {} ratios, the proxy table {}", model.device->num_ratios(),
@@ -38,6 +39,8 @@ DeploySummary deploy(SplitModel& model, const Channel& channel, LyapunovControll
   std::shuffle(order.begin(), order.end(), rng);
   const int64_t slots = o.max_images > 0 ? std::min(o.max_images, n) : n;
   snr.reset();
+  if (remote) remote->begin(controller);
+  bool warned = false;
 
   torch::NoGradGuard no_grad;
   const TransformOptions transform = transform_options(config, data);
@@ -46,8 +49,19 @@ DeploySummary deploy(SplitModel& model, const Channel& channel, LyapunovControll
   Progress progress(fmt::format("deploy {} zeta_max={} repeat {}", snr.spec(), zeta_max, repeat), slots, "img");
   for (int64_t t = 0; t < slots; ++t) {
     const double snr_db = snr.next(rng);
-    const double z_before = controller.queue();
-    const Decision d = controller.decide(snr_db);
+    double z_before = controller.queue();
+    Decision d = controller.decide(snr_db);
+    if (remote) {
+      const Decision mirror = d;
+      const double mirror_queue = z_before;
+      d = remote->decide(snr_db, &z_before);
+      if (!warned && (d.ratio_index != mirror.ratio_index || d.budget != mirror.budget || z_before != mirror_queue)) {
+        spdlog::warn("slot {}: the remote controller decided (α {}, r {}) at Z = {}, this device's mirror (α {}, r {}) at "
+                     "Z = {}: the server's proxy table or options differ from the device's",
+                     t, d.budget, d.ratio, z_before, mirror.budget, mirror.ratio, mirror_queue);
+        warned = true;
+      }
+    }
     const int64_t index = order[t];
     const torch::Tensor image = eval_transform(data.images.slice(0, index, index + 1), transform).to(o.device);
     const Payload sent = model.device->encode(image, d);

@@ -33,10 +33,24 @@ struct DeploySummary {
   double queue_final = 0.0;
 };
 
+// Decisions taken elsewhere: an edge server running the controller for this device (net/client.h,
+// `tokcom device --controller server`). deploy() keeps its own controller as a mirror: it sends the
+// mirror's state when a run begins, takes the remote decision, and observes the same ζ locally, so
+// the trace and the final queue read the same as an in-process run (a remote decision or queue that
+// differs from the mirror's is logged once: the server's table or options are not the device's).
+class RemoteDecider {
+ public:
+  virtual ~RemoteDecider() = default;
+  // A run starts: the next decision continues from `mirror`'s state.
+  virtual void begin(const LyapunovController& mirror) = 0;
+  // The slot's decision at `snr_db` (ratio in the device's bank), and the queue Z it was taken at.
+  virtual Decision decide(double snr_db, double* queue) = 0;
+};
+
 // The split model's bank must hold the table's ratios in the table's order (decision.ratio_index
 // indexes both). Runs one repeat from the controller's current state (which it advances).
 DeploySummary deploy(SplitModel& model, const Channel& channel, LyapunovController& controller, SnrProcess& snr,
                      const ImageDataset& data, const Config& config, const DeployOptions& options, uint64_t repeat,
-                     std::vector<SlotRecord>* trace = nullptr);
+                     std::vector<SlotRecord>* trace = nullptr, RemoteDecider* remote = nullptr);
 
 }  // namespace tokcom

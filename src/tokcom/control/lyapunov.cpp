@@ -78,7 +78,28 @@ std::string LyapunovController::save_state() const {
   j["queue_step"] = options_.queue_step;
   j["zeta_max"] = options_.zeta_max;
   j["decisions"] = table_->decision_count();
+  j["interpolate"] = options_.interpolate;
   return j.dump();
+}
+
+LyapunovController LyapunovController::from_state(const ProxyTable& table, const std::string& state) {
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(state);
+  } catch (const nlohmann::json::exception& e) {
+    throw FormatError(std::string("LyapunovController::from_state: not JSON: ") + e.what());
+  }
+  LyapunovOptions o;
+  for (auto [key, field] : {std::pair<const char*, double*>{"tradeoff", &o.tradeoff}, {"queue_step", &o.queue_step},
+                            {"zeta_max", &o.zeta_max}}) {
+    if (!j.is_object() || !j.contains(key) || !j[key].is_number())
+      throw FormatError(std::string("LyapunovController::from_state: missing numeric key '") + key + "'");
+    *field = j[key].get<double>();
+  }
+  o.interpolate = j.is_object() && j.value("interpolate", false);
+  LyapunovController c(table, o);
+  c.restore_state(state);
+  return c;
 }
 
 void LyapunovController::restore_state(const std::string& state) {

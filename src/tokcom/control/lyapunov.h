@@ -49,6 +49,9 @@ class LyapunovController {
   // or other options.
   std::string save_state() const;
   void restore_state(const std::string& state);
+  // A controller on `table` continued from save_state() text, with the state's V, μ, ζ_max and
+  // interpolation (an edge server continuing a device's controller). Errors as restore_state.
+  static LyapunovController from_state(const ProxyTable& table, const std::string& state);
 
  private:
   const ProxyTable* table_;

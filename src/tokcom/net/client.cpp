@@ -1,5 +1,7 @@
 #include "tokcom/net/client.h"
 
+#include <cmath>
+
 #include <algorithm>
 #include <chrono>
 
@@ -126,6 +128,26 @@ Prediction EdgeClient::receive() {
   return out;
 }
 
+Decision EdgeClient::decide(double snr_db, const std::string& state, uint64_t request_id, double* queue) {
+  v1::InferRequest request;
+  request.set_request_id(request_id);
+  request.mutable_control()->set_snr_db(snr_db);
+  if (!state.empty()) request.mutable_control()->set_state(state);
+  if (impl_->finished || !impl_->stream->Write(request)) impl_->fail("send");
+  v1::Prediction p;
+  if (impl_->finished || !impl_->stream->Read(&p)) impl_->fail("receive");
+  if (p.request_id() != request_id || !p.has_decision()) {
+    throw NetworkError(fmt::format("server sent message {} ({}), expected the decision for control request {}",
+                                   p.request_id(), p.has_decision() ? "a decision" : "a prediction", request_id));
+  }
+  Decision d;
+  d.budget = p.decision().budget();
+  d.ratio = p.decision().ratio();
+  d.ratio_index = p.decision().ratio_index();
+  if (queue) *queue = p.decision().queue();
+  return d;
+}
+
 void EdgeClient::finish() {
   if (impl_->finished) {
     if (!impl_->final_status.ok()) impl_->fail("finish");
@@ -148,6 +170,27 @@ RemoteServer::RemoteServer(std::shared_ptr<EdgeClient> client, std::vector<doubl
                                    fmt::join(client_->served().ratios, ", "), r));
     }
   }
+}
+
+RemoteController::RemoteController(std::shared_ptr<EdgeClient> client, std::vector<double> device_ratios)
+    : client_(std::move(client)), ratios_(std::move(device_ratios)) {
+  if (!client_->served().controller) {
+    throw UsageError("--controller server: this server runs no controller (start `tokcom serve` with --table)");
+  }
+}
+
+Decision RemoteController::decide(double snr_db, double* queue) {
+  Decision d = client_->decide(snr_db, state_, next_id_++, queue);
+  state_.clear();  // sent once per run
+  int64_t index = -1;
+  for (size_t i = 0; i < ratios_.size(); ++i)
+    if (std::abs(ratios_[i] - d.ratio) <= 1e-9) index = static_cast<int64_t>(i);
+  if (index < 0 || !(d.budget > 0.0 && d.budget <= 1.0)) {
+    throw NetworkError(fmt::format("server decided (α {}, r {}), expected α in (0, 1] and r in this device's bank [{}]",
+                                   d.budget, d.ratio, fmt::join(ratios_, ", ")));
+  }
+  d.ratio_index = index;
+  return d;
 }
 
 torch::Tensor RemoteServer::decode(const Payload& received) {

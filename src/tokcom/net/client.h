@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "tokcom/comm/payload.h"
+#include "tokcom/control/deploy.h"
 #include "tokcom/net/wire.h"
 #include "tokcom/split/split_model.h"
 
@@ -49,6 +50,10 @@ class EdgeClient {
   // Sends a raw message (tests: malformed requests are built by hand).
   void send_raw(const std::string& serialized_request);
   Prediction receive();
+  // Server-side control (served().controller): sends a control request for a slot at `snr_db`
+  // (starting the stream's controller from `state` when non-empty) and waits for the decision;
+  // *queue = the Z it was taken at. Call with no prediction pending. NetworkError as receive().
+  Decision decide(double snr_db, const std::string& state, uint64_t request_id, double* queue);
   // Half-closes the stream and waits for its status (after every receive). NetworkError unless OK.
   void finish();
 
@@ -72,6 +77,21 @@ class RemoteServer final : public ServerHalf {
   std::shared_ptr<EdgeClient> client_;
   std::vector<double> ratios_;
   uint64_t next_id_ = 0;
+};
+
+// The edge server's controller as deploy()'s decision source (`tokcom device --controller server`).
+// UsageError if the server runs no controller or its table has ratios the device's bank lacks.
+class RemoteController final : public RemoteDecider {
+ public:
+  RemoteController(std::shared_ptr<EdgeClient> client, std::vector<double> device_ratios);
+  void begin(const LyapunovController& mirror) override { state_ = mirror.save_state(); }
+  Decision decide(double snr_db, double* queue) override;
+
+ private:
+  std::shared_ptr<EdgeClient> client_;
+  std::vector<double> ratios_;
+  std::string state_;
+  uint64_t next_id_ = uint64_t{1} << 63;  // apart from the payloads' ids
 };
 
 }  // namespace tokcom::net

@@ -42,10 +42,11 @@ std::string ServerMetrics::summary() const {
     sum = latency_sum_ms_;
   }
   return fmt::format("requests {} errors {} cancelled {} streams {} batches {} mean_batch {:.2f} latency_ms mean "
-                     "{:.3f} p50<={} p99<={}",
+                     "{:.3f} p50<={} p99<={} decisions {}",
                      n, errors_.load(), cancelled_.load(), streams_.load(), b,
                      b ? static_cast<double>(batched_requests_.load()) / static_cast<double>(b) : 0.0,
-                     n ? sum / static_cast<double>(n) : 0.0, latency_quantile(0.5), latency_quantile(0.99));
+                     n ? sum / static_cast<double>(n) : 0.0, latency_quantile(0.5), latency_quantile(0.99),
+                     decisions_.load());
 }
 
 }  // namespace tokcom::net

@@ -21,6 +21,7 @@ class ServerMetrics {
   void request_cancelled() { cancelled_.fetch_add(1); }    // stream gone or deadline passed before decode
   void batch_done(int64_t size);
   void stream_opened() { streams_.fetch_add(1); }
+  void decision_made() { decisions_.fetch_add(1); }        // a control request answered (server-side controller)
 
   int64_t received() const { return received_.load(); }
   int64_t requests() const { return requests_.load(); }
@@ -28,13 +29,15 @@ class ServerMetrics {
   int64_t cancelled() const { return cancelled_.load(); }
   int64_t batches() const { return batches_.load(); }
   int64_t streams() const { return streams_.load(); }  // opened since start
+  int64_t decisions() const { return decisions_.load(); }
   // Latency quantile q ∈ (0, 1) from the histogram (upper edge of the bucket that holds it), ms.
   double latency_quantile(double q) const;
-  // One line: requests, errors, cancelled, streams, batches, mean batch, mean/p50/p99 latency.
+  // One line: requests, errors, cancelled, streams, batches, mean batch, mean/p50/p99 latency, decisions.
   std::string summary() const;
 
  private:
-  std::atomic<int64_t> received_{0}, requests_{0}, errors_{0}, cancelled_{0}, batches_{0}, batched_requests_{0}, streams_{0};
+  std::atomic<int64_t> received_{0}, requests_{0}, errors_{0}, cancelled_{0}, batches_{0}, batched_requests_{0}, streams_{0},
+      decisions_{0};
   mutable std::mutex mutex_;
   std::array<int64_t, kEdgesMs.size() + 1> buckets_{};
   double latency_sum_ms_ = 0.0;

@@ -1,6 +1,7 @@
 #include "tokcom/net/server.h"
 
 #include <chrono>
+#include <cmath>
 
 #include <fmt/format.h>
 #include <grpcpp/grpcpp.h>
@@ -33,6 +34,7 @@ struct StreamState {
   std::condition_variable idle;
   int64_t pending = 0;
   std::string error;  // first decode failure
+  std::unique_ptr<LyapunovController> controller;  // server-side control; used by the reader thread only
 
   void finish_one() {
     std::lock_guard<std::mutex> lock(mutex);
@@ -68,6 +70,11 @@ class EdgeServer::Service final : public v1::EdgeInference::Service {
     v1::InferRequest request;
     while (!owner_->draining_.load() && stream->Read(&request)) {
       metrics->request_received();
+      if (!request.has_payload() && request.has_control()) {  // a pure control request
+        status = answer_control(request, *state);
+        if (!status.ok()) break;
+        continue;
+      }
       DecodedRequest decoded;
       try {
         decoded = from_message(request.payload(), owner_->served_);
@@ -115,6 +122,14 @@ class EdgeServer::Service final : public v1::EdgeInference::Service {
         state->finish_one();
         break;
       }
+      if (state->controller) {  // ζ the device actually sent (SPEC 5.5), observed as a device would
+        const double symbols = static_cast<double>(request.payload().tokens()) * request.payload().symbols_per_token();
+        state->controller->observe(symbols / static_cast<double>(owner_->served_.input_values));
+      }
+      if (request.has_control()) {
+        status = answer_control(request, *state);
+        if (!status.ok()) break;
+      }
     }
     {
       // Every request already read is answered before the stream ends (the drain).
@@ -130,6 +145,42 @@ class EdgeServer::Service final : public v1::EdgeInference::Service {
   }
 
  private:
+  // The next decision from this stream's controller (made on first use, from the request's state
+  // or the server's options), written at once; INVALID_ARGUMENT naming the field otherwise.
+  grpc::Status answer_control(const v1::InferRequest& request, StreamState& state) {
+    const auto fail = [&](const std::string& why) {
+      owner_->metrics_.request_failed();
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, fmt::format("request_id {}: {}", request.request_id(), why));
+    };
+    const ProxyTable* table = owner_->options_.table.get();
+    if (table == nullptr) return fail("control: this server runs no controller (start `tokcom serve` with --table)");
+    const v1::ControlRequest& c = request.control();
+    if (!std::isfinite(c.snr_db())) return fail(fmt::format("control.snr_db is {}, expected a finite SNR in dB", c.snr_db()));
+    try {
+      if (!c.state().empty()) {
+        state.controller = std::make_unique<LyapunovController>(LyapunovController::from_state(*table, c.state()));
+      } else if (!state.controller) {
+        state.controller = std::make_unique<LyapunovController>(*table, owner_->options_.control);
+      }
+    } catch (const Error& e) {
+      return fail(std::string("control.state: ") + e.what());
+    }
+    const double queue = state.controller->queue();
+    const Decision d = state.controller->decide(c.snr_db());
+    v1::Prediction p;
+    p.set_request_id(request.request_id());
+    p.set_label(-1);
+    v1::Decision* out = p.mutable_decision();
+    out->set_budget(d.budget);
+    out->set_ratio(d.ratio);
+    out->set_ratio_index(static_cast<int32_t>(d.ratio_index));
+    out->set_queue(queue);
+    owner_->metrics_.decision_made();
+    std::lock_guard<std::mutex> lock(state.write_mutex);
+    state.stream->Write(p);
+    return grpc::Status::OK;
+  }
+
   grpc::Status authorise(grpc::ServerContext* context) const {
     const std::string& token = owner_->options_.auth_token;
     if (token.empty()) return grpc::Status::OK;
@@ -151,6 +202,16 @@ EdgeServer::EdgeServer(std::shared_ptr<ServerHalf> server_half, ServedModel serv
     : served_(std::move(served)), options_(std::move(options)) {
   if (options_.tls_cert.empty() != options_.tls_key.empty()) {
     throw UsageError("serve: give both --tls-cert and --tls-key, or neither");
+  }
+  if (options_.table) {
+    // The controller's ratios must be codes the served bank has.
+    for (double r : options_.table->ratios()) {
+      if (served_.ratio_index_of(r) < 0) {
+        throw UsageError(fmt::format("serve: the proxy table's r = {} is not in the served bank [{}]", r,
+                                     fmt::join(served_.ratios, ", ")));
+      }
+    }
+    served_.controller = true;
   }
   batcher_ = std::make_unique<Batcher>(std::move(server_half), options_.device, options_.batching, &metrics_);
   service_ = std::make_unique<Service>(this);

@@ -13,6 +13,7 @@
 
 #include <c10/core/Device.h>
 
+#include "tokcom/control/lyapunov.h"
 #include "tokcom/net/batcher.h"
 #include "tokcom/net/metrics.h"
 #include "tokcom/net/wire.h"
@@ -33,6 +34,11 @@ struct ServeOptions {
   double drain_timeout_s = 10.0;    // shutdown: in-flight requests get this long to finish
   double metrics_interval_s = 10.0; // ≤ 0: only at exit
   c10::Device device = c10::Device("cpu");
+  // Server-side controller (optional): each device stream gets its own Lyapunov controller on this
+  // proxy table (its ratios in the served bank), started from `control` or from the state the
+  // device's first control request carries.
+  std::shared_ptr<const ProxyTable> table;
+  LyapunovOptions control;
 };
 
 class EdgeServer {

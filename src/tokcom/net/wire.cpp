@@ -131,6 +131,7 @@ void to_info(const ServedModel& model, v1::ModelInfo* out) {
   out->set_max_tokens(static_cast<int32_t>(model.max_tokens));
   out->set_num_classes(static_cast<int32_t>(model.num_classes));
   out->set_input_values(model.input_values);
+  out->set_controller(model.controller);
 }
 
 ServedModel from_info(const v1::ModelInfo& info) {
@@ -143,6 +144,7 @@ ServedModel from_info(const v1::ModelInfo& info) {
   m.max_tokens = info.max_tokens();
   m.num_classes = info.num_classes();
   m.input_values = info.input_values();
+  m.controller = info.controller();
   if (m.ratios.size() != m.symbols_per_token.size() || m.ratios.empty() || m.max_tokens < 1 || m.num_classes < 1) {
     throw FormatError(fmt::format("server info: {} ratios, {} code widths, max_tokens {}, num_classes {} (expected a "
                                   "non-empty bank with one width per ratio)",

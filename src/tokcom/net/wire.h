@@ -26,6 +26,7 @@ struct ServedModel {
   int64_t max_tokens = 0;                   // 1 + N (+ 1 budget token for adaptive models)
   int64_t num_classes = 0;
   int64_t input_values = 0;                 // n of ζ = k / n
+  bool controller = false;                  // runs the Lyapunov controller (control requests)
 
   // Server index of ratio r (|r − ratios[i]| ≤ 1e-9), or −1.
   int64_t ratio_index_of(double r) const;
