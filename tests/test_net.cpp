@@ -31,6 +31,7 @@
 #include "tokcom/net/client.h"
 #include "tokcom/net/server.h"
 #include "tokcom/net/wire.h"
+#include "tokcom/split/digital_server.h"
 #include "tokcom/split/proposal.h"
 #include "tokcom/train/jscc_stage.h"
 #include "tokcom/train/trainer.h"
@@ -84,10 +85,10 @@ std::string error_of_message(const v1::Payload& msg, const net::ServedModel& ser
 struct LocalServer {
   std::unique_ptr<net::EdgeServer> server;
   std::string address;
-  LocalServer(SplitModel& m, const Config& config, net::ServeOptions o = {}) {
+  LocalServer(SplitModel& m, const Config& config, net::ServeOptions o = {}, const net::ServedModel* served = nullptr) {
     o.listen = "127.0.0.1:0";
     o.metrics_interval_s = 0;
-    server = std::make_unique<net::EdgeServer>(m.server, tiny_served(config), o);
+    server = std::make_unique<net::EdgeServer>(m.server, served ? *served : tiny_served(config), o);
     server->start();
     address = "127.0.0.1:" + std::to_string(server->port());
   }
@@ -257,6 +258,60 @@ TEST(Service, PredictionsMatchInProcessAndBadMessagesEndOnlyTheirStream) {
   good->finish();
   EXPECT_GE(local.server->metrics().errors(), 1);
   EXPECT_GE(local.server->metrics().requests(), 10);
+}
+
+TEST(Service, DigitalPayloadsAreClassifiedByTheBackboneAndCorruptImagesEndOnlyTheirStream) {
+  const Config config = Config::load("", tiny_overrides("x"));
+  Vit backbone = random_vit(config, 21);
+  auto digital = std::make_shared<DigitalServer>(backbone, "jpeg", config, torch::kCPU);
+  SplitModel m;
+  m.server = digital;
+  net::ServeOptions o;
+  o.batching.max_batch = 4;
+  o.check_payload = [digital](const Payload& p) { digital->images(p); };
+  const net::ServedModel served = net::served_digital_model(config, "jpeg", digital->max_codec_bytes());
+  LocalServer local(m, config, o, &served);
+
+  // Three images encoded at a generous budget: the server's answer is the backbone's on the
+  // decoded images, whichever way they were batched.
+  torch::manual_seed(4);
+  const torch::Tensor raw = (torch::rand({3, 1, 28, 28}) * 255).to(torch::kUInt8);
+  const auto codec = digital::make_codec("jpeg");
+  Payload p;
+  p.method = "jpeg";
+  for (int64_t b = 0; b < 3; ++b) {
+    const digital::Encoded e = codec->encode(raw[b], 200000);
+    ASSERT_TRUE(e.fits);
+    p.bytes.push_back(e.bytes);
+  }
+  const torch::Tensor expected = digital->decode(p);
+  auto client = std::make_shared<net::EdgeClient>(client_options(local.address));
+  EXPECT_EQ(client->served().method, "jpeg");
+  EXPECT_TRUE(client->served().digital());
+  net::RemoteServer remote(client, {});
+  EXPECT_TRUE(torch::allclose(remote.decode(p), expected, 1e-5, 1e-5));
+
+  // A corrupt image ends its own stream, naming the byte field; the first device goes on.
+  {
+    net::EdgeClient bad(client_options(local.address));
+    Payload broken = p;
+    broken.bytes = {std::string(50, 'x')};
+    bad.send(broken, 0, 0.0, 9);
+    const std::string error = test::error_of([&] { bad.receive(); });
+    EXPECT_NE(error.find("INVALID_ARGUMENT"), std::string::npos) << error;
+    EXPECT_NE(error.find("payload.bytes[0] (50 bytes) is not a decodable jpeg image"), std::string::npos) << error;
+  }
+  {
+    net::EdgeClient bad(client_options(local.address));
+    v1::InferRequest request;
+    request.set_request_id(10);
+    request.mutable_payload()->set_method("jpeg");
+    bad.send_raw(request.SerializeAsString());
+    const std::string error = test::error_of([&] { bad.receive(); });
+    EXPECT_NE(error.find("payload.codec_bytes is empty"), std::string::npos) << error;
+  }
+  EXPECT_TRUE(torch::allclose(remote.decode(p), expected, 1e-5, 1e-5));
+  client->finish();
 }
 
 TEST(Service, TokenAuthAndMessageSizeLimit) {

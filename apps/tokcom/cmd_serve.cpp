@@ -16,10 +16,12 @@
 #include "tokcom/core/atomic_file.h"
 #include "tokcom/core/config.h"
 #include "tokcom/core/errors.h"
+#include "tokcom/core/state_dict.h"
+#include "tokcom/control/proxy_table.h"
 #include "tokcom/eval/sweep.h"
 #include "tokcom/net/credentials.h"
-#include "tokcom/control/proxy_table.h"
 #include "tokcom/net/server.h"
+#include "tokcom/split/digital_server.h"
 #include "tokcom/split/proposal.h"
 
 namespace tokcom::cli {
@@ -29,7 +31,7 @@ namespace fs = std::filesystem;
 int signal_pipe[2] = {-1, -1};
 
 struct ServeArgs {
-  std::string checkpoint_dir, listen = "127.0.0.1:50051", regime = "robust", ratios, mode = "hard";
+  std::string checkpoint_dir, listen = "127.0.0.1:50051", regime = "robust", ratios, mode = "hard", method;
   std::string tls_cert, tls_key, auth_token_file, port_file;
   std::string table, table_method, table_channel;  // server-side controller
   LyapunovOptions control;
@@ -47,9 +49,16 @@ void run_serve(const ServeArgs& a) {
   }
   const Config config = Config::load(cfg, a.overrides);
   std::vector<double> ratios;
-  if (!a.ratios.empty()) {
+  const bool digital = !a.method.empty() && is_digital_method(a.method) && a.method.find('/') == std::string::npos;
+  if (!a.method.empty() && !digital) {
+    throw UsageError(fmt::format("--method '{}': serve takes a codec (resize, jpeg, webp, avif) here; a bank's method "
+                                 "comes from its config",
+                                 a.method));
+  }
+  // Digital: the clean backbone in --checkpoint-dir classifies the decoded images (Q7), no ratios.
+  if (!digital && !a.ratios.empty()) {
     ratios = parse_range(a.ratios, "--ratios");
-  } else {
+  } else if (!digital) {
     for (double r : config.get_doubles("comm.ratios"))
       if (fs::exists(jscc_file(a.checkpoint_dir, a.regime, r))) ratios.push_back(r);
     if (ratios.empty()) {
@@ -69,8 +78,22 @@ void run_serve(const ServeArgs& a) {
   o.drain_timeout_s = a.drain_timeout_s;
   o.metrics_interval_s = a.metrics_interval_s;
   o.device = torch::Device(config.get_string("train.device"));
-  const SplitModel model = load_proposal(config, a.checkpoint_dir, a.regime, ratios, mode, o.device);
+  SplitModel model;
+  net::ServedModel served;
+  if (digital) {
+    const std::string weights = a.checkpoint_dir + "/model.safetensors";
+    Vit backbone = make_vit(config);
+    load_module(weights, *backbone);
+    auto server_half = std::make_shared<DigitalServer>(backbone, a.method, config, o.device);
+    o.check_payload = [server_half](const Payload& p) { server_half->images(p); };
+    model.server = server_half;
+    served = net::served_digital_model(config, a.method, server_half->max_codec_bytes());
+  } else {
+    model = load_proposal(config, a.checkpoint_dir, a.regime, ratios, mode, o.device);
+    served = net::served_model(config, ratios, a.regime, a.mode);
+  }
   if (!a.table.empty()) {
+    if (digital) throw UsageError("serve: --table (the controller) is for token methods, not --method " + a.method);
     o.table = std::make_shared<const ProxyTable>(
         ProxyTable::read_csv(a.table, ProxyFilter{a.table_method, a.table_channel, a.regime}));
     o.control = a.control;
@@ -89,7 +112,7 @@ void run_serve(const ServeArgs& a) {
   sigaction(SIGTERM, &action, nullptr);
   sigaction(SIGINT, &action, nullptr);
 
-  net::EdgeServer server(model.server, net::served_model(config, ratios, a.regime, a.mode), o);
+  net::EdgeServer server(model.server, served, o);
   server.start();
   if (!a.port_file.empty()) write_file_atomic(a.port_file, std::to_string(server.port()) + "\n");
   std::thread waiter([&] {
@@ -108,8 +131,12 @@ void add_serve(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand(
       "serve", "Edge server: the server half of a trained bank over gRPC for many devices, with cross-device\n"
                "batching (proto/edge.proto; docs/serve.md). Stops gracefully on SIGTERM/SIGINT.");
-  cmd->add_option("--checkpoint-dir", a->checkpoint_dir, "Bank folder written by `tokcom train train.stage=jscc`")
+  cmd->add_option("--checkpoint-dir", a->checkpoint_dir,
+                  "Bank folder written by `tokcom train train.stage=jscc` (with --method: the backbone's run folder)")
       ->required();
+  cmd->add_option("--method", a->method,
+                  "Serve a digital baseline instead: resize | jpeg | webp | avif (devices send the encoded image; "
+                  "the backbone of --checkpoint-dir classifies it)");
   cmd->add_option("--listen", a->listen, "host:port to listen on (port 0: any free port, see --port-file)")
       ->capture_default_str();
   cmd->add_option("--regime", a->regime, "Training regime of the bank to serve")

@@ -12,6 +12,18 @@ Payload pack_payloads(const std::vector<const Payload*>& payloads, torch::Device
   if (payloads.empty()) throw UsageError("pack_payloads: no payloads");
   const Payload& first = *payloads.front();
   const int64_t n = static_cast<int64_t>(payloads.size());
+  if (first.is_digital()) {  // encoded images: one list
+    Payload out;
+    out.method = first.method;
+    for (const Payload* p : payloads) {
+      if (p->method != first.method || !p->is_digital()) {
+        throw FormatError(fmt::format("pack_payloads: payload '{}' in a batch of digital '{}'", p->method, first.method));
+      }
+      out.bytes.insert(out.bytes.end(), p->bytes.begin(), p->bytes.end());
+      out.image_ids.insert(out.image_ids.end(), p->image_ids.begin(), p->image_ids.end());
+    }
+    return out;
+  }
   const int64_t width = first.symbols.size(2);
   int64_t longest = 0;
   bool any_scale = false, same_length = true;

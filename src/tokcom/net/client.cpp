@@ -195,12 +195,13 @@ Decision RemoteController::decide(double snr_db, double* queue) {
 
 torch::Tensor RemoteServer::decode(const Payload& received) {
   const int64_t batch = received.batch_size();
-  if (received.ratio_index < 0 || received.ratio_index >= static_cast<int64_t>(ratios_.size())) {
+  const bool digital = received.is_digital();
+  if (!digital && (received.ratio_index < 0 || received.ratio_index >= static_cast<int64_t>(ratios_.size()))) {
     throw FormatError(fmt::format("RemoteServer::decode: payload.ratio_index is {}, expected in [0, {})",
                                   received.ratio_index, ratios_.size()));
   }
   const uint64_t first = next_id_;
-  for (int64_t b = 0; b < batch; ++b) client_->send(received, b, ratios_[received.ratio_index], next_id_++);
+  for (int64_t b = 0; b < batch; ++b) client_->send(received, b, digital ? 0.0 : ratios_[received.ratio_index], next_id_++);
   torch::Tensor logits = torch::empty({batch, client_->served().num_classes}, torch::kFloat);
   for (int64_t i = 0; i < batch; ++i) {
     Prediction p = client_->receive();
@@ -212,7 +213,7 @@ torch::Tensor RemoteServer::decode(const Payload& received) {
     }
     std::copy(p.scores.begin(), p.scores.end(), logits[row].data_ptr<float>());
   }
-  return logits.to(received.symbols.device());
+  return digital ? logits : logits.to(received.symbols.device());
 }
 
 }  // namespace tokcom::net

@@ -78,6 +78,7 @@ class EdgeServer::Service final : public v1::EdgeInference::Service {
       DecodedRequest decoded;
       try {
         decoded = from_message(request.payload(), owner_->served_);
+        if (owner_->options_.check_payload) owner_->options_.check_payload(decoded.payload);
       } catch (const Error& e) {
         metrics->request_failed();
         status = grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, fmt::format("request_id {}: {}",
@@ -300,6 +301,18 @@ ServedModel served_model(const Config& config, const std::vector<double>& ratios
   m.max_tokens = 1 + vit.num_patches() + (vit.adaptive_blocks().empty() ? 0 : 1);
   m.num_classes = vit.num_classes();
   m.input_values = input_values(config);
+  return m;
+}
+
+ServedModel served_digital_model(const Config& config, const std::string& codec, int64_t max_codec_bytes) {
+  const VitOptions vit = vit_options_from_config(config);
+  ServedModel m;
+  m.method = codec;
+  m.mode = "hard";
+  m.regime = "none";
+  m.num_classes = vit.num_classes();
+  m.input_values = input_values(config);
+  m.max_codec_bytes = max_codec_bytes;
   return m;
 }
 

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -39,6 +40,9 @@ struct ServeOptions {
   // device's first control request carries.
   std::shared_ptr<const ProxyTable> table;
   LyapunovOptions control;
+  // Optional check of every decoded request in its stream's thread, before batching (digital: the
+  // image must decode): an Error ends only that stream, with INVALID_ARGUMENT.
+  std::function<void(const Payload&)> check_payload;
 };
 
 class EdgeServer {
@@ -79,5 +83,7 @@ class EdgeServer {
 // What a loaded bank serves: method/ratios/widths/token limit from the config and the model.
 ServedModel served_model(const class Config& config, const std::vector<double>& ratios, const std::string& regime,
                          const std::string& mode);
+// What a digital server serves: the codec's name, the model's classes and n, the largest encoded image.
+ServedModel served_digital_model(const class Config& config, const std::string& codec, int64_t max_codec_bytes);
 
 }  // namespace tokcom::net

@@ -31,13 +31,25 @@ int64_t ServedModel::ratio_index_of(double r) const {
 }
 
 int64_t max_payload_bytes(const ServedModel& model) {
+  if (model.digital()) return model.max_codec_bytes;
   int64_t widest = 0;
   for (int64_t d : model.symbols_per_token) widest = std::max(widest, d);
   return model.max_tokens * (widest * 8 + 4);
 }
 
 void to_message(const Payload& payload, int64_t b, double ratio, v1::Payload* out) {
-  if (payload.is_digital() || payload.symbols.dim() != 3) {
+  if (payload.is_digital()) {
+    if (b < 0 || b >= payload.batch_size()) {
+      throw UsageError(fmt::format("to_message: sample {} out of range [0, {})", b, payload.batch_size()));
+    }
+    out->Clear();
+    out->set_method(payload.method);
+    out->set_ratio_index(-1);
+    out->set_image_id(b < static_cast<int64_t>(payload.image_ids.size()) ? payload.image_ids[b] : 0);
+    out->set_codec_bytes(payload.bytes[b]);
+    return;
+  }
+  if (payload.symbols.dim() != 3) {
     throw UsageError(fmt::format("to_message: payload '{}' is not a token payload (B, T, d_r); only token payloads "
                                  "are sent over the network by this version",
                                  payload.method));
@@ -73,6 +85,24 @@ DecodedRequest from_message(const v1::Payload& m, const ServedModel& model) {
   if (m.method() != model.method) {
     throw field_error("method", fmt::format("is '{}', expected '{}' (the method this server serves)",
                                             m.method().substr(0, 64), model.method));
+  }
+  if (model.digital()) {
+    const size_t n = m.codec_bytes().size();
+    if (n == 0) throw field_error("codec_bytes", "is empty, expected the encoded image (a lost image is not sent)");
+    if (n > static_cast<size_t>(model.max_codec_bytes)) {
+      throw field_error("codec_bytes", fmt::format("has {} bytes, expected at most {}", n, model.max_codec_bytes));
+    }
+    if (!m.symbols().empty() || !m.token_scale().empty() || m.tokens() != 0) {
+      throw field_error("symbols", fmt::format("carries {} symbol bytes, {} tokens, expected none for the digital "
+                                               "method '{}'",
+                                               m.symbols().size(), m.tokens(), model.method));
+    }
+    DecodedRequest r;
+    r.image_id = m.image_id();
+    r.payload.method = m.method();
+    r.payload.image_ids = {m.image_id()};
+    r.payload.bytes = {m.codec_bytes()};
+    return r;
   }
   if (!m.codec_bytes().empty()) throw field_error("codec_bytes", "is set, expected empty for a token method");
   const int64_t index = std::isfinite(m.ratio()) ? model.ratio_index_of(m.ratio()) : -1;
@@ -132,6 +162,7 @@ void to_info(const ServedModel& model, v1::ModelInfo* out) {
   out->set_num_classes(static_cast<int32_t>(model.num_classes));
   out->set_input_values(model.input_values);
   out->set_controller(model.controller);
+  out->set_max_codec_bytes(model.max_codec_bytes);
 }
 
 ServedModel from_info(const v1::ModelInfo& info) {
@@ -145,7 +176,9 @@ ServedModel from_info(const v1::ModelInfo& info) {
   m.num_classes = info.num_classes();
   m.input_values = info.input_values();
   m.controller = info.controller();
-  if (m.ratios.size() != m.symbols_per_token.size() || m.ratios.empty() || m.max_tokens < 1 || m.num_classes < 1) {
+  m.max_codec_bytes = info.max_codec_bytes();
+  if (m.ratios.size() != m.symbols_per_token.size() || m.num_classes < 1 ||
+      (!m.digital() && (m.ratios.empty() || m.max_tokens < 1))) {
     throw FormatError(fmt::format("server info: {} ratios, {} code widths, max_tokens {}, num_classes {} (expected a "
                                   "non-empty bank with one width per ratio)",
                                   m.ratios.size(), m.symbols_per_token.size(), m.max_tokens, m.num_classes));

@@ -27,17 +27,21 @@ struct ServedModel {
   int64_t num_classes = 0;
   int64_t input_values = 0;                 // n of ζ = k / n
   bool controller = false;                  // runs the Lyapunov controller (control requests)
+  // Digital methods (resize, jpeg, webp, avif): the largest encoded image accepted; 0 for token methods.
+  int64_t max_codec_bytes = 0;
+
+  bool digital() const { return max_codec_bytes > 0; }
 
   // Server index of ratio r (|r − ratios[i]| ≤ 1e-9), or −1.
   int64_t ratio_index_of(double r) const;
 };
 
-// Most bytes one payload may carry: every token at the widest code.
+// Most bytes one payload may carry: every token at the widest code (digital: max_codec_bytes).
 int64_t max_payload_bytes(const ServedModel& model);
 
-// Sample `b` of a token payload (any device) → message. Padded slots (token_mask false) are not
-// sent. `ratio` is the r of payload.ratio_index in the sender's bank. UsageError for a digital or
-// map payload (not served by this version).
+// Sample `b` of a payload (any device) → message. Token payloads: padded slots (token_mask false)
+// are not sent; `ratio` is the r of payload.ratio_index in the sender's bank. Digital payloads:
+// the encoded image in codec_bytes (ratio 0, no symbols). UsageError for a CNN map payload.
 void to_message(const Payload& payload, int64_t b, double ratio, v1::Payload* out);
 
 // A validated request: a batch-1 CPU payload whose ratio_index is the server's own index.
@@ -48,7 +52,8 @@ struct DecodedRequest {
 
 // Message → payload, checked against `model`: method served, ratio in the bank, d_r of that
 // ratio, 1 ≤ tokens ≤ max_tokens (= max_tokens in soft mode), byte sizes that match tokens × d_r,
-// finite values, token_scale in [0, ∞) when present, no codec bytes. FormatError naming
+// finite values, token_scale in [0, ∞) when present, no codec bytes. A digital server takes
+// codec_bytes only (1 … max_codec_bytes bytes, no symbols, tokens 0). FormatError naming
 // "payload.<field>", what it is and what was expected.
 DecodedRequest from_message(const v1::Payload& message, const ServedModel& model);
 
