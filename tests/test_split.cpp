@@ -510,6 +510,20 @@ TEST(MobileNetSplit, TrainsBackboneAndBothBanksWithAFrozenDeviceHalfAndSweeps) {
   EXPECT_NE(csv.find("\nmobilenet-flat,robust,awgn,0,0.1,1,0.0078125,8.0000,8.00,"), std::string::npos) << csv;
   EXPECT_NE(csv.find("\nmobilenet-cnn,robust,awgn,20,0.5,1,0.03125,8.0000,32.00,"), std::string::npos) << csv;
   EXPECT_NE(csv.find("\nmobilenet-cnn,robust,awgn,0,0.1,1,0.0078125,8.0000,8.00,"), std::string::npos) << csv;
+  // A bank whose files disagree on the frozen device half is refused, naming the tensor.
+  {
+    const std::string mixed = dir + "/mixed";
+    fs::create_directories(mixed);
+    fs::copy_file(jscc_file(dir + "/mobilenet-cnn", "robust", 0.1), jscc_file(mixed, "robust", 0.1));
+    Safetensors other = read_safetensors(jscc_file(dir + "/mobilenet-cnn", "robust", 0.5));
+    other.tensors["features.0.0.weight"] = other.tensors["features.0.0.weight"] + 1e-3;
+    write_file_atomic(jscc_file(mixed, "robust", 0.5), serialize_safetensors(other.tensors, other.metadata));
+    const Config bank_config = Config::load(dir + "/mobilenet-cnn/config.yaml");
+    const std::string error = test::error_of(
+        [&] { load_mobilenet_split(bank_config, mixed, "robust", {0.1, 0.5}, "mobilenet-cnn", torch::kCPU); });
+    EXPECT_NE(error.find("frozen tensor 'features.0.0.weight' differs from"), std::string::npos) << error;
+    EXPECT_NO_THROW(load_mobilenet_split(bank_config, mixed, "robust", {0.1}, "mobilenet-cnn", torch::kCPU));
+  }
   // A bank of the other method is refused by name; so is a missing bank flag.
   EXPECT_EQ(test::run_cli("sweep --methods mobilenet-cnn --mobilenet-cnn-bank " + dir +
                               "/mobilenet-flat --max-batches 1 -o " + dir + "/x.csv",

@@ -10,6 +10,7 @@
 #include "tokcom/core/errors.h"
 #include "tokcom/core/safetensors.h"
 #include "tokcom/core/state_dict.h"
+#include "tokcom/split/frozen_check.h"
 #include "tokcom/split/proposal.h"
 
 namespace tokcom {
@@ -125,8 +126,11 @@ SplitModel load_mobilenet_split(const Config& config, const std::string& bank_di
   if (ratios.empty()) throw UsageError("load_mobilenet_split: no ratios asked for");
   const int64_t image_size = config.get_int("data.image_size");
   std::vector<MobileNetJsccNet> nets;
-  TensorMap frozen;  // features[0:3] and the classifier of the first file
-  std::string first;
+  // features[0:3] and the classifier: every file must agree; the codec and features[3:] are per r.
+  FrozenCheck frozen([](const std::string& name) {
+    return name.rfind("jscc.", 0) == 0 ||
+           (name.rfind("features.", 0) == 0 && std::stoll(name.substr(9)) >= MobileNetV3Impl::kSplit);
+  });
   for (double r : ratios) {
     const std::string path = jscc_file(bank_dir, regime, r);
     if (!fs::exists(path)) {
@@ -143,18 +147,7 @@ SplitModel load_mobilenet_split(const Config& config, const std::string& bank_di
     }
     MobileNetJsccNet net(make_mobilenet(config), method, r, image_size);
     load_tensors(*net, file.tensors, path, /*strict=*/true);
-    for (const auto& [name, value] : file.tensors) {
-      if (name.rfind("jscc.", 0) == 0) continue;
-      if (name.rfind("features.", 0) == 0 && std::stoll(name.substr(9)) >= MobileNetV3Impl::kSplit) continue;
-      if (first.empty()) {
-        frozen.emplace(name, value);
-      } else if (!frozen.count(name) || !torch::equal(frozen.at(name), value)) {
-        throw FormatError(fmt::format("{}: frozen tensor '{}' differs from {}: the bank's files were trained from "
-                                      "different backbones (retrain them from one train.init)",
-                                      path, name, first));
-      }
-    }
-    if (first.empty()) first = path;
+    frozen.add(path, file.tensors);
     net->to(device);
     net->eval();
     nets.push_back(net);

@@ -10,6 +10,7 @@
 #include "tokcom/core/errors.h"
 #include "tokcom/core/safetensors.h"
 #include "tokcom/core/state_dict.h"
+#include "tokcom/split/frozen_check.h"
 
 namespace tokcom {
 namespace fs = std::filesystem;
@@ -133,8 +134,10 @@ SplitModel load_proposal(const Config& config, const std::string& bank_dir, cons
   std::vector<Vit> models;
   std::vector<JsccEncoder> encoders;
   std::vector<JsccDecoder> decoders;
-  TensorMap frozen;  // device half + norm + head of the first file: every file must agree
-  std::string first;
+  // Device half + norm + head: every file must agree; the codec and server blocks are per r.
+  FrozenCheck frozen([split = options.split](const std::string& name) {
+    return name.rfind("jscc.", 0) == 0 || (name.rfind("blocks.", 0) == 0 && std::stoll(name.substr(7)) >= split);
+  });
   for (double r : ratios) {
     const std::string path = jscc_file(bank_dir, regime, r);
     if (!fs::exists(path)) {
@@ -151,22 +154,7 @@ SplitModel load_proposal(const Config& config, const std::string& bank_dir, cons
                         .reference_power(config.get_bool("comm.reference_power")));
     JsccStageNet net(vit, codec);
     load_tensors(*net, tensors, path, /*strict=*/true);
-    const std::string server_prefix = "blocks.";
-    for (const auto& [name, value] : tensors) {
-      if (name.rfind("jscc.", 0) == 0) continue;
-      if (name.rfind(server_prefix, 0) == 0) {
-        const int64_t block = std::stoll(name.substr(server_prefix.size()));
-        if (block >= options.split) continue;  // fine-tuned per r on the server
-      }
-      if (first.empty()) {
-        frozen.emplace(name, value);
-      } else if (!frozen.count(name) || !torch::equal(frozen.at(name), value)) {
-        throw FormatError(fmt::format("{}: frozen tensor '{}' differs from {}: the bank's files were trained from "
-                                      "different device halves (retrain them from one train.init)",
-                                      path, name, first));
-      }
-    }
-    if (first.empty()) first = path;
+    frozen.add(path, tensors);
     net->to(device);
     net->eval();
     vit->eval();  // the ViT itself is not a child of `net` (its children are): its own flag gates the
