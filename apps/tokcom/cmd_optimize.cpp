@@ -29,12 +29,6 @@ namespace tokcom::cli {
 namespace {
 namespace fs = std::filesystem;
 
-std::string file_slug(const std::string& s) {
-  std::string out;
-  for (char c : s) out += std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' ? c : '_';
-  return out;
-}
-
 // Continues each picked controller on the real model (batch 1, hard mode), `repeats` times
 // (default: 3 for random scenarios, 1 for fixed SNRs) and writes DIR/deploy/trace_*.csv and
 // DIR/deploy_summary.csv (+ .json).
@@ -57,7 +51,7 @@ struct Deployment {
       std::vector<SlotRecord> trace;
       const DeploySummary s =
           deploy(model, *channel, c, *process, data, config, options, static_cast<uint64_t>(r), &trace, remote.get());
-      write_trace_csv(fmt::format("{}/deploy/trace_{}_zmax{}_rep{}.csv", out, file_slug(scenario), zeta_max, r), trace);
+      write_trace_csv(fmt::format("{}/deploy/trace_{}_zmax{}_rep{}.csv", out, csv::file_slug(scenario), zeta_max, r), trace);
       rows += fmt::format("{},{},{},{},{},{:.6f},{:.6f},{:.8g},{},{:.8g}\n", csv::quote_field(scenario), zeta_max, r,
                           c.options().tradeoff, c.options().queue_step, s.accuracy, s.constrained_accuracy, s.zeta,
                           s.slots, s.queue_final);

@@ -14,5 +14,7 @@ double parse_number(const std::string& text, const std::string& where, const std
 std::string format_number(double v);
 // A text field, RFC 4180-quoted when it holds a comma or quote (scenario specs: "gauss:10,2.5").
 std::string quote_field(const std::string& text);
+// File-name-safe text: letters, digits, '.', '-' kept, anything else '_' ("run" when empty).
+std::string file_slug(const std::string& text);
 
 }  // namespace tokcom::csv

@@ -51,12 +51,7 @@ std::string pct(double v) { return fmt::format("{:.2f}", 100.0 * v); }
 std::string zeta_text(double v) { return fmt::format("{:.5g}", v); }
 
 
-// File-name-safe text.
-std::string slug(const std::string& s) {
-  std::string out;
-  for (char c : s) out += std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' ? c : '_';
-  return out.empty() ? "run" : out;
-}
+std::string slug(const std::string& s) { return csv::file_slug(s); }
 
 
 nlohmann::json read_json(const fs::path& path, const std::string& name) {
