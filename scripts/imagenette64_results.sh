@@ -7,6 +7,7 @@
 # interruption: training resumes from its last epoch).
 #   STAGES=backbone,adaptive        only these reproduce stages (default: backbone,adaptive,mobilenet)
 #   REFERENCE=1                     also the adaptive stage with the reference budget loss (SPEC 10 P26)
+#   CONTINUE=N                      also continue the adaptive model for N more epochs (lr 3e-4, no warm-up)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
@@ -25,11 +26,19 @@ if [ "${REFERENCE:-0}" = 1 ] && [ ! -f "$RUN/adaptive-reference/model.safetensor
      train.warmup_epochs=1 train.budget_loss=reference
 fi
 
+if [ "${CONTINUE:-0}" -gt 0 ] && [ ! -f "$RUN/adaptive-cont/model.safetensors" ]; then
+  # The adaptive stage's kept fractions were still converging after 5 epochs: N more from its weights,
+  # the backbone's weights at a lower lr (the selection parameters keep train.selection_lr 1e-3).
+  $T --seed "$SEED" train --resume -c imagenette64 train.stage=adaptive \
+     train.init="$RUN/adaptive/model.safetensors" train.out="$RUN/adaptive-cont" train.epochs="$CONTINUE" \
+     train.warmup_epochs=0 train.lr=3e-4
+fi
+
 runs=()
-for run in backbone adaptive adaptive-reference mobilenet; do
+for run in backbone adaptive adaptive-reference adaptive-cont mobilenet; do
   [ -f "$RUN/$run/model.safetensors" ] && runs+=("$run")
 done
-for run in adaptive adaptive-reference; do
+for run in adaptive adaptive-reference adaptive-cont; do
   [ -f "$RUN/$run/model.safetensors" ] || continue
   for mode in soft hard; do
     [ -f "$RUN/$run/eval-$mode.csv" ] || $T --seed "$SEED" eval --checkpoint "$RUN/$run/model.safetensors" \
