@@ -11,6 +11,7 @@
 
 #include "edge.grpc.pb.h"
 #include "tokcom/comm/jscc.h"
+#include "tokcom/comm/zeta.h"
 #include "tokcom/core/config.h"
 #include "tokcom/core/errors.h"
 #include "tokcom/net/credentials.h"
@@ -86,6 +87,8 @@ class EdgeServer::Service final : public v1::EdgeInference::Service {
         break;
       }
       Job job;
+      // ζ the device actually sent (SPEC 5.5), for this stream's controller: counted where ζ always is.
+      const double sent_zeta = state->controller ? zeta(decoded.payload, 0, owner_->served_.input_values) : 0.0;
       job.payload = std::move(decoded.payload);
       job.cancelled = [context] { return context->IsCancelled(); };
       const uint64_t id = request.request_id();
@@ -123,10 +126,7 @@ class EdgeServer::Service final : public v1::EdgeInference::Service {
         state->finish_one();
         break;
       }
-      if (state->controller) {  // ζ the device actually sent (SPEC 5.5), observed as a device would
-        const double symbols = static_cast<double>(request.payload().tokens()) * request.payload().symbols_per_token();
-        state->controller->observe(symbols / static_cast<double>(owner_->served_.input_values));
-      }
+      if (state->controller) state->controller->observe(sent_zeta);  // as a device-side controller would
       if (request.has_control()) {
         status = answer_control(request, *state);
         if (!status.ok()) break;
