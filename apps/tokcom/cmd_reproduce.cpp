@@ -23,6 +23,10 @@ namespace fs = std::filesystem;
 struct ReproduceArgs {
   std::string config = "imagenette64", out, stages, device;
   int64_t sweep_shards = 8, jscc_epochs = 3, deploy_images = 0, adaptive_epochs = 5, mobilenet_epochs = 30;
+  // Scale knobs (0: the full size): a study that must fit a machine's time shrinks these, not the method.
+  int64_t backbone_epochs = 0, jscc_batches = 0, sweep_batches = 0, proxy_batches = 8;
+  std::string alphas = "0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1", snr = "-10:20:5", proxy_snr = "-20:25:5",
+              channels = "awgn,rayleigh,rayleigh-csi", scenarios;
   bool fresh = false, quick = false;
 };
 
@@ -42,7 +46,8 @@ void run_reproduce(const ReproduceArgs& a) {
 
   // Scale: the config's own epochs for stages 1–2 (SPEC 7 at our size), --jscc-epochs for each of
   // the 14 (r, regime) models and the ViT-AE bank; --quick shrinks everything to a smoke run.
-  const std::string max_batches = a.quick ? "3" : "0", sweep_batches = a.quick ? "1" : "0";
+  const std::string max_batches = a.quick ? "3" : std::to_string(a.jscc_batches);
+  const std::string sweep_batches = a.quick ? "1" : std::to_string(a.sweep_batches);
   const std::string jscc_epochs = a.quick ? "1" : std::to_string(a.jscc_epochs);
   std::vector<std::string> common = {};
   if (!a.device.empty()) common.push_back("train.device=" + a.device);
@@ -57,8 +62,8 @@ void run_reproduce(const ReproduceArgs& a) {
   const std::vector<std::string> jscc = {"train.stage=jscc", "train.ratios=all", "comm.train_regime=both",
                                          "train.warmup_epochs=0",
                                          "train.epochs=" + jscc_epochs, "train.max_batches=" + max_batches};
-  const std::string alphas = a.quick ? "0.25,0.5,1" : "0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1";
-  const std::string snr = a.quick ? "0,20" : "-10:20:5", proxy_snr = a.quick ? "0,10,20" : "-20:25:5";
+  const std::string alphas = a.quick ? "0.25,0.5,1" : a.alphas;
+  const std::string snr = a.quick ? "0,20" : a.snr, proxy_snr = a.quick ? "0,10,20" : a.proxy_snr;
   const std::string zeta_max = "0.0025,0.005,0.01,0.02,0.05,0.1";
   const std::string zetas = "0.001,0.002,0.005,0.01,0.02,0.05,0.1,0.2,0.5,1";
   const std::string deploy_images = a.quick ? "20" : std::to_string(a.deploy_images);
@@ -69,8 +74,10 @@ void run_reproduce(const ReproduceArgs& a) {
     std::vector<std::string> args;
   };
   std::vector<Stage> plan;
-  plan.push_back({"backbone", with({"train", "--resume", "-c", a.config, "train.stage=backbone",
-                                    "train.out=" + out + "/backbone"})});
+  std::vector<std::string> backbone = {"train", "--resume", "-c", a.config, "train.stage=backbone",
+                                       "train.out=" + out + "/backbone"};
+  if (a.backbone_epochs > 0 && !a.quick) backbone.push_back("train.epochs=" + std::to_string(a.backbone_epochs));
+  plan.push_back({"backbone", with(backbone)});
   const std::vector<std::string> adaptive_epochs =
       a.quick ? std::vector<std::string>{}
               : std::vector<std::string>{"train.epochs=" + std::to_string(a.adaptive_epochs), "train.warmup_epochs=1"};
@@ -113,7 +120,7 @@ void run_reproduce(const ReproduceArgs& a) {
     const std::string part = fmt::format("{}/sweep/part-{}-of-{}/sweep.csv", out, k, shards);
     parts.push_back(part);
     plan.push_back({fmt::format("sweep/part-{}-of-{}", k, shards),
-                    sweep_args({"sweep"}, {"--regimes", "robust,noiseless", "--channels", "awgn,rayleigh,rayleigh-csi",
+                    sweep_args({"sweep"}, {"--regimes", "robust,noiseless", "--channels", a.channels,
                                            "--snr=" + snr, "--alphas", alphas, "--max-batches", sweep_batches,
                                            "--shard", fmt::format("{}/{}", k, shards), "-o", part})});
   }
@@ -127,7 +134,7 @@ void run_reproduce(const ReproduceArgs& a) {
   // Proxy tables on the training split (the paper's text; SPEC 8.2), both regimes, both ViT methods.
   plan.push_back({"proxy", sweep_args({"sweep"}, {"--regimes", "robust,noiseless", "--channels", "awgn",
                                                   "--snr=" + proxy_snr, "--alphas", alphas, "--split", "train",
-                                                  "--max-batches", a.quick ? "1" : "8", "-o",
+                                                  "--max-batches", a.quick ? "1" : std::to_string(a.proxy_batches), "-o",
                                                   out + "/proxy/proxy.csv"})});
   for (const std::string method : {"proposal", "vit-ae", "mobilenet-cnn"}) {
     for (const std::string regime : {"robust", "noiseless"}) {
@@ -137,6 +144,7 @@ void run_reproduce(const ReproduceArgs& a) {
                                        "--deploy-images", deploy_images, "-o",
                                        fmt::format("{}/control/{}-{}", out, method, regime)};
       if (a.quick) args.insert(args.end(), {"--scenarios", "gauss:10,2.5", "--T", "500", "--window", "100"});
+      else if (!a.scenarios.empty()) args.insert(args.end(), {"--scenarios", a.scenarios});
       plan.push_back({fmt::format("control/{}-{}", method, regime), args});
     }
   }
@@ -192,6 +200,19 @@ void add_reproduce(CLI::App& app) {
       ->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_option("--deploy-images", a->deploy_images, "Images per deployment run (0: the whole validation split)")
       ->capture_default_str();
+  cmd->add_option("--backbone-epochs", a->backbone_epochs, "Epochs of the ViT backbone (0: the config's train.epochs)")
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
+  cmd->add_option("--jscc-batches", a->jscc_batches, "Batches per epoch of every JSCC model (0: the whole training split)")
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
+  cmd->add_option("--sweep-batches", a->sweep_batches, "Batches (of 256) per sweep cell (0: the whole validation split)")
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
+  cmd->add_option("--proxy-batches", a->proxy_batches, "Batches (of 256) of the training split per proxy-table cell")
+      ->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--alphas", a->alphas, "Budgets α of the sweep and the proxy tables")->capture_default_str();
+  cmd->add_option("--snr", a->snr, "SNRs of the sweep (Figs 6-7), start:stop:step or a list")->capture_default_str();
+  cmd->add_option("--proxy-snr", a->proxy_snr, "SNR grid of the proxy tables")->capture_default_str();
+  cmd->add_option("--channels", a->channels, "Channels of the sweep")->capture_default_str();
+  cmd->add_option("--scenarios", a->scenarios, "SNR scenarios of the controller (default: the paper's five)");
   cmd->add_option("--stages", a->stages, "Only these stages, comma list (e.g. backbone,adaptive or sweep)");
   cmd->add_option("--device", a->device, "train.device for every stage (cpu | cuda)");
   cmd->add_flag("--quick", a->quick, "Smoke run: one tiny epoch per stage, one batch per sweep cell");
