@@ -12,8 +12,12 @@
 
 #include "command.h"
 #include "stages.h"
+#include "tokcom/comm/channel.h"
+#include "tokcom/control/csv_util.h"
+#include "tokcom/control/snr_process.h"
 #include "tokcom/core/config.h"
 #include "tokcom/core/errors.h"
+#include "tokcom/eval/sweep.h"
 #include "tokcom/report/report.h"
 
 namespace tokcom::cli {
@@ -37,7 +41,12 @@ std::string join(const std::vector<std::string>& v, const std::string& sep = ","
 }
 
 void run_reproduce(const ReproduceArgs& a) {
-  const Config config = Config::load(a.config);  // validates the config before hours of work
+  const Config config = Config::load(a.config);  // validates the config and the grids before hours of work
+  parse_range(a.alphas, "--alphas");
+  parse_range(a.snr, "--snr");
+  parse_range(a.proxy_snr, "--proxy-snr");
+  for (const auto& channel : csv::split(a.channels)) make_channel(channel);
+  for (const auto& scenario : split_scenarios(a.scenarios)) make_snr_process(scenario);
   const std::string name = fs::path(a.config).stem().string();
   const std::string out = a.out.empty() ? "runs/reproduce-" + name : a.out;
   if (a.fresh && fs::exists(out)) fs::remove_all(out);
@@ -74,10 +83,12 @@ void run_reproduce(const ReproduceArgs& a) {
     std::vector<std::string> args;
   };
   std::vector<Stage> plan;
-  std::vector<std::string> backbone = {"train", "--resume", "-c", a.config, "train.stage=backbone",
-                                       "train.out=" + out + "/backbone"};
-  if (a.backbone_epochs > 0 && !a.quick) backbone.push_back("train.epochs=" + std::to_string(a.backbone_epochs));
-  plan.push_back({"backbone", with(backbone)});
+  const std::vector<std::string> backbone_epochs =
+      a.quick || a.backbone_epochs == 0 ? std::vector<std::string>{}
+                                        : std::vector<std::string>{"train.epochs=" + std::to_string(a.backbone_epochs)};
+  plan.push_back({"backbone", with({"train", "--resume", "-c", a.config, "train.stage=backbone",
+                                    "train.out=" + out + "/backbone"},
+                                   backbone_epochs)});
   const std::vector<std::string> adaptive_epochs =
       a.quick ? std::vector<std::string>{}
               : std::vector<std::string>{"train.epochs=" + std::to_string(a.adaptive_epochs), "train.warmup_epochs=1"};
