@@ -13,6 +13,7 @@
 #include "tokcom/core/errors.h"
 #include "tokcom/core/safetensors.h"
 #include "tokcom/core/state_dict.h"
+#include "tokcom/eval/budget_calibration.h"
 #include "tokcom/model/budget_loss.h"
 #include "tokcom/model/vit.h"
 #include "tokcom/model/weights_io.h"
@@ -358,6 +359,76 @@ TEST(Vit, MakeVitReadsTheModelSection) {
   EXPECT_EQ(model->pos_embed.size(1), 17);
   EXPECT_NE(error_of([] { make_vit(Config::load("", {"model.adaptive_blocks=[12]"})); }).find("adaptive_blocks"),
             std::string::npos);
+}
+
+// Budget calibration (docs/model.md): the inverse of a measured kept curve, by hand.
+TEST(BudgetCalibration, CalibratedBudgetKnownAnswers) {
+  const VitOptions o = tiny().calibration_kept({0.2, 0.5, 0.8}).calibration_budget({0.1, 0.5, 0.9});
+  EXPECT_DOUBLE_EQ(calibrated_budget(o, 0.35), 0.3);    // halfway between (0.2, 0.1) and (0.5, 0.5)
+  EXPECT_DOUBLE_EQ(calibrated_budget(o, 0.5), 0.5);
+  EXPECT_DOUBLE_EQ(calibrated_budget(o, 0.1), 0.1);     // below the least kept fraction: the least budget
+  EXPECT_DOUBLE_EQ(calibrated_budget(o, 0.9), 0.95);    // towards the implied (1, 1)
+  EXPECT_DOUBLE_EQ(calibrated_budget(o, 1.0), 1.0);
+  EXPECT_DOUBLE_EQ(calibrated_budget(tiny(), 0.37), 0.37);  // uncalibrated: α itself
+  // Curve → lists: sorted by budget, running maximum, only strict rises inside (0, 1) kept.
+  const auto [kept, fed] = calibration_from_curve({{0.5, 0.6}, {0.1, 0.0}, {0.3, 0.4}, {0.2, 0.4}, {0.4, 0.35},
+                                                   {0.7, 1.0}, {0.6, 0.9}});
+  EXPECT_EQ(kept, (std::vector<double>{0.4, 0.6, 0.9}));
+  EXPECT_EQ(fed, (std::vector<double>{0.2, 0.5, 0.6}));
+  EXPECT_NE(error_of([] { calibration_from_curve({{0.2, 0.5}, {0.4, 0.5}}); }).find("fewer than two"),
+            std::string::npos);
+  const std::string msg = error_of([] { Vit(tiny().calibration_kept({0.5, 0.4}).calibration_budget({0.1, 0.2})); });
+  EXPECT_NE(msg.find("calibration point 1"), std::string::npos) << msg;
+  EXPECT_NE(error_of([] { Vit(tiny().calibration_kept({0.5}).calibration_budget({})); }).find("equal lengths"),
+            std::string::npos);
+}
+
+// A model whose kept fraction is a known non-linear function of the budget: block 0 is adaptive,
+// so its threshold reads b(u) itself; τ(u) = σ(5 − 6u) against gates spread over (0, 1); block 1
+// keeps everything. Uncalibrated, α = 0.25 keeps far more or less than 0.25; calibrated on the same
+// images, every α keeps α to within the curve's resolution — through the public forward path.
+TEST(BudgetCalibration, CalibratedModelKeepsAlpha) {
+  torch::manual_seed(3);
+  Vit model(VitOptions().image_size(16).patch_size(4).dim(12).depth(2).heads(2).adaptive_blocks({0, 1}));
+  {
+    torch::NoGradGuard no_grad;
+    auto* b0 = model->blocks[0]->as<BlockImpl>();
+    auto* b1 = model->blocks[1]->as<BlockImpl>();
+    b0->gate->weight.normal_(0.0, 1.0);
+    b0->gate->bias.zero_();
+    b0->threshold->weight.zero_();
+    b0->threshold->weight[0][0] = 1.0;
+    b0->threshold->bias.zero_();
+    model->budget_token_a.zero_();
+    model->budget_token_b.zero_();
+    model->budget_token_a[0][0][0] = -1.0;
+    model->budget_token_b[0][0][0] = 5.0;
+    b1->gate->weight.zero_();
+    b1->gate->bias.fill_(10.0);
+    b1->threshold->weight.zero_();
+    b1->threshold->bias.fill_(-10.0);
+  }
+  model->eval();
+  const torch::Tensor images = torch::randn({128, 3, 16, 16});
+  auto kept_at = [&](double alpha) {
+    torch::NoGradGuard no_grad;
+    VitOutput out = model->forward(images, torch::full({128}, alpha), SelectionMode::kHard);
+    return out.stats.back().kept.to(torch::kDouble).mean().item<double>() / 16.0;
+  };
+  const std::vector<double> alphas = {0.25, 0.5, 0.75};
+  double worst_raw = 0;
+  for (double a : alphas) worst_raw = std::max(worst_raw, std::abs(kept_at(a) - a));
+  EXPECT_GT(worst_raw, 0.15) << "the raw curve must differ from the identity, or the test proves nothing";
+
+  std::vector<double> grid;
+  for (int i = 1; i < 200; ++i) grid.push_back(i / 200.0);
+  const std::vector<KeptPoint> curve = measure_kept_curve(model, images, grid, 50);
+  ASSERT_EQ(curve.size(), grid.size());
+  for (size_t i = 1; i < curve.size(); ++i) EXPECT_GE(curve[i].kept, curve[i - 1].kept - 1e-12);
+  EXPECT_NEAR(curve[49].kept, kept_at(0.25), 1e-12);  // the measurement is the forward path's count
+  const auto [kept, fed] = calibration_from_curve(curve);
+  model->options.calibration_kept(kept).calibration_budget(fed);
+  for (double a : alphas) EXPECT_NEAR(kept_at(a), a, 0.02) << "alpha " << a;
 }
 
 // SPEC 4 by hand, ε = 0.02. Block 1 means m̄ = (0.5, 0.26), block 2 (last) m̄ = (0.3, 0.1),

@@ -61,6 +61,10 @@ std::string synthetic_run() {
                                             "val_accuracy_snr20\n"
                                             "robust,0.1,1,0.001,1.25,0.4,50,0.2,0.6\n");
   put(dir + "/fig9/fig9.png", std::string("\x89PNG\r\n\x1a\n", 8) + "not really a picture");
+  put(dir + "/eval/adaptive-hard.csv",
+      "alpha,mode,accuracy,kept_fraction,kept_mean_block1,kept_std_block1,images_per_s,n_images\n"
+      "0.25,hard,0.612994,0.275525,17.6336,3.9997,447.47,3925\n"
+      "1,hard,0.671338,1.000000,64.0000,0.0000,207.84,3925\n");
   return dir;
 }
 
@@ -89,7 +93,8 @@ TEST(Report, SyntheticRunGivesItsNumbers) {
   const std::string md = read_file(dir + "/report.md");
   EXPECT_EQ(md.rfind("# tokcom report: ", 0), 0u);
   for (const char* h : {"## Accuracy vs ζ (Figs 6–7)", "## Controller vs oracle bound (Fig. 8)",
-                        "## Deployment (Table II)", "## Token selection (Fig. 9)", "## Training curves", "## Timing",
+                        "## Deployment (Table II)", "## Token selection (Fig. 9)",
+                        "## Token budget: kept fraction vs α", "## Training curves", "## Timing",
                         "## Provenance"}) {
     expect_has(md, std::string(h) + "\n");
   }
@@ -114,6 +119,10 @@ TEST(Report, SyntheticRunGivesItsNumbers) {
   expect_has(md, "`tokcom --seed 0 train -c fmnist`");
   expect_has(md, "| control/summary.json | tokcom optimize | 3 | abc123 |");
   expect_has(md, "![fig9/fig9.png");
+  // Kept fraction vs α from the eval CSV, with the tracking error |kept − α|.
+  ASSERT_EQ(run.evals.size(), 1u);
+  expect_has(md, "| eval/adaptive-hard.csv | hard | 0.25 | 61.30 | 0.276 | 0.026 | 447 |");
+  expect_has(md, "| eval/adaptive-hard.csv | hard | 1 | 67.13 | 1.000 | 0.000 | 208 |");
 
   const std::string html = read_file(dir + "/report.html");
   EXPECT_EQ(html.rfind("<!DOCTYPE html>\n<html", 0), 0u);
@@ -205,6 +214,8 @@ TEST(Report, MalformedCsvsAreFormatErrorsNamingFileAndLine) {
        "\"gauss:10,2.5,0.05,paper,100,10,0.86,0.048,1,0.5,0.88,0.0499,0.02\n",
        "FormatError: control/summary.csv line 2: unterminated double quote"},
       {"backbone/epochs.csv", "", "FormatError: backbone/epochs.csv: empty file, expected the header 'epoch,lr,"},
+      {"eval/adaptive-hard.csv", "alpha,mode,accuracy,kept_fraction\n0.5,hard,0.6,x\n",
+       "FormatError: eval/adaptive-hard.csv line 2: column 'kept_fraction' is 'x', expected a finite number"},
   };
   for (const Case& c : cases) {
     const std::string dir = synthetic_run();

@@ -16,7 +16,7 @@ namespace {
 
 struct EvalArgs {
   std::string checkpoint, config, mode = "hard", alphas = "0.1,0.25,0.5,0.75,1", split = "val", out;
-  int64_t batch_size = 256;
+  int64_t batch_size = 256, max_batches = 0;
   std::vector<std::string> overrides;
 };
 
@@ -45,6 +45,7 @@ void run_eval(const EvalArgs& args) {
   o.alphas = parse_list(args.alphas, "--alphas");
   o.mode = parse_mode(args.mode);
   o.batch_size = args.batch_size;
+  o.max_batches = args.max_batches;
   o.device = torch::Device(config.get_string("train.device"));
   model->to(o.device);
   const ImageDataset data = load_dataset(config, args.split);
@@ -69,6 +70,7 @@ void add_eval(CLI::App& app) {
       ->check(CLI::IsMember({"soft", "hard"}))->capture_default_str();
   cmd->add_option("--split", args->split, "train | val | test")->capture_default_str();
   cmd->add_option("--batch-size", args->batch_size)->capture_default_str();
+  cmd->add_option("--max-batches", args->max_batches, "Only the first batches of the split (0: all)")->capture_default_str();
   cmd->add_option("-o,--out", args->out, "CSV: alpha,mode,accuracy,kept_fraction,kept_mean_block{i},kept_std_block{i},images_per_s,n_images");
   cmd->add_option("overrides", args->overrides, "key.sub=value overrides");
   set_action(cmd, [args] { run_eval(*args); });

@@ -110,6 +110,36 @@ void validate_vit_options(const VitOptions& o) {
   if (!(o.eval_cutoff() >= 0.0 && o.eval_cutoff() < 1.0)) {
     fail(fmt::format("eval_cutoff {} must be in [0, 1)", o.eval_cutoff()));
   }
+  const auto& kept = o.calibration_kept();
+  const auto& input = o.calibration_budget();
+  if (kept.size() != input.size()) {
+    fail(fmt::format("calibration_kept has {} values but calibration_budget has {}; expected equal lengths",
+                     kept.size(), input.size()));
+  }
+  for (size_t i = 0; i < kept.size(); ++i) {
+    if (!(kept[i] > 0.0 && kept[i] < 1.0 && input[i] > 0.0 && input[i] < 1.0) ||
+        (i > 0 && !(kept[i] > kept[i - 1] && input[i] >= input[i - 1]))) {
+      fail(fmt::format("calibration point {} (kept {}, budget {}): expected kept strictly increasing and budget "
+                       "non-decreasing, both in (0, 1)",
+                       i, kept[i], input[i]));
+    }
+  }
+  if (!kept.empty() && o.adaptive_blocks().empty()) fail("a budget calibration needs adaptive_blocks");
+}
+
+double calibrated_budget(const VitOptions& o, double alpha) {
+  const auto& kept = o.calibration_kept();
+  const auto& input = o.calibration_budget();
+  if (kept.empty() || alpha >= 1.0) return alpha;
+  if (alpha <= kept.front()) return input.front();  // fewer tokens than the model ever keeps: its least
+  for (size_t i = 1; i < kept.size(); ++i) {
+    if (alpha <= kept[i]) {
+      const double t = (alpha - kept[i - 1]) / (kept[i] - kept[i - 1]);
+      return input[i - 1] + t * (input[i] - input[i - 1]);
+    }
+  }
+  const double t = (alpha - kept.back()) / (1.0 - kept.back());  // towards the implied (1, 1)
+  return input.back() + t * (1.0 - input.back());
 }
 
 VitImpl::VitImpl(VitOptions options_) : options(std::move(options_)) {
@@ -191,8 +221,16 @@ TokenState VitImpl::embed(const torch::Tensor& images, const torch::Tensor& budg
   torch::Tensor x = patch_embed(images);
   x = torch::cat({cls_token.expand({batch, -1, -1}), x}, 1) + pos_embed;
   if (use_budget) {
-    // SPEC 3.1: b(α) = α·t_A + (1 − α)·t_B, appended after the positional embedding.
-    torch::Tensor a = budget.to(x.dtype()).view({batch, 1, 1});
+    // SPEC 3.1: b(α) = α·t_A + (1 − α)·t_B, appended after the positional embedding; a calibrated
+    // model feeds the budget measured to keep α of the patches instead (docs/model.md).
+    torch::Tensor fed = budget;
+    if (!options.calibration_kept().empty()) {
+      const torch::Tensor cpu = budget.to(torch::kCPU, torch::kDouble).contiguous();
+      std::vector<double> mapped(cpu.data_ptr<double>(), cpu.data_ptr<double>() + batch);
+      for (double& v : mapped) v = calibrated_budget(options, v);
+      fed = torch::tensor(mapped, torch::kDouble).to(x.device());
+    }
+    torch::Tensor a = fed.to(x.dtype()).view({batch, 1, 1});
     x = torch::cat({x, a * budget_token_a + (1 - a) * budget_token_b}, 1);
   }
   TokenState state;
@@ -268,7 +306,9 @@ VitOptions vit_options_from_config(const Config& c) {
       .mlp_ratio(c.get_double("model.mlp_ratio"))
       .adaptive_blocks(c.get_ints("model.adaptive_blocks"))
       .reference(c.get_bool("model.reference"))
-      .eval_cutoff(c.get_double("model.eval_cutoff"));
+      .eval_cutoff(c.get_double("model.eval_cutoff"))
+      .calibration_kept(c.get_doubles("model.calibration_kept"))
+      .calibration_budget(c.get_doubles("model.calibration_budget"));
 }
 
 Vit make_vit(const Config& config) { return Vit(vit_options_from_config(config)); }

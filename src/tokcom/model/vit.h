@@ -32,7 +32,18 @@ struct VitOptions {
   // scale kept tokens, P5 all-dropped fallback keeps every token.
   TORCH_ARG(bool, reference) = false;
   TORCH_ARG(double, eval_cutoff) = 1e-3;  // SPEC 3.3: eval only, mask ≤ cutoff → 0
+  // Budget calibration (docs/model.md, `tokcom calibrate`): a measured curve of the hard kept
+  // fraction (strictly increasing, in (0, 1)) against the budget fed to the budget token
+  // (non-decreasing, in (0, 1)). Non-empty: a requested α is fed as the budget whose kept fraction
+  // is α (piecewise-linear inverse; (1, 1) is an implied end point; α below the first kept value
+  // gets the first budget). Empty: b(α) as SPEC 3.1.
+  TORCH_ARG(std::vector<double>, calibration_kept) = std::vector<double>{};
+  TORCH_ARG(std::vector<double>, calibration_budget) = std::vector<double>{};
 };
+
+// The budget fed to the budget token for a requested α under `options`' calibration (α itself
+// without one). α = 1 maps to 1. Piecewise linear; exposed for tests and `tokcom calibrate`.
+double calibrated_budget(const VitOptions& options, double alpha);
 
 // SPEC 3.4 soft masking (tokens multiplied by masks, zeroed tokens stay as keys) or SPEC 3.5 / P3
 // hard dropping (kept tokens physically gathered; a batch is packed to the longest sample with a

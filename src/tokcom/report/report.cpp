@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <set>
 
 #include <fmt/format.h>
@@ -309,6 +310,21 @@ const CsvSchema& jscc_epochs_schema() {
   return s;
 }
 
+const CsvSchema& eval_schema() {
+  static const CsvSchema s{"an eval CSV written by `tokcom eval`", columns_of("alpha,mode,accuracy,kept_fraction"),
+                           true, {"mode"}, {}};
+  return s;
+}
+
+namespace {
+std::string first_line(const fs::path& path) {
+  std::ifstream in(path);
+  std::string line;
+  std::getline(in, line);
+  return line;
+}
+}  // namespace
+
 RunData load_run(const std::string& dir) {
   const fs::path root(dir);
   if (!fs::is_directory(root)) {
@@ -352,6 +368,9 @@ RunData load_run(const std::string& dir) {
       deploys[folder] = f;
     } else if (name == "search.csv") {
       searches[folder] = f;
+    } else if (ends_with(name, ".csv") && starts_with(first_line(f), "alpha,mode,accuracy,kept_fraction")) {
+      run.evals.push_back(read_csv(f.string(), r, eval_schema()));
+      run.inputs.push_back(r);
     } else if (ends_with(name, ".csv")) {
       const fs::path side = f.string() + ".json";
       nlohmann::json sidecar;
@@ -462,7 +481,7 @@ RunData load_run(const std::string& dir) {
   }
   for (auto& [name, s] : stages) run.stages.push_back(s);
 
-  if (run.sweeps.empty() && run.epochs.empty() && run.controls.empty()) {
+  if (run.sweeps.empty() && run.epochs.empty() && run.controls.empty() && run.evals.empty()) {
     throw DataError(fmt::format(
         "{} holds none of the files a report is made from (looked for sweep CSVs: sweep.csv, digital.csv, "
         "proxy.csv or any *.csv with a sweep .json sidecar; epochs.csv / epochs-*.csv of `tokcom train`; "
@@ -677,6 +696,27 @@ ReportFiles write_report(const RunData& run, const ReportOptions& options) {
     files.figures.push_back(abs.string());
     doc.figure(FigureBlock{rel(fs::absolute(abs), fs::absolute(out)), "",
                            p + ": kept patches in colour, dropped patches greyed out, one column per budget α"});
+  }
+
+  // Kept fraction vs α (SPEC 10 P26: the hard kept fraction must track the budget).
+  doc.heading(2, "Token budget: kept fraction vs α");
+  if (run.evals.empty()) {
+    doc.text("No `tokcom eval` CSV (alpha,mode,accuracy,kept_fraction,...) in this run.");
+  } else {
+    doc.text("From `tokcom eval` over the whole split: the fraction of patch tokens kept after the last adaptive "
+             "block (what is sent) and the accuracy, per budget α; |kept − α| is the budget's tracking error.");
+    TableBlock t;
+    t.header = {"file", "mode", "α", "accuracy %", "kept fraction", "|kept − α|", "images/s"};
+    for (const CsvTable& e : run.evals) {
+      for (size_t i = 0; i < e.rows.size(); ++i) {
+        const double alpha = e.number(i, "alpha"), kept = e.number(i, "kept_fraction");
+        const bool rate = std::find(e.header.begin(), e.header.end(), "images_per_s") != e.header.end();
+        t.rows.push_back({e.name, e.text(i, "mode"), num(alpha), pct(e.number(i, "accuracy")), fmt::format("{:.3f}", kept),
+                          fmt::format("{:.3f}", std::abs(kept - alpha)),
+                          rate ? fmt::format("{:.0f}", e.number(i, "images_per_s")) : "–"});
+      }
+    }
+    doc.table(t);
   }
 
   // Training curves.

@@ -23,6 +23,7 @@ const CsvSchema& search_schema();         // tokcom optimize: search.csv
 const CsvSchema& deploy_schema();         // tokcom optimize --bank / tokcom device: deploy_summary.csv
 const CsvSchema& epochs_schema();         // tokcom train: epochs.csv (+ per-α columns)
 const CsvSchema& jscc_epochs_schema();    // tokcom train (stage jscc): epochs-<regime>-r<ratio>.csv
+const CsvSchema& eval_schema();           // tokcom eval -o: alpha,mode,accuracy,kept_fraction,...
 
 struct SweepFile {
   CsvTable table;
@@ -59,6 +60,7 @@ struct RunData {
   std::vector<ControlRun> controls;
   std::vector<StageInfo> stages;
   std::vector<std::string> pictures;  // fig9*.png / visualize*.png, relative to the run
+  std::vector<CsvTable> evals;        // `tokcom eval` CSVs (kept fraction and accuracy per α)
   std::vector<std::pair<std::string, nlohmann::json>> sidecars;  // every JSON sidecar read
   std::vector<std::string> inputs;    // every file read, relative
 };
