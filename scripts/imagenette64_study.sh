@@ -16,9 +16,9 @@ T=build/tokcom
 SEED=${SEED:-0}
 RUN=${RUN:-runs/study-imagenette64}
 OUT=docs/results/imagenette64-study
-SCALE=(--backbone-epochs 12 --adaptive-epochs 3 --jscc-epochs 1 --jscc-batches 24 --mobilenet-epochs 15
-       --sweep-batches 2 --proxy-batches 2 --alphas 0.1,0.25,0.5,0.75,1 --snr 0,10,20 --proxy-snr=-10:25:5
-       --deploy-images 300 --sweep-shards 4)
+SCALE=(--backbone-epochs 12 --adaptive-epochs 3 --jscc-epochs 1 --jscc-batches 24 --mobilenet-epochs 12
+       --sweep-batches 2 --proxy-batches 1 --alphas 0.1,0.25,0.5,0.75,1 --snr 0,10,20 --proxy-snr=-10:25:5
+       --deploy-images 150 --sweep-shards 4)
 
 start=$(date +%s)
 $T --seed "$SEED" reproduce -c imagenette64 -o "$RUN" "${SCALE[@]}"

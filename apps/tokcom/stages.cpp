@@ -30,7 +30,14 @@ std::string self_path() {
   std::error_code ec;
   const fs::path p = fs::read_symlink("/proc/self/exe", ec);
   if (ec) throw UsageError("cannot find this program's path (/proc/self/exe): " + ec.message());
-  return p.string();
+  // Rebuilt while a pipeline runs: the kernel reports the old file as "<path> (deleted)"; the stages
+  // still to come run the new binary at the same path (a finished stage is not rerun).
+  const std::string deleted = " (deleted)", s = p.string();
+  if (s.size() > deleted.size() && s.compare(s.size() - deleted.size(), deleted.size(), deleted) == 0) {
+    const std::string rebuilt = s.substr(0, s.size() - deleted.size());
+    if (fs::exists(rebuilt)) return rebuilt;
+  }
+  return s;
 }
 
 }  // namespace
