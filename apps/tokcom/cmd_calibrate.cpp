@@ -25,8 +25,8 @@ namespace {
 namespace fs = std::filesystem;
 
 struct CalibrateArgs {
-  std::string checkpoint, config, split = "train", budgets = "0.005:0.995:0.01", out;
-  int64_t images = 2048, batch_size = 256;
+  std::string checkpoint, config, split = "train", budgets = "0.01:0.99:0.02", out;
+  int64_t images = 1024, batch_size = 256;
   std::vector<std::string> overrides;
 };
 

@@ -1,7 +1,8 @@
 // `tokcom reproduce`: the paper's study at our scale in one resumable command (issue "end to end"):
-// backbone → adaptive → budget calibration + eval → JSCC bank (every r, robust + noiseless) → ViT-AE bank → the sweep grid in
+// backbone → adaptive → JSCC bank (every r, robust + noiseless) → ViT-AE bank → the sweep grid in
 // local shards + merge (Figs 6–7) → digital baselines → proxy tables on the training split → the
-// controller per regime and method (search, oracle, deployment: Table II, Fig. 8) → Fig. 9 → `tokcom report`.
+// controller per regime and method (search, oracle, deployment: Table II, Fig. 8) → budget calibration
+// and eval of the adaptive model (kept fraction vs α) → Fig. 9 → `tokcom report`.
 // Every stage is a tokcom command run as a child (stages.h): a stage that finished is reused, a
 // training stage that was killed resumes from its last epoch (--resume), a sweep loses at most the
 // shard it was in. On a cluster, run the same commands as array jobs (scripts/slurm/).
@@ -95,18 +96,6 @@ void run_reproduce(const ReproduceArgs& a) {
   plan.push_back({"adaptive", with({"train", "--resume", "-c", a.config, "train.stage=adaptive",
                                     "train.init=" + out + "/backbone/model.safetensors", "train.out=" + out + "/adaptive"},
                                    adaptive_epochs)});
-  // The budget calibration (docs/model.md) measured on the training split, and both models' hard
-  // kept fraction and accuracy per α on the val split: the kept-fraction-tracks-α evidence.
-  plan.push_back({"calibrated", {"calibrate", "--checkpoint", out + "/adaptive/model.safetensors", "--images",
-                                 a.quick ? "128" : "2048", "-o", out + "/calibrated"}});
-  for (const std::string model : {"adaptive", "calibrated"}) {
-    for (const std::string mode : {"hard", "soft"}) {
-      plan.push_back({fmt::format("eval/{}-{}", model, mode),
-                      {"eval", "--checkpoint", out + "/" + model + "/model.safetensors", "--alphas",
-                       "0.1,0.25,0.5,0.75,1", "--mode", mode, "--max-batches", a.quick ? "2" : "0", "-o",
-                       fmt::format("{}/eval/{}-{}.csv", out, model, mode)}});
-    }
-  }
   plan.push_back({"bank", with({"train", "--resume", "-c", out + "/adaptive/config.yaml",
                                 "train.init=" + out + "/adaptive/model.safetensors", "train.out=" + bank},
                                jscc)});
@@ -169,6 +158,18 @@ void run_reproduce(const ReproduceArgs& a) {
       if (a.quick) args.insert(args.end(), {"--scenarios", "gauss:10,2.5", "--T", "500", "--window", "100"});
       else if (!a.scenarios.empty()) args.insert(args.end(), {"--scenarios", a.scenarios});
       plan.push_back({fmt::format("control/{}-{}", method, regime), args});
+    }
+  }
+  // The budget calibration (docs/model.md) measured on the training split, and both models' hard
+  // kept fraction and accuracy per α on the val split: the kept-fraction-tracks-α evidence.
+  plan.push_back({"calibrated", {"calibrate", "--checkpoint", out + "/adaptive/model.safetensors", "--images",
+                                 a.quick ? "128" : "1024", "--budgets", "0.01:0.99:0.02", "-o", out + "/calibrated"}});
+  for (const std::string model : {"adaptive", "calibrated"}) {
+    for (const std::string mode : {"hard", "soft"}) {
+      plan.push_back({fmt::format("eval/{}-{}", model, mode),
+                      {"eval", "--checkpoint", out + "/" + model + "/model.safetensors", "--alphas",
+                       "0.1,0.25,0.5,0.75,1", "--mode", mode, "--max-batches", a.quick ? "2" : "0", "-o",
+                       fmt::format("{}/eval/{}-{}.csv", out, model, mode)}});
     }
   }
   plan.push_back({"fig9", {"visualize", "--checkpoint", out + "/adaptive/model.safetensors", "--alphas",

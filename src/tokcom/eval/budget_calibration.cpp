@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "tokcom/core/errors.h"
+#include "tokcom/core/progress.h"
 
 namespace tokcom {
 
@@ -29,6 +30,7 @@ std::vector<KeptPoint> measure_kept_curve(Vit& model, const torch::Tensor& image
   torch::NoGradGuard no_grad;
   const auto device = model->cls_token.device();
   std::vector<KeptPoint> curve;
+  Progress progress("calibrate", static_cast<int64_t>(budgets.size()), "budgets");
   try {
     for (double budget : budgets) {
       if (!(budget > 0.0 && budget < 1.0)) {
@@ -43,6 +45,7 @@ std::vector<KeptPoint> measure_kept_curve(Vit& model, const torch::Tensor& image
         kept += stats.back().kept.to(torch::kDouble).sum().item<double>();
       }
       curve.push_back({budget, kept / (patches * static_cast<double>(images.size(0)))});
+      progress.tick(1, fmt::format("budget {:.3f} keeps {:.3f}", budget, curve.back().kept));
     }
   } catch (...) {
     model->options.calibration_kept(saved_kept).calibration_budget(saved_budget);
