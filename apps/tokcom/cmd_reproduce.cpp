@@ -6,6 +6,7 @@
 // Every stage is a tokcom command run as a child (stages.h): a stage that finished is reused, a
 // training stage that was killed resumes from its last epoch (--resume), a sweep loses at most the
 // shard it was in. On a cluster, run the same commands as array jobs (scripts/slurm/).
+#include <algorithm>
 #include <filesystem>
 #include <sstream>
 
@@ -31,7 +32,8 @@ struct ReproduceArgs {
   // Scale knobs (0: the full size): a study that must fit a machine's time shrinks these, not the method.
   int64_t backbone_epochs = 0, jscc_batches = 0, sweep_batches = 0, proxy_batches = 8;
   std::string alphas = "0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1", snr = "-10:20:5", proxy_snr = "-20:25:5",
-              channels = "awgn,rayleigh,rayleigh-csi", scenarios;
+              channels = "awgn,rayleigh,rayleigh-csi", scenarios,
+              methods = "proposal,vit-ae,mobilenet-flat,mobilenet-cnn";
   bool fresh = false, quick = false;
 };
 
@@ -48,6 +50,15 @@ void run_reproduce(const ReproduceArgs& a) {
   parse_range(a.proxy_snr, "--proxy-snr");
   for (const auto& channel : csv::split(a.channels)) make_channel(channel);
   for (const auto& scenario : split_scenarios(a.scenarios)) make_snr_process(scenario);
+  const std::vector<std::string> all_methods = {"proposal", "vit-ae", "mobilenet-flat", "mobilenet-cnn"};
+  const std::vector<std::string> methods = csv::split(a.methods);
+  for (const auto& m : methods) {
+    if (std::find(all_methods.begin(), all_methods.end(), m) == all_methods.end()) {
+      throw UsageError(fmt::format("--methods: unknown method '{}' (expected some of {})", m, join(all_methods)));
+    }
+  }
+  if (methods.empty()) throw UsageError("--methods: empty list (expected some of " + join(all_methods) + ")");
+  auto wanted = [&](const std::string& m) { return std::find(methods.begin(), methods.end(), m) != methods.end(); };
   const std::string name = fs::path(a.config).stem().string();
   const std::string out = a.out.empty() ? "runs/reproduce-" + name : a.out;
   if (a.fresh && fs::exists(out)) fs::remove_all(out);
@@ -96,10 +107,10 @@ void run_reproduce(const ReproduceArgs& a) {
   plan.push_back({"adaptive", with({"train", "--resume", "-c", a.config, "train.stage=adaptive",
                                     "train.init=" + out + "/backbone/model.safetensors", "train.out=" + out + "/adaptive"},
                                    adaptive_epochs)});
-  plan.push_back({"bank", with({"train", "--resume", "-c", out + "/adaptive/config.yaml",
+  if (wanted("proposal")) plan.push_back({"bank", with({"train", "--resume", "-c", out + "/adaptive/config.yaml",
                                 "train.init=" + out + "/adaptive/model.safetensors", "train.out=" + bank},
                                jscc)});
-  plan.push_back({"vit-ae", with({"train", "--resume", "-c", out + "/backbone/config.yaml",
+  if (wanted("vit-ae")) plan.push_back({"vit-ae", with({"train", "--resume", "-c", out + "/backbone/config.yaml",
                                   "train.init=" + out + "/backbone/model.safetensors", "train.out=" + vit_ae,
                                   "model.adaptive_blocks=[]"},
                                  jscc)});
@@ -108,19 +119,26 @@ void run_reproduce(const ReproduceArgs& a) {
   const std::string mobilenet = out + "/mobilenet";
   const std::vector<std::string> mobilenet_epochs =
       a.quick ? std::vector<std::string>{} : std::vector<std::string>{"train.epochs=" + std::to_string(a.mobilenet_epochs)};
-  plan.push_back({"mobilenet", with({"train", "--resume", "-c", a.config, "train.stage=backbone", "train.model=mobilenet",
+  if (wanted("mobilenet-flat") || wanted("mobilenet-cnn")) plan.push_back({"mobilenet", with({"train", "--resume", "-c", a.config, "train.stage=backbone", "train.model=mobilenet",
                                      "train.lr=2e-3", "train.warmup_epochs=1", "data.augment=crop-flip",
                                      "train.out=" + mobilenet},
                                     mobilenet_epochs)});
   for (const std::string method : {"mobilenet-flat", "mobilenet-cnn"}) {
+    if (!wanted(method)) continue;
     plan.push_back({method, with({"train", "--resume", "-c", mobilenet + "/config.yaml", "train.method=" + method,
                                   "train.init=" + mobilenet + "/model.safetensors", "train.out=" + out + "/" + method,
                                   "train.lr=1e-3", "data.augment=randaugment"},
                                  jscc)});
   }
-  const std::vector<std::string> neural_banks = {"--bank", bank, "--vit-ae-bank", vit_ae, "--mobilenet-flat-bank",
-                                                 out + "/mobilenet-flat", "--mobilenet-cnn-bank", out + "/mobilenet-cnn"};
-  const std::string neural_methods = "proposal,vit-ae,mobilenet-flat,mobilenet-cnn";
+  std::vector<std::string> neural_banks;
+  if (wanted("proposal")) neural_banks.insert(neural_banks.end(), {"--bank", bank});
+  if (wanted("vit-ae")) neural_banks.insert(neural_banks.end(), {"--vit-ae-bank", vit_ae});
+  if (wanted("mobilenet-flat")) neural_banks.insert(neural_banks.end(), {"--mobilenet-flat-bank", out + "/mobilenet-flat"});
+  if (wanted("mobilenet-cnn")) neural_banks.insert(neural_banks.end(), {"--mobilenet-cnn-bank", out + "/mobilenet-cnn"});
+  std::vector<std::string> swept;  // in the plan's order, whatever the order of --methods
+  for (const auto& m : all_methods)
+    if (wanted(m)) swept.push_back(m);
+  const std::string neural_methods = join(swept);
   auto sweep_args = [&](std::vector<std::string> head, const std::vector<std::string>& tail) {
     head.insert(head.end(), neural_banks.begin(), neural_banks.end());
     head.insert(head.end(), {"--methods", neural_methods});
@@ -149,6 +167,7 @@ void run_reproduce(const ReproduceArgs& a) {
                                                   "--max-batches", a.quick ? "1" : std::to_string(a.proxy_batches), "-o",
                                                   out + "/proxy/proxy.csv"})});
   for (const std::string method : {"proposal", "vit-ae", "mobilenet-cnn"}) {
+    if (!wanted(method)) continue;
     for (const std::string regime : {"robust", "noiseless"}) {
       std::vector<std::string> args = {"optimize", "--table", out + "/proxy/proxy.csv", "--method", method, "--regime",
                                        regime, "--channel", "awgn", "--zeta-max", zeta_max, "--bank",
@@ -236,6 +255,10 @@ void add_reproduce(CLI::App& app) {
   cmd->add_option("--snr", a->snr, "SNRs of the sweep (Figs 6-7), start:stop:step or a list")->capture_default_str();
   cmd->add_option("--proxy-snr", a->proxy_snr, "SNR grid of the proxy tables")->capture_default_str();
   cmd->add_option("--channels", a->channels, "Channels of the sweep")->capture_default_str();
+  cmd->add_option("--methods", a->methods,
+                  "Neural methods trained, swept and controlled (a study that must fit a machine's time may drop\n"
+                  "baselines; the digital ones always run)")
+      ->capture_default_str();
   cmd->add_option("--scenarios", a->scenarios, "SNR scenarios of the controller (default: the paper's five)");
   cmd->add_option("--stages", a->stages, "Only these stages, comma list (e.g. backbone,adaptive or sweep)");
   cmd->add_option("--device", a->device, "train.device for every stage (cpu | cuda)");
