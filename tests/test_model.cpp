@@ -14,6 +14,8 @@
 #include "tokcom/core/safetensors.h"
 #include "tokcom/core/state_dict.h"
 #include "tokcom/eval/budget_calibration.h"
+#include "tokcom/eval/evaluate.h"
+#include "common/tiny_vit.h"
 #include "tokcom/model/budget_loss.h"
 #include "tokcom/model/vit.h"
 #include "tokcom/model/weights_io.h"
@@ -429,6 +431,34 @@ TEST(BudgetCalibration, CalibratedModelKeepsAlpha) {
   const auto [kept, fed] = calibration_from_curve(curve);
   model->options.calibration_kept(kept).calibration_budget(fed);
   for (double a : alphas) EXPECT_NEAR(kept_at(a), a, 0.02) << "alpha " << a;
+}
+
+// A subset of a split stored class by class (Imagenette folders) must be a random sample: a model
+// that always answers class 0 scores 1.0 on the first 64 images of a sorted split but about the
+// class-0 share (1/2) on a random 64 — and the same 64 every time.
+TEST(Evaluate, MaxBatchesTakesARandomSampleOfTheSplit) {
+  const Config config = Config::load("", test::tiny_vit_overrides(test::temp_dir("eval-subset")));
+  ImageDataset data;
+  data.name = "fashion-mnist";
+  data.split = "test";
+  data.images = torch::randint(0, 256, {512, 1, 28, 28}).to(torch::kUInt8);
+  data.labels = torch::cat({torch::zeros({256}, torch::kInt64), torch::ones({256}, torch::kInt64)});
+  Vit model = make_vit(config);
+  {
+    torch::NoGradGuard no_grad;
+    model->head->weight.zero_();
+    model->head->bias.zero_();
+    model->head->bias[0] = 10.0;  // always class 0
+  }
+  EvalOptions o;
+  o.batch_size = 64;
+  o.max_batches = 1;
+  const double first = evaluate(model, data, config, o).front().accuracy;
+  EXPECT_GT(first, 0.25);
+  EXPECT_LT(first, 0.75) << "the subset is the first (all class-0) images of the sorted split";
+  EXPECT_EQ(evaluate(model, data, config, o).front().accuracy, first);
+  o.max_batches = 0;
+  EXPECT_DOUBLE_EQ(evaluate(model, data, config, o).front().accuracy, 0.5);
 }
 
 // SPEC 4 by hand, ε = 0.02. Block 1 means m̄ = (0.5, 0.26), block 2 (last) m̄ = (0.3, 0.1),

@@ -8,6 +8,7 @@
 
 #include "tokcom/core/errors.h"
 #include "tokcom/core/progress.h"
+#include "tokcom/data/loader.h"
 #include "tokcom/data/transforms.h"
 
 namespace tokcom {
@@ -34,12 +35,21 @@ std::vector<LinkResult> evaluate_digital(Vit& backbone, const std::vector<Digita
   backbone->eval();
   const TransformOptions transform = transform_options(config, data);
   const int64_t n = o.max_images > 0 ? std::min(o.max_images, data.size()) : data.size();
+  // A subset is the same seeded random sample the neural methods' sweep takes (link_eval), not the
+  // first images of a split stored class by class.
+  torch::Tensor order = torch::arange(data.size(), torch::kInt64);
+  if (n < data.size()) {
+    LoaderOptions lo = loader_options(config, /*train=*/false, /*seed=*/0);
+    lo.shuffle = true;
+    order = Loader(data, transform, lo).epoch_order(0);
+  }
   if (n == 0) throw DataError("evaluate_digital: the split '" + data.split + "' of " + data.name + " has no images");
   std::vector<LinkResult> results(points.size());
   std::unique_ptr<Progress> progress;
   if (!o.progress_label.empty()) progress = std::make_unique<Progress>(o.progress_label, n, "img");
   const int64_t channels = data.images.size(1), height = data.images.size(2), width = data.images.size(3);
-  for (int64_t img = 0; img < n; ++img) {
+  for (int64_t k = 0; k < n; ++k) {
+    const int64_t img = order[k].item<int64_t>();
     const torch::Tensor image = data.images[img];  // uint8 (C, H, W)
     const int64_t label = data.labels[img].item<int64_t>();
     for (const auto& [name, codec] : codecs) {

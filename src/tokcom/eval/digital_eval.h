@@ -28,7 +28,7 @@ struct DigitalPoint {
 };
 
 struct DigitalEvalOptions {
-  int64_t max_images = 0;  // > 0: only the first images of the split
+  int64_t max_images = 0;  // > 0: a seeded random sample of this many images (the sweep's own)
   int64_t input_values = 0;  // n of the capacity (C·H·W of the model input)
   c10::Device device = c10::Device("cpu");
   std::string progress_label;

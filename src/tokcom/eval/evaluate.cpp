@@ -36,6 +36,7 @@ std::vector<EvalRow> evaluate_with(const Forward& forward, torch::nn::Module& mo
   LoaderOptions lo = loader_options(config, /*train=*/false, /*seed=*/0);
   lo.batch_size = o.batch_size;
   lo.drop_last = false;
+  lo.shuffle = o.max_batches > 0;  // a subset is a seeded random sample, not the first (class-sorted) images
   Loader loader(data, transform_options(config, data), lo);
   std::vector<EvalRow> rows;
   for (double alpha : o.alphas) {

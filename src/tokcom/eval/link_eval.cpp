@@ -35,6 +35,10 @@ std::vector<LinkResult> evaluate_link(SplitModel& model, const std::vector<LinkP
   LoaderOptions lo = loader_options(config, /*train=*/false, /*seed=*/0);
   lo.batch_size = o.batch_size;
   lo.drop_last = false;
+  // A subset of the split must be a random sample of it, not its first images: a split stored class
+  // by class (Imagenette folders) would otherwise be judged on one or two classes. Fixed seed: every
+  // cell, shard and method sees the same images.
+  lo.shuffle = o.max_batches > 0;
   Loader loader(data, transform_options(config, data), lo);
   int64_t batches = loader.batches_per_epoch();
   if (o.max_batches > 0) batches = std::min(batches, o.max_batches);
