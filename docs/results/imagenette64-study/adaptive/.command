@@ -1,0 +1,1 @@
+tokcom --seed 0 --threads 0 --log-level info train --resume -c imagenette64 train.stage=adaptive train.init=runs/study-imagenette64/backbone/model.safetensors train.out=runs/study-imagenette64/adaptive train.epochs=3 train.warmup_epochs=1

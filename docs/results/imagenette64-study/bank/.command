@@ -1,0 +1,1 @@
+tokcom --seed 0 --threads 0 --log-level info train --resume -c runs/study-imagenette64/adaptive/config.yaml train.init=runs/study-imagenette64/adaptive/model.safetensors train.out=runs/study-imagenette64/bank train.stage=jscc train.ratios=all comm.train_regime=both train.warmup_epochs=0 train.epochs=1 train.max_batches=24

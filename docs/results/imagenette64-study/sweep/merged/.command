@@ -1,0 +1,1 @@
+tokcom --seed 0 --threads 0 --log-level info merge runs/study-imagenette64/sweep/part-0-of-4/sweep.csv runs/study-imagenette64/sweep/part-1-of-4/sweep.csv runs/study-imagenette64/sweep/part-2-of-4/sweep.csv runs/study-imagenette64/sweep/part-3-of-4/sweep.csv -o runs/study-imagenette64/sweep/sweep.csv
