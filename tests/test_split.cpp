@@ -101,6 +101,34 @@ TEST(Split, HardBatchEqualsSingleImagesAndZetaIsHandCounted) {
   }
 }
 
+// The sweep's --max-batches subset is a seeded random sample, not the first images of a split stored
+// class by class: a server that always answers class 0 scores 1.0 on the first 64 of a sorted split.
+TEST(Split, SweepSubsetIsARandomSampleOfTheSplit) {
+  const Config config = Config::load("", tiny_overrides(test::temp_dir("link-subset")));
+  TinyLink t = tiny_link(config, 0.5, SelectionMode::kHard);
+  {
+    torch::NoGradGuard no_grad;
+    t.vit->head->weight.zero_();
+    t.vit->head->bias.zero_();
+    t.vit->head->bias[0] = 10.0;
+  }
+  ImageDataset data;
+  data.name = "fashion-mnist";
+  data.split = "test";
+  data.images = torch::randint(0, 256, {512, 1, 28, 28}).to(torch::kUInt8);
+  data.labels = torch::cat({torch::zeros({256}, torch::kInt64), torch::ones({256}, torch::kInt64)});
+  const auto noiseless = make_channel("noiseless");
+  const std::vector<LinkPoint> points = {{Decision{0.5, 0}, noiseless.get(), 20.0, 0}};
+  LinkEvalOptions o;
+  o.batch_size = 64;
+  o.max_batches = 1;
+  const LinkResult r = evaluate_link(t.model, points, data, config, o).front();
+  ASSERT_EQ(r.n_images, 64);
+  EXPECT_GT(r.accuracy(), 0.25);
+  EXPECT_LT(r.accuracy(), 0.75) << "the subset is the first (all class-0) images of the sorted split";
+  EXPECT_EQ(evaluate_link(t.model, points, data, config, o).front().correct, r.correct);
+}
+
 TEST(Split, SoftModeSendsEveryPosition) {
   const Config config = Config::load("", tiny_overrides("x"));
   TinyLink link = tiny_link(config, 0.5, SelectionMode::kSoft);

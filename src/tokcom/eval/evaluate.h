@@ -17,7 +17,7 @@ struct EvalOptions {
   std::vector<double> alphas = {1.0};      // α = 1: static path, no budget token (SPEC 3.1)
   SelectionMode mode = SelectionMode::kHard;
   int64_t batch_size = 256;
-  int64_t max_batches = 0;                 // > 0: only the first batches (smoke tests)
+  int64_t max_batches = 0;                 // > 0: this many batches of a seeded random order of the split
   c10::Device device = c10::Device("cpu");
 };
 

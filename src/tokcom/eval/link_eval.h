@@ -37,7 +37,7 @@ struct LinkResult {
 
 struct LinkEvalOptions {
   int64_t batch_size = 256;
-  int64_t max_batches = 0;  // > 0: only the first batches (smoke tests)
+  int64_t max_batches = 0;  // > 0: this many batches of a seeded random order of the split (the same for every call)
   uint64_t seed = 0;
   c10::Device device = c10::Device("cpu");
   std::string progress_label;  // empty: no progress line
