@@ -7,6 +7,7 @@
 #include <tuple>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>
 
@@ -51,11 +52,7 @@ torch::Tensor sample_images(const Config& config, const std::string& split, int6
   return torch::cat(parts);
 }
 
-std::string list(const std::vector<double>& v) {
-  std::string s;
-  for (double x : v) s += (s.empty() ? "" : ", ") + fmt::format("{:.6g}", x);
-  return "[" + s + "]";
-}
+std::string list(const std::vector<double>& v) { return fmt::format("[{:.6g}]", fmt::join(v, ", ")); }
 
 void run_calibrate(const CalibrateArgs& a) {
   if (a.out.empty()) throw UsageError("calibrate: -o/--out DIR is required");

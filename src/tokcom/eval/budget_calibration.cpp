@@ -18,42 +18,43 @@ std::vector<KeptPoint> measure_kept_curve(Vit& model, const torch::Tensor& image
     throw ShapeError("calibrate: images must be a non-empty (N, C, H, W) batch");
   }
   if (batch_size <= 0) throw UsageError(fmt::format("calibrate: batch size {} must be positive", batch_size));
+  for (double budget : budgets) {  // before minutes of measuring, not at the bad value
+    if (!(budget > 0.0 && budget < 1.0)) {
+      throw UsageError(fmt::format("calibrate: budget {} outside (0, 1) (1 is the static model)", budget));
+    }
+  }
   const int64_t last = blocks.back() + 1;
   const double patches = static_cast<double>(model->options.num_patches());
 
-  // Measure the raw curve: the calibration being replaced must not shape it.
-  const std::vector<double> saved_kept = model->options.calibration_kept();
-  const std::vector<double> saved_budget = model->options.calibration_budget();
+  // Measure the raw curve in eval mode: the calibration being replaced must not shape it. Both are
+  // restored however this returns.
+  struct Restore {
+    Vit& model;
+    std::vector<double> kept, budget;
+    bool training;
+    ~Restore() {
+      model->options.calibration_kept(kept).calibration_budget(budget);
+      model->train(training);
+    }
+  } restore{model, model->options.calibration_kept(), model->options.calibration_budget(), model->is_training()};
   model->options.calibration_kept({}).calibration_budget({});
-  const bool was_training = model->is_training();
   model->eval();
   torch::NoGradGuard no_grad;
   const auto device = model->cls_token.device();
   std::vector<KeptPoint> curve;
   Progress progress("calibrate", static_cast<int64_t>(budgets.size()), "budgets");
-  try {
-    for (double budget : budgets) {
-      if (!(budget > 0.0 && budget < 1.0)) {
-        throw UsageError(fmt::format("calibrate: budget {} outside (0, 1) (1 is the static model)", budget));
-      }
-      double kept = 0;
-      for (int64_t start = 0; start < images.size(0); start += batch_size) {
-        const torch::Tensor x = images.slice(0, start, std::min(images.size(0), start + batch_size)).to(device);
-        std::vector<BlockStats> stats;
-        model->forward_blocks(model->embed(x, torch::full({x.size(0)}, budget, x.options())), 0, last,
-                              SelectionMode::kHard, &stats);
-        kept += stats.back().kept.to(torch::kDouble).sum().item<double>();
-      }
-      curve.push_back({budget, kept / (patches * static_cast<double>(images.size(0)))});
-      progress.tick(1, fmt::format("budget {:.3f} keeps {:.3f}", budget, curve.back().kept));
+  for (double budget : budgets) {
+    double kept = 0;
+    for (int64_t start = 0; start < images.size(0); start += batch_size) {
+      const torch::Tensor x = images.slice(0, start, std::min(images.size(0), start + batch_size)).to(device);
+      std::vector<BlockStats> stats;
+      model->forward_blocks(model->embed(x, torch::full({x.size(0)}, budget, x.options())), 0, last,
+                            SelectionMode::kHard, &stats);
+      kept += stats.back().kept.to(torch::kDouble).sum().item<double>();
     }
-  } catch (...) {
-    model->options.calibration_kept(saved_kept).calibration_budget(saved_budget);
-    if (was_training) model->train();
-    throw;
+    curve.push_back({budget, kept / (patches * static_cast<double>(images.size(0)))});
+    progress.tick(1, fmt::format("budget {:.3f} keeps {:.3f}", budget, curve.back().kept));
   }
-  model->options.calibration_kept(saved_kept).calibration_budget(saved_budget);
-  if (was_training) model->train();
   return curve;
 }
 
