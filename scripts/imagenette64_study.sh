@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The whole study on Imagenette-64 at a compact scale for 2 cores: `tokcom reproduce -c imagenette64`
-# with its scale knobs turned down (12 backbone epochs, 3 adaptive, each JSCC model one epoch of 24
-# batches, 256 images per sweep cell, 5 budgets, 3 SNRs, a 256-image proxy cell, 150 images per
-# deployment run). METHODS picks the neural methods (default: all four, ~3 h here; the session that
-# first ran it had time for METHODS=proposal only). Every stage of the selected methods runs —
+# with its scale knobs turned down (12 backbone epochs, 3 adaptive, each JSCC model a 600-step warm
+# start and one epoch of 32 batches, 256 images per sweep cell, 5 budgets, 3 SNRs, a 256-image proxy
+# cell, 150 images per deployment run). METHODS picks the neural methods (default: all four, ~3 h
+# here; the sessions that ran it had time for METHODS=proposal[,vit-ae] only). Every stage of the selected methods runs —
 # backbone, adaptive, both JSCC banks of the proposal (robust, noiseless), ViT-AE, MobileNetV3 + flat
 # and CNN JSCC, the sweep (Figs 6-7), the digital baselines, proxy tables on the training split, the
 # controller (search, oracle, deployment: Table II, Fig. 8), the budget calibration and the kept
@@ -19,7 +19,7 @@ SEED=${SEED:-0}
 METHODS=${METHODS:-proposal,vit-ae,mobilenet-flat,mobilenet-cnn}
 RUN=${RUN:-runs/study-imagenette64}
 OUT=docs/results/imagenette64-study
-SCALE=(--backbone-epochs 12 --adaptive-epochs 3 --jscc-epochs 1 --jscc-batches 24 --mobilenet-epochs 12
+SCALE=(--backbone-epochs 12 --adaptive-epochs 3 --jscc-epochs 1 --jscc-batches 32 --jscc-warm-start 600 --mobilenet-epochs 12
        --sweep-batches 1 --proxy-batches 1 --alphas 0.1,0.25,0.5,0.75,1 --snr 0,10,20 --proxy-snr=-10:25:5
        --deploy-images 150 --sweep-shards 4 --methods "$METHODS")
 

@@ -30,7 +30,7 @@ struct ReproduceArgs {
   std::string config = "imagenette64", out, stages, device;
   int64_t sweep_shards = 8, jscc_epochs = 3, deploy_images = 0, adaptive_epochs = 5, mobilenet_epochs = 30;
   // Scale knobs (0: the full size): a study that must fit a machine's time shrinks these, not the method.
-  int64_t backbone_epochs = 0, jscc_batches = 0, sweep_batches = 0, proxy_batches = 8;
+  int64_t backbone_epochs = 0, jscc_batches = 0, sweep_batches = 0, proxy_batches = 8, jscc_warm_start = 500;
   std::string alphas = "0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1", snr = "-10:20:5", proxy_snr = "-20:25:5",
               channels = "awgn,rayleigh,rayleigh-csi", scenarios,
               methods = "proposal,vit-ae,mobilenet-flat,mobilenet-cnn";
@@ -82,7 +82,8 @@ void run_reproduce(const ReproduceArgs& a) {
   // adaptive stage (the presets' warm-up is for training from scratch).
   const std::vector<std::string> jscc = {"train.stage=jscc", "train.ratios=all", "comm.train_regime=both",
                                          "train.warmup_epochs=0",
-                                         "train.epochs=" + jscc_epochs, "train.max_batches=" + max_batches};
+                                         "train.epochs=" + jscc_epochs, "train.max_batches=" + max_batches,
+                                         "train.jscc_warm_start_steps=" + std::to_string(a.quick ? 0 : a.jscc_warm_start)};
   const std::string alphas = a.quick ? "0.25,0.5,1" : a.alphas;
   const std::string snr = a.quick ? "0,20" : a.snr, proxy_snr = a.quick ? "0,10,20" : a.proxy_snr;
   const std::string zeta_max = "0.0025,0.005,0.01,0.02,0.05,0.1";
@@ -246,6 +247,10 @@ void add_reproduce(CLI::App& app) {
   cmd->add_option("--backbone-epochs", a->backbone_epochs, "Epochs of the ViT backbone (0: the config's train.epochs)")
       ->capture_default_str()->check(CLI::NonNegativeNumber);
   cmd->add_option("--jscc-batches", a->jscc_batches, "Batches per epoch of every JSCC model (0: the whole training split)")
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
+  cmd->add_option("--jscc-warm-start", a->jscc_warm_start,
+                  "Steps of each JSCC model's warm start (the codec alone learns to carry the device's output\n"
+                  "before the CE epochs; 0: the reference's cold start; train.jscc_warm_start_steps)")
       ->capture_default_str()->check(CLI::NonNegativeNumber);
   cmd->add_option("--sweep-batches", a->sweep_batches, "Batches (of 256) per sweep cell (0: the whole validation split)")
       ->capture_default_str()->check(CLI::NonNegativeNumber);

@@ -73,6 +73,12 @@ struct PairNet {
   std::function<void()> train_mode;                                        // frozen parts stay in eval
   std::function<Payload(const torch::Tensor&, const torch::Tensor&)> send;  // (images, budget) → payload
   std::function<torch::Tensor(const Payload&)> receive;                    // received payload → logits
+  // Warm start: what the codec must carry for a batch (device output, no gradient) as rows along
+  // dim 0, each row one channel "image" with its own SNR; and rows → payload → decoded rows.
+  std::function<torch::Tensor(const torch::Tensor&, const torch::Tensor&)> codec_target;  // (images, budget)
+  std::function<Payload(const torch::Tensor&)> codec_encode;
+  std::function<torch::Tensor(const Payload&)> codec_decode;
+  std::vector<torch::Tensor> codec_parameters;
   SplitModel link;
 };
 
@@ -114,6 +120,23 @@ PairNet vit_pair(const Config& config, const std::string& init, double ratio) {
   pn.receive = [vit, codec, split](const Payload& received) mutable {
     return server_logits(vit, codec->decoder, received, split, SelectionMode::kSoft);
   };
+  // Rows = the tokens the server keeps (mask > 0: cls, budget, surviving patches), one per row.
+  pn.codec_target = [vit, split](const torch::Tensor& images, const torch::Tensor& budget) mutable {
+    torch::NoGradGuard no_grad;
+    const TokenState state = device_tokens(vit, images, budget, split, SelectionMode::kSoft);
+    const torch::Tensor x = state.x.reshape({-1, state.x.size(-1)});
+    if (!state.mask.defined()) return x.unsqueeze(1);
+    return x.index({state.mask.reshape({-1}) > 0}).unsqueeze(1);
+  };
+  pn.codec_encode = [codec, method = pn.method](const torch::Tensor& rows) mutable {
+    Payload p;
+    p.method = method;
+    p.ratio_index = 0;
+    p.symbols = codec->encoder(rows);
+    return p;
+  };
+  pn.codec_decode = [codec](const Payload& received) mutable { return codec->decoder(received.symbols); };
+  pn.codec_parameters = codec->parameters();
   ProposalOptions popts;  // validation: hard mode, every token
   popts.split = split;
   popts.mode = SelectionMode::kHard;
@@ -160,10 +183,84 @@ PairNet mobilenet_pair(const Config& config, const std::string& init, double rat
     return mobilenet_encode(net, f, 0);
   };
   pn.receive = [net](const Payload& received) mutable { return mobilenet_server_logits(net, received); };
+  pn.codec_target = [net](const torch::Tensor& images, const torch::Tensor&) mutable {
+    torch::NoGradGuard no_grad;
+    return net->mobilenet->forward_device(images);  // one feature map per row
+  };
+  pn.codec_encode = [net](const torch::Tensor& maps) mutable { return mobilenet_encode(net, maps, 0); };
+  pn.codec_decode = [net](const Payload& received) mutable { return net->decode_features(received.symbols); };
+  for (auto& p : net->named_parameters()) {
+    if (p.key().rfind("jscc.", 0) == 0) pn.codec_parameters.push_back(p.value());
+  }
   pn.link.device = std::make_shared<MobileNetDevice>(std::vector<MobileNetJsccNet>{net});
   pn.link.server = std::make_shared<MobileNetServer>(std::vector<MobileNetJsccNet>{net});
   pn.link.input_values = input_values(config);
   return pn;
+}
+
+struct WarmStart {
+  int64_t steps = 0, batches = 0;
+  double lr = 1e-3, clip = 0;
+  const Channel* channel = nullptr;  // robust regime: its training channel; null = noiseless
+  double snr_min = -20, snr_max = 20;
+  BudgetSampling sampling = BudgetSampling::kStratified;
+  double alpha_min = 0, alpha_max = 1;
+  uint64_t seed = 0;
+};
+
+// train.jscc_warm_start_steps > 0: before the CE epochs, the codec alone learns to carry the
+// device's output through the channel. Cold, the decoder hands the server blocks noise and CE must
+// train codec and server from chance; at Imagenette-64 scale one epoch of 24 batches left every
+// (regime, r) at chance (docs/comm.md "Warm start"). The rows of `batches` training batches (budgets
+// drawn as in training) are computed once; each step fits a random draw of one batch's worth of them.
+// Loss: the relative squared error Σ‖x̂ − x‖² / Σ‖x‖² of the step (scale-free: one lr serves tokens
+// and feature maps). Returns (step, relative error) per step.
+std::vector<std::pair<int64_t, double>> warm_start_codec(PairNet& pn, const ImageDataset& train_set,
+                                                         const Loader& train_loader, torch::Device device,
+                                                         const WarmStart& o, const std::string& tag) {
+  pn.train_mode();
+  LoaderOptions lopt = train_loader.options();
+  lopt.seed ^= 0x5741524Dull;  // its own order; one process's batches on every rank (all ranks agree)
+  lopt.shard_count = 1;
+  lopt.shard_index = 0;
+  Loader loader(train_set, train_loader.transform(), lopt);
+  loader.start_epoch(0);
+  at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(o.seed ^ 0x5741524Dull);
+  std::vector<torch::Tensor> parts;
+  Batch batch;
+  for (int64_t i = 0; i < o.batches && loader.next(batch); ++i) {
+    torch::Tensor budget;
+    if (pn.adaptive) budget = sample_budgets(batch.images.size(0), gen, o.sampling, o.alpha_min, o.alpha_max).to(device);
+    parts.push_back(pn.codec_target(batch.images.to(device), budget));
+  }
+  if (parts.empty()) throw DataError(fmt::format("jscc {} warm start: the training split gave no batch", tag));
+  const torch::Tensor rows = torch::cat(parts);
+  const int64_t n = rows.size(0), per_step = std::max<int64_t>(n / static_cast<int64_t>(parts.size()), 1);
+  torch::optim::Adam optimizer(pn.codec_parameters, torch::optim::AdamOptions(o.lr));
+  std::vector<std::pair<int64_t, double>> curve;
+  Progress progress(fmt::format("jscc {} warm start ({} rows)", tag, n), o.steps, "step");
+  for (int64_t step = 0; step < o.steps; ++step) {
+    const torch::Tensor x = rows.index_select(0, torch::randint(n, {per_step}, gen, torch::kLong).to(device));
+    Payload sent = pn.codec_encode(x);
+    if (o.channel) {
+      const torch::Tensor snr = (o.snr_max - (o.snr_max - o.snr_min) * torch::rand({per_step}, gen)).to(device);
+      sent = o.channel->apply(sent, snr, gen).payload;
+    }
+    const torch::Tensor x_hat = pn.codec_decode(sent);
+    const torch::Tensor loss = (x_hat - x).pow(2).sum() / x.pow(2).sum().clamp_min(1e-12);
+    optimizer.zero_grad();
+    loss.backward();
+    if (o.clip > 0) torch::nn::utils::clip_grad_norm_(pn.codec_parameters, o.clip);
+    optimizer.step();
+    curve.emplace_back(step + 1, loss.item<double>());
+    progress.tick(1, fmt::format("relative error {:.4f}", curve.back().second));
+  }
+  progress.finish();
+  if (!curve.empty()) {
+    spdlog::info("jscc {} warm start: relative reconstruction error {:.4f} → {:.4f} over {} steps", tag,
+                 curve.front().second, curve.back().second, curve.size());
+  }
+  return curve;
 }
 
 // Trains one (regime, r); *stopped = true when run.stop_after_epochs ended it early.
@@ -248,6 +345,33 @@ std::vector<JsccEpochRecord> train_pair(const Config& config, const TrainRunOpti
     spdlog::info("jscc {}: resumed from {} after epoch {}", tag, ck_dir, ck.epoch);
   } else if (!run.resume && fs::exists(ck_dir + "/state.json")) {
     spdlog::warn("{} holds a checkpoint; starting over (use --resume to continue it)", ck_dir);
+  }
+  const int64_t warm_steps = config.get_int("train.jscc_warm_start_steps");
+  const int64_t warm_batches = config.get_int("train.jscc_warm_start_batches");
+  if (warm_steps < 0 || warm_batches < 1) {
+    throw ConfigError(fmt::format("train.jscc_warm_start_steps ({}) must be ≥ 0 and train.jscc_warm_start_batches ({}) "
+                                  "≥ 1",
+                                  warm_steps, warm_batches));
+  }
+  if (ck.epoch == 0 && warm_steps > 0) {  // a resumed pair has its warm start in its weights
+    WarmStart ws;
+    ws.steps = warm_steps;
+    ws.batches = warm_batches;
+    ws.lr = lr;
+    ws.clip = clip;
+    ws.channel = robust ? channel.get() : nullptr;
+    ws.snr_min = snr_min;
+    ws.snr_max = snr_max;
+    ws.sampling = sampling;
+    ws.alpha_min = alpha_min;
+    ws.alpha_max = alpha_max;
+    ws.seed = run.seed ^ tag_hash;
+    const auto curve = warm_start_codec(pn, data.train_set, train_loader, device, ws, tag);
+    if (dist.is_main()) {
+      std::string text = "step,relative_error\n";
+      for (const auto& [step, err] : curve) text += fmt::format("{},{:.6f}\n", step, err);
+      write_file_atomic(fmt::format("{}/warm-start-{}.csv", out, tag), text);
+    }
   }
   if (dist.active()) {  // rank 0's weights everywhere; each rank its own dropout stream
     dist.expect_same(static_cast<double>(ck.epoch), "the epoch to resume from (train.out must be shared by the ranks)");
