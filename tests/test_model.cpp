@@ -433,6 +433,55 @@ TEST(BudgetCalibration, CalibratedModelKeepsAlpha) {
   for (double a : alphas) EXPECT_NEAR(kept_at(a), a, 0.02) << "alpha " << a;
 }
 
+// budget_cap: in eval mode each sample keeps exactly the ⌊α·N⌋ patches with the highest mask of
+// the uncapped model (one adaptive block, so the uncapped masks are the ranking), fewer only when
+// fewer survive the threshold; soft and hard keep the same patches, a batch equals its single images, and training
+// mode ignores the cap.
+TEST(BudgetCap, KeepsTheHighestFloorAlphaNPatches) {
+  torch::manual_seed(5);
+  const VitOptions opts = VitOptions().image_size(16).patch_size(4).dim(12).depth(2).heads(2).adaptive_blocks({0});
+  Vit plain(opts), capped(VitOptions(opts).budget_cap(true));
+  {
+    torch::NoGradGuard no_grad;
+    plain->blocks[0]->as<BlockImpl>()->gate->weight.normal_(0.0, 2.0);
+    plain->blocks[0]->as<BlockImpl>()->gate->bias.zero_();
+    plain->blocks[0]->as<BlockImpl>()->threshold->bias.fill_(-3.0);
+    load_tensors(*capped, named_tensors(*plain), "plain");
+  }
+  plain->eval();
+  capped->eval();
+  torch::NoGradGuard no_grad;
+  const torch::Tensor images = torch::randn({24, 3, 16, 16});
+  int64_t cut_samples = 0;
+  for (double alpha : {0.1, 0.25, 0.3, 0.5, 0.75}) {
+    const torch::Tensor budget = torch::full({24}, alpha);
+    const auto cap = static_cast<int64_t>(std::floor(alpha * 16 + 1e-9));
+    const torch::Tensor ref = plain->forward(images, budget, SelectionMode::kSoft).stats[0].patch_mask;
+    const VitOutput soft = capped->forward(images, budget, SelectionMode::kSoft);
+    const VitOutput hard = capped->forward(images, budget, SelectionMode::kHard);
+    const torch::Tensor kept = soft.stats[0].patch_mask > 0;
+    EXPECT_TRUE(torch::equal(kept, hard.stats[0].patch_mask > 0)) << alpha;
+    for (int64_t b = 0; b < 24; ++b) {
+      const torch::Tensor m = ref[b];
+      const int64_t survive = (m > 0).sum().item<int64_t>();
+      const int64_t want = std::min(survive, cap);
+      cut_samples += survive > cap;
+      ASSERT_EQ(kept[b].sum().item<int64_t>(), want) << "alpha " << alpha << " sample " << b;
+      // The kept patches are the top `want` of the uncapped masks.
+      const torch::Tensor top = std::get<1>(m.topk(want));
+      EXPECT_TRUE(kept[b].index_select(0, top).all().item<bool>()) << "alpha " << alpha << " sample " << b;
+      const VitOutput one = capped->forward(images.slice(0, b, b + 1), budget.slice(0, b, b + 1), SelectionMode::kHard);
+      EXPECT_TRUE(torch::allclose(one.logits, hard.logits.slice(0, b, b + 1), 1e-4, 1e-5)) << alpha << " " << b;
+    }
+  }
+  EXPECT_GT(cut_samples, 20) << "the threshold alone must keep more than the cap often, or the test proves nothing";
+  capped->train();
+  plain->train();
+  const torch::Tensor budget = torch::full({24}, 0.25);
+  EXPECT_TRUE(torch::equal(capped->forward(images, budget).stats[0].patch_mask,
+                           plain->forward(images, budget).stats[0].patch_mask));
+}
+
 // A subset of a split stored class by class (Imagenette folders) must be a random sample: a model
 // that always answers class 0 scores 1.0 on the first 64 images of a sorted split but about the
 // class-0 share (1/2) on a random 64 — and the same 64 every time.

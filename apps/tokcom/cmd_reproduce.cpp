@@ -192,6 +192,13 @@ void run_reproduce(const ReproduceArgs& a) {
                        fmt::format("{}/eval/{}-{}.csv", out, model, mode)}});
     }
   }
+  // The same calibrated model with the budget cap (docs/model.md): α becomes an upper bound.
+  for (const std::string mode : {"hard", "soft"}) {
+    plan.push_back({fmt::format("eval/calibrated-capped-{}", mode),
+                    {"eval", "--checkpoint", out + "/calibrated/model.safetensors", "--alphas", "0.1,0.25,0.5,0.75,1",
+                     "--mode", mode, "--max-batches", a.quick ? "2" : "0", "-o",
+                     fmt::format("{}/eval/calibrated-capped-{}.csv", out, mode), "model.budget_cap=true"}});
+  }
   plan.push_back({"fig9", {"visualize", "--checkpoint", out + "/adaptive/model.safetensors", "--alphas",
                            "0.25,0.5,0.75", "-o", out + "/fig9/fig9.png"}});
 

@@ -76,6 +76,14 @@ torch::Tensor VitImpl::selection_scores(Block& block, const TokenState& state, t
   }
   if (!is_training()) s = s.masked_fill(s <= options.eval_cutoff(), 0.0);
   if (patch_padding.defined()) s = s.masked_fill(patch_padding, 0.0);
+  if (state.cap.defined() && !is_training()) {
+    // budget_cap: only the cap[b] patches with the highest cumulative mask after this block stay
+    // (ties by position; patches already at 0 rank last and stay 0).
+    torch::Tensor cumulative = state.mask.defined() ? s * state.mask.slice(1, 1, tokens - 1) : s;
+    torch::Tensor order = std::get<1>(cumulative.sort(/*stable=*/true, /*dim=*/1, /*descending=*/true));
+    torch::Tensor rank = order.argsort(/*dim=*/1, /*descending=*/false);  // inverse permutation: each patch's place
+    s = s.masked_fill(rank >= state.cap.to(rank.device()).unsqueeze(1), 0.0);
+  }
   torch::Tensor one = torch::ones({batch, 1}, s.options());
   return torch::cat({one, s, one}, 1);
 }

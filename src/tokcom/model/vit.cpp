@@ -236,6 +236,11 @@ TokenState VitImpl::embed(const torch::Tensor& images, const torch::Tensor& budg
   TokenState state;
   state.x = x;
   state.has_budget = use_budget;
+  if (use_budget && options.budget_cap() && !is_training()) {
+    // ⌊α·N⌋ of the requested α (not the calibrated budget); the epsilon keeps α·N = 16 from
+    // flooring to 15 when α is not exact in binary.
+    state.cap = (budget.to(torch::kDouble) * static_cast<double>(options.num_patches()) + 1e-9).floor().to(torch::kLong);
+  }
   state.positions =
       torch::arange(x.size(1), torch::TensorOptions().dtype(torch::kInt64).device(x.device()))
           .unsqueeze(0)
@@ -308,7 +313,8 @@ VitOptions vit_options_from_config(const Config& c) {
       .reference(c.get_bool("model.reference"))
       .eval_cutoff(c.get_double("model.eval_cutoff"))
       .calibration_kept(c.get_doubles("model.calibration_kept"))
-      .calibration_budget(c.get_doubles("model.calibration_budget"));
+      .calibration_budget(c.get_doubles("model.calibration_budget"))
+      .budget_cap(c.get_bool("model.budget_cap"));
 }
 
 Vit make_vit(const Config& config) { return Vit(vit_options_from_config(config)); }

@@ -39,6 +39,11 @@ struct VitOptions {
   // gets the first budget). Empty: b(α) as SPEC 3.1.
   TORCH_ARG(std::vector<double>, calibration_kept) = std::vector<double>{};
   TORCH_ARG(std::vector<double>, calibration_budget) = std::vector<double>{};
+  // Budget cap (docs/model.md, our addition): in eval mode every adaptive block keeps at most
+  // ⌊α·N⌋ patches per sample — those with the highest cumulative mask — so a requested α is an
+  // upper bound on what the device sends. Off = SPEC 3.3 (the threshold alone decides). Never in
+  // training mode.
+  TORCH_ARG(bool, budget_cap) = false;
 };
 
 // The budget fed to the budget token for a requested α under `options`' calibration (α itself
@@ -57,6 +62,7 @@ struct TokenState {
   torch::Tensor padding;    // (B, T) bool, true = padded slot (ignored as key); undefined = none
   torch::Tensor positions;  // (B, T) int64: 0 cls, 1..N patches, N+1 budget, −1 padding
   bool has_budget = false;  // last token is the budget token b(α)
+  torch::Tensor cap;        // (B) int64: most patches a sample may keep (budget_cap, eval); undefined = none
 };
 
 struct BlockStats {
