@@ -1,0 +1,1 @@
+tokcom --seed 0 --threads 0 --log-level info sweep --bank runs/study-imagenette64/bank --vit-ae-bank runs/study-imagenette64/vit-ae --methods proposal,vit-ae --regimes robust,noiseless --channels awgn --snr=-10:25:5 --alphas 0.1,0.25,0.5,0.75,1 --split train --max-batches 1 -o runs/study-imagenette64/proxy/proxy.csv

@@ -1,0 +1,1 @@
+tokcom --seed 0 --threads 0 --log-level info train --resume -c runs/study-imagenette64/backbone/config.yaml train.init=runs/study-imagenette64/backbone/model.safetensors train.out=runs/study-imagenette64/vit-ae model.adaptive_blocks=[] train.stage=jscc train.ratios=all comm.train_regime=both train.warmup_epochs=0 train.epochs=1 train.max_batches=32 train.jscc_warm_start_steps=600
