@@ -561,9 +561,11 @@ TEST(MobileNetSplit, TrainsBackboneAndBothBanksWithAFrozenDeviceHalfAndSweeps) {
   for (const std::string method : {"mobilenet-flat", "mobilenet-cnn"}) {
     const std::string bank = dir + "/" + method;
     train(config_for({"train.stage=jscc", "train.method=" + method, "train.init=" + init, "train.ratios=all",
-                      "comm.train_regime=robust", "train.out=" + bank, "train.optimizer=adam"}),
+                      "comm.train_regime=robust", "train.out=" + bank, "train.optimizer=adam",
+                      "train.jscc_warm_start_steps=5"}),  // the warm start on feature maps, device still frozen
           run);
     for (double r : {0.1, 0.5}) {
+      EXPECT_TRUE(fs::exists(bank + "/warm-start-robust-r" + (r == 0.1 ? "0.1" : "0.5") + ".csv")) << method;
       const auto file = read_safetensors(jscc_file(bank, "robust", r));
       EXPECT_EQ(file.metadata.at("method"), method);
       int64_t changed = 0;
