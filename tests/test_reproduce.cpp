@@ -1,6 +1,7 @@
 // `tokcom reproduce`: killed with SIGKILL in the middle of the JSCC bank (the whole process group,
 // children included) and rerun, it ends with the same models as an uninterrupted run with the same
-// seed (a finished stage is reused, a training stage resumes from its last checkpoint).
+// seed (a finished stage is reused, a training stage resumes from its last checkpoint); a stage
+// whose input stage ran again is not reused.
 #include <gtest/gtest.h>
 
 #include <signal.h>
@@ -66,4 +67,16 @@ TEST(Reproduce, KilledMidStageThenRerunEqualsUninterrupted) {
       }
     }
   }
+
+  // A stage whose input stage ran again runs again, though its own command did not change (a merge
+  // after its shards, a controller after its proxy table); otherwise it is reused.
+  const std::string two = "--threads 1 --seed 3 --log-level warn reproduce -c fmnist --quick --stages backbone,adaptive -o " +
+                          dir + "/straight";
+  fs::remove(dir + "/straight/backbone/.done");
+  ASSERT_EQ(test::run_cli(two, &output), 0) << output;
+  EXPECT_EQ(output.find("backbone: reused"), std::string::npos) << output;
+  EXPECT_NE(output.find("adaptive: an input stage ran again"), std::string::npos) << output;
+  ASSERT_EQ(test::run_cli(two, &output), 0) << output;
+  EXPECT_NE(output.find("backbone: reused"), std::string::npos) << output;
+  EXPECT_NE(output.find("adaptive: reused"), std::string::npos) << output;
 }

@@ -216,11 +216,40 @@ void run_reproduce(const ReproduceArgs& a) {
       }
     }
   }
+  // The stages each one reads: when one of them runs again, so does the reader (Stages::run).
+  std::vector<std::string> names;
+  for (const auto& st : plan) names.push_back(st.name);
+  auto planned = [&](std::vector<std::string> v) {
+    v.erase(std::remove_if(v.begin(), v.end(),
+                           [&](const std::string& n) { return std::find(names.begin(), names.end(), n) == names.end(); }),
+            v.end());
+    return v;
+  };
+  const std::vector<std::string> banks = planned({"bank", "vit-ae", "mobilenet-flat", "mobilenet-cnn"});
+  auto inputs_of = [&](const std::string& name) -> std::vector<std::string> {
+    auto starts = [&](const std::string& p) { return name.rfind(p, 0) == 0; };
+    if (name == "adaptive" || name == "vit-ae" || name == "digital") return {"backbone"};
+    if (name == "bank" || name == "calibrated" || name == "fig9" || starts("eval/adaptive-")) return {"adaptive"};
+    if (starts("eval/calibrated")) return {"calibrated"};
+    if (starts("mobilenet-")) return {"mobilenet"};
+    if (starts("sweep/part-") || name == "proxy") return banks;
+    if (name == "sweep/merged") {
+      std::vector<std::string> parts;
+      for (const auto& n : names)
+        if (n.rfind("sweep/part-", 0) == 0) parts.push_back(n);
+      return parts;
+    }
+    if (starts("control/")) {  // control/<method>-<regime>
+      const std::string method = name.substr(8, name.rfind('-') - 8);
+      return planned({"proxy", method == "proposal" ? "bank" : method});
+    }
+    return {};
+  };
   Stages stages("reproduce", out, static_cast<int>(plan.size()));
   for (const auto& st : plan) {
     bool run = selected.empty();
     for (const auto& s : selected) run = run || st.name == s || st.name.rfind(s + "/", 0) == 0;
-    if (run) stages.run(st.name, st.args);
+    if (run) stages.run(st.name, st.args, inputs_of(st.name));
     else stages.skip(st.name);
   }
   if (!selected.empty()) {

@@ -50,7 +50,14 @@ void Stages::skip(const std::string& name) {
   std::fprintf(stderr, "[%s %d/%d] %s: not selected\n", label_.c_str(), index_, total_, name.c_str());
 }
 
-void Stages::run(const std::string& name, const std::vector<std::string>& args) {
+// What identifies one finished run of a stage: its command digest and its wall time (a rerun with
+// the same command writes another time). Empty if it never finished.
+static std::string stage_stamp(const std::string& dir) {
+  if (!fs::exists(dir + "/.done")) return "";
+  return read_file(dir + "/.done") + (fs::exists(dir + "/.seconds") ? read_file(dir + "/.seconds") : "");
+}
+
+void Stages::run(const std::string& name, const std::vector<std::string>& args, const std::vector<std::string>& inputs) {
   ++index_;
   const StartupOptions& g = global_options();
   std::vector<std::string> argv = {self_path(), "--seed", std::to_string(g.seed), "--threads", std::to_string(g.threads),
@@ -60,12 +67,20 @@ void Stages::run(const std::string& name, const std::vector<std::string>& args) 
   std::string line = "tokcom";
   for (size_t i = globals; i < argv.size(); ++i) line += " " + argv[i];
   const std::string dir = out_ + "/" + name, done = dir + "/.done", digest = digest_of(line);
+  std::string stamps;
+  for (const auto& input : inputs) stamps += input + "\n" + stage_stamp(out_ + "/" + input);
   fs::create_directories(dir);
-  if (fs::exists(done) && read_file(done) == digest + "\n") {
-    std::fprintf(stderr, "[%s %d/%d] %s: reused (same command, finished before)\n", label_.c_str(), index_, total_,
-                 name.c_str());
+  const bool inputs_same = !fs::exists(dir + "/.inputs") || read_file(dir + "/.inputs") == stamps;
+  if (fs::exists(done) && read_file(done) == digest + "\n" && inputs_same) {
+    std::fprintf(stderr, "[%s %d/%d] %s: reused (same command and inputs, finished before)\n", label_.c_str(), index_,
+                 total_, name.c_str());
     return;
   }
+  if (fs::exists(done) && read_file(done) == digest + "\n") {
+    std::fprintf(stderr, "[%s %d/%d] %s: an input stage ran again since; running it again\n", label_.c_str(), index_,
+                 total_, name.c_str());
+  }
+  fs::remove(done);  // a stage killed from here on is not mistaken for finished
   std::fprintf(stderr, "[%s %d/%d] %s\n  $ %s\n", label_.c_str(), index_, total_, name.c_str(), line.c_str());
   const auto t0 = std::chrono::steady_clock::now();
   std::vector<char*> cargv;
@@ -88,6 +103,7 @@ void Stages::run(const std::string& name, const std::vector<std::string>& args) 
   std::string full = "tokcom";
   for (size_t i = 1; i < argv.size(); ++i) full += " " + argv[i];
   write_file_atomic(dir + "/.command", full + "\n");
+  write_file_atomic(dir + "/.inputs", stamps);
   write_file_atomic(done, digest + "\n");
   std::fprintf(stderr, "[%s %d/%d] %s: done in %.0f s\n", label_.c_str(), index_, total_, name.c_str(), seconds);
 }
