@@ -1,0 +1,1 @@
+tokcom --seed 0 --threads 0 --log-level info optimize --table runs/study-imagenette64/proxy/proxy.csv --method mobilenet-cnn --regime robust --channel awgn --zeta-max 0.0025,0.005,0.01,0.02,0.05,0.1 --bank runs/study-imagenette64/mobilenet-cnn --deploy-images 150 -o runs/study-imagenette64/control/mobilenet-cnn-robust
