@@ -3,7 +3,7 @@
 # with its scale knobs turned down (12 backbone epochs, 3 adaptive, each JSCC model a 600-step warm
 # start and one epoch of 32 batches, 256 images per sweep cell, 5 budgets, 3 SNRs, a 256-image proxy
 # cell, 150 images per deployment run). METHODS picks the neural methods (default: all four, ~3 h
-# here; the sessions that ran it had time for METHODS=proposal[,vit-ae] only). Every stage of the selected methods runs —
+# here, run over Sessions 6-7). Every stage of the selected methods runs —
 # backbone, adaptive, both JSCC banks of the proposal (robust, noiseless), ViT-AE, MobileNetV3 + flat
 # and CNN JSCC, the sweep (Figs 6-7), the digital baselines, proxy tables on the training split, the
 # controller (search, oracle, deployment: Table II, Fig. 8), the budget calibration and the kept
