@@ -37,6 +37,12 @@ namespace {
 
 std::vector<std::string> tiny_overrides(const std::string& out) { return test::tiny_vit_overrides(out); }
 Vit random_vit(const Config& config, uint64_t seed) { return test::random_tiny_vit(config, seed); }
+// A random tiny adaptive ViT saved as `dir`/adaptive.safetensors: the train.init of a jscc stage.
+std::string saved_random_vit(const std::string& dir) {
+  const std::string init = dir + "/adaptive.safetensors";
+  save_module(init, *random_vit(Config::load("", tiny_overrides(dir)), 9));
+  return init;
+}
 
 struct TinyLink {
   Vit vit{nullptr};
@@ -206,12 +212,7 @@ TEST(Split, GradientsReachOnlyJsccAndServer) {
 // skipped; the bank then drives the sweep, whose shards merge to the unsharded CSV byte for byte.
 TEST(JsccStage, TrainsFrozenDeviceResumesAndSweepShardsMerge) {
   const std::string dir = test::temp_dir("jscc");
-  const std::string init = dir + "/adaptive.safetensors";
-  {
-    const Config config = Config::load("", tiny_overrides(dir));
-    Vit vit = random_vit(config, 9);
-    save_module(init, *vit);
-  }
+  const std::string init = saved_random_vit(dir);
   auto config_for = [&](const std::string& out, int epochs) {
     auto o = tiny_overrides(out);
     o.insert(o.end(), {"train.stage=jscc", "train.init=" + init, "train.ratios=all", "comm.train_regime=robust",
@@ -374,12 +375,7 @@ TEST(JsccStage, TrainsFrozenDeviceResumesAndSweepShardsMerge) {
 // reconstructs the device output far better than the same pair trained cold with the same seed.
 TEST(JsccStage, WarmStartTeachesTheCodecTheDeviceOutput) {
   const std::string dir = test::temp_dir("jscc-warm");
-  const std::string init = dir + "/adaptive.safetensors";
-  {
-    const Config config = Config::load("", tiny_overrides(dir));
-    Vit vit = random_vit(config, 9);
-    save_module(init, *vit);
-  }
+  const std::string init = saved_random_vit(dir);
   auto config_for = [&](const std::string& out, int steps) {
     auto o = tiny_overrides(out);
     o.insert(o.end(), {"train.stage=jscc", "train.init=" + init, "train.ratios=0.5", "comm.train_regime=noiseless",

@@ -70,13 +70,14 @@ void Stages::run(const std::string& name, const std::vector<std::string>& args, 
   std::string stamps;
   for (const auto& input : inputs) stamps += input + "\n" + stage_stamp(out_ + "/" + input);
   fs::create_directories(dir);
+  const bool same_command = fs::exists(done) && read_file(done) == digest + "\n";
   const bool inputs_same = !fs::exists(dir + "/.inputs") || read_file(dir + "/.inputs") == stamps;
-  if (fs::exists(done) && read_file(done) == digest + "\n" && inputs_same) {
+  if (same_command && inputs_same) {
     std::fprintf(stderr, "[%s %d/%d] %s: reused (same command and inputs, finished before)\n", label_.c_str(), index_,
                  total_, name.c_str());
     return;
   }
-  if (fs::exists(done) && read_file(done) == digest + "\n") {
+  if (same_command) {
     std::fprintf(stderr, "[%s %d/%d] %s: an input stage ran again since; running it again\n", label_.c_str(), index_,
                  total_, name.c_str());
   }

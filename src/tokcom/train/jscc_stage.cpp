@@ -104,7 +104,8 @@ PairNet vit_pair(const Config& config, const std::string& init, double ratio) {
     item.value().set_requires_grad(train);  // SPEC 10 P10: frozen parameters collect no gradient
     if (train) pn.trained.push_back(item.value());
   }
-  for (auto& p : codec->parameters()) pn.trained.push_back(p);
+  pn.codec_parameters = codec->parameters();
+  pn.trained.insert(pn.trained.end(), pn.codec_parameters.begin(), pn.codec_parameters.end());
   pn.train_mode = [vit, codec]() mutable {
     vit->eval();  // SPEC 10 P22: the device's selection runs in eval mode (1e-3 cutoff active)
     codec->train();
@@ -129,14 +130,11 @@ PairNet vit_pair(const Config& config, const std::string& init, double ratio) {
     return x.index({state.mask.reshape({-1}) > 0}).unsqueeze(1);
   };
   pn.codec_encode = [codec, method = pn.method](const torch::Tensor& rows) mutable {
-    Payload p;
-    p.method = method;
-    p.ratio_index = 0;
-    p.symbols = codec->encoder(rows);
-    return p;
+    TokenState rows_state;
+    rows_state.x = rows;
+    return encode_tokens(codec->encoder, rows_state, 0, method);
   };
   pn.codec_decode = [codec](const Payload& received) mutable { return codec->decoder(received.symbols); };
-  pn.codec_parameters = codec->parameters();
   ProposalOptions popts;  // validation: hard mode, every token
   popts.split = split;
   popts.mode = SelectionMode::kHard;
@@ -171,8 +169,9 @@ PairNet mobilenet_pair(const Config& config, const std::string& init, double rat
     if (train) pn.trained.push_back(item.value());
   }
   for (auto& p : net->named_parameters()) {
-    if (p.key().rfind("jscc.", 0) == 0) pn.trained.push_back(p.value());
+    if (p.key().rfind("jscc.", 0) == 0) pn.codec_parameters.push_back(p.value());
   }
+  pn.trained.insert(pn.trained.end(), pn.codec_parameters.begin(), pn.codec_parameters.end());
   pn.train_mode = [net]() mutable { net->set_jscc_training_mode(); };
   pn.send = [net](const torch::Tensor& images, const torch::Tensor&) mutable {
     torch::Tensor f;
@@ -189,9 +188,6 @@ PairNet mobilenet_pair(const Config& config, const std::string& init, double rat
   };
   pn.codec_encode = [net](const torch::Tensor& maps) mutable { return mobilenet_encode(net, maps, 0); };
   pn.codec_decode = [net](const Payload& received) mutable { return net->decode_features(received.symbols); };
-  for (auto& p : net->named_parameters()) {
-    if (p.key().rfind("jscc.", 0) == 0) pn.codec_parameters.push_back(p.value());
-  }
   pn.link.device = std::make_shared<MobileNetDevice>(std::vector<MobileNetJsccNet>{net});
   pn.link.server = std::make_shared<MobileNetServer>(std::vector<MobileNetJsccNet>{net});
   pn.link.input_values = input_values(config);
