@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Imagenette-64 results of the models (issues: adaptive ViT, baselines), on this machine:
-# the first stages of `tokcom reproduce -c imagenette64` (ViT backbone from scratch, adaptive stage,
+# the first stages of the full-scale study `tokcom reproduce -c imagenette64-long` (ViT backbone from scratch, adaptive stage,
 # MobileNetV3 backbone) → evaluation at α ∈ {0.1, 0.25, 0.5, 0.75, 1} in soft and hard mode →
 # Fig. 9 picture. Copies the CSVs, configs, stage timings and commands to docs/results/imagenette64/
 # and regenerates its README.md from those files. Finished stages are reused (rerun after an
@@ -13,12 +13,12 @@ cd "$(dirname "$0")/.."
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
 T=build/tokcom
 SEED=${SEED:-0}
-RUN=${RUN:-runs/reproduce-imagenette64}
+RUN=${RUN:-runs/reproduce-imagenette64-long}
 OUT=docs/results/imagenette64
 STAGES=${STAGES:-backbone,adaptive,mobilenet}
 mkdir -p "$OUT"
 
-$T --seed "$SEED" reproduce -c imagenette64 -o "$RUN" --stages "$STAGES"
+$T --seed "$SEED" reproduce -c imagenette64-long -o "$RUN" --stages "$STAGES"
 if [ "${REFERENCE:-0}" = 1 ] && [ ! -f "$RUN/adaptive-reference/model.safetensors" ]; then
   # Same command as the adaptive stage, reference loss (mean soft mask only).
   $T --seed "$SEED" train --resume -c imagenette64 train.stage=adaptive \

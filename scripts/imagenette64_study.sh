@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
-# The whole study on Imagenette-64 at a compact scale for 2 cores: `tokcom reproduce -c imagenette64`
-# with its scale knobs turned down (12 backbone epochs, 3 adaptive, each JSCC model a 600-step warm
-# start and one epoch of 32 batches, 256 images per sweep cell, 5 budgets, 3 SNRs, a 256-image proxy
-# cell, 150 images per deployment run). METHODS picks the neural methods (default: all four, ~3 h
-# here, run over Sessions 6-7). Every stage of the selected methods runs —
+# The whole study on Imagenette-64 at the 2-core scale: `tokcom reproduce -c imagenette64`, whose scale is
+# the `reproduce` section of configs/imagenette64.yaml (12 backbone epochs, 3 adaptive, each JSCC model a
+# 600-step warm start and one epoch of 32 batches, 256 images per sweep cell, 5 budgets, 3 SNRs, a
+# 256-image proxy cell, 150 images per deployment run; ~3 h here). METHODS picks the neural methods
+# (default: all four). Every stage of the selected methods runs —
 # backbone, adaptive, both JSCC banks of the proposal (robust, noiseless), ViT-AE, MobileNetV3 + flat
 # and CNN JSCC, the sweep (Figs 6-7), the digital baselines, proxy tables on the training split, the
 # controller (search, oracle, deployment: Table II, Fig. 8), the budget calibration and the kept
 # fraction vs α, Fig. 9 and the report. Copies the CSVs, JSON sidecars, configs, figures and the report
 # to docs/results/imagenette64-study/. Rerun after an interruption: finished stages are reused.
-# The full-scale study is `tokcom reproduce -c imagenette64` with the defaults (many hours here).
+# The full-scale study is `tokcom reproduce -c imagenette64-long` (many hours here).
 #   SEED=0 METHODS=proposal RUN=runs/study-imagenette64 scripts/imagenette64_study.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,9 +19,8 @@ SEED=${SEED:-0}
 METHODS=${METHODS:-proposal,vit-ae,mobilenet-flat,mobilenet-cnn}
 RUN=${RUN:-runs/study-imagenette64}
 OUT=docs/results/imagenette64-study
-SCALE=(--backbone-epochs 12 --adaptive-epochs 3 --jscc-epochs 1 --jscc-batches 32 --jscc-warm-start 600 --mobilenet-epochs 12
-       --sweep-batches 1 --proxy-batches 1 --alphas 0.1,0.25,0.5,0.75,1 --snr 0,10,20 --proxy-snr=-10:25:5
-       --deploy-images 150 --sweep-shards 4 --methods "$METHODS")
+# The scale is the preset's (tests/test_reproduce.cpp checks its plan is the commands recorded in $OUT).
+SCALE=(--methods "$METHODS")
 
 start=$(date +%s)
 $T --seed "$SEED" reproduce -c imagenette64 -o "$RUN" "${SCALE[@]}"
@@ -44,7 +43,8 @@ LEFT=(-path '*/traces/*' -o -path '*/deploy/*' -o -path './sweep/part-*' -o -siz
   echo
   echo "Do not edit: rerun \`SEED=$SEED METHODS=$METHODS scripts/imagenette64_study.sh\`. The report of the run is"
   echo "[report.md](report.md) (and report.html); every stage's folder holds its \`.command\` and \`.seconds\`."
-  echo "Scale: \`${SCALE[*]}\`."
+  echo "Command: \`tokcom --seed $SEED reproduce -c imagenette64 -o $RUN ${SCALE[*]}\` (scale: the \`reproduce\`"
+  echo "section of configs/imagenette64.yaml)."
   echo "Wall-clock time of the last call of the script: $(cat "$RUN/study-seconds-this-call") s (stages reused from"
   echo "earlier calls are not in it; the per-stage \`.seconds\` are)."
 } > "$OUT.tmp/README.md"

@@ -1,4 +1,4 @@
-// `tokcom reproduce`: killed with SIGKILL in the middle of the JSCC bank (the whole process group,
+// `tokcom reproduce`: the preset's plan is the documented study; killed with SIGKILL in the middle of the JSCC bank (the whole process group,
 // children included) and rerun, it ends with the same models as an uninterrupted run with the same
 // seed (a finished stage is reused, a training stage resumes from its last checkpoint); a stage
 // whose input stage ran again is not reused.
@@ -11,11 +11,17 @@
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <map>
+#include <regex>
+#include <set>
+#include <sstream>
 #include <thread>
 
 #include <torch/torch.h>
 
 #include "common/helpers.h"
+#include "tokcom/core/config.h"
 #include "tokcom/core/safetensors.h"
 #include "tokcom/split/proposal.h"
 
@@ -79,4 +85,96 @@ TEST(Reproduce, KilledMidStageThenRerunEqualsUninterrupted) {
   ASSERT_EQ(test::run_cli(two, &output), 0) << output;
   EXPECT_NE(output.find("backbone: reused"), std::string::npos) << output;
   EXPECT_NE(output.find("adaptive: reused"), std::string::npos) << output;
+}
+
+namespace {
+
+// `reproduce --plan` output → stage name → the full command its .command would hold, with the
+// thread count left out (it is not part of what a stage computes, and the documented study ran its
+// single-threaded evals with --threads 1 beside other stages).
+std::map<std::string, std::string> plan_commands(const std::string& output) {
+  std::map<std::string, std::string> plan;
+  std::istringstream in(output);
+  std::string line, name;
+  const std::regex stage(R"(^\[reproduce \d+/\d+\] (\S+): would)"), threads(R"( --threads \d+)");
+  std::smatch m;
+  while (std::getline(in, line)) {
+    if (std::regex_search(line, m, stage)) name = m[1];
+    else if (line.rfind("  $ ", 0) == 0 && !name.empty()) plan[name] = std::regex_replace(line.substr(4), threads, "");
+  }
+  return plan;
+}
+
+std::string trim_newline(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.pop_back();
+  return s;
+}
+
+}  // namespace
+
+// docs/RESULTS.md is the study of `tokcom reproduce -c imagenette64`: the preset's plan is, command for
+// command, what made docs/results/imagenette64-study (every stage's .command is kept there; the sweep
+// shards are merged into sweep/sweep.csv and not kept).
+TEST(Reproduce, PresetPlanIsTheDocumentedStudy) {
+  const std::string out = test::temp_dir("reproduce-plan") + "/never-made";
+  std::string output;
+  ASSERT_EQ(test::run_cli("--seed 0 --threads 0 --log-level info reproduce -c imagenette64 -o runs/study-imagenette64 --plan",
+                          &output), 0) << output;
+  const auto plan = plan_commands(output);
+  const fs::path docs = fs::path(TOKCOM_SOURCE_DIR) / "docs/results/imagenette64-study";
+  std::set<std::string> documented;
+  for (const auto& e : fs::recursive_directory_iterator(docs)) {
+    if (e.path().filename() != ".command") continue;
+    const std::string name = fs::relative(e.path().parent_path(), docs).string();
+    documented.insert(name);
+    std::ifstream in(e.path());
+    const std::string recorded((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    ASSERT_TRUE(plan.count(name)) << "documented stage '" << name << "' is not in the preset's plan:\n" << output;
+    EXPECT_EQ(plan.at(name), std::regex_replace(trim_newline(recorded), std::regex(R"( --threads \d+)"), ""))
+        << "stage " << name;
+  }
+  EXPECT_GE(documented.size(), 23u);
+  int shards = 0;
+  for (const auto& [name, command] : plan) {
+    if (name.rfind("sweep/part-", 0) == 0) {
+      ++shards;
+      EXPECT_NE(command.find("--max-batches 1 --shard"), std::string::npos) << command;
+    } else {
+      EXPECT_TRUE(documented.count(name)) << "planned stage '" << name << "' is not in the documented study";
+    }
+  }
+  EXPECT_EQ(shards, 4);
+
+  // A flag wins over the preset's `reproduce` section; --plan creates nothing.
+  ASSERT_EQ(test::run_cli("--seed 0 --log-level info reproduce -c imagenette64 --backbone-epochs 5 --sweep-shards 2 --plan -o " +
+                              out, &output), 0) << output;
+  EXPECT_NE(plan_commands(output).at("backbone").find("train.stage=backbone train.out=" + out + "/backbone train.epochs=5"),
+            std::string::npos) << output;
+  EXPECT_TRUE(plan_commands(output).count("sweep/part-1-of-2")) << output;
+  EXPECT_FALSE(fs::exists(out));
+
+  // The long preset is the full scale of configs/defaults/reproduce.yaml, with the same model and training.
+  ASSERT_EQ(test::run_cli("--seed 0 --log-level info reproduce -c imagenette64-long --plan -o " + out, &output), 0) << output;
+  const auto full = plan_commands(output);
+  EXPECT_EQ(full.at("backbone").find("train.epochs="), std::string::npos) << full.at("backbone");
+  EXPECT_NE(full.at("bank").find("train.epochs=3 train.max_batches=0 train.jscc_warm_start_steps=500"), std::string::npos)
+      << full.at("bank");
+  EXPECT_TRUE(full.count("sweep/part-7-of-8")) << output;
+  const Config compact = Config::load("imagenette64"), long_ = Config::load("imagenette64-long");
+  for (const std::string section : {"data", "model", "train", "comm"}) {
+    EXPECT_EQ(YAML::Dump(compact.node(section)), YAML::Dump(long_.node(section))) << section;
+  }
+  EXPECT_NE(YAML::Dump(compact.node("reproduce")), YAML::Dump(long_.node("reproduce")));
+}
+
+TEST(Reproduce, RefusesABadScaleInTheConfig) {
+  const std::string dir = test::temp_dir("reproduce-bad-scale");
+  std::ofstream(dir + "/zero-shards.yaml") << "reproduce:\n  sweep_shards: 0\n";
+  std::ofstream(dir + "/unknown.yaml") << "reproduce:\n  backbone_epoch: 3\n";
+  std::string output;
+  EXPECT_NE(test::run_cli("reproduce -c " + dir + "/zero-shards.yaml --plan -o " + dir + "/out", &output), 0);
+  EXPECT_NE(output.find("reproduce.sweep_shards is 0, expected an int >= 1"), std::string::npos) << output;
+  EXPECT_NE(test::run_cli("reproduce -c " + dir + "/unknown.yaml --plan -o " + dir + "/out", &output), 0);
+  EXPECT_NE(output.find("unknown key 'reproduce.backbone_epoch'"), std::string::npos) << output;
+  EXPECT_FALSE(fs::exists(dir + "/out"));
 }

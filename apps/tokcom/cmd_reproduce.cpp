@@ -7,6 +7,7 @@
 // training stage that was killed resumes from its last epoch (--resume), a sweep loses at most the
 // shard it was in. On a cluster, run the same commands as array jobs (scripts/slurm/).
 #include <algorithm>
+#include <limits>
 #include <filesystem>
 #include <sstream>
 
@@ -28,14 +29,41 @@ namespace fs = std::filesystem;
 
 struct ReproduceArgs {
   std::string config = "imagenette64", out, stages, device;
-  int64_t sweep_shards = 8, jscc_epochs = 3, deploy_images = 0, adaptive_epochs = 5, mobilenet_epochs = 30;
-  // Scale knobs (0: the full size): a study that must fit a machine's time shrinks these, not the method.
-  int64_t backbone_epochs = 0, jscc_batches = 0, sweep_batches = 0, proxy_batches = 8, jscc_warm_start = 500;
-  std::string alphas = "0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1", snr = "-10:20:5", proxy_snr = "-20:25:5",
-              channels = "awgn,rayleigh,rayleigh-csi", scenarios,
-              methods = "proposal,vit-ae,mobilenet-flat,mobilenet-cnn";
-  bool fresh = false, quick = false;
+  // The scale (0: the full size): by default the config's `reproduce` section (configs/defaults/
+  // reproduce.yaml); a flag given on the command line wins. A study that must fit a machine's time
+  // shrinks these, not the method.
+  int64_t sweep_shards = 0, jscc_epochs = 0, deploy_images = 0, adaptive_epochs = 0, mobilenet_epochs = 0;
+  int64_t backbone_epochs = 0, jscc_batches = 0, sweep_batches = 0, proxy_batches = 0, jscc_warm_start = 0;
+  std::string alphas, snr, proxy_snr, channels, scenarios, methods;
+  bool fresh = false, quick = false, plan = false;
+  // Each scale knob: its key in the `reproduce` section and the flag that overrides it.
+  struct Knob {
+    std::string key;
+    CLI::Option* option = nullptr;
+    int64_t* int_value = nullptr;
+    int64_t min = 0;  // ints: the smallest allowed value
+    std::string* string_value = nullptr;
+  };
+  std::vector<Knob> knobs;
 };
+
+// Fills every scale knob not given as a flag from the config's `reproduce` section.
+void apply_config_scale(const Config& config, ReproduceArgs* a) {
+  for (auto& k : a->knobs) {
+    const std::string key = "reproduce." + k.key;
+    if (k.int_value) {
+      if (k.option->count() == 0) {
+        *k.int_value = config.get_int(key);
+        if (*k.int_value < k.min) {
+          throw ConfigError(fmt::format("config '{}': {} is {}, expected an int >= {}", config.name(), key,
+                                        *k.int_value, k.min));
+        }
+      }
+    } else if (k.option->count() == 0) {
+      *k.string_value = config.get_string(key);
+    }
+  }
+}
 
 std::string join(const std::vector<std::string>& v, const std::string& sep = ",") {
   std::string s;
@@ -43,8 +71,9 @@ std::string join(const std::vector<std::string>& v, const std::string& sep = ","
   return s;
 }
 
-void run_reproduce(const ReproduceArgs& a) {
+void run_reproduce(ReproduceArgs& a) {
   const Config config = Config::load(a.config);  // validates the config and the grids before hours of work
+  apply_config_scale(config, &a);
   parse_range(a.alphas, "--alphas");
   parse_range(a.snr, "--snr");
   parse_range(a.proxy_snr, "--proxy-snr");
@@ -61,8 +90,8 @@ void run_reproduce(const ReproduceArgs& a) {
   auto wanted = [&](const std::string& m) { return std::find(methods.begin(), methods.end(), m) != methods.end(); };
   const std::string name = fs::path(a.config).stem().string();
   const std::string out = a.out.empty() ? "runs/reproduce-" + name : a.out;
-  if (a.fresh && fs::exists(out)) fs::remove_all(out);
-  fs::create_directories(out);
+  if (a.fresh && !a.plan && fs::exists(out)) fs::remove_all(out);
+  if (!a.plan) fs::create_directories(out);
   const int64_t shards = std::max<int64_t>(1, a.sweep_shards);
 
   // Scale: the config's own epochs for stages 1–2 (SPEC 7 at our size), --jscc-epochs for each of
@@ -246,11 +275,16 @@ void run_reproduce(const ReproduceArgs& a) {
     return {};
   };
   Stages stages("reproduce", out, static_cast<int>(plan.size()));
+  if (a.plan) stages.set_dry_run(true);
   for (const auto& st : plan) {
     bool run = selected.empty();
     for (const auto& s : selected) run = run || st.name == s || st.name.rfind(s + "/", 0) == 0;
     if (run) stages.run(st.name, st.args, inputs_of(st.name));
     else stages.skip(st.name);
+  }
+  if (a.plan) {
+    std::fprintf(stderr, "reproduce: plan only (--plan); nothing was run\n");
+    return;
   }
   if (!selected.empty()) {
     std::fprintf(stderr, "reproduce: the selected stages are done; run the rest, or `tokcom report %s`\n", out.c_str());
@@ -270,40 +304,45 @@ void add_reproduce(CLI::App& app) {
   cmd->add_option("-c,--config", a->config, "Named config or YAML path (imagenette64 | deit-tiny-224 | ...)")
       ->capture_default_str();
   cmd->add_option("-o,--out", a->out, "Output folder (default runs/reproduce-<config>)");
-  cmd->add_option("--sweep-shards", a->sweep_shards, "Local shards of the sweep (each its own resumable stage)")
-      ->capture_default_str()->check(CLI::PositiveNumber);
-  cmd->add_option("--jscc-epochs", a->jscc_epochs, "Epochs of each (r, regime) JSCC model and of the ViT-AE bank")
-      ->capture_default_str()->check(CLI::PositiveNumber);
-  cmd->add_option("--adaptive-epochs", a->adaptive_epochs, "Epochs of the adaptive stage (from the backbone)")
-      ->capture_default_str()->check(CLI::PositiveNumber);
-  cmd->add_option("--mobilenet-epochs", a->mobilenet_epochs, "Epochs of the MobileNetV3 backbone (from scratch)")
-      ->capture_default_str()->check(CLI::PositiveNumber);
-  cmd->add_option("--deploy-images", a->deploy_images, "Images per deployment run (0: the whole validation split)")
-      ->capture_default_str();
-  cmd->add_option("--backbone-epochs", a->backbone_epochs, "Epochs of the ViT backbone (0: the config's train.epochs)")
-      ->capture_default_str()->check(CLI::NonNegativeNumber);
-  cmd->add_option("--jscc-batches", a->jscc_batches, "Batches per epoch of every JSCC model (0: the whole training split)")
-      ->capture_default_str()->check(CLI::NonNegativeNumber);
-  cmd->add_option("--jscc-warm-start", a->jscc_warm_start,
-                  "Steps of each JSCC model's warm start (the codec alone learns to carry the device's output\n"
-                  "before the CE epochs; 0: the reference's cold start; train.jscc_warm_start_steps)")
-      ->capture_default_str()->check(CLI::NonNegativeNumber);
-  cmd->add_option("--sweep-batches", a->sweep_batches, "Batches (of 256) per sweep cell (0: the whole validation split)")
-      ->capture_default_str()->check(CLI::NonNegativeNumber);
-  cmd->add_option("--proxy-batches", a->proxy_batches, "Batches (of 256) of the training split per proxy-table cell")
-      ->capture_default_str()->check(CLI::PositiveNumber);
-  cmd->add_option("--alphas", a->alphas, "Budgets α of the sweep and the proxy tables")->capture_default_str();
-  cmd->add_option("--snr", a->snr, "SNRs of the sweep (Figs 6-7), start:stop:step or a list")->capture_default_str();
-  cmd->add_option("--proxy-snr", a->proxy_snr, "SNR grid of the proxy tables")->capture_default_str();
-  cmd->add_option("--channels", a->channels, "Channels of the sweep")->capture_default_str();
-  cmd->add_option("--methods", a->methods,
-                  "Neural methods trained, swept and controlled (a study that must fit a machine's time may drop\n"
-                  "baselines; the digital ones always run)")
-      ->capture_default_str();
-  cmd->add_option("--scenarios", a->scenarios, "SNR scenarios of the controller (default: the paper's five)");
+  // Scale knobs: default from the config's `reproduce` section, the flag wins.
+  auto knob_int = [&](const std::string& key, int64_t* value, int64_t min, const std::string& help) {
+    std::string flag = "--" + key;
+    std::replace(flag.begin(), flag.end(), '_', '-');
+    CLI::Option* o = cmd->add_option(flag, *value, help + "\n(default: the config's reproduce." + key + ")");
+    o->check(CLI::Range(min, std::numeric_limits<int64_t>::max()));
+    a->knobs.push_back({key, o, value, min, nullptr});
+  };
+  auto knob_string = [&](const std::string& key, std::string* value, const std::string& help) {
+    std::string flag = "--" + key;
+    std::replace(flag.begin(), flag.end(), '_', '-');
+    CLI::Option* o = cmd->add_option(flag, *value, help + " (default: the config's reproduce." + key + ")");
+    a->knobs.push_back({key, o, nullptr, 0, value});
+  };
+  knob_int("sweep_shards", &a->sweep_shards, 1, "Local shards of the sweep (each its own resumable stage)");
+  knob_int("jscc_epochs", &a->jscc_epochs, 1, "Epochs of each (r, regime) JSCC model and of the ViT-AE bank");
+  knob_int("adaptive_epochs", &a->adaptive_epochs, 1, "Epochs of the adaptive stage (from the backbone)");
+  knob_int("mobilenet_epochs", &a->mobilenet_epochs, 1, "Epochs of the MobileNetV3 backbone (from scratch)");
+  knob_int("deploy_images", &a->deploy_images, 0, "Images per deployment run (0: the whole validation split)");
+  knob_int("backbone_epochs", &a->backbone_epochs, 0, "Epochs of the ViT backbone (0: the config's train.epochs)");
+  knob_int("jscc_batches", &a->jscc_batches, 0, "Batches per epoch of every JSCC model (0: the whole training split)");
+  knob_int("jscc_warm_start", &a->jscc_warm_start, 0,
+           "Steps of each JSCC model's warm start (the codec alone learns to carry the device's output\n"
+           "before the CE epochs; 0: the reference's cold start; train.jscc_warm_start_steps)");
+  knob_int("sweep_batches", &a->sweep_batches, 0, "Batches (of 256) per sweep cell (0: the whole validation split)");
+  knob_int("proxy_batches", &a->proxy_batches, 1, "Batches (of 256) of the training split per proxy-table cell");
+  knob_string("alphas", &a->alphas, "Budgets α of the sweep and the proxy tables");
+  knob_string("snr", &a->snr, "SNRs of the sweep (Figs 6-7), start:stop:step or a list");
+  knob_string("proxy_snr", &a->proxy_snr, "SNR grid of the proxy tables");
+  knob_string("channels", &a->channels, "Channels of the sweep");
+  knob_string("methods", &a->methods,
+              "Neural methods trained, swept and controlled (a study that must fit a machine's time may drop\n"
+              "baselines; the digital ones always run)");
+  knob_string("scenarios", &a->scenarios, "SNR scenarios of the controller (empty: the paper's five)");
   cmd->add_option("--stages", a->stages, "Only these stages, comma list (e.g. backbone,adaptive or sweep)");
   cmd->add_option("--device", a->device, "train.device for every stage (cpu | cuda)");
   cmd->add_flag("--quick", a->quick, "Smoke run: one tiny epoch per stage, one batch per sweep cell");
+  cmd->add_flag("--plan", a->plan,
+                "Print every stage's command and whether it would be reused or run, then exit (runs nothing)");
   cmd->add_flag("--fresh", a->fresh, "Delete the output folder first (otherwise finished stages are reused)");
   cmd->footer("Example: tokcom reproduce --config configs/imagenette64.yaml   # then: tokcom report runs/reproduce-imagenette64");
   set_action(cmd, [a] { run_reproduce(*a); });

@@ -4,6 +4,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -66,12 +67,28 @@ void Stages::run(const std::string& name, const std::vector<std::string>& args, 
   argv.insert(argv.end(), args.begin(), args.end());
   std::string line = "tokcom";
   for (size_t i = globals; i < argv.size(); ++i) line += " " + argv[i];
-  const std::string dir = out_ + "/" + name, done = dir + "/.done", digest = digest_of(line);
+  // The seed is part of what a stage computes (a rerun with another seed must not reuse it); the
+  // thread count and log level are not. Seed 0 (the default) hashes the bare command, as every
+  // stage did before the seed counted, so those runs are still reused.
+  const std::string dir = out_ + "/" + name, done = dir + "/.done",
+                    digest = digest_of(g.seed == 0 ? line : fmt::format("--seed {} {}", g.seed, line));
   std::string stamps;
   for (const auto& input : inputs) stamps += input + "\n" + stage_stamp(out_ + "/" + input);
-  fs::create_directories(dir);
   const bool same_command = fs::exists(done) && read_file(done) == digest + "\n";
-  const bool inputs_same = !fs::exists(dir + "/.inputs") || read_file(dir + "/.inputs") == stamps;
+  bool inputs_same = !fs::exists(dir + "/.inputs") || read_file(dir + "/.inputs") == stamps;
+  if (dry_run_) {
+    for (const auto& input : inputs)
+      inputs_same = inputs_same && std::find(would_run_.begin(), would_run_.end(), input) == would_run_.end();
+    const bool reused = same_command && inputs_same;
+    if (!reused) would_run_.push_back(name);
+    std::string full = "tokcom";
+    for (size_t i = 1; i < argv.size(); ++i) full += " " + argv[i];
+    std::fprintf(stderr, "[%s %d/%d] %s: %s\n  $ %s\n", label_.c_str(), index_, total_, name.c_str(),
+                 reused ? "would be reused" : same_command ? "would run again (an input stage would run)" : "would run",
+                 full.c_str());
+    return;
+  }
+  fs::create_directories(dir);
   if (same_command && inputs_same) {
     std::fprintf(stderr, "[%s %d/%d] %s: reused (same command and inputs, finished before)\n", label_.c_str(), index_,
                  total_, name.c_str());
