@@ -7,8 +7,8 @@
 // training stage that was killed resumes from its last epoch (--resume), a sweep loses at most the
 // shard it was in. On a cluster, run the same commands as array jobs (scripts/slurm/).
 #include <algorithm>
-#include <limits>
 #include <filesystem>
+#include <limits>
 #include <sstream>
 
 #include <fmt/format.h>
@@ -50,17 +50,16 @@ struct ReproduceArgs {
 // Fills every scale knob not given as a flag from the config's `reproduce` section.
 void apply_config_scale(const Config& config, ReproduceArgs* a) {
   for (auto& k : a->knobs) {
+    if (k.option->count() > 0) continue;
     const std::string key = "reproduce." + k.key;
-    if (k.int_value) {
-      if (k.option->count() == 0) {
-        *k.int_value = config.get_int(key);
-        if (*k.int_value < k.min) {
-          throw ConfigError(fmt::format("config '{}': {} is {}, expected an int >= {}", config.name(), key,
-                                        *k.int_value, k.min));
-        }
-      }
-    } else if (k.option->count() == 0) {
+    if (!k.int_value) {
       *k.string_value = config.get_string(key);
+      continue;
+    }
+    *k.int_value = config.get_int(key);
+    if (*k.int_value < k.min) {
+      throw ConfigError(
+          fmt::format("config '{}': {} is {}, expected an int >= {}", config.name(), key, *k.int_value, k.min));
     }
   }
 }
@@ -305,18 +304,17 @@ void add_reproduce(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("-o,--out", a->out, "Output folder (default runs/reproduce-<config>)");
   // Scale knobs: default from the config's `reproduce` section, the flag wins.
-  auto knob_int = [&](const std::string& key, int64_t* value, int64_t min, const std::string& help) {
-    std::string flag = "--" + key;
+  auto add_knob = [&](const std::string& key, auto* value, const std::string& help) {
+    std::string flag = "--" + key;  // backbone_epochs → --backbone-epochs
     std::replace(flag.begin(), flag.end(), '_', '-');
-    CLI::Option* o = cmd->add_option(flag, *value, help + "\n(default: the config's reproduce." + key + ")");
-    o->check(CLI::Range(min, std::numeric_limits<int64_t>::max()));
+    return cmd->add_option(flag, *value, help + "\n(default: the config's reproduce." + key + ")");
+  };
+  auto knob_int = [&](const std::string& key, int64_t* value, int64_t min, const std::string& help) {
+    CLI::Option* o = add_knob(key, value, help)->check(CLI::Range(min, std::numeric_limits<int64_t>::max()));
     a->knobs.push_back({key, o, value, min, nullptr});
   };
   auto knob_string = [&](const std::string& key, std::string* value, const std::string& help) {
-    std::string flag = "--" + key;
-    std::replace(flag.begin(), flag.end(), '_', '-');
-    CLI::Option* o = cmd->add_option(flag, *value, help + " (default: the config's reproduce." + key + ")");
-    a->knobs.push_back({key, o, nullptr, 0, value});
+    a->knobs.push_back({key, add_knob(key, value, help), nullptr, 0, value});
   };
   knob_int("sweep_shards", &a->sweep_shards, 1, "Local shards of the sweep (each its own resumable stage)");
   knob_int("jscc_epochs", &a->jscc_epochs, 1, "Epochs of each (r, regime) JSCC model and of the ViT-AE bank");

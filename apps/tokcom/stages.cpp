@@ -65,8 +65,11 @@ void Stages::run(const std::string& name, const std::vector<std::string>& args, 
                                    "--log-level", g.log_level};
   const size_t globals = argv.size();
   argv.insert(argv.end(), args.begin(), args.end());
-  std::string line = "tokcom";
+  // `line` is the command without the global options (what identifies the stage); `full` is what
+  // .command records and --plan prints.
+  std::string line = "tokcom", full = "tokcom";
   for (size_t i = globals; i < argv.size(); ++i) line += " " + argv[i];
+  for (size_t i = 1; i < argv.size(); ++i) full += " " + argv[i];
   // The seed is part of what a stage computes (a rerun with another seed must not reuse it); the
   // thread count and log level are not. Seed 0 (the default) hashes the bare command, as every
   // stage did before the seed counted, so those runs are still reused.
@@ -81,8 +84,6 @@ void Stages::run(const std::string& name, const std::vector<std::string>& args, 
       inputs_same = inputs_same && std::find(would_run_.begin(), would_run_.end(), input) == would_run_.end();
     const bool reused = same_command && inputs_same;
     if (!reused) would_run_.push_back(name);
-    std::string full = "tokcom";
-    for (size_t i = 1; i < argv.size(); ++i) full += " " + argv[i];
     std::fprintf(stderr, "[%s %d/%d] %s: %s\n  $ %s\n", label_.c_str(), index_, total_, name.c_str(),
                  reused ? "would be reused" : same_command ? "would run again (an input stage would run)" : "would run",
                  full.c_str());
@@ -118,8 +119,6 @@ void Stages::run(const std::string& name, const std::vector<std::string>& args, 
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   // For `tokcom report` (timing, provenance): the wall time and the full command line.
   write_file_atomic(dir + "/.seconds", fmt::format("{:.3f}\n", seconds));
-  std::string full = "tokcom";
-  for (size_t i = 1; i < argv.size(); ++i) full += " " + argv[i];
   write_file_atomic(dir + "/.command", full + "\n");
   write_file_atomic(dir + "/.inputs", stamps);
   write_file_atomic(done, digest + "\n");
