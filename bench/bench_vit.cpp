@@ -3,7 +3,10 @@
 //   build/bench/bench_vit --benchmark_repetitions=3 --benchmark_out=cpp.json
 // Times: real (wall) and process CPU time (all threads).
 // Presets: "64" = Imagenette-64 (64 px, patch 8, dim 192, heads 3, depth 6, adaptive {1, 2});
+// "128" = Imagenette-128 geometry (128 px, patch 16: the same 64 tokens, depth 6);
 // "224" = DeiT-Tiny (224 px, patch 16, depth 12, adaptive {1, 2}).
+// Every case also reports GFLOP/s from vit_forward_flops (a train step = 3× the forward);
+// bench/compare_vit.py divides it by bench_peak's measured GEMM peak.
 // Dropping is simulated with VitImpl::keep_fraction_hook: every image keeps exactly
 // round(keep/100 · N) patches at the first adaptive block (the highest gate scores).
 #include <benchmark/benchmark.h>
@@ -12,6 +15,7 @@
 
 #include <cstdlib>
 
+#include "tokcom/core/blas_kernel.h"
 #include "tokcom/core/startup.h"
 #include "tokcom/model/budget_loss.h"
 #include "tokcom/model/vit.h"
@@ -22,7 +26,14 @@ namespace {
 
 VitOptions preset(int64_t size) {
   if (size == 224) return VitOptions().image_size(224).patch_size(16).depth(12);
+  if (size == 128) return VitOptions().image_size(128).patch_size(16).depth(6);
   return VitOptions().image_size(64).patch_size(8).depth(6);
+}
+
+void report_rates(benchmark::State& state, int64_t batch, double flops_per_image) {
+  const double images = static_cast<double>(state.iterations() * batch);
+  state.counters["images/s"] = benchmark::Counter(images, benchmark::Counter::kIsRate);
+  state.counters["GFLOP/s"] = benchmark::Counter(images * flops_per_image / 1e9, benchmark::Counter::kIsRate);
 }
 
 Vit make_model(int64_t size) {
@@ -42,8 +53,7 @@ void run_forward(benchmark::State& state, int64_t size) {
     torch::Tensor logits = model->forward(images).logits;
     benchmark::DoNotOptimize(logits.data_ptr());
   }
-  state.counters["images/s"] = benchmark::Counter(static_cast<double>(state.iterations() * batch),
-                                                  benchmark::Counter::kIsRate);
+  report_rates(state, batch, vit_forward_flops(model->options));
 }
 
 // Hard path (SPEC 3.5 + P4) with a budget token; keep = percent of patches kept (100: none dropped,
@@ -59,8 +69,7 @@ void run_hard(benchmark::State& state, int64_t size) {
     torch::Tensor logits = model->forward(images, budget, SelectionMode::kHard).logits;
     benchmark::DoNotOptimize(logits.data_ptr());
   }
-  state.counters["images/s"] = benchmark::Counter(static_cast<double>(state.iterations() * batch),
-                                                  benchmark::Counter::kIsRate);
+  report_rates(state, batch, vit_forward_flops(model->options, true, keep / 100.0));
 }
 
 // One training step: soft path with stratified α, CE + L_out + L_in (margin), backward, Adam.
@@ -81,31 +90,38 @@ void run_train(benchmark::State& state, int64_t size) {
     loss.backward();
     optimizer.step();
   }
-  state.counters["images/s"] = benchmark::Counter(static_cast<double>(state.iterations() * batch),
-                                                  benchmark::Counter::kIsRate);
+  report_rates(state, batch, 3.0 * vit_forward_flops(model->options, true));
 }
 
 void BM_Forward64(benchmark::State& s) { run_forward(s, 64); }
+void BM_Forward128(benchmark::State& s) { run_forward(s, 128); }
 void BM_Forward224(benchmark::State& s) { run_forward(s, 224); }
 void BM_Hard64(benchmark::State& s) { run_hard(s, 64); }
+void BM_Hard128(benchmark::State& s) { run_hard(s, 128); }
 void BM_Hard224(benchmark::State& s) { run_hard(s, 224); }
 void BM_TrainStep64(benchmark::State& s) { run_train(s, 64); }
+void BM_TrainStep128(benchmark::State& s) { run_train(s, 128); }
 
 }  // namespace
 
 BENCHMARK(BM_Forward64)->ArgNames({"batch"})->Arg(1)->Arg(64)->UseRealTime()->MeasureProcessCPUTime()->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_Forward224)->ArgNames({"batch"})->Arg(1)->UseRealTime()->MeasureProcessCPUTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Forward128)->ArgNames({"batch"})->Arg(1)->Arg(64)->UseRealTime()->MeasureProcessCPUTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Forward224)->ArgNames({"batch"})->Arg(1)->Arg(64)->UseRealTime()->MeasureProcessCPUTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_Hard64)->ArgNames({"batch", "keep"})->ArgsProduct({{1, 64}, {25, 50, 75, 100}})
+    ->UseRealTime()->MeasureProcessCPUTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Hard128)->ArgNames({"batch", "keep"})->ArgsProduct({{1, 64}, {25, 50, 100}})
     ->UseRealTime()->MeasureProcessCPUTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_Hard224)->ArgNames({"batch", "keep"})->ArgsProduct({{1}, {25, 50, 75, 100}})
     ->UseRealTime()->MeasureProcessCPUTime()->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_TrainStep64)->ArgNames({"batch"})->Arg(64)->UseRealTime()->MeasureProcessCPUTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_TrainStep64)->ArgNames({"batch"})->Arg(64)->Arg(128)->UseRealTime()->MeasureProcessCPUTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_TrainStep128)->ArgNames({"batch"})->Arg(64)->Arg(128)->UseRealTime()->MeasureProcessCPUTime()->Unit(benchmark::kMillisecond);
 
 int main(int argc, char** argv) {
   // 2 threads as the PyTorch side; TOKCOM_BENCH_THREADS overrides (docs/model.md: on a loaded
   // machine 1 thread + process CPU time is the comparison that survives contention).
   const char* threads = std::getenv("TOKCOM_BENCH_THREADS");
   tokcom::startup(tokcom::StartupOptions{threads ? std::atoi(threads) : 2, /*seed=*/0, "warn"});
+  benchmark::AddCustomContext("blas_core", tokcom::blas_core_in_use());
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::RunSpecifiedBenchmarks();

@@ -3,15 +3,24 @@
 the soft training path and the hard path with a keep-fraction hook), same shapes, 2 threads.
 
   /usr/bin/python3 bench/torch_vit.py --out py.json [--filter Forward64] [--min-time 2] [--threads 2]
-Writes {"benchmarks": [{"name": "BM_Forward64/batch:1/real_time", "median_ms": ..., "cpu_ms": ...}]}:
-median wall time and median process CPU time (all threads) per call, as bench_vit reports.
+Writes {"blas_core": ..., "benchmarks": [{"name": "BM_Forward64/batch:1/real_time", "median_ms": ...,
+"cpu_ms": ...}]}: median wall time and median process CPU time (all threads) per call, as bench_vit
+reports. It runs on tokcom's terms (bench/peer_env.py): the same OpenBLAS core as `tokcom
+--version` reports (or --blas-core NAME) and tokcom's malloc thresholds.
 """
 import argparse
 import json
-import math
+import os
 import re
+import sys
 
-import torch
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import peer_env  # noqa: E402
+
+if __name__ == "__main__":
+    peer_env.same_terms(peer_env.flag_value(sys.argv, "--blas-core"))
+
+import torch  # noqa: E402
 import torch.nn as nn
 import torch.nn.functional as F
 import statistics
@@ -104,7 +113,7 @@ class Vit(nn.Module):
 
 
 def preset(size):
-    return Vit(224, 16, 12) if size == 224 else Vit(64, 8, 6)
+    return {224: lambda: Vit(224, 16, 12), 128: lambda: Vit(128, 16, 6)}.get(size, lambda: Vit(64, 8, 6))()
 
 
 def sample_budgets(batch, gen, lo=0.001, hi=0.999):
@@ -112,16 +121,18 @@ def sample_budgets(batch, gen, lo=0.001, hi=0.999):
     return (mean + (hi - lo) / batch * torch.randn(batch, generator=gen)).clamp(lo, hi)
 
 
-def cases():
-    for batch in (1, 64):
-        yield f"BM_Forward64/batch:{batch}", 64, batch, "forward", None
-    yield "BM_Forward224/batch:1", 224, 1, "forward", None
-    for batch in (1, 64):
-        for keep in (25, 50, 75, 100):
-            yield f"BM_Hard64/batch:{batch}/keep:{keep}", 64, batch, "hard", keep
-    for keep in (25, 50, 75, 100):
-        yield f"BM_Hard224/batch:1/keep:{keep}", 224, 1, "hard", keep
-    yield "BM_TrainStep64/batch:64", 64, 64, "train", None
+def cases():  # the same cases, in the same order, as bench/bench_vit.cpp
+    for size in (64, 128, 224):
+        for batch in (1, 64):
+            yield f"BM_Forward{size}/batch:{batch}", size, batch, "forward", None
+    for size, batches, keeps in ((64, (1, 64), (25, 50, 75, 100)), (128, (1, 64), (25, 50, 100)),
+                                 (224, (1,), (25, 50, 75, 100))):
+        for batch in batches:
+            for keep in keeps:
+                yield f"BM_Hard{size}/batch:{batch}/keep:{keep}", size, batch, "hard", keep
+    for size in (64, 128):
+        for batch in (64, 128):
+            yield f"BM_TrainStep{size}/batch:{batch}", size, batch, "train", None
 
 
 def make_stmt(size, batch, kind, keep):
@@ -184,8 +195,10 @@ def main():
     ap.add_argument("--filter", default="")
     ap.add_argument("--min-time", type=float, default=2.0)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--blas-core", help="OpenBLAS core to run on (default: the one tokcom --version reports)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    print(f"PyTorch {torch.__version__}, OpenBLAS core {peer_env.blas_core_in_use()}, {args.threads} threads", flush=True)
     results = []
     for name, size, batch, kind, keep in cases():
         if not re.search(args.filter, name):
@@ -196,7 +209,8 @@ def main():
         results.append({"name": name + "/real_time", "median_ms": wall * 1e3, "cpu_ms": cpu * 1e3})
         print(f"{name:40s} wall {wall * 1e3:10.3f} ms  cpu {cpu * 1e3:10.3f} ms", flush=True)
     with open(args.out, "w") as f:
-        json.dump({"benchmarks": results}, f, indent=1)
+        json.dump({"blas_core": peer_env.blas_core_in_use(), "threads": args.threads,
+                   "malloc": {k: os.environ.get(k) for k in peer_env.MALLOC}, "benchmarks": results}, f, indent=1)
 
 
 if __name__ == "__main__":

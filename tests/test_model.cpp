@@ -639,3 +639,17 @@ TEST(Weights, CliImportThenExportRoundTrips) {
                                       "model.depth=3", &out), 0);
   EXPECT_NE(out.find("blocks.3"), std::string::npos) << out;
 }
+
+TEST(VitFlops, KnownAnswerForATinyModel) {
+  // 8 px, patch 4 → N = 4 patches of 3·16 = 48 values; D = 8, hidden 32, depth 2, 10 classes.
+  const VitOptions o = VitOptions().image_size(8).patch_size(4).dim(8).heads(2).depth(2).adaptive_blocks({1});
+  // Static: embed 2·4·48·8 = 3072; a block on T = 5 tokens: qkv 2·5·8·24 = 1920, q·kᵀ + attn·v
+  // 4·25·8 = 800, proj 2·5·64 = 640, MLP 4·5·8·32 = 5120 → 8480; two blocks; head 2·8·10 = 160.
+  EXPECT_DOUBLE_EQ(vit_forward_flops(o), 3072 + 2 * 8480 + 160);
+  // Budget token, hard path keeping round(0.5·4) = 2 patches from block 1 (adaptive) on:
+  // block 0 on T = 6: 2304 + 1152 + 768 + 6144 = 10368; block 1 on T = 1 + 2 + 1 = 4:
+  // 1536 + 512 + 512 + 4096 = 6656, + gate and threshold 2·4·8·2 = 128.
+  EXPECT_DOUBLE_EQ(vit_forward_flops(o, true, 0.5), 3072 + 10368 + 6656 + 128 + 160);
+  // Keeping everything = the soft path's token count in every block.
+  EXPECT_DOUBLE_EQ(vit_forward_flops(o, true, 1.0), 3072 + 10368 + 10368 + 2 * 6 * 8 * 2 + 160);
+}

@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 
 #include "command.h"
+#include "tokcom/core/blas_kernel.h"
 #include "tokcom/core/errors.h"
 #include "tokcom/core/startup.h"
 #include "tokcom/core/version.h"
@@ -60,7 +61,6 @@ int main(int argc, char** argv) {
       "matter under a budget, encodes them into channel symbols (learned JSCC), the server\n"
       "decodes and classifies. Run `tokcom <verb> --help` for each verb's options.",
       "tokcom"};
-  app.set_version_flag("--version", std::string("tokcom ") + TOKCOM_VERSION + " (" + TOKCOM_GIT_HASH + ")");
   StartupOptions& startup_options = cli::global_storage();
   app.add_option("--threads", startup_options.threads, "Intra-op threads (0 = all cores)")
       ->check(CLI::NonNegativeNumber)->capture_default_str();
@@ -68,6 +68,11 @@ int main(int argc, char** argv) {
   app.add_option("--log-level", startup_options.log_level, "trace|debug|info|warn|error|off")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}))
       ->capture_default_str();
+  // After --threads: CLI11 runs option callbacks in the order the options were added.
+  app.set_version_flag("--version", [&startup_options] {
+    return std::string("tokcom ") + TOKCOM_VERSION + " (" + TOKCOM_GIT_HASH + ")\n" +
+           runtime_report(startup_options.threads > 0 ? startup_options.threads : core_count());
+  }, "Print the version, LibTorch/BLAS/oneDNN versions, the BLAS kernel in use and the threads, then exit");
   app.require_subcommand(1);
 
   auto& reg = cli::registry();

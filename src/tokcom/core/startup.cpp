@@ -9,6 +9,7 @@
 #include <spdlog/spdlog.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 
+#include "tokcom/core/blas_kernel.h"
 #include "tokcom/core/errors.h"
 
 namespace tokcom {
@@ -45,6 +46,11 @@ void startup(const StartupOptions& options) {
                       "', expected one of trace, debug, info, warn, error, critical, off");
   }
   spdlog::set_level(level);
+
+  // The BLAS kernel was chosen before main (core/blas_kernel.cpp); say so where it went wrong.
+  const BlasKernelState& blas = blas_kernel_state();
+  if (blas.openblas && !blas.note.empty()) spdlog::warn("BLAS core {}: {}", blas.in_use, blas.note);
+  spdlog::debug("BLAS core {}{}", blas.in_use, blas.switched ? " (OpenBLAS alone picked " + blas.picked + ")" : "");
 }
 
 }  // namespace tokcom

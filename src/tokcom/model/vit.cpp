@@ -5,6 +5,7 @@
 
 #include <fmt/ranges.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -324,6 +325,27 @@ torch::Tensor tokens_sent(const BlockStats& stats) { return stats.kept + 2; }
 std::pair<double, double> kept_mean_std(const BlockStats& stats) {
   torch::Tensor k = stats.kept.to(torch::kDouble);
   return {k.mean().item<double>(), k.std(/*unbiased=*/false).item<double>()};
+}
+
+double vit_forward_flops(const VitOptions& o, bool budget_token, double keep) {
+  const double n = static_cast<double>(o.num_patches()), d = static_cast<double>(o.dim());
+  const double hidden = static_cast<double>(static_cast<int64_t>(o.dim() * o.mlp_ratio()));
+  const double patch_in = static_cast<double>(o.in_chans() * o.patch_size() * o.patch_size());
+  const double extra = budget_token ? 1.0 : 0.0;
+  const bool drops = budget_token && keep < 1.0 && !o.adaptive_blocks().empty();
+  const int64_t first_drop = drops ? o.adaptive_blocks().front() : o.depth();
+  const double kept_tokens = 1.0 + std::round(keep * n) + extra;
+  double flops = 2.0 * n * patch_in * d;  // patch embedding
+  for (int64_t i = 0; i < o.depth(); ++i) {
+    const double t = i >= first_drop ? kept_tokens : 1.0 + n + extra;
+    flops += 2.0 * t * d * (3.0 * d)   // qkv
+           + 2.0 * 2.0 * t * t * d     // q·kᵀ and attention·v over all heads
+           + 2.0 * t * d * d           // proj
+           + 2.0 * 2.0 * t * d * hidden;  // fc1, fc2
+    const bool adaptive = std::find(o.adaptive_blocks().begin(), o.adaptive_blocks().end(), i) != o.adaptive_blocks().end();
+    if (budget_token && adaptive) flops += 2.0 * t * d * 2.0;  // gate and threshold heads
+  }
+  return flops + 2.0 * d * static_cast<double>(o.num_classes());  // head on the class token
 }
 
 }  // namespace tokcom

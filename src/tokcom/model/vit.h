@@ -182,6 +182,14 @@ torch::Tensor key_padding_bias(const TokenState& state);
 torch::Tensor to_patch_grid(const torch::Tensor& values, const TokenState& state, int64_t patches);
 // Tokens sent over the channel after a block (SPEC 3.6): kept patches + cls + budget, (B) int64.
 torch::Tensor tokens_sent(const BlockStats& stats);
+// Floating-point operations of one image's forward pass, counted as 2 per multiply-add of every
+// matrix product (patch embedding, qkv, q·kᵀ, attention·v, proj, MLP, gates, head); norms,
+// softmax, GELU and adds are not counted (< 2 % here). `budget_token` adds the budget token of the
+// adaptive path; `keep` < 1 is the hard path keeping round(keep·N) patches from the first adaptive
+// block on (the benchmarks' keep-fraction hook). A training step counts 3× the forward (the
+// backward computes two products per forward product). docs/PERF.md gives the presets' values.
+double vit_forward_flops(const VitOptions& options, bool budget_token = false, double keep = 1.0);
+
 // Mean and (population) standard deviation of kept patch tokens per sample, for the eval CSV.
 std::pair<double, double> kept_mean_std(const BlockStats& stats);
 
