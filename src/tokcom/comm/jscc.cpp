@@ -8,6 +8,7 @@
 #include <cmath>
 
 #include "tokcom/core/check.h"
+#include "tokcom/core/fused_linear.h"
 #include "tokcom/core/errors.h"
 
 namespace tokcom {
@@ -44,7 +45,7 @@ torch::nn::Sequential make_mlp(const std::vector<int64_t>& widths) {
   torch::nn::Sequential seq;
   for (size_t i = 0; i + 1 < widths.size(); ++i) {
     if (i > 0) seq->push_back(torch::nn::ReLU());
-    seq->push_back(torch::nn::Linear(widths[i], widths[i + 1]));
+    seq->push_back(FusedLinear(widths[i], widths[i + 1]));  // tokens are (B, T, D): one addmm each
   }
   return seq;
 }

@@ -29,8 +29,8 @@ torch::nn::LayerNorm make_norm(int64_t dim) {
 }  // namespace
 
 MlpImpl::MlpImpl(int64_t dim, int64_t hidden)
-    : fc1(register_module("fc1", torch::nn::Linear(dim, hidden))),
-      fc2(register_module("fc2", torch::nn::Linear(hidden, dim))) {}
+    : fc1(register_module("fc1", FusedLinear(dim, hidden))),
+      fc2(register_module("fc2", FusedLinear(hidden, dim))) {}
 
 torch::Tensor MlpImpl::forward(const torch::Tensor& x) {
   return fc2(torch::gelu(fc1(x)));  // exact (erf) GELU, SPEC 2
@@ -39,8 +39,8 @@ torch::Tensor MlpImpl::forward(const torch::Tensor& x) {
 AttentionImpl::AttentionImpl(int64_t dim, int64_t heads_)
     : heads(heads_),
       scale(1.0 / std::sqrt(static_cast<double>(dim / heads_))),
-      qkv(register_module("qkv", torch::nn::Linear(dim, 3 * dim))),
-      proj(register_module("proj", torch::nn::Linear(dim, dim))) {}
+      qkv(register_module("qkv", FusedLinear(dim, 3 * dim))),
+      proj(register_module("proj", FusedLinear(dim, dim))) {}
 
 torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& key_bias) {
   const int64_t batch = x.size(0), tokens = x.size(1), dim = x.size(2);
@@ -70,8 +70,8 @@ BlockImpl::BlockImpl(int64_t dim, int64_t heads, double mlp_ratio, bool adaptive
       attn(register_module("attn", Attention(dim, heads))),
       mlp(register_module("mlp", Mlp(dim, static_cast<int64_t>(dim * mlp_ratio)))) {
   if (adaptive) {
-    gate = register_module("gate", torch::nn::Linear(dim, 1));
-    threshold = register_module("threshold", torch::nn::Linear(dim, 1));
+    gate = register_module("gate", FusedLinear(dim, 1));
+    threshold = register_module("threshold", FusedLinear(dim, 1));
   }
 }
 
@@ -162,7 +162,7 @@ VitImpl::VitImpl(VitOptions options_) : options(std::move(options_)) {
     blocks->push_back(block_list_.back());
   }
   norm = register_module("norm", make_norm(dim));
-  head = register_module("head", torch::nn::Linear(dim, options.num_classes()));
+  head = register_module("head", FusedLinear(dim, options.num_classes()));
   reset_parameters();
 }
 
@@ -175,7 +175,7 @@ void VitImpl::reset_parameters() {
     budget_token_a.normal_(0.0, kInitStd);
     budget_token_b.normal_(0.0, kInitStd);
   }
-  auto init_linear = [](torch::nn::Linear& l) {
+  auto init_linear = [](FusedLinear& l) {
     trunc_normal(l->weight, kInitStd);
     l->bias.zero_();
   };

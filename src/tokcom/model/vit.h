@@ -8,6 +8,8 @@
 #include <torch/nn/modules/normalization.h>
 #include <torch/nn/pimpl.h>
 
+#include "tokcom/core/fused_linear.h"
+
 #include <cstdint>
 #include <string>
 #include <utility>
@@ -85,7 +87,7 @@ class MlpImpl : public torch::nn::Module {
  public:
   MlpImpl(int64_t dim, int64_t hidden);
   torch::Tensor forward(const torch::Tensor& x);
-  torch::nn::Linear fc1{nullptr}, fc2{nullptr};
+  FusedLinear fc1{nullptr}, fc2{nullptr};
 };
 TORCH_MODULE(Mlp);
 
@@ -96,7 +98,7 @@ class AttentionImpl : public torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& key_bias = {});
   int64_t heads;
   double scale;
-  torch::nn::Linear qkv{nullptr}, proj{nullptr};
+  FusedLinear qkv{nullptr}, proj{nullptr};
 };
 TORCH_MODULE(Attention);
 
@@ -110,7 +112,7 @@ class BlockImpl : public torch::nn::Module {
   torch::nn::LayerNorm norm1{nullptr}, norm2{nullptr};
   Attention attn{nullptr};
   Mlp mlp{nullptr};
-  torch::nn::Linear gate{nullptr}, threshold{nullptr};  // adaptive blocks only
+  FusedLinear gate{nullptr}, threshold{nullptr};  // adaptive blocks only
 };
 TORCH_MODULE(Block);
 
@@ -157,7 +159,7 @@ class VitImpl : public torch::nn::Module {
   PatchEmbed patch_embed{nullptr};
   torch::nn::ModuleList blocks{nullptr};
   torch::nn::LayerNorm norm{nullptr};
-  torch::nn::Linear head{nullptr};
+  FusedLinear head{nullptr};
 
  private:
   TokenState select_soft(Block& block, int64_t index, TokenState state, BlockStats* stat);
