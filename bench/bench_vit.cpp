@@ -5,6 +5,8 @@
 // Presets: "64" = Imagenette-64 (64 px, patch 8, dim 192, heads 3, depth 6, adaptive {1, 2});
 // "128" = Imagenette-128 geometry (128 px, patch 16: the same 64 tokens, depth 6);
 // "224" = DeiT-Tiny (224 px, patch 16, depth 12, adaptive {1, 2}).
+// TOKCOM_BENCH_PRECISION=bf16 runs every case under bf16 autocast (core/precision.h; the train
+// step as `train.precision: bf16` does).
 // Every case also reports GFLOP/s from vit_forward_flops (a train step = 3× the forward);
 // bench/compare_vit.py divides it by bench_peak's measured GEMM peak.
 // Dropping is simulated with VitImpl::keep_fraction_hook: every image keeps exactly
@@ -16,6 +18,7 @@
 #include <cstdlib>
 
 #include "tokcom/core/blas_kernel.h"
+#include "tokcom/core/precision.h"
 #include "tokcom/core/startup.h"
 #include "tokcom/model/budget_loss.h"
 #include "tokcom/model/vit.h"
@@ -34,6 +37,11 @@ void report_rates(benchmark::State& state, int64_t batch, double flops_per_image
   const double images = static_cast<double>(state.iterations() * batch);
   state.counters["images/s"] = benchmark::Counter(images, benchmark::Counter::kIsRate);
   state.counters["GFLOP/s"] = benchmark::Counter(images * flops_per_image / 1e9, benchmark::Counter::kIsRate);
+}
+
+Precision train_precision() {
+  const char* p = std::getenv("TOKCOM_BENCH_PRECISION");
+  return parse_precision(p ? p : "fp32", "TOKCOM_BENCH_PRECISION");
 }
 
 Vit make_model(int64_t size) {
@@ -83,7 +91,11 @@ void run_train(benchmark::State& state, int64_t size) {
   auto gen = at::detail::createCPUGenerator(1);
   for (auto _ : state) {
     torch::Tensor budget = sample_budgets(batch, gen);
-    VitOutput out = model->forward(images, budget, SelectionMode::kSoft);
+    VitOutput out;
+    {
+      const AutocastScope autocast(train_precision(), torch::kCPU);
+      out = model->forward(images, budget, SelectionMode::kSoft);
+    }
     BudgetLoss budget_terms = budget_loss(out.stats, budget, InnerLoss::kMargin);
     torch::Tensor loss = torch::cross_entropy_loss(out.logits, labels) + budget_terms.out + budget_terms.inner;
     optimizer.zero_grad();
@@ -121,7 +133,9 @@ int main(int argc, char** argv) {
   // machine 1 thread + process CPU time is the comparison that survives contention).
   const char* threads = std::getenv("TOKCOM_BENCH_THREADS");
   tokcom::startup(tokcom::StartupOptions{threads ? std::atoi(threads) : 2, /*seed=*/0, "warn"});
+  tokcom::set_inference_precision(train_precision());
   benchmark::AddCustomContext("blas_core", tokcom::blas_core_in_use());
+  benchmark::AddCustomContext("precision", tokcom::precision_name(train_precision()));
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::RunSpecifiedBenchmarks();

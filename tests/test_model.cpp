@@ -11,6 +11,7 @@
 #include "common/helpers.h"
 #include "tokcom/core/config.h"
 #include "tokcom/core/errors.h"
+#include "tokcom/core/precision.h"
 #include "tokcom/core/safetensors.h"
 #include "tokcom/core/state_dict.h"
 #include "tokcom/eval/budget_calibration.h"
@@ -652,4 +653,34 @@ TEST(VitFlops, KnownAnswerForATinyModel) {
   EXPECT_DOUBLE_EQ(vit_forward_flops(o, true, 0.5), 3072 + 10368 + 6656 + 128 + 160);
   // Keeping everything = the soft path's token count in every block.
   EXPECT_DOUBLE_EQ(vit_forward_flops(o, true, 1.0), 3072 + 10368 + 10368 + 2 * 6 * 8 * 2 + 160);
+}
+
+TEST(Precision, Bf16ForwardIsCloseToFp32AndLeavesTheModelInFp32) {
+  torch::manual_seed(0);
+  Vit model(VitOptions().image_size(32).patch_size(8).depth(3).dim(64).heads(2));
+  model->eval();
+  const torch::Tensor images = torch::randn({4, 3, 32, 32});
+  const torch::Tensor budget = torch::full({4}, 0.5);
+  torch::NoGradGuard no_grad;
+  const VitOutput fp32 = model->forward(images, budget, SelectionMode::kSoft);
+  set_inference_precision(Precision::kBf16);
+  const VitOutput bf16 = model->forward(images, budget, SelectionMode::kSoft);
+  const TokenState state = model->forward_blocks(model->embed(images, budget), 0, 2, SelectionMode::kHard);
+  model->train();
+  const VitOutput training = model->forward(images, budget, SelectionMode::kSoft);  // training ignores it
+  model->eval();
+  set_inference_precision(Precision::kFp32);
+  EXPECT_EQ(bf16.logits.scalar_type(), torch::kFloat);
+  EXPECT_EQ(state.x.scalar_type(), torch::kFloat);  // what the channel gets
+  EXPECT_EQ(bf16.stats.at(0).patch_mask.scalar_type(), torch::kFloat);
+  const double diff = (bf16.logits - fp32.logits).abs().max().item<double>();
+  const double scale = fp32.logits.abs().max().item<double>();
+  EXPECT_GT(diff, 0.0) << "bf16 changed nothing: autocast did not run";
+  EXPECT_LT(diff, 0.05 * scale + 0.02);
+  torch::manual_seed(0);
+  Vit twin(VitOptions().image_size(32).patch_size(8).depth(3).dim(64).heads(2));
+  twin->train();
+  EXPECT_TRUE(torch::equal(training.logits, twin->forward(images, budget, SelectionMode::kSoft).logits));
+  EXPECT_NE(error_of([] { parse_precision("fp16", "--precision"); }).find("--precision: 'fp16', expected fp32 or bf16"),
+            std::string::npos);
 }

@@ -17,7 +17,10 @@ struct TrainArgs {
 };
 
 void run_train(const TrainArgs& args) {
-  const Config config = Config::load(args.config, args.overrides);
+  std::vector<std::string> overrides = args.overrides;
+  // `tokcom --precision` given on the command line is train.precision for this run (saved with it).
+  if (!global_options().precision.empty()) overrides.push_back("train.precision=" + global_options().precision);
+  const Config config = Config::load(args.config, overrides);
   TrainRunOptions run;
   run.resume = args.resume;
   run.seed = global_options().seed;

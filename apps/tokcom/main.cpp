@@ -68,6 +68,10 @@ int main(int argc, char** argv) {
   app.add_option("--log-level", startup_options.log_level, "trace|debug|info|warn|error|off")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}))
       ->capture_default_str();
+  app.add_option("--precision", startup_options.precision,
+                 "fp32|bf16 for every model forward (eval, sweep, calibrate, predict, serve, device; train: "
+                 "overrides train.precision). Default fp32; bf16 pays only on CPUs with avx512_bf16/AMX (docs/PERF.md)")
+      ->check(CLI::IsMember({"fp32", "bf16"}));
   // After --threads: CLI11 runs option callbacks in the order the options were added.
   app.set_version_flag("--version", [&startup_options] {
     return std::string("tokcom ") + TOKCOM_VERSION + " (" + TOKCOM_GIT_HASH + ")\n" +

@@ -63,6 +63,7 @@ void Stages::run(const std::string& name, const std::vector<std::string>& args, 
   const StartupOptions& g = global_options();
   std::vector<std::string> argv = {self_path(), "--seed", std::to_string(g.seed), "--threads", std::to_string(g.threads),
                                    "--log-level", g.log_level};
+  if (!g.precision.empty()) argv.insert(argv.end(), {"--precision", g.precision});
   const size_t globals = argv.size();
   argv.insert(argv.end(), args.begin(), args.end());
   // `line` is the command without the global options (what identifies the stage); `full` is what
@@ -72,9 +73,12 @@ void Stages::run(const std::string& name, const std::vector<std::string>& args, 
   for (size_t i = 1; i < argv.size(); ++i) full += " " + argv[i];
   // The seed is part of what a stage computes (a rerun with another seed must not reuse it); the
   // thread count and log level are not. Seed 0 (the default) hashes the bare command, as every
-  // stage did before the seed counted, so those runs are still reused.
+  // stage did before the seed counted, so those runs are still reused; so does a precision given
+  // with --precision (fp32, given or not, keeps the old digests).
+  const bool bf16 = g.precision == "bf16";
+  const std::string identity = (bf16 ? "--precision bf16 " : "") + line;
   const std::string dir = out_ + "/" + name, done = dir + "/.done",
-                    digest = digest_of(g.seed == 0 ? line : fmt::format("--seed {} {}", g.seed, line));
+                    digest = digest_of(g.seed == 0 ? identity : fmt::format("--seed {} {}", g.seed, identity));
   std::string stamps;
   for (const auto& input : inputs) stamps += input + "\n" + stage_stamp(out_ + "/" + input);
   const bool same_command = fs::exists(done) && read_file(done) == digest + "\n";

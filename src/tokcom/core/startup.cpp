@@ -11,6 +11,7 @@
 
 #include "tokcom/core/blas_kernel.h"
 #include "tokcom/core/errors.h"
+#include "tokcom/core/precision.h"
 
 namespace tokcom {
 
@@ -29,6 +30,7 @@ void startup(const StartupOptions& options) {
   mallopt(M_MMAP_THRESHOLD, 32 << 20);
   mallopt(M_TRIM_THRESHOLD, 1 << 30);
 
+  set_inference_precision(parse_precision(options.precision.empty() ? "fp32" : options.precision, "--precision"));
   const int threads = options.threads > 0 ? options.threads : core_count();
   at::set_num_threads(threads);
   torch::manual_seed(options.seed);

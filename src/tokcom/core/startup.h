@@ -9,6 +9,8 @@ struct StartupOptions {
   int threads = 0;                 // 0 = all cores
   uint64_t seed = 0;               // seeds LibTorch's default generator
   std::string log_level = "info";  // trace|debug|info|warn|error|off
+  std::string precision;           // fp32|bf16 for every model forward outside training; "" = fp32
+                                   // (and train.precision for training: core/precision.h)
 };
 
 // Sets LibTorch intra-op threads (and OpenBLAS/OpenMP through them), glibc malloc thresholds

@@ -12,6 +12,7 @@
 #include "tokcom/core/check.h"
 #include "tokcom/core/config.h"
 #include "tokcom/core/errors.h"
+#include "tokcom/core/precision.h"
 
 namespace tokcom {
 namespace {
@@ -219,7 +220,11 @@ TokenState VitImpl::embed(const torch::Tensor& images, const torch::Tensor& budg
     // SPEC 3.1 / P23: α exactly 1 (whole batch) means the static model, no budget token.
     use_budget = !options.adaptive_blocks().empty() && batch > 0 && !(budget == 1).all().item<bool>();
   }
-  torch::Tensor x = patch_embed(images);
+  torch::Tensor x;
+  {
+    const AutocastScope autocast(is_training() ? Precision::kFp32 : inference_precision(), images.device());
+    x = patch_embed(images).to(pos_embed.scalar_type());
+  }
   x = torch::cat({cls_token.expand({batch, -1, -1}), x}, 1) + pos_embed;
   if (use_budget) {
     // SPEC 3.1: b(α) = α·t_A + (1 − α)·t_B, appended after the positional embedding; a calibrated
@@ -255,6 +260,10 @@ TokenState VitImpl::forward_blocks(TokenState state, int64_t begin, int64_t end,
     throw UsageError(fmt::format("Vit::forward_blocks: block range [{}, {}) outside [0, {})", begin,
                                  end, options.depth()));
   }
+  // `tokcom --precision bf16` outside training (core/precision.h); the tokens, masks and stats
+  // leave in the model's dtype, so the channel and the server see what an fp32 model would send.
+  const AutocastScope autocast(is_training() ? Precision::kFp32 : inference_precision(), state.x.device());
+  const auto dtype = pos_embed.scalar_type();
   torch::Tensor key_bias = key_padding_bias(state);
   for (int64_t i = begin; i < end; ++i) {
     Block& block = block_list_[i];
@@ -273,12 +282,20 @@ TokenState VitImpl::forward_blocks(TokenState state, int64_t begin, int64_t end,
       state.x = block(state.x, key_bias);
     }
   }
+  if (autocast.active()) {
+    state.x = state.x.to(dtype);
+    if (state.mask.defined()) state.mask = state.mask.to(dtype);
+    if (stats)
+      for (BlockStats& s : *stats)
+        if (s.patch_mask.defined()) s.patch_mask = s.patch_mask.to(dtype);
+  }
   return state;
 }
 
 torch::Tensor VitImpl::forward_head(const TokenState& state) {
   // LayerNorm is per token, so normalising only the cls token equals normalising all tokens.
-  return head(norm(state.x.select(1, 0)));
+  const AutocastScope autocast(is_training() ? Precision::kFp32 : inference_precision(), state.x.device());
+  return head(norm(state.x.select(1, 0))).to(pos_embed.scalar_type());
 }
 
 VitOutput VitImpl::forward(const torch::Tensor& images, const torch::Tensor& budget, SelectionMode mode) {

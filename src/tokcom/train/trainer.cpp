@@ -6,7 +6,6 @@
 #include <functional>
 #include <sstream>
 
-#include <ATen/autocast_mode.h>
 #include <torch/torch.h>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -14,6 +13,7 @@
 
 #include "tokcom/core/atomic_file.h"
 #include "tokcom/core/errors.h"
+#include "tokcom/core/precision.h"
 #include "tokcom/core/progress.h"
 #include "tokcom/core/state_dict.h"
 #include "tokcom/core/version.h"
@@ -207,8 +207,7 @@ std::vector<EpochRecord> train(const Config& config, const TrainRunOptions& run)
   const double cutoff = model ? model->options.eval_cutoff() : 0.0;
   const double clip = config.get_double("train.grad_clip");
   const double smoothing = config.get_double("train.label_smoothing");
-  const std::string precision = config.get_string("train.precision");
-  if (precision != "fp32" && precision != "bf16") throw ConfigError("train.precision: '" + precision + "', expected fp32 or bf16");
+  const Precision precision = parse_precision(config.get_string("train.precision"), "train.precision");
   const std::vector<double> eval_alphas = adaptive ? config.get_doubles("train.eval_alphas") : std::vector<double>{};
 
   CheckpointState ck;
@@ -270,14 +269,10 @@ std::vector<EpochRecord> train(const Config& config, const TrainRunOptions& run)
                      .slice(0, part.begin, part.end)
                      .to(device);
       }
-      if (precision == "bf16") {
-        at::autocast::set_cpu_enabled(true);
-        at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
-      }
-      VitOutput output = forward(images, budget);
-      if (precision == "bf16") {
-        at::autocast::set_cpu_enabled(false);
-        at::autocast::clear_cache();
+      VitOutput output;
+      {
+        const AutocastScope autocast(precision, device);  // the model's own scopes are fp32 in training
+        output = forward(images, budget);
       }
       const torch::Tensor logits = output.logits.to(torch::kFloat);
       torch::Tensor ce = torch::nn::functional::cross_entropy(
