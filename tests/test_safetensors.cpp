@@ -198,6 +198,7 @@ std::vector<BadFile> bad_files() {
   return {
       {"empty_file", "", "file is 0 bytes, shorter than the 8-byte header length"},
       {"seven_bytes", std::string(7, '\0'), "file is 7 bytes"},
+      {"byte_order_mark", file_of("\xEF\xBB\xBF" + kF32x1, four), "header starts with a UTF-8 byte-order mark"},
       {"lying_length_2_62", u64_le(uint64_t{1} << 62) + "{}",
        "header length 4611686018427387904 exceeds"},
       {"length_beyond_file", u64_le(100) + "{}",
@@ -301,8 +302,16 @@ TEST(Safetensors, HostileHeadersGiveShortErrorsNotCrashes) {
   // 200k nested arrays: the JSON parser and destructor must not recurse the stack away.
   const std::string deep = "{\"a\":" + std::string(200000, '[') + std::string(200000, ']') + "}";
   const std::string msg = error_of([&] { parse_safetensors(file_of(deep), "deep"); });
-  EXPECT_NE(msg.find("tensor 'a' is array, expected an object"), std::string::npos)
-      << msg.substr(0, 200);
+  EXPECT_NE(msg.find("header nests deeper than 128 levels"), std::string::npos) << msg.substr(0, 200);
+  // The same inside __metadata__ used to crash while its value was quoted in the error.
+  const std::string deep_meta =
+      "{\"__metadata__\":{\"k\":" + std::string(100000, '[') + std::string(100000, ']') + "}}";
+  const std::string msg_meta = error_of([&] { parse_safetensors(file_of(deep_meta), "deep_meta"); });
+  EXPECT_NE(msg_meta.find("header nests deeper than 128 levels"), std::string::npos) << msg_meta.substr(0, 200);
+  // 128 levels are still JSON the parser reads (then refused for what it is, not for its depth).
+  const std::string ok_depth = "{\"a\":" + std::string(127, '[') + std::string(127, ']') + "}";
+  EXPECT_NE(error_of([&] { parse_safetensors(file_of(ok_depth), "ok_depth"); }).find("tensor 'a' is array"),
+            std::string::npos);
   // A megabyte-long shape is quoted in brief.
   std::string shape = "[-1";
   for (int i = 0; i < 200000; ++i) shape += ",1";

@@ -68,10 +68,21 @@ std::string shape_text(const std::vector<int64_t>& shape) {
                      shape.size());
 }
 
-// Parses the JSON header; a parser callback rejects duplicate keys (nlohmann keeps the last one).
+// The reference reader (serde_json) refuses JSON nested deeper than 128 levels; the format itself
+// never nests deeper than 3 (header → tensor → shape).
+constexpr int kMaxHeaderDepth = 128;
+
+// Parses the JSON header; a parser callback rejects duplicate keys (nlohmann keeps the last one)
+// and nesting beyond kMaxHeaderDepth (printing such a value in an error recursed the stack away).
+// A UTF-8 byte-order mark is refused, as the reference refuses it.
 json parse_header(const char* first, const char* last, const std::string& origin) {
+  if (last - first >= 3 && static_cast<unsigned char>(first[0]) == 0xEF &&
+      static_cast<unsigned char>(first[1]) == 0xBB && static_cast<unsigned char>(first[2]) == 0xBF)
+    fail(origin, "header starts with a UTF-8 byte-order mark, expected '{'");
   std::vector<std::set<std::string>> open_objects;
-  auto callback = [&](int /*depth*/, json::parse_event_t event, json& parsed) {
+  auto callback = [&](int depth, json::parse_event_t event, json& parsed) {
+    if (depth > kMaxHeaderDepth)
+      fail(origin, fmt::format("header nests deeper than {} levels", kMaxHeaderDepth));
     if (event == json::parse_event_t::object_start) {
       open_objects.emplace_back();
     } else if (event == json::parse_event_t::object_end) {
