@@ -29,6 +29,7 @@
 #include "tokcom/core/state_dict.h"
 #include "tokcom/net/batcher.h"
 #include "tokcom/net/client.h"
+#include "tokcom/net/credentials.h"
 #include "tokcom/net/server.h"
 #include "tokcom/net/wire.h"
 #include "tokcom/split/digital_server.h"
@@ -512,4 +513,25 @@ TEST(ServeCli, TwoDeviceProcessesWriteTheInProcessCsv) {
                           &output),
             0);
   EXPECT_NE(output.find("NetworkError: server 127.0.0.1:1: not reachable"), std::string::npos) << output;
+}
+
+TEST(Credentials, TokenFileLineEndingsAndControlCharacters) {
+  // One reader for `serve` and `device`: both sides see the same token or the same error.
+  const std::string dir = tokcom::test::temp_dir("token");
+  auto write = [&](const std::string& name, const std::string& text) {
+    std::ofstream(dir + "/" + name, std::ios::binary) << text;
+    return dir + "/" + name;
+  };
+  EXPECT_EQ(net::read_token(write("crlf", "s3cret\r\nsecond line\n"), "--auth-token-file"), "s3cret");
+  EXPECT_EQ(net::read_token(write("lf", "s3cret\n"), "--auth-token-file"), "s3cret");
+  EXPECT_EQ(net::read_token(write("bare", "s3cret"), "--auth-token-file"), "s3cret");
+  const std::string tab = tokcom::test::error_of([&] { net::read_token(write("tab", "s3\tcret\n"), "--auth-token-file"); });
+  EXPECT_NE(tab.find("--auth-token-file"), std::string::npos) << tab;
+  EXPECT_NE(tab.find("control character 0x09 at byte 2"), std::string::npos) << tab;
+  const std::string cr = tokcom::test::error_of([&] { net::read_token(write("cr_inside", "s3\rcret\r\n"), "--auth-token-file"); });
+  EXPECT_NE(cr.find("control character 0x0D at byte 2"), std::string::npos) << cr;
+  EXPECT_NE(tokcom::test::error_of([&] { net::read_token(write("empty", "\r\n"), "--auth-token-file"); }).find("the first line is empty"),
+            std::string::npos);
+  EXPECT_NE(tokcom::test::error_of([&] { net::read_token(dir, "--auth-token-file"); }).find("is a folder, expected a file"),
+            std::string::npos);
 }
