@@ -535,3 +535,20 @@ TEST(Credentials, TokenFileLineEndingsAndControlCharacters) {
   EXPECT_NE(tokcom::test::error_of([&] { net::read_token(dir, "--auth-token-file"); }).find("is a folder, expected a file"),
             std::string::npos);
 }
+
+TEST(Service, OwnsItsPortAndRefusesAPortOutOfRange) {
+  const Config config = Config::load("", tiny_overrides("x"));
+  SplitModel m = tiny_model(config);
+  LocalServer first(m, config);
+  net::ServeOptions o;
+  o.metrics_interval_s = 0;
+  o.listen = "127.0.0.1:" + std::to_string(first.server->port());
+  net::EdgeServer second(m.server, tiny_served(config), o);
+  EXPECT_NE(test::error_of([&] { second.start(); }).find("cannot listen on '" + o.listen + "'"), std::string::npos);
+  for (const std::string bad : {"127.0.0.1:99999", "127.0.0.1:", "127.0.0.1", "127.0.0.1:5x"}) {
+    o.listen = bad;
+    net::EdgeServer s(m.server, tiny_served(config), o);
+    EXPECT_NE(test::error_of([&] { s.start(); }).find("expected host:port with a port in 1–65535"), std::string::npos)
+        << bad;
+  }
+}

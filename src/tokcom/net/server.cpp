@@ -223,8 +223,18 @@ EdgeServer::~EdgeServer() {
 }
 
 void EdgeServer::start() {
+  // host:port with a port in 0–65535 (0 = any free port); gRPC would silently wrap a larger one.
+  const size_t colon = options_.listen.rfind(':');
+  const std::string port_text = colon == std::string::npos ? "" : options_.listen.substr(colon + 1);
+  if (port_text.empty() || port_text.size() > 5 ||
+      port_text.find_first_not_of("0123456789") != std::string::npos || std::stoi(port_text) > 65535)
+    throw UsageError(fmt::format("serve: --listen '{}': expected host:port with a port in 1–65535 (0 = any free port)",
+                                 options_.listen));
   grpc::EnableDefaultHealthCheckService(true);
   grpc::ServerBuilder builder;
+  // The port is this server's alone: without it a second `serve` on a held port started and took a
+  // share of the devices' connections (SO_REUSEPORT), bypassing the first one's token.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   std::shared_ptr<grpc::ServerCredentials> credentials = grpc::InsecureServerCredentials();
   if (!options_.tls_cert.empty()) {
     grpc::SslServerCredentialsOptions ssl;
