@@ -167,6 +167,28 @@ TEST(Trainer, ResumeRefusesADifferentConfig) {
   EXPECT_THROW(train(tiny_config(dir, "backbone", 2, 2, {"train.lr=0.5"}), resume), ConfigError);
 }
 
+TEST(Trainer, NumbersNoRunCanMeanAreRefusedBeforeAnyWork) {
+  const std::string dir = test::temp_dir("ranges");
+  const std::pair<std::string, std::string> cases[] = {
+      {"train.epochs=0", "train.epochs: 0, expected an integer ≥ 1"},
+      {"train.epochs=-1", "train.epochs: -1, expected an integer ≥ 1"},
+      {"train.batch_size=0", "train.batch_size: 0"},
+      {"train.max_batches=-2", "train.max_batches: -2"},
+      {"train.lr=1e308", "train.lr: 1e+308, expected a finite number in [0, 10]"},
+      {"train.lr=-1", "train.lr: -1"},
+      {"train.selection_lr=-0.1", "train.selection_lr: -0.1"},
+      {"train.label_smoothing=1", "train.label_smoothing: 1, expected a finite number in [0, 1)"},
+      {"train.grad_clip=-1", "train.grad_clip: -1"},
+      {"train.warmup_epochs=-1", "train.warmup_epochs: -1"}};
+  for (const auto& [override, expected] : cases) {
+    for (const std::string stage : {"backbone", "jscc"}) {
+      const std::string msg = test::error_of([&] { train(tiny_config(dir + "/" + stage, stage, 1, 1, {override}), {}); });
+      EXPECT_NE(msg.find(expected), std::string::npos) << override << " (" << stage << "): " << msg;
+    }
+  }
+  EXPECT_FALSE(std::filesystem::exists(dir + "/backbone/epochs.csv"));  // nothing ran
+}
+
 TEST(Trainer, AdaptiveStageLowersLossAndKeptFractionMovesTowardAlpha) {
   const std::string dir = test::temp_dir("adaptive");
   TrainRunOptions run;

@@ -534,6 +534,7 @@ std::vector<std::string> jscc_regimes(const Config& config) {
 }
 
 std::vector<JsccEpochRecord> train_jscc(const Config& config, const TrainRunOptions& run) {
+  check_training_ranges(config);
   const std::string method = config.get_string("train.method");
   if (method != "auto" && !is_mobilenet_method(method)) {
     throw ConfigError("train.method: '" + method + "', expected auto (proposal or vit-ae, by model.adaptive_blocks), "

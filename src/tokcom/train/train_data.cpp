@@ -7,7 +7,39 @@
 #include "tokcom/core/errors.h"
 #include "tokcom/data/transforms.h"
 
+#include <cmath>
+#include <limits>
+
 namespace tokcom {
+
+void check_training_ranges(const Config& config) {
+  auto fail = [](const std::string& key, const std::string& value, const std::string& range) {
+    throw ConfigError(fmt::format("{}: {}, expected {}", key, value, range));
+  };
+  auto int_at_least = [&](const std::string& key, int64_t low) {
+    const int64_t v = config.get_int(key);
+    if (v < low) fail(key, std::to_string(v), fmt::format("an integer ≥ {}", low));
+    return v;
+  };
+  auto real_in = [&](const std::string& key, double low, double high, bool low_open, bool high_open) {
+    const double v = config.get_double(key);
+    const bool ok = std::isfinite(v) && (low_open ? v > low : v >= low) && (high_open ? v < high : v <= high);
+    if (!ok)
+      fail(key, fmt::format("{}", v), fmt::format("a finite number in {}{}, {}{}", low_open ? "(" : "[", low, high,
+                                                  high_open ? ")" : "]"));
+    return v;
+  };
+  int_at_least("train.epochs", 1);
+  int_at_least("train.batch_size", 1);
+  int_at_least("train.max_batches", 0);
+  int_at_least("train.warmup_epochs", 0);
+  // 0 is allowed: a run that must not move the weights (tests do that on purpose).
+  real_in("train.lr", 0.0, 10.0, false, false);
+  real_in("train.selection_lr", 0.0, 10.0, false, false);
+  real_in("train.min_lr", 0.0, 10.0, false, false);
+  real_in("train.label_smoothing", 0.0, 1.0, false, true);
+  real_in("train.grad_clip", 0.0, std::numeric_limits<double>::max(), false, false);
+}
 
 TrainData::TrainData(const Config& config, uint64_t seed, int world, int rank_index)
     : train_set(load_dataset(config, "train")),

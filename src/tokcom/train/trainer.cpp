@@ -97,6 +97,7 @@ std::vector<EvalRow> evaluate_distributed(const EvaluateFn& evaluate_split, cons
 }  // namespace
 
 std::vector<EpochRecord> train(const Config& config, const TrainRunOptions& run) {
+  check_training_ranges(config);
   const std::string stage = config.get_string("train.stage");
   if (stage == "jscc") {
     train_jscc(config, run);  // records in <train.out>/epochs-<regime>-r<r>.csv
