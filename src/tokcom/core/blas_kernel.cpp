@@ -7,7 +7,6 @@
 #include <cstring>
 #include <map>
 
-#include <ATen/Parallel.h>
 #include <ATen/Version.h>
 #include <torch/version.h>
 #include <fmt/format.h>

@@ -21,6 +21,9 @@ const char* precision_name(Precision precision);
 // The precision of model forwards outside training in this process (set once by the CLI).
 void set_inference_precision(Precision precision);
 Precision inference_precision();
+// What a model's own forward runs at: inference_precision() in eval mode, fp32 in training (the
+// trainer sets train.precision around the whole step itself).
+inline Precision forward_precision(bool training) { return training ? Precision::kFp32 : inference_precision(); }
 
 // Autocast to bf16 on `device` for this scope; fp32 does nothing. Nests: restores the previous
 // state on exit and clears the cast-weight cache when it was the outermost scope.

@@ -162,7 +162,7 @@ void MobileNetV3Impl::check_device_features(const torch::Tensor& f) const {
 
 torch::Tensor MobileNetV3Impl::forward_features(torch::Tensor x, int64_t begin, int64_t end) {
   // `tokcom --precision bf16` outside training; the result leaves in the input's dtype.
-  const AutocastScope autocast(is_training() ? Precision::kFp32 : inference_precision(), x.device());
+  const AutocastScope autocast(forward_precision(is_training()), x.device());
   const auto dtype = x.scalar_type();
   for (auto it = features->begin() + begin; it != features->begin() + end; ++it)
     x = it->forward<torch::Tensor>(x);
@@ -178,7 +178,7 @@ torch::Tensor MobileNetV3Impl::forward_server(const torch::Tensor& f) {
   check_device_features(f);
   torch::Tensor y = forward_features(f, kSplit, num_features());
   y = torch::adaptive_avg_pool2d(y, {1, 1}).flatten(1);
-  const AutocastScope autocast(is_training() ? Precision::kFp32 : inference_precision(), y.device());
+  const AutocastScope autocast(forward_precision(is_training()), y.device());
   return classifier->forward(y).to(f.scalar_type());
 }
 

@@ -222,7 +222,7 @@ TokenState VitImpl::embed(const torch::Tensor& images, const torch::Tensor& budg
   }
   torch::Tensor x;
   {
-    const AutocastScope autocast(is_training() ? Precision::kFp32 : inference_precision(), images.device());
+    const AutocastScope autocast(forward_precision(is_training()), images.device());
     x = patch_embed(images).to(pos_embed.scalar_type());
   }
   x = torch::cat({cls_token.expand({batch, -1, -1}), x}, 1) + pos_embed;
@@ -262,7 +262,7 @@ TokenState VitImpl::forward_blocks(TokenState state, int64_t begin, int64_t end,
   }
   // `tokcom --precision bf16` outside training (core/precision.h); the tokens, masks and stats
   // leave in the model's dtype, so the channel and the server see what an fp32 model would send.
-  const AutocastScope autocast(is_training() ? Precision::kFp32 : inference_precision(), state.x.device());
+  const AutocastScope autocast(forward_precision(is_training()), state.x.device());
   const auto dtype = pos_embed.scalar_type();
   torch::Tensor key_bias = key_padding_bias(state);
   for (int64_t i = begin; i < end; ++i) {
@@ -294,7 +294,7 @@ TokenState VitImpl::forward_blocks(TokenState state, int64_t begin, int64_t end,
 
 torch::Tensor VitImpl::forward_head(const TokenState& state) {
   // LayerNorm is per token, so normalising only the cls token equals normalising all tokens.
-  const AutocastScope autocast(is_training() ? Precision::kFp32 : inference_precision(), state.x.device());
+  const AutocastScope autocast(forward_precision(is_training()), state.x.device());
   return head(norm(state.x.select(1, 0))).to(pos_embed.scalar_type());
 }
 

@@ -97,12 +97,12 @@ std::vector<EvalRow> evaluate_distributed(const EvaluateFn& evaluate_split, cons
 }  // namespace
 
 std::vector<EpochRecord> train(const Config& config, const TrainRunOptions& run) {
-  check_training_ranges(config);
   const std::string stage = config.get_string("train.stage");
   if (stage == "jscc") {
-    train_jscc(config, run);  // records in <train.out>/epochs-<regime>-r<r>.csv
+    train_jscc(config, run);  // checks the ranges itself; records in <train.out>/epochs-<regime>-r<r>.csv
     return {};
   }
+  check_training_ranges(config);
   if (stage != "backbone" && stage != "adaptive") {
     throw ConfigError("train.stage: '" + stage + "' is not a stage this command trains (expected backbone, adaptive or jscc)");
   }
