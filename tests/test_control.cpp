@@ -115,6 +115,23 @@ TEST(ProxyTable, BadTablesNameTheProblem) {
   EXPECT_NE(error_of([&] { ProxyTable::read_csv(dir + "/hdr.csv"); }).find("lacks column 'method'"), std::string::npos);
 }
 
+// A channel spec with commas ("rician:K=4,csi=zf") is one RFC 4180-quoted field in every CSV that
+// names it: the sweep writes it quoted, and the proxy table reads and writes it the same way.
+TEST(ProxyTable, AQuotedChannelWithCommasIsOneField) {
+  const std::string dir = test::temp_dir("quoted");
+  write_text(dir + "/sweep.csv",
+             "method,regime,channel,snr_db,ratio,alpha,zeta,kept_tokens,symbols,accuracy,n_images,seed,mode\n"
+             "m,robust,\"rician:K=4,csi=zf\",0,0.1,0.5,0.01,10,100,0.5,64,0,soft\n"
+             "m,robust,awgn,0,0.1,0.5,0.01,10,100,0.7,64,0,soft\n");
+  const ProxyTable t = ProxyTable::read_csv(dir + "/sweep.csv", {"", "rician:K=4,csi=zf", ""});
+  EXPECT_EQ(t.channel(), "rician:K=4,csi=zf");
+  EXPECT_EQ(t.accuracy(0, 0), 0.5);
+  const ProxyTable u = ProxyTable::from_rows({{"m", "rician:K=4,csi=zf", "robust", 10.0, 0.5, 0.9, 0.1, 0.9}});
+  u.write_csv(dir + "/t.csv");
+  EXPECT_EQ(lines_of(dir + "/t.csv")[1], "m,\"rician:K=4,csi=zf\",robust,10,0.5,0.9,0.1,0.9");
+  EXPECT_EQ(ProxyTable::read_csv(dir + "/t.csv").channel(), "rician:K=4,csi=zf");
+}
+
 // ---------------------------------------------------------------- controller
 
 TEST(Lyapunov, QueueUpdateKnownAnswers) {
