@@ -1,5 +1,5 @@
 // Communication layer micro-benchmarks: encode + channel + decode, and each part alone
-// (SPEC 5.2–5.4). Run: build/bench/bench_comm --benchmark_repetitions=5 --benchmark_format=json
+// (METHOD §5.2–5.4). Run: build/bench/bench_comm --benchmark_repetitions=5 --benchmark_format=json
 #include <benchmark/benchmark.h>
 
 #include <torch/torch.h>

@@ -1,5 +1,5 @@
-// Control layer timings: one decide() over the 77-decision table (SPEC 8.1), one 10,000-slot
-// proxy simulation, and the full (V, μ) grid of SPEC 8.4 (18 runs × 10,000 slots).
+// Control layer timings: one decide() over the 77-decision table (METHOD §8.1), one 10,000-slot
+// proxy simulation, and the full (V, μ) grid of METHOD §8.4 (18 runs × 10,000 slots).
 // Compare with bench/lyapunov_reference.py (the reference's loop in NumPy / pure Python).
 #include <benchmark/benchmark.h>
 

@@ -1,4 +1,4 @@
-// Digital baselines (SPEC 6.3): encode-at-budget and decode rates, images/s, on 64×64 RGB
+// Digital baselines (METHOD §6.3): encode-at-budget and decode rates, images/s, on 64×64 RGB
 // Imagenette validation images (the first 32 colour ones in archive order; bench/digital_python.py
 // reads the same ones with PIL). Budget: 12 000 bits (1 500 bytes), a mid quality for JPEG.
 #include <archive.h>

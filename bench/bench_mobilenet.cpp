@@ -1,5 +1,5 @@
 // MobileNetV3 forward (eval, inference mode), whole model and the two halves of
-// the SPEC 6.2 split. The PyTorch side (torchvision, same names, shapes,
+// the METHOD §6.2 split. The PyTorch side (torchvision, same names, shapes,
 // threads) is bench/torch_mobilenet.py, which also joins both into the table of
 // docs/mobilenet.md:
 //   build/bench/bench_mobilenet --benchmark_repetitions=3

@@ -64,7 +64,7 @@ void run_forward(benchmark::State& state, int64_t size) {
   report_rates(state, batch, vit_forward_flops(model->options));
 }
 
-// Hard path (SPEC 3.5 + P4) with a budget token; keep = percent of patches kept (100: none dropped,
+// Hard path (METHOD §3.5 + P4) with a budget token; keep = percent of patches kept (100: none dropped,
 // the hook off: the method's own gates at init, which keep everything).
 void run_hard(benchmark::State& state, int64_t size) {
   const int64_t batch = state.range(0), keep = state.range(1);

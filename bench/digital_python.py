@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""PIL side of bench/bench_digital.cpp: the same quality scans (SPEC 6.3) for JPEG and WebP on the
+"""PIL side of bench/bench_digital.cpp: the same quality scans (METHOD §6.3) for JPEG and WebP on the
 same images (first 32 colour JPEGs under imagenette2-64/val/ in archive order), same budget.
 
   /usr/bin/python3 bench/digital_python.py [--tar PATH] [--json OUT] [--ladders OUT]

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""The reference's Lyapunov simulation loop (SPEC 8.3-8.4), re-implemented for comparison with
+"""The reference's Lyapunov simulation loop (METHOD §8.3-8.4), re-implemented for comparison with
 bench/bench_control.cpp.
 
 Per slot: draw the SNR, take the nearest grid point (ties -> lower), pick

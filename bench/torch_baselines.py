@@ -5,7 +5,7 @@ eval + inference mode, random weights.
 
   /usr/bin/python3 bench/torch_baselines.py --out py.json [--threads 2] [--min-time 2]
 Methods: 0 = ViT-AE (bench/torch_e2e.py's static path), 1 = torchvision mobilenet_v3_small +
-flat JSCC (channels as tokens of H'·W' reals), 2 = the same + CNN JSCC (SPEC 6.2's kernel/stride
+flat JSCC (channels as tokens of H'·W' reals), 2 = the same + CNN JSCC (METHOD §6.2's kernel/stride
 search, per-row unit norm, power over the s×s map).
 """
 import argparse
@@ -31,7 +31,7 @@ def awgn(z, snr_db, gen, dims):
 
 
 def conv_step(size, target):
-    """SPEC 6.2: first (kernel i, stride j), i, j = 1..11, minimising |out − target|."""
+    """METHOD §6.2: first (kernel i, stride j), i, j = 1..11, minimising |out − target|."""
     transposed = target >= size
     best = None
     for i in range(1, 12):

@@ -35,7 +35,7 @@ def linspace_int(a, b, n=4):
 
 
 class Codec(nn.Module):
-    """SPEC 5.2/5.4: separate Re/Im MLPs, per-token unit norm, decoder on concat(Re, Im)."""
+    """METHOD §5.2/5.4: separate Re/Im MLPs, per-token unit norm, decoder on concat(Re, Im)."""
 
     def __init__(self, dim, ratio):
         super().__init__()
@@ -96,7 +96,7 @@ def main():
                 model.keep_fraction = alpha / 100 if alpha < 100 else None
                 codec = Codec(192, r / 1000).eval()
                 images = torch.randn(batch, 3, 64, 64)
-                # α = 1 is the static path in both implementations (no budget token, SPEC 3.1).
+                # α = 1 is the static path in both implementations (no budget token, METHOD §3.1).
                 budget = torch.full((batch,), alpha / 100) if alpha < 100 else None
                 gen = torch.Generator().manual_seed(1)
 

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """PyTorch side of bench/bench_loader.cpp: DataLoader + torchvision transforms over the same
 Imagenette-64 train images, batch 128, 2 workers. Images are decoded once into memory (as the C++
-loader's uint8 cache); each item is turned into a PIL image and transformed as in SPEC 7.
+loader's uint8 cache); each item is turned into a PIL image and transformed as in METHOD §7.
 
 Run: /usr/bin/python3 bench/torch_loader.py [--epochs 3] [--decode-per-item]
 Prints one line per augmentation: name, images/s (median over epochs after one warm-up epoch).
@@ -70,7 +70,7 @@ def make_transform(name, size=64):
         return T.Compose([T.Resize((size, size), antialias=True)] + tail)
     if name == "crop-flip":
         return T.Compose([T.RandomResizedCrop(size, scale=(0.35, 1.0)), T.RandomHorizontalFlip()] + tail)
-    if name == "randaugment":  # SPEC 7 order
+    if name == "randaugment":  # METHOD §7 order
         return T.Compose([T.RandAugment(num_ops=2, magnitude=9), T.ColorJitter(0.4, 0.4, 0.4),
                           T.Resize((size, size)), T.RandomHorizontalFlip()] + tail)
     raise ValueError(name)

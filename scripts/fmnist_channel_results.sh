@@ -19,7 +19,7 @@ OUT=docs/results/fmnist-channel
 mkdir -p "$OUT"
 [ -f "$ADAPTIVE/model.safetensors" ] || { echo "no $ADAPTIVE/model.safetensors: run scripts/fmnist_results.sh first" >&2; exit 1; }
 
-# Stage 3 with the reference's recipe (SPEC 7): Adam, lr 1e-3, constant lr, clip 1.0, CE. A bank
+# Stage 3 with the reference's recipe (METHOD §7): Adam, lr 1e-3, constant lr, clip 1.0, CE. A bank
 # with all 14 files is reused as it is (RETRAIN=1 runs the stage, which itself skips the
 # (regime, r) pairs trained with the same config and resumes half-trained ones).
 if [ -n "${RETRAIN:-}" ] || [ "$(ls "$BANK"/jscc-*.safetensors 2> /dev/null | wc -l)" -ne 14 ]; then

@@ -3,7 +3,7 @@
 # (which trains the JSCC bank runs/fmnist-jscc):
 #   1. digital baselines (resize, JPEG, WebP; Shannon and 5G NR "practical" link) over AWGN at
 #      0/10/20 dB, classified by the clean backbone, with --per-image;
-#   2. the proxy table from a sweep on the TRAINING split without augmentation (SPEC 10 P17),
+#   2. the proxy table from a sweep on the TRAINING split without augmentation (METHOD §10 P17),
 #      robust bank, AWGN, 77 decisions (11 α × 7 r), SNR −10…30 dB;
 #   3. the controller: (V, μ) search, oracle bound, and deployment on the real model (test split,
 #      batch 1, hard mode) for two scenarios and four ζ_max.
@@ -24,7 +24,7 @@ mkdir -p "$OUT"
 BATCHES=$((IMAGES / 256))
 [ -f "$BANK/config.yaml" ] || { echo "no $BANK: run scripts/fmnist_channel_results.sh first" >&2; exit 1; }
 
-# 1. Digital baselines (AWGN capacity, SPEC 6.3) on the first IMAGES test images.
+# 1. Digital baselines (AWGN capacity, METHOD §6.3) on the first IMAGES test images.
 $T --seed "$SEED" --threads "$THREADS" sweep --methods resize,jpeg,webp,jpeg/practical,webp/practical \
   --backbone "$BACKBONE" --channels awgn --snr 0,10,20 --zetas 0.005,0.01,0.02,0.05,0.1,0.2,0.5 \
   --batch-size 256 --max-batches "$BATCHES" --per-image runs/fmnist-control-digital_per_image.csv -o "$OUT/digital.csv" \

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fashion-MNIST results of the adaptive ViT (issue: adaptive ViT), end to end on this machine:
-# backbone → adaptive stage with our hard-count budget term and with the reference loss (SPEC 10
+# backbone → adaptive stage with our hard-count budget term and with the reference loss (METHOD §10
 # P26) → evaluation at α ∈ {0.1, 0.25, 0.5, 0.75, 1} in soft and hard mode → Fig. 9 picture.
 # Writes runs/fmnist-*/ and copies the CSVs, configs and picture to docs/results/fmnist/, then
 # regenerates docs/results/fmnist/README.md from those files. Finished stages are reused.

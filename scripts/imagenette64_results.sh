@@ -6,7 +6,7 @@
 # and regenerates its README.md from those files. Finished stages are reused (rerun after an
 # interruption: training resumes from its last epoch).
 #   STAGES=backbone,adaptive        only these reproduce stages (default: backbone,adaptive,mobilenet)
-#   REFERENCE=1                     also the adaptive stage with the reference budget loss (SPEC 10 P26)
+#   REFERENCE=1                     also the adaptive stage with the reference budget loss (METHOD §10 P26)
 #   CONTINUE=N                      also continue the adaptive model for N more epochs (lr 3e-4, no warm-up)
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Parity fixtures for tokcom's MobileNetV3 (SPEC 6.2; docs/mobilenet.md), from torchvision 0.14.
+"""Parity fixtures for tokcom's MobileNetV3 (METHOD §6.2; docs/mobilenet.md), from torchvision 0.14.
 
 Writes into tests/data/ (run: /usr/bin/python3 scripts/make_mobilenet_fixture.py):
   mobilenet_v3_small_fixture.safetensors

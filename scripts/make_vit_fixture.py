@@ -6,12 +6,12 @@ with boolean indexing), for tests/test_model.cpp (ModelParity.*).
 Run: /usr/bin/python3 scripts/make_vit_fixture.py  (torch 1.13, CPU; deterministic).
 
 Config: image 32, patch 8 (16 patches), dim 48, depth 4, heads 3, mlp 4, 10 classes, adaptive
-blocks {1, 2}, default (non-reference) mode: threshold reads the budget token (SPEC 10 P1),
+blocks {1, 2}, default (non-reference) mode: threshold reads the budget token (METHOD §10 P1),
 hard path scales kept tokens by the cumulative mask (P4), all-dropped keeps cls + budget (P5).
 
 Tensors: every weight under timm names (+ budget_token_a/b, blocks.{1,2}.gate/threshold),
 `input` (4, 3, 32, 32), `budget` (4), `logits` (static path, no budget token), `logits.soft`
-(SPEC 3.4 soft path, eval mode, cutoff 1e-3), `logits.hard` (SPEC 3.5 + P4/P5, one image at a
+(METHOD §3.4 soft path, eval mode, cutoff 1e-3), `logits.hard` (METHOD §3.5 + P4/P5, one image at a
 time), `kept.soft` / `kept.hard` (4, 2) kept patch tokens after each adaptive block,
 `hidden.embed` / `hidden.block.{i}` (soft budget path) and `hidden_static.*` (static path).
 """
@@ -79,7 +79,7 @@ class Model(nn.Module):
         return x
 
     def soft(self, images, budget):
-        """SPEC 3.4: m = s * m_prev; x = block(x * m) * m from the first adaptive block on."""
+        """METHOD §3.4: m = s * m_prev; x = block(x * m) * m from the first adaptive block on."""
         x = self.embed(images, budget)
         hidden, kept, margins, mask = [x], [], [], None
         for i, blk in enumerate(self.blocks):
@@ -96,7 +96,7 @@ class Model(nn.Module):
         return self.head(self.norm(x)[:, 0]), hidden, kept, margins
 
     def hard_one(self, image, budget):
-        """SPEC 3.5 for one image with P4 (scale by the cumulative mask) and P5 (cls + budget)."""
+        """METHOD §3.5 for one image with P4 (scale by the cumulative mask) and P5 (cls + budget)."""
         x = self.embed(image, budget)
         mask, kept = None, []
         for i, blk in enumerate(self.blocks):

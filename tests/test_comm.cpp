@@ -77,11 +77,11 @@ TEST(Power, EveryTokenHasUnitEnergy) {
   EXPECT_LT((energy - 1).abs().max().item<double>(), 1e-5);
 }
 
-TEST(Power, ReferenceBiasOnRowNormalisedMapsIsFiveLogS) {  // SPEC 10 P14: +5·log10(s) dB
+TEST(Power, ReferenceBiasOnRowNormalisedMapsIsFiveLogS) {  // METHOD §10 P14: +5·log10(s) dB
   auto rng = make_generator(5);
   for (int64_t s : {14, 7, 4, 2, 1}) {
     const auto u = complex_normal({2, 24, s, s}, 1.0, rng);
-    const auto z = u / u.abs().square().sum(-1, true).sqrt();  // rows unit norm (SPEC 6.2)
+    const auto z = u / u.abs().square().sum(-1, true).sqrt();  // rows unit norm (METHOD §6.2)
     const auto squared = signal_power(z, PowerOptions());
     const auto reference = signal_power(z, PowerOptions().reference_power(true));
     EXPECT_NEAR(squared.mean().item<double>(), 1.0 / s, 1e-6);
@@ -161,7 +161,7 @@ TEST(Rician, LargeKApproachesAwgn) {
   EXPECT_GT((k4 - awgn).abs().max().item<double>(), 0.1);  // a finite K does fade
 }
 
-TEST(Zeta, HandCountedSoftAndHard) {  // SPEC 5.5
+TEST(Zeta, HandCountedSoftAndHard) {  // METHOD §5.5
   auto rng = make_generator(0);
   Payload soft = unit_norm_payload(2, /*tokens=*/198, /*d_r=*/19, rng);  // cls + 196 + budget
   EXPECT_EQ(soft.symbols_per_image(0), 198 * 19);  // soft: every position is sent
@@ -182,13 +182,13 @@ TEST(Zeta, HandCountedSoftAndHard) {  // SPEC 5.5
   Payload cnn;
   cnn.method = "mobilenet-cnn";
   cnn.symbols = torch::zeros({1, 24, 7, 7}, torch::kComplexFloat);
-  EXPECT_NEAR(zeta(cnn, 0), 0.0078125, 1e-9);  // SPEC 6.2: 24·7² = 1176
+  EXPECT_NEAR(zeta(cnn, 0), 0.0078125, 1e-9);  // METHOD §6.2: 24·7² = 1176
   EXPECT_NE(error_of([] { zeta(-1); }).find("channel_uses"), std::string::npos);
 }
 
 struct SpecRow { double ratio; int64_t d_r; std::vector<int64_t> enc, dec; int64_t k; double zeta; };
 
-TEST(JsccDims, MatchesSpecTableForEveryRatio) {  // SPEC 5.1
+TEST(JsccDims, MatchesSpecTableForEveryRatio) {  // METHOD §5.1
   const std::vector<SpecRow> rows = {
       {1.0, 192, {192, 192, 192, 192}, {384, 320, 256, 192}, 37824, 0.25128},
       {0.5, 96, {192, 160, 128, 96}, {192, 192, 192, 192}, 18912, 0.12564},
@@ -216,7 +216,7 @@ TEST(JsccDims, MatchesSpecTableForEveryRatio) {  // SPEC 5.1
     EXPECT_EQ(z.sizes(), torch::IntArrayRef({2, 5, row.d_r}));
     EXPECT_EQ(decoder->forward(z).sizes(), torch::IntArrayRef({2, 5, 192}));
   }
-  // Flattened MNv3 (SPEC 6.2): 24 tokens of 784 → k = 24·d_r.
+  // Flattened MNv3 (METHOD §6.2): 24 tokens of 784 → k = 24·d_r.
   const std::vector<std::pair<double, int64_t>> mnv3 = {{0.5, 9408}, {0.25, 4704}, {0.15, 2808}, {0.1, 1872},
                                                         {0.05, 936}, {0.01, 168}, {0.001, 24}};
   for (const auto& [r, k] : mnv3) EXPECT_EQ(24 * symbols_per_token(784, r), k) << r;
@@ -243,7 +243,7 @@ TEST(JsccBank, NamesIndicesAndRoundTrip) {
   EXPECT_NE(msg.find("expected width 8"), std::string::npos) << msg;
 }
 
-TEST(CnnJscc, KernelStrideTableForEveryRatio) {  // SPEC 6.2
+TEST(CnnJscc, KernelStrideTableForEveryRatio) {  // METHOD §6.2
   using Steps = std::vector<std::tuple<int64_t, int64_t, int64_t>>;  // (kernel, stride, size)
   const std::vector<std::tuple<double, int64_t, Steps, Steps>> table = {
       {0.5, 14, {{6, 1, 23}, {6, 1, 18}, {5, 1, 14}}, {{5, 1, 18}, {6, 1, 23}, {6, 1, 28}}},
@@ -354,7 +354,7 @@ TEST(Channels, PaddedSlotsAreNotSentAndDoNotChangeRealSlots) {
   EXPECT_EQ(sent.symbols_per_image(1), 5 * 9);
 }
 
-TEST(Channels, CnnMapPowerIsMeasuredOverTheMap) {  // SPEC 6.2, 10 P14
+TEST(Channels, CnnMapPowerIsMeasuredOverTheMap) {  // METHOD §6.2, 10 P14
   auto rng = make_generator(12);
   const int64_t s = 7;
   Payload sent;
@@ -389,6 +389,14 @@ TEST(Channels, NamesRoundTripAndDigitalPassesThrough) {
   const auto got = make_channel("rayleigh")->apply(jpeg, torch::zeros({2}), rng);
   EXPECT_EQ(got.payload.bytes, jpeg.bytes);
   EXPECT_EQ(jpeg.symbols_per_image(1), 0);
+}
+
+TEST(Channels, SpecListsKeepOptionsWithTheirChannel) {
+  EXPECT_EQ(split_channel_specs("awgn,rician:K=4,csi=zf,rayleigh"),
+            (std::vector<std::string>{"awgn", "rician:K=4,csi=zf", "rayleigh"}));
+  EXPECT_EQ(split_channel_specs("rician:K=4,csi=zf;awgn"), (std::vector<std::string>{"rician:K=4,csi=zf", "awgn"}));
+  EXPECT_EQ(split_channel_specs("awgn"), (std::vector<std::string>{"awgn"}));
+  for (const std::string& spec : split_channel_specs("awgn, rayleigh-symbol:var=2,csi=zf")) EXPECT_NO_THROW(make_channel(spec));
 }
 
 // On every channel the raw residual y − h·z (before any equalisation) carries the noise power the

@@ -1,5 +1,5 @@
-// Control: proxy tables, the Lyapunov controller (SPEC 8.3), SNR processes, the proxy simulation,
-// the (V, μ) search (SPEC 8.4, P18), the oracle bound, and `tokcom optimize`.
+// Control: proxy tables, the Lyapunov controller (METHOD §8.3), SNR processes, the proxy simulation,
+// the (V, μ) search (METHOD §8.4, P18), the oracle bound, and `tokcom optimize`.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -49,7 +49,7 @@ std::vector<std::string> lines_of(const std::string& path) {
 
 TEST(ProxyTable, WriteReadRoundTripWithExactHeader) {
   const ProxyTable t = make_synthetic_table();
-  EXPECT_EQ(t.decision_count(), 77);  // SPEC 8.1: 11 α × 7 r
+  EXPECT_EQ(t.decision_count(), 77);  // METHOD §8.1: 11 α × 7 r
   EXPECT_EQ(t.snr_count(), 10);
   const std::string path = test::temp_dir("table") + "/t.csv";
   t.write_csv(path);
@@ -66,7 +66,7 @@ TEST(ProxyTable, WriteReadRoundTripWithExactHeader) {
   }
 }
 
-TEST(ProxyTable, SyntheticZetaFollowsSpecAccounting) {  // SPEC 5.5: ζ = (α·196 + 2)·d_r / 150 528
+TEST(ProxyTable, SyntheticZetaFollowsSpecAccounting) {  // METHOD §5.5: ζ = (α·196 + 2)·d_r / 150 528
   const ProxyTable t = make_synthetic_table();
   int checked = 0;
   for (int d = 0; d < t.decision_count(); ++d) {
@@ -85,7 +85,7 @@ TEST(ProxyTable, SyntheticZetaFollowsSpecAccounting) {  // SPEC 5.5: ζ = (α·1
 
 TEST(ProxyTable, NearestTiesGoToLowerAndInterpolationIsLinear) {
   const ProxyTable t = make_synthetic_table();  // grid −20, −15, …, 25
-  EXPECT_EQ(t.snr_grid()[t.nearest(-17.5)], -20.0);  // exact tie → lower (SPEC 8.2)
+  EXPECT_EQ(t.snr_grid()[t.nearest(-17.5)], -20.0);  // exact tie → lower (METHOD §8.2)
   EXPECT_EQ(t.snr_grid()[t.nearest(-17.4)], -15.0);
   EXPECT_EQ(t.snr_grid()[t.nearest(-99.0)], -20.0);
   EXPECT_EQ(t.snr_grid()[t.nearest(99.0)], 25.0);

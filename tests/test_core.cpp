@@ -12,8 +12,10 @@
 #include "tokcom/core/blas_kernel.h"
 #include "tokcom/core/check.h"
 #include "tokcom/core/config.h"
+#include "tokcom/core/csv.h"
 #include "tokcom/core/errors.h"
 #include "tokcom/core/progress.h"
+#include "tokcom/core/text.h"
 
 using namespace tokcom;
 using tokcom::test::error_of;
@@ -135,6 +137,87 @@ struct ScopedEnv {
 };
 
 }  // namespace
+
+// ---------------------------------------------------------------- csv
+
+TEST(Csv, WrittenRowsReadBackExactlyWithRfc4180Quoting) {
+  const csv::Schema schema = csv::schema("a test CSV", "name,x,y,note", {"name", "note"}, {"y"});
+  csv::Writer w(schema);
+  const std::vector<std::string> names = {"plain", "rician:K=4,csi=zf", "say \"hi\"", "two\nlines", " padded "};
+  const std::vector<double> xs = {0.1, 1.0 / 3.0, 1e-300, -2.5e17, 7};
+  for (size_t i = 0; i < names.size(); ++i) {
+    w.text(names[i]).number(xs[i]);
+    if (i % 2) w.empty();
+    else w.number(std::nan(""));  // not measured: an empty optional field
+    w.text(i == 3 ? "" : "n" + std::to_string(i)).end_row();
+  }
+  EXPECT_EQ(w.str().substr(0, w.str().find('\n')), "name,x,y,note");
+  EXPECT_NE(w.str().find("\"rician:K=4,csi=zf\",0.3333333333333333,,n1"), std::string::npos) << w.str();
+  EXPECT_NE(w.str().find("\"say \"\"hi\"\"\""), std::string::npos) << w.str();
+  const csv::Table t = csv::parse(w.str(), "t.csv", schema);
+  ASSERT_EQ(t.rows.size(), names.size());
+  for (size_t i = 0; i < names.size(); ++i) {
+    EXPECT_EQ(t.text(i, "name"), names[i]);
+    EXPECT_EQ(t.number(i, "x"), xs[i]);  // exact: the shortest text that reads back the same double
+    EXPECT_FALSE(t.optional_number(i, "y").has_value());
+  }
+  EXPECT_EQ(t.lines, (std::vector<int64_t>{2, 3, 4, 5, 7}));  // the quoted line break spans lines 5-6
+  csv::Writer copy(schema);
+  for (const auto& row : t.rows) copy.row(row);
+  EXPECT_EQ(copy.str(), w.str());  // a file copied row by row is the same file
+}
+
+TEST(Csv, WriterRefusesFieldsThatDoNotFitTheColumn) {
+  const csv::Schema schema = csv::schema("a test CSV", "name,x", {"name"});
+  csv::Writer w(schema);
+  EXPECT_THROW(w.number(1.0), std::logic_error);  // a number into the text column
+  w.text("a");
+  EXPECT_THROW(w.empty(), std::logic_error);  // x is not optional
+  EXPECT_THROW(w.end_row(), std::logic_error);  // short row
+  w.fixed(0.5, 3).end_row();
+  EXPECT_EQ(w.str(), "name,x\na,0.500\n");
+  EXPECT_THROW(csv::Writer(schema, {"extra"}), std::logic_error);  // a closed schema has no extra columns
+  EXPECT_THROW(csv::schema("bad", "a,b", {"c"}), std::logic_error);
+}
+
+TEST(Csv, ReaderNamesFileLineAndExpectation) {
+  const csv::Schema schema = csv::schema("a test CSV (tokcom test)", "name,x", {"name"}, {}, /*open=*/true);
+  EXPECT_EQ(csv::parse("name,x,x2\na,1,2\n", "f.csv", schema).number(0, "x2"), 2.0);  // open: extra numbers
+  const auto message = [&](const std::string& text) { return error_of([&] { csv::parse(text, "f.csv", schema); }); };
+  EXPECT_NE(message("nom,x\n").find("f.csv line 1: header is 'nom,x', expected 'name,x,...' (a test CSV (tokcom test))"),
+            std::string::npos);
+  EXPECT_NE(message("name,x\na,1,2\n").find("f.csv line 2: 3 fields, expected 2"), std::string::npos);
+  EXPECT_NE(message("name,x\n\na,abc\n").find("f.csv line 3: column 'x' is 'abc', expected a finite number"),
+            std::string::npos);
+  EXPECT_NE(message("name,x\na,nan\n").find("column 'x' is 'nan'"), std::string::npos);
+  EXPECT_NE(message("name,x\n\"a,1\n").find("f.csv line 2: unterminated double quote"), std::string::npos);
+  EXPECT_NE(message("").find("f.csv: empty file, expected the header 'name,x'"), std::string::npos);
+  // Files not ours (no schema): spaces around unquoted fields are dropped, widths still checked.
+  const csv::Table any = csv::parse("a , b\r\n 1, \" 2\"\r\n", "g.csv");
+  EXPECT_EQ(any.header, (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(any.rows[0], (std::vector<std::string>{"1", " 2"}));
+  EXPECT_NE(error_of([&] { any.column("c"); }).find("g.csv: no column 'c' (header: a,b)"), std::string::npos);
+}
+
+TEST(Text, ListsNumbersAndDigest) {
+  EXPECT_EQ(split_list(" a, b ,,c"), (std::vector<std::string>{"a", "b", "", "c"}));
+  EXPECT_TRUE(split_list("").empty());
+  EXPECT_EQ(split_list("-20:20:2.5", ':'), (std::vector<std::string>{"-20", "20", "2.5"}));
+  EXPECT_EQ(parse_number_list("0.1, 0.5,", "--zeta-max"), (std::vector<double>{0.1, 0.5}));
+  EXPECT_NE(error_of([] { parse_number_list("0.1,x", "--zeta-max"); }).find("--zeta-max: 'x' is not a number"),
+            std::string::npos);
+  EXPECT_NE(error_of([] { parse_number_list(",", "--zeta-max"); }).find("--zeta-max: empty list"), std::string::npos);
+  EXPECT_FALSE(parse_double("1e999").has_value());
+  EXPECT_FALSE(parse_double("0.5x").has_value());
+  EXPECT_EQ(parse_double("-1.5e-3").value(), -1.5e-3);
+  // Known answers, computed independently (Python: h = (h ^ byte) * 1099511628211 mod 2^64 from
+  // the offset 1469598103934665603). The published FNV-1a basis is 14695981039346656037 (one
+  // digit more): tokcom's digests have used the shorter one from the start, and every stage digest
+  // and checkpoint on disk depends on it, so it stays.
+  EXPECT_EQ(fnv1a_hex(""), "14650fb0739d0383");
+  EXPECT_EQ(fnv1a_hex("a"), "44bd8ad473cd9906");
+  EXPECT_EQ(fnv1a_hex("foobar"), "88fad7c0a8ff07f2");
+}
 
 TEST(BlasKernel, ChoiceIsAFunctionOfFlagsAndReportedCore) {
   const CpuFeatures skx = intel_cpu(true), cpx = intel_cpu(true, true), hsw = intel_cpu(false);

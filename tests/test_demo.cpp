@@ -7,6 +7,7 @@
 #include <filesystem>
 
 #include "common/helpers.h"
+#include "tokcom/control/optimize.h"
 #include "tokcom/core/atomic_file.h"
 #include "tokcom/report/report.h"
 
@@ -64,9 +65,9 @@ TEST(Demo, QuickRunWritesReportAndRerunReusesStages) {
     EXPECT_GE(count(html, "<img"), 5u);
   }
 
-  // The controller's achieved mean ζ on the real model stays within ζ_max (SPEC 8.5), every repeat.
-  const report::CsvTable deploy =
-      report::read_csv(dir + "/control/deploy_summary.csv", "control/deploy_summary.csv", report::deploy_schema());
+  // The controller's achieved mean ζ on the real model stays within ζ_max (METHOD §8.5), every repeat.
+  const csv::Table deploy =
+      csv::read(dir + "/control/deploy_summary.csv", "control/deploy_summary.csv", deploy_schema());
   // Deployed: every ζ_max with a feasible (V, μ); gauss:10,2.5 repeats 3 times, fixed:20 once.
   EXPECT_GE(deploy.rows.size(), 1u);
   for (size_t i = 0; i < deploy.rows.size(); ++i) {

@@ -1,4 +1,4 @@
-// Digital baselines (SPEC 6.3, 10 P20): capacity, resize side, quality choosers vs brute force,
+// Digital baselines (METHOD §6.3, 10 P20): capacity, resize side, quality choosers vs brute force,
 // round trips, lost images, per-image CSV.
 #include <archive.h>
 #include <archive_entry.h>
@@ -70,7 +70,7 @@ double psnr(const at::Tensor& a, const at::Tensor& b) {
   return mse == 0 ? std::numeric_limits<double>::infinity() : 10 * std::log10(255.0 * 255.0 / mse);
 }
 
-// Brute force over every setting (SPEC 6.3): lost unless the cheapest fits, else the best
+// Brute force over every setting (METHOD §6.3): lost unless the cheapest fits, else the best
 // quality whose whole file is strictly below the budget.
 int64_t brute_force_choice(const std::vector<Rung>& ladder, int64_t budget) {
   if (budget <= 0 || ladder.back().bytes * 8 >= budget) return -1;
@@ -122,7 +122,7 @@ std::map<std::string, at::Tensor> tarball_images(const std::string& tar,
 
 }  // namespace
 
-// ---------------------------------------------------------------- capacity (SPEC 6.3)
+// ---------------------------------------------------------------- capacity (METHOD §6.3)
 
 TEST(Capacity, KnownAnswers) {
   // 0.01 · 150528 · log2(11) = 1505.28 · 3.459431619 = 5207.4132
@@ -189,7 +189,7 @@ TEST(Practical, CliffMonotoneAndBelowShannon) {
   EXPECT_THROW(parse_capacity_model("turbo"), ConfigError);
 }
 
-// ---------------------------------------------------------------- resize (SPEC 6.3, 10 P20)
+// ---------------------------------------------------------------- resize (METHOD §6.3, 10 P20)
 
 TEST(ResizeSide, PaperFloorKnownAnswers) {
   for (int64_t l = 1; l <= 224; ++l) {
@@ -280,7 +280,7 @@ TEST(ResizeCodec, ReferenceModeMayExceedTheBudget) {
   const Encoded reference = make_codec("resize", /*reference=*/true)->encode(img, budget);
   EXPECT_EQ(paper.choice, 10);
   EXPECT_EQ(reference.choice, 11);
-  EXPECT_TRUE(reference.fits);  // SPEC 10 P20: the reference counts it received
+  EXPECT_TRUE(reference.fits);  // METHOD §10 P20: the reference counts it received
   EXPECT_GT(reference.size_bytes * 8, budget);
 }
 
@@ -309,7 +309,7 @@ TEST(SearchLadder, MatchesScanOnMonotoneAndFindsHiddenRungLinearly) {
   EXPECT_EQ(search_ladder(10, fits, QualitySearch::kLinear, 2), 1);
   EXPECT_EQ(search_ladder(10, fits, QualitySearch::kBisect, 2), 8);
   EXPECT_EQ(search_ladder(10, fits, QualitySearch::kBisect, 7), 1);
-  // Cheapest rung does not fit → lost even though rung 0 would (SPEC 6.3 checks quality 1 first).
+  // Cheapest rung does not fit → lost even though rung 0 would (METHOD §6.3 checks quality 1 first).
   const std::vector<int> odd = {10, 90, 90};
   auto fits_odd = [&](int64_t i) { return odd[i] < 50; };
   EXPECT_EQ(search_ladder(3, fits_odd, QualitySearch::kLinear, 2), -1);
@@ -396,7 +396,7 @@ INSTANTIATE_TEST_SUITE_P(Digital,
                          [](const auto& info) { return info.param; });
 
 // The default kBisect shortcut against brute force on many images at every budget boundary:
-// the shortcut is the default only because this holds (SPEC 6.3 semantics = the linear scan).
+// the shortcut is the default only because this holds (METHOD §6.3 semantics = the linear scan).
 TEST(QualityCodecBisect, SameChoicesAsBruteForceOnManyImages) {
   CodecOptions options;
   options.search = QualitySearch::kBisect;

@@ -1,4 +1,4 @@
-// MobileNetV3 (SPEC 6.2, 10 P11): torchvision parity on a committed fixture
+// MobileNetV3 (METHOD §6.2, 10 P11): torchvision parity on a committed fixture
 // (scripts/make_mobilenet_fixture.py), torchvision's names/shapes/parameter
 // counts, the device/server split, input checks, the 1000-way reference head,
 // init, BN momentum, a few Adam steps.
@@ -108,7 +108,7 @@ TEST_P(MobileNetVariant, NamesAndShapesAreTorchvisions) {
   EXPECT_EQ(parameter_count(*model), expected.params);
 }
 
-// SPEC 6.2: the device half at 224 px; forward == forward_server ∘
+// METHOD §6.2: the device half at 224 px; forward == forward_server ∘
 // forward_device.
 TEST_P(MobileNetVariant, SplitShapesAndComposition) {
   torch::manual_seed(3);
@@ -152,7 +152,7 @@ TEST(MobileNetV3, BadInputsNameShapes) {
   EXPECT_EQ(mobilenet_variant_from_model_name("mobilenet-v3-large"), "large");
 }
 
-// SPEC 10 P11: 10-way head by default, the reference's 1000-way head behind the
+// METHOD §10 P11: 10-way head by default, the reference's 1000-way head behind the
 // switch.
 TEST(MobileNetV3, ReferenceHeadSwitch) {
   const Config defaults = Config::from_yaml("{}");

@@ -1,5 +1,5 @@
-// Model: timm names, init (nothing dropped), token selection invariants (SPEC 3), soft vs hard
-// paths (SPEC 10 P3–P5), budget losses and α sampling (SPEC 4), parity with an independent
+// Model: timm names, init (nothing dropped), token selection invariants (METHOD §3), soft vs hard
+// paths (METHOD §10 P3–P5), budget losses and α sampling (METHOD §4), parity with an independent
 // PyTorch implementation (scripts/make_vit_fixture.py), input validation.
 #include <gtest/gtest.h>
 
@@ -90,7 +90,7 @@ TEST(Vit, NamedParametersAreTimmNames) {
   EXPECT_EQ(plain->named_parameters().size(), expected.size() - 6);
 }
 
-TEST(Vit, InitMatchesSpec) {  // SPEC 2 / 3.3: timm init, gate bias ≈ 5, threshold bias ≈ −5
+TEST(Vit, InitMatchesSpec) {  // METHOD §2 / 3.3: timm init, gate bias ≈ 5, threshold bias ≈ −5
   torch::manual_seed(1);
   Vit model(VitOptions().depth(4));
   auto& block = *model->blocks[1]->as<BlockImpl>();
@@ -116,7 +116,7 @@ TEST(Vit, AtInitNothingIsDropped) {
     EXPECT_GT(s.patch_mask.mean().item<double>(), 0.97);
     EXPECT_EQ(s.kept.min().item<int64_t>(), 16);
   }
-  EXPECT_EQ(tokens_sent(out.stats.back()).max().item<int64_t>(), 18);  // SPEC 3.6: + cls + budget
+  EXPECT_EQ(tokens_sent(out.stats.back()).max().item<int64_t>(), 18);  // METHOD §3.6: + cls + budget
 }
 
 TEST(Vit, MasksAreMonotoneAndClsBudgetKept) {
@@ -223,7 +223,7 @@ TEST(Vit, KeepFractionHookKeepsExactly) {
   EXPECT_EQ(soft.stats[0].kept.min().item<int64_t>(), 4);
 }
 
-TEST(Vit, BudgetTokenFormula) {  // SPEC 3.1: b(α) = α·t_A + (1 − α)·t_B, appended last, no pos-embed
+TEST(Vit, BudgetTokenFormula) {  // METHOD §3.1: b(α) = α·t_A + (1 − α)·t_B, appended last, no pos-embed
   torch::manual_seed(7);
   Vit model(tiny());
   torch::NoGradGuard no_grad;
@@ -240,7 +240,7 @@ TEST(Vit, BudgetTokenFormula) {  // SPEC 3.1: b(α) = α·t_A + (1 − α)·t_B,
   }
 }
 
-TEST(Vit, BudgetOneIsTheStaticModel) {  // SPEC 3.1 / P23
+TEST(Vit, BudgetOneIsTheStaticModel) {  // METHOD §3.1 / P23
   Vit model = dropping_model();
   torch::NoGradGuard no_grad;
   const torch::Tensor images = images_of(3);
@@ -263,7 +263,7 @@ TEST(Vit, TrainingModeHasGradientsAndNoCutoff) {
   EXPECT_GT(model->budget_token_a.grad().abs().sum().item<double>(), 0.0);
 }
 
-// SPEC 10 P26: the soft path reports the pre-ReLU margin g − τ per patch; ReLU of it is the
+// METHOD §10 P26: the soft path reports the pre-ReLU margin g − τ per patch; ReLU of it is the
 // block's selection value (block 1: the cumulative mask itself), and a gradient flows from the
 // margin of a dropped patch into the gate (the mask's gradient there is 0). Hard path: none.
 TEST(Vit, SoftPathReportsThePreReluMargin) {
@@ -511,7 +511,7 @@ TEST(Evaluate, MaxBatchesTakesARandomSampleOfTheSplit) {
   EXPECT_DOUBLE_EQ(evaluate(model, data, config, o).front().accuracy, 0.5);
 }
 
-// SPEC 4 by hand, ε = 0.02. Block 1 means m̄ = (0.5, 0.26), block 2 (last) m̄ = (0.3, 0.1),
+// METHOD §4 by hand, ε = 0.02. Block 1 means m̄ = (0.5, 0.26), block 2 (last) m̄ = (0.3, 0.1),
 // α = (0.25, 0.25). P(block 1) = (0.23, 0), P(block 2) = (0.03, 0.13).
 TEST(BudgetLoss, KnownAnswers) {
   auto stats_of = [](float a, float b) {

@@ -25,6 +25,7 @@
 #include "tokcom/data/transforms.h"
 #include "tokcom/eval/link_eval.h"
 #include "tokcom/eval/sweep.h"
+#include "tokcom/split/method.h"
 #include "tokcom/split/mobilenet_split.h"
 #include "tokcom/split/proposal.h"
 #include "tokcom/train/jscc_stage.h"
@@ -68,9 +69,33 @@ TinyLink tiny_link(const Config& config, double ratio, SelectionMode mode) {
 
 }  // namespace
 
+TEST(Methods, RegistryAnswersWhatEachMethodIs) {
+  EXPECT_EQ(method_names(), "proposal, vit-ae, mobilenet-flat, mobilenet-cnn, resize, jpeg, webp, avif");
+  EXPECT_EQ(method_names([](const Method& m) { return m.has_bank(); }), "proposal, vit-ae, mobilenet-flat, mobilenet-cnn");
+  EXPECT_TRUE(method_has_budget("proposal"));
+  for (const char* name : {"vit-ae", "mobilenet-flat", "mobilenet-cnn", "jpeg", "nonsense"}) EXPECT_FALSE(method_has_budget(name));
+  EXPECT_TRUE(is_digital_method("jpeg/practical"));
+  EXPECT_FALSE(is_digital_method("jpeg/other"));
+  EXPECT_EQ(find_method("proposal/practical"), nullptr);  // only codecs take a link model
+  EXPECT_TRUE(is_mobilenet_method("mobilenet-cnn"));
+  EXPECT_FALSE(is_mobilenet_method("proposal"));
+  EXPECT_EQ(std::string(method_named("vit-ae", "--methods").paper_label), "ViT AE");
+  const std::string msg = test::error_of([] { method_named("vit", "--methods"); });
+  EXPECT_NE(msg.find("--methods: unknown method 'vit' (expected proposal, vit-ae, mobilenet-flat, mobilenet-cnn, resize"),
+            std::string::npos) << msg;
+  std::set<std::string> stages, flags;
+  for (const Method& m : methods()) {
+    EXPECT_EQ(m.has_bank(), !m.digital()) << m.name;
+    if (!m.has_bank()) continue;
+    EXPECT_TRUE(stages.insert(m.stage).second) << m.name << ": its stage folder is another method's";
+    EXPECT_TRUE(flags.insert(m.bank_flag).second) << m.name << ": its bank flag is another method's";
+    EXPECT_EQ(std::string(m.bank_flag).rfind("--", 0), 0u) << m.name;
+  }
+}
+
 TEST(Split, InputValuesAreTheModelsOwnInputUnlessSet) {
   EXPECT_EQ(input_values(Config::load("", tiny_overrides("x"))), 28 * 28);  // 1 channel
-  EXPECT_EQ(input_values(Config::load("")), 150528);                       // 3·224·224 (SPEC 5.5)
+  EXPECT_EQ(input_values(Config::load("")), 150528);                       // 3·224·224 (METHOD §5.5)
   EXPECT_EQ(input_values(Config::load("", {"comm.input_values=1000"})), 1000);
 }
 
@@ -177,7 +202,7 @@ TEST(Split, BadDecisionsAndPayloadsAreRejectedByName) {
   EXPECT_NE(test::error_of([&] { validate(nan, "test"); }).find("token_scale"), std::string::npos);
 }
 
-// Gradients reach the codec and the server blocks only; the device half has none (SPEC 10 P10).
+// Gradients reach the codec and the server blocks only; the device half has none (METHOD §10 P10).
 TEST(Split, GradientsReachOnlyJsccAndServer) {
   const Config config = Config::load("", tiny_overrides("x"));
   Vit vit = random_vit(config, 5);
@@ -257,7 +282,7 @@ TEST(JsccStage, TrainsFrozenDeviceResumesAndSweepShardsMerge) {
   }
 
   // A loaded bank's device half selects exactly as the plain model in eval mode (the eval-only
-  // cutoff of SPEC 3.3 applies), and its payload has (kept + 2)·d_r symbols per image.
+  // cutoff of METHOD §3.3 applies), and its payload has (kept + 2)·d_r symbols per image.
   {
     // A large cutoff makes the eval-only rule visible: in training mode these tokens would stay.
     const Config bank_cfg = Config::load(dir + "/a/config.yaml", {"model.eval_cutoff=0.5"});
@@ -304,7 +329,7 @@ TEST(JsccStage, TrainsFrozenDeviceResumesAndSweepShardsMerge) {
   EXPECT_FALSE(fs::exists(dir + "/gap.csv"));
   EXPECT_FALSE(fs::exists(dir + "/dup.csv"));
   // Proxy table straight from a sweep on the training split, then the controller on the real model
-  // (deployment, SPEC 8.5): every slot's ζ is a whole number of tokens × d_r of the chosen r.
+  // (deployment, METHOD §8.5): every slot's ζ is a whole number of tokens × d_r of the chosen r.
   ASSERT_EQ(test::run_cli("--seed 3 sweep --bank " + bank + " --split train --snr 0,10,20 --alphas 0.25,0.5,1 "
                               "--max-batches 1 --batch-size 64 -o " + dir + "/proxy.csv",
                           &out),
@@ -464,7 +489,7 @@ TEST(ChannelCli, AppliesAChannelToUserSymbols) {
   EXPECT_FALSE(fs::exists(dir + "/o.safetensors"));
 }
 
-// ---- MobileNetV3 baselines behind the split interface (SPEC 6.2) ----
+// ---- MobileNetV3 baselines behind the split interface (METHOD §6.2) ----
 
 namespace {
 
@@ -479,7 +504,7 @@ std::vector<std::string> tiny_mobilenet_overrides(const std::string& out) {
 }  // namespace
 
 TEST(MobileNetSplit, SymbolCountsFollowSpec62) {
-  // The paper's shapes (Small at 224 px, 24×28×28 map, n = 150 528): SPEC 6.2's k and ζ columns.
+  // The paper's shapes (Small at 224 px, 24×28×28 map, n = 150 528): METHOD §6.2's k and ζ columns.
   MobileNetV3 small(MobileNetV3Options().variant("small"));
   const std::vector<std::tuple<double, int64_t, int64_t>> table = {
       {0.5, 9408, 4704}, {0.25, 4704, 1176}, {0.15, 2808, 384}, {0.1, 1872, 96},
@@ -510,7 +535,7 @@ TEST(MobileNetSplit, PayloadsAreUnitPowerAndBatchesEqualSingleImages) {
     const Payload sent = device->encode(images, Decision{1.0, 0}, &stats);
     EXPECT_EQ(sent.method, method);
     EXPECT_TRUE(torch::equal(stats.kept_patches, torch::full({4}, 8, torch::kLong)));  // every channel sent
-    // Every token (flat) / every row of the s×s map (CNN) has unit energy (SPEC 5.2, 6.2).
+    // Every token (flat) / every row of the s×s map (CNN) has unit energy (METHOD §5.2, 6.2).
     const torch::Tensor energy = torch::abs(sent.symbols).square().sum(-1);
     EXPECT_TRUE(torch::allclose(energy, torch::ones_like(energy), 1e-5, 1e-5)) << method;
     EXPECT_EQ(symbols_per_image(sent)[0].item<int64_t>(), net->symbols_per_image());

@@ -62,7 +62,7 @@ TEST(HardCount, MaskSurrogatePushesSmallestMasksDownWhenOverBudget) {
   EXPECT_FLOAT_EQ(p2.item<float>(), 0.0f);
 }
 
-// SPEC 10 P26 fix: the margin surrogate reaches dropped tokens. Under budget, the gradient on a
+// METHOD §10 P26 fix: the margin surrogate reaches dropped tokens. Under budget, the gradient on a
 // dropped token's margin is negative (descent raises it, bringing it back), largest for the dropped
 // token closest to the threshold; over budget it is positive on kept tokens, largest for the kept
 // token closest to the threshold. The mask surrogate gives a dropped token exactly 0.
@@ -197,7 +197,7 @@ TEST(Trainer, AdaptiveStageLowersLossAndKeptFractionMovesTowardAlpha) {
   ASSERT_EQ(records.size(), 4u);
   EXPECT_LT(records.back().loss, records.front().loss);
   // eval_alphas = [0.25, 1.0]: at α = 0.25 the hard kept fraction falls from ~1 (nothing dropped at
-  // init, SPEC 3.3) toward 0.25.
+  // init, METHOD §3.3) toward 0.25.
   const double kept_first = records.front().kept_fraction.at(0), kept_last = records.back().kept_fraction.at(0);
   EXPECT_LT(kept_last, 0.6) << "first epoch kept " << kept_first;
   EXPECT_LT(kept_last, kept_first + 1e-9);

@@ -14,6 +14,7 @@
 #include "command.h"
 #include "tokcom/core/atomic_file.h"
 #include "tokcom/core/config.h"
+#include "tokcom/core/csv.h"
 #include "tokcom/core/errors.h"
 #include "tokcom/core/state_dict.h"
 #include "tokcom/data/loader.h"
@@ -72,7 +73,7 @@ void run_calibrate(const CalibrateArgs& a) {
   } catch (const DataError& e) {
     // A model whose selection ignores the budget (e.g. a smoke run's barely trained one) has no curve
     // to invert: the folder gets the model as it is, so a pipeline goes on, and says so loudly.
-    spdlog::warn("{}; {} holds the model uncalibrated (b(α) as SPEC 3.1)", e.what(), a.out);
+    spdlog::warn("{}; {} holds the model uncalibrated (b(α) as METHOD §3.1)", e.what(), a.out);
   }
   config.set("model.calibration_kept=" + list(kept));
   config.set("model.calibration_budget=" + list(fed));
@@ -80,9 +81,9 @@ void run_calibrate(const CalibrateArgs& a) {
   validate_vit_options(calibrated);
 
   fs::create_directories(a.out);
-  std::string csv = "budget,kept_fraction\n";
-  for (const auto& p : curve) csv += fmt::format("{:.6g},{:.6f}\n", p.budget, p.kept);
-  write_file_atomic(a.out + "/calibration.csv", csv);
+  csv::Writer csv(csv::schema("a calibration curve (tokcom calibrate)", "budget,kept_fraction"));
+  for (const auto& p : curve) csv.number(p.budget, 6).fixed(p.kept, 6).end_row();
+  csv.write(a.out + "/calibration.csv");
   write_file_atomic(a.out + "/model.safetensors", read_file(a.checkpoint));
   config.save(a.out + "/config.yaml");
   std::printf("requested α → budget fed (kept fraction measured on %lld %s images)\n",

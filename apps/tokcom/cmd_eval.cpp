@@ -1,4 +1,4 @@
-// `tokcom eval`: accuracy and kept tokens at several budgets, soft or hard path (SPEC 3.4, 3.5).
+// `tokcom eval`: accuracy and kept tokens at several budgets, soft or hard path (METHOD §3.4, 3.5).
 #include <sstream>
 
 #include <fmt/format.h>

@@ -1,4 +1,4 @@
-// `tokcom optimize`: the Lyapunov controller driven by a proxy table (SPEC 8). Table-driven mode:
+// `tokcom optimize`: the Lyapunov controller driven by a proxy table (METHOD §8). Table-driven mode:
 // --simulate runs one (V, μ) on the proxy simulation and writes the per-slot trace; without
 // --V/--mu it searches the (V, μ) grid per --zeta-max and scenario and reports the oracle bound.
 #include <ATen/CPUGeneratorImpl.h>
@@ -12,7 +12,8 @@
 
 #include "command.h"
 #include "optimize_args.h"
-#include "tokcom/control/csv_util.h"
+#include "tokcom/core/csv.h"
+#include "tokcom/core/text.h"
 #include "tokcom/control/optimize.h"
 #include "tokcom/control/snr_process.h"
 #include "tokcom/control/synthetic_table.h"
@@ -40,7 +41,8 @@ struct Deployment {
   DeployOptions options;
   std::unique_ptr<RemoteDecider> remote;  // `tokcom device --controller server`
   int64_t repeats = 0;
-  std::string out, rows = std::string(kDeployHeader) + "\n";
+  std::string out;
+  csv::Writer rows{deploy_schema()};
 
   void run(const std::string& scenario, double zeta_max, const LyapunovController& picked) {
     auto process = make_snr_process(scenario);
@@ -52,29 +54,15 @@ struct Deployment {
       const DeploySummary s =
           deploy(model, *channel, c, *process, data, config, options, static_cast<uint64_t>(r), &trace, remote.get());
       write_trace_csv(fmt::format("{}/deploy/trace_{}_zmax{}_rep{}.csv", out, csv::file_slug(scenario), zeta_max, r), trace);
-      rows += fmt::format("{},{},{},{},{},{:.6f},{:.6f},{:.8g},{},{:.8g}\n", csv::quote_field(scenario), zeta_max, r,
-                          c.options().tradeoff, c.options().queue_step, s.accuracy, s.constrained_accuracy, s.zeta,
-                          s.slots, s.queue_final);
+      rows.text(scenario).number(zeta_max).integer(r).number(c.options().tradeoff).number(c.options().queue_step);
+      rows.fixed(s.accuracy, 6).fixed(s.constrained_accuracy, 6).number(s.zeta, 8).integer(s.slots);
+      rows.number(s.queue_final, 8).end_row();
       spdlog::info("deploy {} zeta_max={} repeat {}: accuracy {:.4f}, constrained {:.4f}, mean zeta {:.5f} ({} slots)",
                    scenario, zeta_max, r, s.accuracy, s.constrained_accuracy, s.zeta, s.slots);
     }
-    write_file_atomic(out + "/deploy_summary.csv", rows);
+    rows.write(out + "/deploy_summary.csv");
   }
 };
-
-std::vector<double> number_list(const std::string& text, const std::string& flag) {
-  std::vector<double> out;
-  for (const std::string& item : csv::split(text)) {
-    if (item.empty()) continue;
-    try {
-      out.push_back(csv::parse_number(item, flag, "value"));
-    } catch (const FormatError&) {
-      throw ConfigError(flag + ": '" + item + "' is not a number (expected a comma list, e.g. 0.005,0.01)");
-    }
-  }
-  if (out.empty()) throw ConfigError(flag + ": empty list");
-  return out;
-}
 
 }  // namespace
 
@@ -87,9 +75,9 @@ void run_optimize(const OptimizeArgs& a) {
 
   OptimizeRequest q;
   q.table_path = a.synthetic ? "<synthetic>" : a.table;
-  q.zeta_max = number_list(a.zeta_max, "--zeta-max");
-  q.search.tradeoffs = number_list(a.v_grid, "--V-grid");
-  q.search.queue_steps = number_list(a.mu_grid, "--mu-grid");
+  q.zeta_max = parse_number_list(a.zeta_max, "--zeta-max");
+  q.search.tradeoffs = parse_number_list(a.v_grid, "--V-grid");
+  q.search.queue_steps = parse_number_list(a.mu_grid, "--mu-grid");
   q.search.slots = a.slots;
   q.search.window = a.window;
   q.search.interpolate = a.interpolate;
@@ -173,7 +161,7 @@ void add_optimize(CLI::App& app) {
   auto a = std::make_shared<OptimizeArgs>();
   CLI::App* cmd = app.add_subcommand(
       "optimize",
-      "Lyapunov controller on a proxy table (SPEC 8): simulate one (V, mu) or search the grid, with\n"
+      "Lyapunov controller on a proxy table (METHOD §8): simulate one (V, mu) or search the grid, with\n"
       "the oracle bound. Table CSV columns: method,channel,regime,snr_db,ratio,budget,zeta,accuracy");
   cmd->add_option("--table", a->table, "Proxy table CSV (any table in the schema, e.g. from your system)");
   cmd->add_option("--method", a->method, "Keep rows of this method (needed when the CSV holds several)");
@@ -197,14 +185,14 @@ void add_optimize(CLI::App& app) {
   cmd->add_option("--snr-trace", a->snr_trace, "Replay this SNR trace CSV (one dB value per slot)");
   cmd->add_option("--V-grid", a->v_grid, "Search grid of V")->capture_default_str();
   cmd->add_option("--mu-grid", a->mu_grid, "Search grid of mu (tie-break order)")->capture_default_str();
-  cmd->add_option("--selection", a->selection, "Rule whose pick gets a trace and the figure (SPEC 10 P18)")
+  cmd->add_option("--selection", a->selection, "Rule whose pick gets a trace and the figure (METHOD §10 P18)")
       ->check(CLI::IsMember({"paper", "reference"}))->capture_default_str();
-  cmd->add_flag("--interpolate", a->interpolate, "Interpolate the table linearly in SNR (SPEC 10 P19)");
+  cmd->add_flag("--interpolate", a->interpolate, "Interpolate the table linearly in SNR (METHOD §10 P19)");
   cmd->add_option("--oracle-samples", a->oracle_samples, "Monte Carlo SNR draws of the oracle with --interpolate")
       ->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_flag("--no-plots", a->no_plots, "Skip the gnuplot figures");
   cmd->add_option("--bank", a->bank,
-                  "Deployment (SPEC 8.5): after the search, run each picked controller on this trained bank "
+                  "Deployment (METHOD §8.5): after the search, run each picked controller on this trained bank "
                   "(train.stage=jscc folder) image by image, hard mode, batch 1");
   cmd->add_option("--deploy-split", a->deploy_split, "Split the deployment runs on")->capture_default_str();
   cmd->add_option("--deploy-images", a->deploy_images, "> 0: only this many images (slots) per deployment run")

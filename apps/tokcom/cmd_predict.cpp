@@ -50,7 +50,7 @@ torch::Tensor read_image(const std::string& path, int64_t channels) {
   return t;
 }
 
-// MobileNetV3 (torchvision names): the same two forms, no budget (SPEC 6.2).
+// MobileNetV3 (torchvision names): the same two forms, no budget (METHOD §6.2).
 void print_top5(const std::string& path, const std::string& note, const torch::Tensor& logits,
                 const std::vector<std::string>& names) {
   const torch::Tensor prob = torch::softmax(logits, 0);

@@ -16,12 +16,13 @@
 #include "command.h"
 #include "stages.h"
 #include "tokcom/comm/channel.h"
-#include "tokcom/control/csv_util.h"
 #include "tokcom/control/snr_process.h"
 #include "tokcom/core/config.h"
 #include "tokcom/core/errors.h"
+#include "tokcom/core/text.h"
 #include "tokcom/eval/sweep.h"
 #include "tokcom/report/report.h"
+#include "tokcom/split/method.h"
 
 namespace tokcom::cli {
 namespace {
@@ -76,16 +77,18 @@ void run_reproduce(ReproduceArgs& a) {
   parse_range(a.alphas, "--alphas");
   parse_range(a.snr, "--snr");
   parse_range(a.proxy_snr, "--proxy-snr");
-  for (const auto& channel : csv::split(a.channels)) make_channel(channel);
+  for (const auto& channel : split_channel_specs(a.channels)) make_channel(channel);
   for (const auto& scenario : split_scenarios(a.scenarios)) make_snr_process(scenario);
-  const std::vector<std::string> all_methods = {"proposal", "vit-ae", "mobilenet-flat", "mobilenet-cnn"};
-  const std::vector<std::string> methods = csv::split(a.methods);
+  // The study trains every method that has a bank; the digital codecs always run (stage digital).
+  const std::string trainable = method_names([](const Method& m) { return m.has_bank(); });
+  const std::vector<std::string> methods = split_list(a.methods);
   for (const auto& m : methods) {
-    if (std::find(all_methods.begin(), all_methods.end(), m) == all_methods.end()) {
-      throw UsageError(fmt::format("--methods: unknown method '{}' (expected some of {})", m, join(all_methods)));
+    const Method* known = find_method(m);
+    if (!known || !known->has_bank()) {
+      throw UsageError(fmt::format("--methods: unknown method '{}' (expected some of {})", m, trainable));
     }
   }
-  if (methods.empty()) throw UsageError("--methods: empty list (expected some of " + join(all_methods) + ")");
+  if (methods.empty()) throw UsageError("--methods: empty list (expected some of " + trainable + ")");
   auto wanted = [&](const std::string& m) { return std::find(methods.begin(), methods.end(), m) != methods.end(); };
   const std::string name = fs::path(a.config).stem().string();
   const std::string out = a.out.empty() ? "runs/reproduce-" + name : a.out;
@@ -93,7 +96,7 @@ void run_reproduce(ReproduceArgs& a) {
   if (!a.plan) fs::create_directories(out);
   const int64_t shards = std::max<int64_t>(1, a.sweep_shards);
 
-  // Scale: the config's own epochs for stages 1–2 (SPEC 7 at our size), --jscc-epochs for each of
+  // Scale: the config's own epochs for stages 1–2 (METHOD §7 at our size), --jscc-epochs for each of
   // the 14 (r, regime) models and the ViT-AE bank; --quick shrinks everything to a smoke run.
   const std::string max_batches = a.quick ? "3" : std::to_string(a.jscc_batches);
   const std::string sweep_batches = a.quick ? "1" : std::to_string(a.sweep_batches);
@@ -143,7 +146,7 @@ void run_reproduce(ReproduceArgs& a) {
                                   "train.init=" + out + "/backbone/model.safetensors", "train.out=" + vit_ae,
                                   "model.adaptive_blocks=[]"},
                                  jscc)});
-  // MobileNetV3 baselines (SPEC 6.2): backbone from scratch (docs/mobilenet.md's recipe), then the
+  // MobileNetV3 baselines (METHOD §6.2): backbone from scratch (docs/mobilenet.md's recipe), then the
   // flat and CNN JSCC banks on its frozen device half.
   const std::string mobilenet = out + "/mobilenet";
   const std::vector<std::string> mobilenet_epochs =
@@ -160,13 +163,12 @@ void run_reproduce(ReproduceArgs& a) {
                                  jscc)});
   }
   std::vector<std::string> neural_banks;
-  if (wanted("proposal")) neural_banks.insert(neural_banks.end(), {"--bank", bank});
-  if (wanted("vit-ae")) neural_banks.insert(neural_banks.end(), {"--vit-ae-bank", vit_ae});
-  if (wanted("mobilenet-flat")) neural_banks.insert(neural_banks.end(), {"--mobilenet-flat-bank", out + "/mobilenet-flat"});
-  if (wanted("mobilenet-cnn")) neural_banks.insert(neural_banks.end(), {"--mobilenet-cnn-bank", out + "/mobilenet-cnn"});
-  std::vector<std::string> swept;  // in the plan's order, whatever the order of --methods
-  for (const auto& m : all_methods)
-    if (wanted(m)) swept.push_back(m);
+  std::vector<std::string> swept;  // in the registry's order, whatever the order of --methods
+  for (const Method& m : tokcom::methods()) {
+    if (!m.has_bank() || !wanted(m.name)) continue;
+    neural_banks.insert(neural_banks.end(), {m.bank_flag, out + "/" + m.stage});
+    swept.push_back(m.name);
+  }
   const std::string neural_methods = join(swept);
   auto sweep_args = [&](std::vector<std::string> head, const std::vector<std::string>& tail) {
     head.insert(head.end(), neural_banks.begin(), neural_banks.end());
@@ -190,7 +192,7 @@ void run_reproduce(ReproduceArgs& a) {
   plan.push_back({"digital", {"sweep", "--methods", "resize,jpeg,webp,avif", "--backbone",
                               out + "/backbone/model.safetensors", "--channels", "awgn", "--snr=" + snr, "--zetas",
                               zetas, "--max-batches", sweep_batches, "-o", out + "/digital/digital.csv"}});
-  // Proxy tables on the training split (the paper's text; SPEC 8.2), both regimes, both ViT methods.
+  // Proxy tables on the training split (the paper's text; METHOD §8.2), both regimes, both ViT methods.
   plan.push_back({"proxy", sweep_args({"sweep"}, {"--regimes", "robust,noiseless", "--channels", "awgn",
                                                   "--snr=" + proxy_snr, "--alphas", alphas, "--split", "train",
                                                   "--max-batches", a.quick ? "1" : std::to_string(a.proxy_batches), "-o",

@@ -1,6 +1,6 @@
 // `tokcom sweep`: a trained JSCC bank over the grid methods × regimes × ratios × α × channels ×
 // SNR, one tidy CSV row per cell plus a JSON sidecar; `--shard k/n` for array jobs; `tokcom merge`
-// joins the shards (SPEC 5, issue "semantic channel").
+// joins the shards (METHOD §5, issue "semantic channel").
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -14,6 +14,7 @@
 #include "tokcom/comm/zeta.h"
 #include "tokcom/core/config.h"
 #include "tokcom/core/errors.h"
+#include "tokcom/core/text.h"
 #include "tokcom/core/version.h"
 #include "tokcom/comm/digital/options.h"
 #include "tokcom/core/state_dict.h"
@@ -22,6 +23,7 @@
 #include "tokcom/eval/evaluate.h"
 #include "tokcom/eval/link_eval.h"
 #include "tokcom/eval/sweep.h"
+#include "tokcom/split/method.h"
 #include "tokcom/split/mobilenet_split.h"
 #include "tokcom/split/proposal.h"
 
@@ -30,27 +32,14 @@ namespace {
 namespace fs = std::filesystem;
 
 struct SweepArgs {
-  std::string config, bank, vit_ae_bank, mobilenet_flat_bank, mobilenet_cnn_bank, methods = "proposal", regimes = "robust", channels = "awgn",
+  std::map<std::string, std::string> bank_dirs;  // method → its bank folder (--bank, --vit-ae-bank, …)
+  std::string config, methods = "proposal", regimes = "robust", channels = "awgn",
                       snr = "-20:20:2.5", alphas = "0.001,0.01,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9", ratios,
                       mode = "hard", split = "val", shard = "0/1", out,
                       zetas = "0.001,0.002,0.005,0.01,0.02,0.05,0.1,0.2", backbone, per_image;
   int64_t batch_size = 256, max_batches = 0;
   std::vector<std::string> overrides;
 };
-
-std::vector<std::string> split_list(const std::string& s) {
-  std::vector<std::string> out;
-  size_t start = 0;
-  while (start <= s.size()) {
-    // Channel specs carry their own commas after ':' (rician:K=4,csi=zf): split at ';' when present.
-    const char sep = s.find(';') != std::string::npos ? ';' : ',';
-    const size_t end = s.find(sep, start);
-    out.push_back(s.substr(start, end == std::string::npos ? std::string::npos : end - start));
-    if (end == std::string::npos) break;
-    start = end + 1;
-  }
-  return out;
-}
 
 // The config a bank was trained with (its config.yaml) unless -c is given, then the overrides.
 Config bank_config(const SweepArgs& a, const std::string& bank) {
@@ -107,7 +96,7 @@ void run_sweep(const SweepArgs& a) {
   SweepGrid grid;
   grid.methods = split_list(a.methods);
   grid.regimes = split_list(a.regimes);
-  grid.channels = split_list(a.channels);
+  grid.channels = split_channel_specs(a.channels);
   grid.snrs = parse_range(a.snr, "--snr");
   grid.alphas = parse_range(a.alphas, "--alphas");
   grid.mode = a.mode;
@@ -123,15 +112,9 @@ void run_sweep(const SweepArgs& a) {
       }
       continue;
     }
-    if (m == "proposal") banks[m] = a.bank;
-    else if (m == "vit-ae") banks[m] = a.vit_ae_bank;
-    else if (m == "mobilenet-flat") banks[m] = a.mobilenet_flat_bank;
-    else if (m == "mobilenet-cnn") banks[m] = a.mobilenet_cnn_bank;
-    else throw UsageError(fmt::format("--methods: unknown method '{}' (expected proposal, vit-ae, mobilenet-flat, "
-                                      "mobilenet-cnn, resize, jpeg, webp, avif; codecs optionally with /practical)", m));
-    if (banks[m].empty()) {
-      throw UsageError(fmt::format("--methods {0} needs its bank folder (--{1})", m, m == "proposal" ? "bank" : m + "-bank"));
-    }
+    const Method& method = method_named(m, "--methods");
+    banks[m] = a.bank_dirs.count(method.name) ? a.bank_dirs.at(method.name) : "";
+    if (banks[m].empty()) throw UsageError(fmt::format("--methods {} needs its bank folder ({})", m, method.bank_flag));
   }
   for (const auto& r : grid.regimes) {
     if (r != "robust" && r != "noiseless") throw UsageError("--regimes: '" + r + "', expected robust and/or noiseless");
@@ -188,9 +171,9 @@ void run_sweep(const SweepArgs& a) {
         row.symbols = results[i].symbols();
         row.zeta = row.symbols / static_cast<double>(model.input_values);
         if (config.get_bool("comm.proxy_zeta_reference") && !is_mobilenet_method(method)) {
-          // SPEC 10 P15 reference mode: E[tokens sent]·dim·r with the fractional dim·r.
+          // METHOD §10 P15 reference mode: E[tokens sent]·dim·r with the fractional dim·r.
           const VitOptions vo = vit_options_from_config(config);
-          const double sent_tokens = method == "proposal" ? row.kept_tokens + 2 : vo.num_patches() + 1;
+          const double sent_tokens = method_has_budget(method) ? row.kept_tokens + 2 : vo.num_patches() + 1;
           row.zeta = proxy_zeta_reference(sent_tokens, row.cell.ratio, vo.dim(), model.input_values);
         }
         row.accuracy = results[i].accuracy();
@@ -222,17 +205,15 @@ void run_sweep(const SweepArgs& a) {
 void add_sweep(CLI::App& app) {
   auto a = std::make_shared<SweepArgs>();
   CLI::App* cmd = app.add_subcommand("sweep", "Accuracy vs ζ of trained JSCC banks over channels, SNRs, ratios and budgets");
-  cmd->add_option("--bank", a->bank, "Folder of the proposal's bank (train.out of train.stage=jscc)");
-  cmd->add_option("--vit-ae-bank", a->vit_ae_bank, "Folder of the ViT-AE bank (jscc stage on the static backbone)");
-  cmd->add_option("--mobilenet-flat-bank", a->mobilenet_flat_bank,
-                  "Folder of the MobileNetV3 + flat JSCC bank (jscc stage, train.method=mobilenet-flat)");
-  cmd->add_option("--mobilenet-cnn-bank", a->mobilenet_cnn_bank,
-                  "Folder of the MobileNetV3 + CNN JSCC bank (jscc stage, train.method=mobilenet-cnn)");
+  for (const Method& m : methods()) {
+    if (!m.has_bank()) continue;
+    cmd->add_option(m.bank_flag, a->bank_dirs[m.name],
+                    fmt::format("Folder of the {} bank: {} (train.out of its train.stage=jscc)", m.name, m.about));
+  }
   cmd->add_option("-c,--config", a->config, "Config (default: config.yaml in each bank folder)");
   cmd->add_option("--methods", a->methods,
-                  "Comma list: proposal, vit-ae, mobilenet-flat, mobilenet-cnn, resize, jpeg, webp, avif (codecs: AWGN "
-                  "capacity; add /practical "
-                  "for the 5G NR rate table)")
+                  "Comma list of " + method_names() + " (codecs: AWGN capacity; add /practical for the 5G NR rate "
+                  "table)")
       ->capture_default_str();
   cmd->add_option("--regimes", a->regimes, "Comma list: robust, noiseless")->capture_default_str();
   cmd->add_option("--channels", a->channels,
@@ -250,7 +231,7 @@ void add_sweep(CLI::App& app) {
   cmd->add_option("--max-batches", a->max_batches, "> 0: only the first batches (smoke runs)")->capture_default_str();
   cmd->add_option("--zetas", a->zetas, "ζ settings of the digital baselines")->capture_default_str();
   cmd->add_option("--backbone", a->backbone, "Clean ViT (model.safetensors + config.yaml beside it) that classifies "
-                                             "what the digital baselines deliver (SPEC 6.3, Q7)");
+                                             "what the digital baselines deliver (METHOD §6.3, Q7)");
   cmd->add_option("--per-image", a->per_image, "Digital baselines: one row per (method, image, zeta, snr_db): "
                                                "budget_bits, choice, bytes, fits");
   cmd->add_option("--shard", a->shard, "k/n: run the k-th (0-based) of n contiguous parts of the grid")->capture_default_str();

@@ -1,4 +1,4 @@
-// `tokcom train`: backbone and adaptive stages (SPEC 4, 7).
+// `tokcom train`: backbone and adaptive stages (METHOD §4, 7).
 #include <spdlog/spdlog.h>
 
 #include "command.h"
@@ -32,7 +32,7 @@ void run_train(const TrainArgs& args) {
 void add_train(CLI::App& app) {
   auto args = std::make_shared<TrainArgs>();
   CLI::App* cmd = app.add_subcommand(
-      "train", "Train a stage: train.stage=backbone (CE) | adaptive (CE + budget losses, SPEC 4) | jscc (the\n"
+      "train", "Train a stage: train.stage=backbone (CE) | adaptive (CE + budget losses, METHOD §4) | jscc (the\n"
                "JSCC bank, per r and regime); data parallel with --world-size/--rank/--master (c10d Gloo)");
   cmd->add_option("-c,--config", args->config, "Named config in configs/ or a YAML path")->capture_default_str();
   cmd->add_flag("--resume", args->resume, "Continue from <train.out>/checkpoint (same config and seed)");

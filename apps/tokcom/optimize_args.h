@@ -20,7 +20,7 @@ struct OptimizeArgs {
   std::vector<std::string> scenarios;
   std::string v_grid = "1,10,100,1000,10000,100000", mu_grid = "1,10,100";
   std::string out;
-  // Deployment (SPEC 8.5): the real split model driven by each picked (or given) controller.
+  // Deployment (METHOD §8.5): the real split model driven by each picked (or given) controller.
   std::string bank, deploy_split = "val";
   int64_t deploy_images = 0, repeats = 0;
   std::vector<std::string> overrides;

@@ -14,18 +14,13 @@
 #include "command.h"
 #include "tokcom/core/atomic_file.h"
 #include "tokcom/core/errors.h"
+#include "tokcom/core/text.h"
 
 extern char** environ;
 
 namespace tokcom::cli {
 namespace {
 namespace fs = std::filesystem;
-
-std::string digest_of(const std::string& s) {
-  uint64_t h = 1469598103934665603ull;  // FNV-1a
-  for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
-  return fmt::format("{:016x}", h);
-}
 
 std::string self_path() {
   std::error_code ec;
@@ -78,7 +73,7 @@ void Stages::run(const std::string& name, const std::vector<std::string>& args, 
   const bool bf16 = g.precision == "bf16";
   const std::string identity = (bf16 ? "--precision bf16 " : "") + line;
   const std::string dir = out_ + "/" + name, done = dir + "/.done",
-                    digest = digest_of(g.seed == 0 ? identity : fmt::format("--seed {} {}", g.seed, identity));
+                    digest = fnv1a_hex(g.seed == 0 ? identity : fmt::format("--seed {} {}", g.seed, identity));
   std::string stamps;
   for (const auto& input : inputs) stamps += input + "\n" + stage_stamp(out_ + "/" + input);
   const bool same_command = fs::exists(done) && read_file(done) == digest + "\n";

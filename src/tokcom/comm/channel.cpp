@@ -10,6 +10,7 @@
 
 #include "tokcom/core/check.h"
 #include "tokcom/core/errors.h"
+#include "tokcom/core/text.h"
 
 namespace tokcom {
 
@@ -50,7 +51,7 @@ torch::Tensor Channel::noise_variance(const std::string& caller, const Payload& 
   }
   std::vector<int64_t> view(z.dim(), 1);
   view[0] = batch;
-  // σ² = P_sig / 10^{SNR/10} per token (SPEC 5.3); P_sig clamped so that sqrt has a finite
+  // σ² = P_sig / 10^{SNR/10} per token (METHOD §5.3); P_sig clamped so that sqrt has a finite
   // gradient at all-zero (padded) tokens.
   const auto inv_snr = torch::pow(10.0, -snr_cpu.to(z.device(), torch::kFloat) / 10.0).view(view);
   // Not masked here: sqrt(0) at padded slots would turn their zero gradient into NaN.
@@ -135,6 +136,17 @@ double parse_number(const std::string& spec, const std::string& key, const std::
 }
 
 }  // namespace
+
+std::vector<std::string> split_channel_specs(const std::string& text) {
+  if (text.find(';') != std::string::npos) return split_list(text, ';');
+  std::vector<std::string> specs;
+  for (const std::string& item : split_list(text, ',')) {
+    const bool option = item.find('=') != std::string::npos && item.find(':') == std::string::npos;
+    if (option && !specs.empty()) specs.back() += "," + item;
+    else specs.push_back(item);
+  }
+  return specs;
+}
 
 std::vector<std::string> channel_names() { return kNames; }
 

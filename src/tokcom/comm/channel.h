@@ -1,13 +1,13 @@
-// comm/channel.h — wireless channels as const functors over a Payload (SPEC 5.3, 10 P24).
+// comm/channel.h — wireless channels as const functors over a Payload (METHOD §5.3, 10 P24).
 //
 // Every channel: y = h·z + n, n ~ CN(0, σ²) with σ² = P_sig / 10^{SNR/10}, P_sig measured per
-// token over the symbol axis (per map for CNN payloads; power.h, SPEC 10 P14), SNR one value per
+// token over the symbol axis (per map for CNN payloads; power.h, METHOD §10 P14), SNR one value per
 // image. Gains have E|h|² = 1, so the nominal SNR is the average received SNR. Noise is drawn
 // first, then gains, always from `rng` (on rng's device, then moved): the same seed gives the same
 // output on CPU and CUDA, and channels differing only in h share the noise draw.
 // Padded token slots (token_mask false) are not transmitted: the receiver sees nothing there, so
 // they come out as exact zeros, with no noise and no power counted. Digital payloads pass through
-// unchanged (the capacity-achieving assumption of SPEC 6.3 makes them error-free).
+// unchanged (the capacity-achieving assumption of METHOD §6.3 makes them error-free).
 #pragma once
 #include <ATen/core/Generator.h>
 #include <torch/types.h>
@@ -60,7 +60,7 @@ class NoiselessChannel final : public Channel {
   Received apply(const Payload& sent, const torch::Tensor& snr_db, torch::Generator& rng) const override;
 };
 
-// y = z + n (SPEC 5.3, the paper's channel).
+// y = z + n (METHOD §5.3, the paper's channel).
 class AwgnChannel final : public Channel {
  public:
   using Channel::Channel;
@@ -71,7 +71,7 @@ class AwgnChannel final : public Channel {
 enum class Equalizer { kNone, kZeroForcing, kMmse };
 
 struct FadingOptions {
-  TORCH_ARG(bool, per_symbol) = false;     // false: one h per image (paper, SPEC 10 P24)
+  TORCH_ARG(bool, per_symbol) = false;     // false: one h per image (paper, METHOD §10 P24)
   TORCH_ARG(double, rician_k) = 0.0;       // linear K-factor; 0 = Rayleigh; inf = no fading
   TORCH_ARG(double, variance) = 1.0;       // per-symbol fading variance σ_f² (reference code)
   TORCH_ARG(Equalizer, equalizer) = Equalizer::kNone;  // receiver with perfect CSI when not kNone
@@ -98,6 +98,10 @@ class FadingChannel final : public Channel {
 // power=squared|reference and power_axes=auto|last (all). Unknown name/option → ConfigError.
 std::unique_ptr<Channel> make_channel(const std::string& spec);
 std::vector<std::string> channel_names();
+// A list of channel specs (--channels): separated by ';' when the text holds one, else by ','
+// where an item that is only an option (key=value, no ':') continues the spec before it, so
+// "awgn,rician:K=4,csi=zf" is awgn and rician:K=4,csi=zf.
+std::vector<std::string> split_channel_specs(const std::string& text);
 
 // y with padded slots (token_mask false) set to 0; y unchanged when the mask is undefined.
 torch::Tensor mask_slots(const torch::Tensor& y, const torch::Tensor& token_mask);

@@ -85,7 +85,7 @@ CnnJsccEncoderImpl::CnnJsccEncoderImpl(CnnJsccOptions options_)
 
 torch::Tensor CnnJsccEncoderImpl::forward(const torch::Tensor& x) {
   check_shape("CnnJsccEncoder::forward", "x", x, {-1, options.channels(), options.side(), options.side()});
-  return normalize_unit_norm(re->forward(x), im->forward(x));  // per row (last axis), SPEC 6.2
+  return normalize_unit_norm(re->forward(x), im->forward(x));  // per row (last axis), METHOD §6.2
 }
 
 CnnJsccDecoderImpl::CnnJsccDecoderImpl(CnnJsccOptions options_)

@@ -1,4 +1,4 @@
-// comm/cnn_jscc.h — convolutional JSCC on the MobileNetV3 24×28×28 map ("MNv3 CNN", SPEC 6.2).
+// comm/cnn_jscc.h — convolutional JSCC on the MobileNetV3 24×28×28 map ("MNv3 CNN", METHOD §6.2).
 //
 // Parameter names: encoder.re.{0,2,4}, encoder.im.{0,2,4} (Conv2d / ConvTranspose2d, 24→24
 // channels), decoder.net.{0,2,4} (48→40→32→24 channels), each .weight/.bias.
@@ -29,7 +29,7 @@ struct CnnJsccPlan {
 // First (kernel i, stride j), i = 1..11 outer, j = 1..11 inner, minimising |out − target| with
 // out = ⌊(in − i)/j⌋ + 1 (Conv2d, target < in) or (in − 1)·j + i (ConvTranspose2d).
 ConvStep plan_conv_step(int64_t in_size, int64_t target);
-// The reference's kernel/stride search for every layer (SPEC 6.2 table for side 28).
+// The reference's kernel/stride search for every layer (METHOD §6.2 table for side 28).
 CnnJsccPlan plan_cnn_jscc(int64_t side, double ratio);
 
 struct CnnJsccOptions {
@@ -39,14 +39,14 @@ struct CnnJsccOptions {
   TORCH_ARG(int64_t, channels) = 24;
   TORCH_ARG(int64_t, side) = 28;
   TORCH_ARG(double, ratio) = 0.5;
-  // SPEC 10 P14 (for the channel): un-squared norm (reference) vs squared (default).
+  // METHOD §10 P14 (for the channel): un-squared norm (reference) vs squared (default).
   TORCH_ARG(bool, reference_power) = false;
   // Reference robust r = 0.5 config: power over the last axis only, not s×s.
   TORCH_ARG(bool, power_last_axis) = false;
 };
 
 // x (B, C, side, side) float → z (B, C, s, s) complex64, each row of the s×s map unit norm
-// (SPEC 6.2, 10 P13). Re and Im are two separately initialised 3-layer conv nets, ReLU between.
+// (METHOD §6.2, 10 P13). Re and Im are two separately initialised 3-layer conv nets, ReLU between.
 class CnnJsccEncoderImpl : public torch::nn::Module {
  public:
   explicit CnnJsccEncoderImpl(CnnJsccOptions options);

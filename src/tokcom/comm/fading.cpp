@@ -1,5 +1,5 @@
 // Block / per-symbol Rayleigh and Rician fading with optional perfect-CSI equalisation
-// (SPEC 5.3, 10 P24, open question Q8).
+// (METHOD §5.3, 10 P24, open question Q8).
 #include <fmt/format.h>
 
 #include <cmath>
@@ -78,7 +78,7 @@ Received FadingChannel::apply(const Payload& sent, const torch::Tensor& snr_db,
   auto y = hb * z + unit_noise * noise_var.sqrt();
   switch (options_.equalizer()) {
     case Equalizer::kNone:
-      break;  // the receiver gets h·z + n and must cope (SPEC 10 P24 default "no CSI")
+      break;  // the receiver gets h·z + n and must cope (METHOD §10 P24 default "no CSI")
     case Equalizer::kZeroForcing:
       y = y * hb.conj() / hb.abs().square();  // ŷ = y·h*/|h|² = z + n·h*/|h|²
       break;

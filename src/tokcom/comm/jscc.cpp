@@ -53,7 +53,7 @@ torch::nn::Sequential make_mlp(const std::vector<int64_t>& widths) {
 
 JsccEncoderImpl::JsccEncoderImpl(JsccOptions options_) : options(std::move(options_)) {
   const auto widths = encoder_widths(options.dim(), options.ratio());
-  re = register_module("re", make_mlp(widths));  // two separately initialised MLPs (SPEC 5.2)
+  re = register_module("re", make_mlp(widths));  // two separately initialised MLPs (METHOD §5.2)
   im = register_module("im", make_mlp(widths));
 }
 

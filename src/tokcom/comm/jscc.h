@@ -1,4 +1,4 @@
-// comm/jscc.h — token JSCC encoder/decoder and the bank of one pair per ratio (SPEC 5.1–5.4).
+// comm/jscc.h — token JSCC encoder/decoder and the bank of one pair per ratio (METHOD §5.1–5.4).
 //
 // Parameter names (safetensors keys, relative to where the bank is registered, e.g. "jscc."):
 //   {i}.encoder.re.{0,2,4}.{weight,bias}   MLP for the real part (Linear, ReLU, Linear, ReLU, Linear)
@@ -18,7 +18,7 @@
 
 namespace tokcom {
 
-// d_r = max(⌊dim·r⌋, 1) complex symbols per token (SPEC 5.1).
+// d_r = max(⌊dim·r⌋, 1) complex symbols per token (METHOD §5.1).
 int64_t symbols_per_token(int64_t dim, double ratio);
 // numpy's linspace(start, end, n) truncated to int (last value exactly `end`).
 std::vector<int64_t> linspace_int(double start, double end, int64_t n);
@@ -31,12 +31,12 @@ struct JsccOptions {
   PowerOptions power_options() const { return PowerOptions().reference_power(reference_power_); }
   TORCH_ARG(int64_t, dim) = 192;     // token width d (DeiT-Tiny; 784 for flattened MNv3)
   TORCH_ARG(double, ratio) = 0.1;    // r
-  // SPEC 10 P14: carried for the channel (power_options()); the per-token unit norm makes the
+  // METHOD §10 P14: carried for the channel (power_options()); the per-token unit norm makes the
   // encoder's output the same in both modes.
   TORCH_ARG(bool, reference_power) = false;
 };
 
-// x (B, T, dim) float → z (B, T, d_r) complex64, every token unit energy (SPEC 5.2, 10 P13).
+// x (B, T, dim) float → z (B, T, d_r) complex64, every token unit energy (METHOD §5.2, 10 P13).
 class JsccEncoderImpl : public torch::nn::Module {
  public:
   explicit JsccEncoderImpl(JsccOptions options);
@@ -46,7 +46,7 @@ class JsccEncoderImpl : public torch::nn::Module {
 };
 TORCH_MODULE(JsccEncoder);
 
-// y (B, T, d_r) complex64 → x̂ (B, T, dim) float: MLP on concat(Re(y), Im(y)) (SPEC 5.4; the
+// y (B, T, d_r) complex64 → x̂ (B, T, dim) float: MLP on concat(Re(y), Im(y)) (METHOD §5.4; the
 // reference's inert "received ≠ 0" indicator is skipped).
 class JsccDecoderImpl : public torch::nn::Module {
  public:
@@ -69,7 +69,7 @@ TORCH_MODULE(JsccCodec);
 
 struct JsccBankOptions {
   TORCH_ARG(int64_t, dim) = 192;
-  // SPEC 5.1's list; duplicates of the same d_r (0.01 and 0.001, P16) stay separate entries.
+  // METHOD §5.1's list; duplicates of the same d_r (0.01 and 0.001, P16) stay separate entries.
   TORCH_ARG(std::vector<double>, ratios) = std::vector<double>{0.001, 0.01, 0.05, 0.1, 0.15, 0.25, 0.5};
   TORCH_ARG(bool, reference_power) = false;
 };

@@ -20,7 +20,7 @@ struct Payload {
   // False slots are padding: never transmitted, not counted in ζ, zero after any channel.
   torch::Tensor token_mask;
   // Optional (B, T) float side information for token payloads: the cumulative selection mask the
-  // server multiplies the decoded tokens by (SPEC 5.4) and keeps applying in later blocks (SPEC 3.4,
+  // server multiplies the decoded tokens by (METHOD §5.4) and keeps applying in later blocks (METHOD §3.4,
   // 10 P4). One real value per sent token, carried outside the channel and not counted in ζ, as in
   // the reference (docs/comm.md). Undefined = ones.
   torch::Tensor token_scale;
@@ -31,7 +31,7 @@ struct Payload {
   bool is_digital() const { return !symbols.defined(); }
   // Number of images: symbols.size(0), else bytes.size().
   int64_t batch_size() const;
-  // Complex channel uses actually sent for sample b (SPEC 5.5): real token slots × d_r for token
+  // Complex channel uses actually sent for sample b (METHOD §5.5): real token slots × d_r for token
   // payloads, C·s·s for CNN maps, 0 for digital payloads (their size is bytes[b].size()).
   int64_t symbols_per_image(int64_t b) const;
   // Real token slots of sample b (T when there is no mask; C for CNN maps; 0 for digital).

@@ -9,17 +9,17 @@ namespace tokcom {
 
 // How a channel measures the signal power P_sig that sets the noise variance σ² = P_sig / snr_lin.
 struct PowerOptions {
-  // SPEC 10 P14: false = ‖z‖₂²/k (true average power); true = the reference's un-squared ‖z‖₂/k.
+  // METHOD §10 P14: false = ‖z‖₂²/k (true average power); true = the reference's un-squared ‖z‖₂/k.
   // Identical for unit-norm tokens (every ViT / flattened-MNv3 model); for the CNN JSCC the
   // reference makes the true SNR 5·log₁₀(s) dB higher than nominal.
   TORCH_ARG(bool, reference_power) = false;
   // Axes P_sig is measured over: 0 = auto (last axis for (B, T, d_r) tokens, last two for
-  // (B, C, s, s) maps, SPEC 6.2), 1 = last axis only (the reference's robust r = 0.5 CNN config).
+  // (B, C, s, s) maps, METHOD §6.2), 1 = last axis only (the reference's robust r = 0.5 CNN config).
   TORCH_ARG(int64_t, axes) = 0;
 };
 
 // Per-token unit-norm complex symbols z = u/‖u‖₂ with u = re + j·im, norm over the last axis
-// (SPEC 5.2; per row of the s×s map for the CNN, SPEC 6.2 / 10 P13). re, im: same shape, float.
+// (METHOD §5.2; per row of the s×s map for the CNN, METHOD §6.2 / 10 P13). re, im: same shape, float.
 // Out: complex64, same shape. Differentiable; ‖u‖₂² is clamped at 1e-24 (all-zero rows → 0).
 torch::Tensor normalize_unit_norm(const torch::Tensor& re, const torch::Tensor& im);
 

@@ -24,7 +24,7 @@ double zeta(int64_t channel_uses, int64_t input_values) {
 double zeta(const Payload& payload, int64_t b, int64_t input_values) {
   if (payload.is_digital()) {
     throw UsageError(fmt::format(
-        "zeta: payload '{}' is digital; its ζ is the decision's capacity setting (SPEC 6.3)",
+        "zeta: payload '{}' is digital; its ζ is the decision's capacity setting (METHOD §6.3)",
         payload.method));
   }
   return zeta(payload.symbols_per_image(b), input_values);

@@ -1,4 +1,4 @@
-// comm/zeta.h — the ONE place ζ (global compression ratio) is counted (SPEC 5.5, 10 P15).
+// comm/zeta.h — the ONE place ζ (global compression ratio) is counted (METHOD §5.5, 10 P15).
 #pragma once
 #include <cstdint>
 
@@ -6,7 +6,7 @@
 
 namespace tokcom {
 
-constexpr int64_t kImageValues = 3 * 224 * 224;  // C·H·W = 150 528 (SPEC 0)
+constexpr int64_t kImageValues = 3 * 224 * 224;  // C·H·W = 150 528 (METHOD §0)
 
 // ζ = k / (C·H·W): k complex channel uses per image, input_values = C·H·W of the *paper's*
 // 224² input (keep 150 528 when the model runs on smaller images, so ζ stays comparable).
@@ -19,10 +19,10 @@ torch::Tensor symbols_per_image(const Payload& payload);
 
 // ζ of sample b of a payload: its actually-sent symbols (real token slots × d_r, cls and budget
 // included since they are sent; C·s·s for CNN maps). Throws UsageError for digital payloads:
-// their ζ is the decision's capacity setting, not a symbol count (SPEC 6.3).
+// their ζ is the decision's capacity setting, not a symbol count (METHOD §6.3).
 double zeta(const Payload& payload, int64_t b, int64_t input_values = kImageValues);
 
-// The reference's proxy-table ζ (SPEC 5.5, 10 P15 "reference mode"): E[T_kept + 2]·dim·r / CHW,
+// The reference's proxy-table ζ (METHOD §5.5, 10 P15 "reference mode"): E[T_kept + 2]·dim·r / CHW,
 // with the fractional dim·r instead of the integer d_r. mean_tokens already includes cls+budget.
 double proxy_zeta_reference(double mean_tokens, double ratio, int64_t dim = 192,
                             int64_t input_values = kImageValues);

@@ -1,4 +1,4 @@
-// Deployment evaluation (SPEC 8.5, Table II): the controller, continued from its state after the
+// Deployment evaluation (METHOD §8.5, Table II): the controller, continued from its state after the
 // proxy simulation, drives the real split model image by image (batch 1, random order): each slot
 // draws an SNR, decides (α, r) from the proxy table, sends the payload through the channel at that
 // SNR, and observes the ζ the payload actually cost.

@@ -34,14 +34,14 @@ Choice LyapunovController::choose(double snr_db) const {
     best_cost = -v * acc[0] + z * zeta[0];
     for (int d = 1; d < n; ++d) {
       const double cost = -v * acc[d] + z * zeta[d];
-      if (cost < best_cost) {  // strict: ties keep the first in table order (SPEC 8.3)
+      if (cost < best_cost) {  // strict: ties keep the first in table order (METHOD §8.3)
         best_cost = cost;
         best = d;
       }
     }
     return Choice{t.decisions()[best], best, acc[best], zeta[best]};
   }
-  // SPEC 10 P19: blend the two neighbouring rows.
+  // METHOD §10 P19: blend the two neighbouring rows.
   const double w = at.weight;
   const double* acc_hi = t.accuracy_row(at.upper);
   const double* zeta_hi = t.zeta_row(at.upper);

@@ -1,4 +1,4 @@
-// The per-slot Lyapunov drift-plus-penalty controller (SPEC 8.3), as a small library API a
+// The per-slot Lyapunov drift-plus-penalty controller (METHOD §8.3), as a small library API a
 // deployment calls once per slot: decide(snr) → Decision, then observe(ζ actually sent).
 #pragma once
 #include <cstdint>
@@ -13,7 +13,7 @@ struct LyapunovOptions {
   double tradeoff = 100.0;   // V
   double queue_step = 10.0;  // μ
   double zeta_max = 0.01;    // ζ_max, long-term bound on E[ζ]
-  bool interpolate = false;  // SPEC 10 P19: linear in SNR between grid points (off = nearest)
+  bool interpolate = false;  // METHOD §10 P19: linear in SNR between grid points (off = nearest)
 };
 
 // Everything decide() looked at for the chosen decision (for traces and simulation).

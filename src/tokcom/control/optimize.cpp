@@ -7,7 +7,6 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
-#include "tokcom/control/csv_util.h"
 #include "tokcom/control/oracle.h"
 #include "tokcom/control/plots.h"
 #include "tokcom/control/simulate.h"
@@ -20,7 +19,7 @@ namespace tokcom {
 namespace fs = std::filesystem;
 namespace {
 
-using csv::format_number;
+using csv::format_number;  // figure data and file names
 
 // One summary.csv row.
 struct SummaryRow {
@@ -30,23 +29,23 @@ struct SummaryRow {
   OracleResult oracle;
 };
 
-std::string summary_line(const SummaryRow& r) {
-  std::string line = csv::quote_field(r.scenario) + "," + format_number(r.zeta_max) + "," + r.rule + ",";
+void add_summary_row(csv::Writer& out, const SummaryRow& r) {
+  out.text(r.scenario).number(r.zeta_max).text(r.rule);
   if (r.run) {
     const SimulationSummary& s = r.run->summary;
-    line += fmt::format("{},{},{},{},{},{},", format_number(r.run->tradeoff), format_number(r.run->queue_step),
-                        format_number(s.accuracy_mean), format_number(s.zeta_mean), s.feasible ? 1 : 0,
-                        format_number(s.queue_final));
+    out.number(r.run->tradeoff).number(r.run->queue_step).number(s.accuracy_mean).number(s.zeta_mean);
+    out.integer(s.feasible ? 1 : 0).number(s.queue_final);
   } else {
-    line += ",,,,0,,";
+    out.empty().empty().empty().empty().integer(0).empty();
   }
   if (r.oracle.feasible) {
-    line += format_number(r.oracle.accuracy) + "," + format_number(r.oracle.zeta) + ",";
-    if (r.run) line += format_number(r.oracle.accuracy - r.run->summary.accuracy_mean);
+    out.number(r.oracle.accuracy).number(r.oracle.zeta);
+    if (r.run) out.number(r.oracle.accuracy - r.run->summary.accuracy_mean);
+    else out.empty();
   } else {
-    line += ",,";
+    out.empty().empty().empty();
   }
-  return line;
+  out.end_row();
 }
 
 nlohmann::json summary_json(const SummaryRow& r) {
@@ -71,10 +70,7 @@ nlohmann::json summary_json(const SummaryRow& r) {
 
 // File-name-safe form of a scenario spec ("gauss:10,2.5" → "gauss_10_2.5"; traces by file stem).
 std::string slug(const std::string& spec) {
-  std::string s = spec.rfind("trace:", 0) == 0 ? "trace_" + fs::path(spec.substr(6)).stem().string() : spec;
-  for (char& c : s)
-    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '-') c = '_';
-  return s;
+  return csv::file_slug(spec.rfind("trace:", 0) == 0 ? "trace_" + fs::path(spec.substr(6)).stem().string() : spec);
 }
 
 std::vector<double> scenario_snr(const std::string& spec, size_t index, const OptimizeRequest& q) {
@@ -111,10 +107,9 @@ nlohmann::json sidecar(const ProxyTable& table, const OptimizeRequest& q, const 
 }
 
 void write_summary(const std::string& dir, const std::vector<SummaryRow>& rows, nlohmann::json meta) {
-  write_stream_atomic(dir + "/summary.csv", [&](std::ostream& out) {
-    out << kSummaryHeader << '\n';
-    for (const auto& r : rows) out << summary_line(r) << '\n';
-  });
+  csv::Writer out(summary_schema());
+  for (const auto& r : rows) add_summary_row(out, r);
+  out.write(dir + "/summary.csv");
   meta["results"] = nlohmann::json::array();
   for (const auto& r : rows) meta["results"].push_back(summary_json(r));
   write_file_atomic(dir + "/summary.json", meta.dump(2) + "\n");
@@ -134,6 +129,24 @@ void check_common(const OptimizeRequest& q) {
 }
 
 }  // namespace
+
+const csv::Schema& summary_schema() {
+  static const csv::Schema s = csv::schema(
+      "a summary.csv written by `tokcom optimize`", kSummaryHeader, {"scenario", "rule"},
+      {"V", "mu", "accuracy", "zeta", "queue_final", "oracle_accuracy", "oracle_zeta", "gap"});
+  return s;
+}
+
+const csv::Schema& search_schema() {
+  static const csv::Schema s = csv::schema("a search.csv written by `tokcom optimize`", kSearchHeader, {"scenario"});
+  return s;
+}
+
+const csv::Schema& deploy_schema() {
+  static const csv::Schema s =
+      csv::schema("a deploy_summary.csv written by `tokcom optimize --bank` or `tokcom device`", kDeployHeader, {"scenario"});
+  return s;
+}
 
 void run_optimize_simulation(const ProxyTable& table, const OptimizeRequest& q) {
   check_common(q);
@@ -175,7 +188,7 @@ void run_optimize_search(const ProxyTable& table, const OptimizeRequest& q) {
   if (q.plots && !plots) spdlog::warn("gnuplot not found: skipping the figures (the CSVs are written)");
   fs::create_directories(q.out_dir + "/traces");
   std::vector<SummaryRow> summary;
-  std::string search_csv = std::string(kSearchHeader) + "\n";
+  csv::Writer search_csv(search_schema());
   std::string fig8 = "# blocks per scenario (gnuplot index): zeta_max,accuracy,zeta,oracle_accuracy\n";
   nlohmann::json traces = nlohmann::json::array();
   for (size_t k = 0; k < q.scenarios.size(); ++k) {
@@ -185,10 +198,9 @@ void run_optimize_search(const ProxyTable& table, const OptimizeRequest& q) {
     for (double zeta_max : q.zeta_max) {
       const std::vector<SearchRow> rows = grid_search(table, snr, zeta_max, q.search);
       for (const SearchRow& r : rows) {
-        search_csv += fmt::format("{},{},{},{},{},{},{},{},{}\n", csv::quote_field(spec), format_number(zeta_max),
-                                  format_number(r.tradeoff), format_number(r.queue_step),
-                                  format_number(r.summary.accuracy_mean), format_number(r.summary.zeta_mean),
-                                  r.summary.feasible ? 1 : 0, r.selected_paper ? 1 : 0, r.selected_reference ? 1 : 0);
+        search_csv.text(spec).number(zeta_max).number(r.tradeoff).number(r.queue_step);
+        search_csv.number(r.summary.accuracy_mean).number(r.summary.zeta_mean).integer(r.summary.feasible ? 1 : 0);
+        search_csv.integer(r.selected_paper ? 1 : 0).integer(r.selected_reference ? 1 : 0).end_row();
       }
       const OracleResult oracle = scenario_oracle(table, spec, zeta_max, q);
       std::optional<SearchRow> picked;
@@ -226,7 +238,7 @@ void run_optimize_search(const ProxyTable& table, const OptimizeRequest& q) {
                    oracle.feasible ? fmt::format("{:.4f}", oracle.accuracy) : std::string("infeasible"));
     }
   }
-  write_file_atomic(q.out_dir + "/search.csv", search_csv);
+  search_csv.write(q.out_dir + "/search.csv");
   write_file_atomic(q.out_dir + "/fig8.csv", fig8);
   nlohmann::json meta = sidecar(table, q, "search");
   meta["V_grid"] = q.search.tradeoffs;

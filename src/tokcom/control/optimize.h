@@ -1,6 +1,6 @@
 // `tokcom optimize` in its table-driven form: the proxy-table simulation of one (V, μ), or the
 // (V, μ) search per ζ_max and scenario with the oracle bound and the controller's gap to it
-// (SPEC 8.4). Writes CSVs, a JSON sidecar and gnuplot figures into one folder.
+// (METHOD §8.4). Writes CSVs, a JSON sidecar and gnuplot figures into one folder.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -11,6 +11,7 @@
 #include "tokcom/control/lyapunov.h"
 #include "tokcom/control/proxy_table.h"
 #include "tokcom/control/search.h"
+#include "tokcom/core/csv.h"
 
 namespace tokcom {
 
@@ -28,7 +29,7 @@ struct OptimizeRequest {
   std::string out_dir;
   // Called for every (scenario, ζ_max) with the picked pair (search) or the given pair (simulation),
   // with the controller in its state after that pair's simulation: deployment continues from it
-  // (SPEC 8.5).
+  // (METHOD §8.5).
   std::function<void(const std::string& scenario, double zeta_max, const LyapunovController& controller)> after_pick;
 };
 
@@ -49,5 +50,10 @@ constexpr const char* kDeployHeader =
     "scenario,zeta_max,repeat,V,mu,accuracy,constrained_accuracy,zeta,slots,queue_final";
 constexpr const char* kSearchHeader =
     "scenario,zeta_max,V,mu,accuracy,zeta,feasible,selected_paper,selected_reference";
+// Their schemas (scenario and rule are text; a summary's run and oracle columns are empty when
+// no pair or no oracle is feasible).
+const csv::Schema& summary_schema();
+const csv::Schema& search_schema();
+const csv::Schema& deploy_schema();
 
 }  // namespace tokcom

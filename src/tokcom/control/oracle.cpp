@@ -136,7 +136,7 @@ std::vector<double> grid_distribution(const ProxyTable& table, const SnrProcess&
   std::vector<double> p(g.size());
   double below = 0.0;  // F at the previous cell's upper edge
   for (size_t s = 0; s < g.size(); ++s) {
-    // Cell s = (m_{s−1}, m_s], m = midpoints; a midpoint belongs to the lower point (SPEC 8.2).
+    // Cell s = (m_{s−1}, m_s], m = midpoints; a midpoint belongs to the lower point (METHOD §8.2).
     const double upper = s + 1 < g.size() ? process.marginal_cdf(0.5 * (g[s] + g[s + 1])) : 1.0;
     p[s] = std::max(0.0, upper - below);
     below = upper;

@@ -35,7 +35,7 @@ struct OracleResult {
 // Exact solution for explicit states (weights must sum to 1 within 1e-9; ConfigError otherwise).
 OracleResult oracle_bound(const std::vector<OracleState>& states, double zeta_max);
 
-// P(nearest grid point = s) under the process's stationary marginal, ties → lower (SPEC 8.2).
+// P(nearest grid point = s) under the process's stationary marginal, ties → lower (METHOD §8.2).
 std::vector<double> grid_distribution(const ProxyTable& table, const SnrProcess& process);
 
 // Oracle for the controller's view of `process`: nearest lookup → exact over the grid

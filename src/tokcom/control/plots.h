@@ -21,7 +21,7 @@ bool render_gnuplot(const std::string& stem, const std::string& body);
 bool plot_trace(const std::string& trace_csv, double zeta_max, const std::string& stem,
                 const std::string& title);
 
-// Fig. 8 style (SPEC 9.2): accuracy vs ζ_max, one curve per scenario, controller solid and
+// Fig. 8 style (METHOD §9.2): accuracy vs ζ_max, one curve per scenario, controller solid and
 // oracle dashed; right panel achieved mean ζ vs ζ_max with the line ζ = ζ_max. `data_csv` holds
 // blocks (one per scenario, separated by two blank lines) with columns
 // zeta_max,accuracy,zeta,oracle_accuracy; `scenarios` names the blocks in order.

@@ -2,14 +2,13 @@
 
 #include <algorithm>
 #include <cmath>
-#include <fstream>
 #include <map>
 #include <set>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
-#include "tokcom/control/csv_util.h"
-#include "tokcom/core/atomic_file.h"
+#include "tokcom/core/csv.h"
 #include "tokcom/core/errors.h"
 
 namespace tokcom {
@@ -82,51 +81,45 @@ ProxyTable ProxyTable::from_rows(const std::vector<ProxyRow>& rows, const std::s
   return t;
 }
 
+const csv::Schema& ProxyTable::schema() {
+  static const csv::Schema s = csv::schema("a proxy table (tokcom optimize --write-table)", kHeader,
+                                           {"method", "channel", "regime"});
+  return s;
+}
+
 ProxyTable ProxyTable::read_csv(const std::string& path, const ProxyFilter& filter) {
-  std::ifstream in(path);
-  if (!in) throw DataError("proxy table '" + path + "' cannot be opened");
-  std::string line;
-  if (!std::getline(in, line)) throw FormatError("proxy table '" + path + "' is empty (expected header " + kHeader + ")");
-  const std::vector<std::string> header = csv::split(line);
-  std::vector<int> col(kColumns.size(), -1);
+  // Any CSV holding the columns (a proxy table, a `tokcom sweep` CSV, a table from another system).
+  const csv::Table table = csv::read(path, "proxy table '" + path + "'");
+  std::vector<std::string> names;
   for (size_t c = 0; c < kColumns.size(); ++c) {
-    auto it = std::find(header.begin(), header.end(), kColumns[c]);
+    std::string name = kColumns[c];
     // A `tokcom sweep` CSV names the budget `alpha`: the proxy table is read straight from the
     // sweep (issue "controller": built from the sweep CSV, not a second code path).
-    if (it == header.end() && std::string(kColumns[c]) == "budget") it = std::find(header.begin(), header.end(), "alpha");
-    if (it == header.end()) {
-      throw FormatError("proxy table '" + path + "': header lacks column '" + kColumns[c] +
-                        "' (expected " + kHeader + ", got " + line + ")");
+    if (name == "budget" && !table.has(name) && table.has("alpha")) name = "alpha";
+    if (!table.has(name)) {
+      throw FormatError("proxy table '" + path + "': header lacks column '" + kColumns[c] + "' (expected " +
+                        kHeader + ", got " + fmt::format("{}", fmt::join(table.header, ",")) + ")");
     }
-    col[c] = static_cast<int>(it - header.begin());
+    names.push_back(name);
   }
   std::vector<ProxyRow> rows;
   std::set<std::string> seen;
-  int line_no = 1;
-  while (std::getline(in, line)) {
-    ++line_no;
-    if (line.empty() || line == "\r") continue;
-    const std::vector<std::string> f = csv::split(line);
-    if (f.size() != header.size()) {
-      throw FormatError(fmt::format("proxy table '{}' line {}: {} fields, header has {}", path, line_no,
-                                    f.size(), header.size()));
-    }
-    const std::string where = fmt::format("proxy table '{}' line {}", path, line_no);
+  for (size_t i = 0; i < table.rows.size(); ++i) {
     ProxyRow r;
-    r.method = f[col[0]];
-    r.channel = f[col[1]];
-    r.regime = f[col[2]];
+    r.method = table.text(i, names[0]);
+    r.channel = table.text(i, names[1]);
+    r.regime = table.text(i, names[2]);
     seen.insert(r.method + "/" + r.channel + "/" + r.regime);
     if ((!filter.method.empty() && r.method != filter.method) ||
         (!filter.channel.empty() && r.channel != filter.channel) ||
         (!filter.regime.empty() && r.regime != filter.regime)) {
       continue;
     }
-    r.snr_db = csv::parse_number(f[col[3]], where, "snr_db");
-    r.ratio = csv::parse_number(f[col[4]], where, "ratio");
-    r.budget = csv::parse_number(f[col[5]], where, "budget");
-    r.zeta = csv::parse_number(f[col[6]], where, "zeta");
-    r.accuracy = csv::parse_number(f[col[7]], where, "accuracy");
+    r.snr_db = table.number(i, names[3]);
+    r.ratio = table.number(i, names[4]);
+    r.budget = table.number(i, names[5]);
+    r.zeta = table.number(i, names[6]);
+    r.accuracy = table.number(i, names[7]);
     rows.push_back(std::move(r));
   }
   if (rows.empty()) {
@@ -155,14 +148,12 @@ std::vector<ProxyRow> ProxyTable::rows() const {
 }
 
 void ProxyTable::write_csv(const std::string& path) const {
-  write_stream_atomic(path, [&](std::ostream& out) {
-    out << kHeader << '\n';
-    for (const ProxyRow& r : rows()) {
-      out << r.method << ',' << r.channel << ',' << r.regime << ',' << csv::format_number(r.snr_db) << ','
-          << csv::format_number(r.ratio) << ',' << csv::format_number(r.budget) << ','
-          << csv::format_number(r.zeta) << ',' << csv::format_number(r.accuracy) << '\n';
-    }
-  });
+  csv::Writer out(schema());
+  for (const ProxyRow& r : rows()) {
+    out.text(r.method).text(r.channel).text(r.regime).number(r.snr_db).number(r.ratio).number(r.budget);
+    out.number(r.zeta).number(r.accuracy).end_row();
+  }
+  out.write(path);
 }
 
 int ProxyTable::nearest(double snr_db) const {
@@ -171,7 +162,7 @@ int ProxyTable::nearest(double snr_db) const {
   if (it == g.begin()) return 0;
   if (it == g.end()) return static_cast<int>(g.size()) - 1;
   const int hi = static_cast<int>(it - g.begin());
-  // Ties go to the lower point (SPEC 8.2): the upper wins only when strictly closer.
+  // Ties go to the lower point (METHOD §8.2): the upper wins only when strictly closer.
   return (g[hi] - snr_db < snr_db - g[hi - 1]) ? hi : hi - 1;
 }
 

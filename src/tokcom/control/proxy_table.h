@@ -1,10 +1,11 @@
-// Proxy tables Â(φ, SNR) and ζ(φ, SNR) over a decision set (SPEC 8.2), read from / written to
+// Proxy tables Â(φ, SNR) and ζ(φ, SNR) over a decision set (METHOD §8.2), read from / written to
 // the tidy CSV `method,channel,regime,snr_db,ratio,budget,zeta,accuracy` (accuracy a fraction).
 #pragma once
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "tokcom/core/csv.h"
 #include "tokcom/split/decision.h"
 
 namespace tokcom {
@@ -20,7 +21,7 @@ struct ProxyFilter {
   std::string method, channel, regime;
 };
 
-// The grid point(s) an observed SNR maps to: nearest (weight 0 on `upper`) or linear (SPEC 10 P19).
+// The grid point(s) an observed SNR maps to: nearest (weight 0 on `upper`) or linear (METHOD §10 P19).
 struct SnrLookup {
   int lower = 0, upper = 0;
   double weight = 0.0;  // value = (1 − weight)·row[lower] + weight·row[upper]
@@ -37,6 +38,7 @@ class ProxyTable {
   static ProxyTable read_csv(const std::string& path, const ProxyFilter& filter = {});
   // Atomic; header exactly kHeader; rows SNR-major in grid order, decisions in table order.
   void write_csv(const std::string& path) const;
+  static const csv::Schema& schema();  // the written file: kHeader, method/channel/regime text
   std::vector<ProxyRow> rows() const;
 
   // Decisions in table order (first occurrence of (ratio, budget)); SNR grid sorted ascending.
@@ -56,10 +58,10 @@ class ProxyTable {
   const double* accuracy_row(int s) const { return accuracy_.data() + s * decision_count(); }
   const double* zeta_row(int s) const { return zeta_.data() + s * decision_count(); }
 
-  // Nearest grid index; an SNR exactly between two points goes to the lower (SPEC 8.2).
+  // Nearest grid index; an SNR exactly between two points goes to the lower (METHOD §8.2).
   int nearest(double snr_db) const;
   // Nearest (interpolate = false) or linear interpolation between the neighbours, clamped to the
-  // grid's ends (interpolate = true, SPEC 10 P19).
+  // grid's ends (interpolate = true, METHOD §10 P19).
   SnrLookup lookup(double snr_db, bool interpolate) const;
 
  private:

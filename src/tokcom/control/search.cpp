@@ -7,7 +7,7 @@ namespace tokcom {
 SelectionRule parse_selection_rule(const std::string& name) {
   if (name == "paper") return SelectionRule::kPaper;
   if (name == "reference") return SelectionRule::kReference;
-  throw ConfigError("selection rule '" + name + "': expected paper or reference (SPEC 10 P18)");
+  throw ConfigError("selection rule '" + name + "': expected paper or reference (METHOD §10 P18)");
 }
 
 const char* to_string(SelectionRule rule) { return rule == SelectionRule::kPaper ? "paper" : "reference"; }

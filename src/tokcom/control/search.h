@@ -1,6 +1,6 @@
-// Hyper-parameter search over (V, μ) on the proxy simulation (SPEC 8.4): for every pair simulate
+// Hyper-parameter search over (V, μ) on the proxy simulation (METHOD §8.4): for every pair simulate
 // T slots on the same SNR sequence, average the last `window` slots, keep the feasible runs
-// (mean ζ < ζ_max strictly) and select one by the paper's rule or the reference's (SPEC 10 P18).
+// (mean ζ < ζ_max strictly) and select one by the paper's rule or the reference's (METHOD §10 P18).
 #pragma once
 #include <cstdint>
 #include <optional>
@@ -17,7 +17,7 @@ struct SearchOptions {
   std::vector<double> queue_steps = {1, 10, 100};                // μ grid, in tie-break order
   int64_t slots = 10000;                                         // T
   int64_t window = 1000;                                         // last slots averaged
-  bool interpolate = false;                                      // SPEC 10 P19
+  bool interpolate = false;                                      // METHOD §10 P19
 };
 
 // paper: the feasible pair with the highest mean accuracy (ties → first in grid order, V outer).

@@ -2,8 +2,6 @@
 
 #include <fmt/format.h>
 
-#include "tokcom/control/csv_util.h"
-#include "tokcom/core/atomic_file.h"
 #include "tokcom/core/errors.h"
 
 namespace tokcom {
@@ -47,14 +45,17 @@ SimulationResult simulate(LyapunovController& controller, SnrProcess& process, i
 }
 
 void write_trace_csv(const std::string& path, const std::vector<SlotRecord>& trace) {
-  write_stream_atomic(path, [&](std::ostream& out) {
-    out << kTraceHeader << '\n';
-    for (const SlotRecord& r : trace) {
-      out << r.slot << ',' << csv::format_number(r.snr_db) << ',' << csv::format_number(r.ratio) << ','
-          << csv::format_number(r.budget) << ',' << csv::format_number(r.zeta) << ','
-          << csv::format_number(r.z_before) << ',' << csv::format_number(r.correct) << '\n';
-    }
-  });
+  csv::Writer out(trace_schema());
+  for (const SlotRecord& r : trace) {
+    out.integer(r.slot).number(r.snr_db).number(r.ratio).number(r.budget).number(r.zeta).number(r.z_before);
+    out.number(r.correct).end_row();
+  }
+  out.write(path);
+}
+
+const csv::Schema& trace_schema() {
+  static const csv::Schema s = csv::schema("a trace CSV (tokcom optimize --simulate, --bank; tokcom device)", kTraceHeader);
+  return s;
 }
 
 }  // namespace tokcom

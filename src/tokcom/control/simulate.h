@@ -1,4 +1,4 @@
-// Proxy-table simulation of the controller (SPEC 8.4): T slots, each draws an SNR, decides,
+// Proxy-table simulation of the controller (METHOD §8.4): T slots, each draws an SNR, decides,
 // "sends" the proxy ζ̂ of the decision and updates the queue. No models, no images.
 #pragma once
 #include <cstdint>
@@ -8,6 +8,7 @@
 
 #include "tokcom/control/lyapunov.h"
 #include "tokcom/control/snr_process.h"
+#include "tokcom/core/csv.h"
 
 namespace tokcom {
 
@@ -24,8 +25,8 @@ struct SimulationSummary {
   int64_t slots = 0, window = 0;
   double accuracy_mean = 0.0;  // mean Â over the last `window` slots
   double zeta_mean = 0.0;      // mean ζ over the last `window` slots
-  bool feasible = false;       // zeta_mean < ζ_max, strictly (SPEC 8.4)
-  double queue_final = 0.0;    // Z after the last slot (deployment continues from it, SPEC 8.5)
+  bool feasible = false;       // zeta_mean < ζ_max, strictly (METHOD §8.4)
+  double queue_final = 0.0;    // Z after the last slot (deployment continues from it, METHOD §8.5)
 };
 
 struct SimulationResult {
@@ -41,6 +42,8 @@ SimulationResult simulate(LyapunovController& controller, const std::vector<doub
 SimulationResult simulate(LyapunovController& controller, SnrProcess& process, int64_t slots,
                           int64_t window, std::mt19937_64& rng, bool keep_trace = true);
 
+// The trace CSV: header kTraceHeader, all numbers.
+const csv::Schema& trace_schema();
 // Writes the trace with header kTraceHeader (atomic).
 void write_trace_csv(const std::string& path, const std::vector<SlotRecord>& trace);
 

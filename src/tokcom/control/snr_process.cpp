@@ -2,15 +2,16 @@
 
 #include <algorithm>
 #include <cmath>
-#include <fstream>
 #include <map>
 #include <optional>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
-#include "tokcom/control/csv_util.h"
+#include "tokcom/core/atomic_file.h"
+#include "tokcom/core/csv.h"
 #include "tokcom/core/errors.h"
+#include "tokcom/core/text.h"
 
 namespace tokcom {
 namespace {
@@ -127,7 +128,7 @@ struct Args {
 Args parse_args(const std::string& spec, const std::string& body, const std::string& form) {
   Args a;
   if (body.empty()) throw ConfigError("SNR process '" + spec + "': no parameters, expected " + form);
-  for (const std::string& item : csv::split(body)) {
+  for (const std::string& item : split_list(body)) {
     const size_t eq = item.find('=');
     const std::string where = "SNR process '" + spec + "' (expected " + form + ")";
     try {
@@ -170,33 +171,23 @@ void expect(bool ok, const std::string& spec, const std::string& what) {
 }  // namespace
 
 std::vector<double> read_snr_trace(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw DataError("SNR trace '" + path + "' cannot be opened");
-  std::vector<double> values;
-  std::string line;
-  int line_no = 0, column = 0;
-  bool first = true;
-  while (std::getline(in, line)) {
-    ++line_no;
-    if (line.empty() || line == "\r") continue;
-    const std::vector<std::string> fields = csv::split(line);
-    if (first) {
-      first = false;
-      auto it = std::find(fields.begin(), fields.end(), "snr_db");
-      if (it != fields.end()) {  // a header: use its snr_db column (e.g. a trace.csv we wrote)
-        column = static_cast<int>(it - fields.begin());
-        continue;
-      }
-      if (fields.size() != 1)
-        throw FormatError(fmt::format("SNR trace '{}' line {}: {} fields and no header with an "
-                                      "'snr_db' column; expected one value per line", path, line_no, fields.size()));
-    }
-    if (static_cast<int>(fields.size()) <= column)
-      throw FormatError(fmt::format("SNR trace '{}' line {}: no field {}", path, line_no, column + 1));
-    values.push_back(csv::parse_number(fields[column], fmt::format("SNR trace '{}' line {}", path, line_no), "snr_db"));
+  const std::string name = "SNR trace '" + path + "'";
+  std::string text;
+  try {
+    text = read_file(path);
+  } catch (const DataError&) {
+    throw DataError(name + " cannot be opened");
   }
+  // One value per line, or a CSV with an snr_db column (e.g. a trace.csv we wrote).
+  const bool headerless = text.find("snr_db") == std::string::npos;
+  csv::Table t = csv::parse(headerless ? "snr_db\n" + text : text, name);
+  if (headerless) {
+    for (int64_t& line : t.lines) --line;  // the header line was ours
+  }
+  std::vector<double> values;
+  for (size_t i = 0; i < t.rows.size(); ++i) values.push_back(t.number(i, "snr_db"));
   if (values.empty())
-    throw FormatError("SNR trace '" + path + "' is empty: expected one SNR value (dB) per line, one line per slot");
+    throw FormatError(name + " is empty: expected one SNR value (dB) per line, one line per slot");
   return values;
 }
 
@@ -256,7 +247,7 @@ std::vector<std::string> split_scenarios(const std::string& list) {
   std::vector<std::string> specs;
   std::string normalised = list;
   std::replace(normalised.begin(), normalised.end(), ';', ',');
-  for (const std::string& item : csv::split(normalised)) {
+  for (const std::string& item : split_list(normalised)) {
     if (item.empty()) continue;
     if (item.find(':') != std::string::npos || specs.empty()) {
       specs.push_back(item);

@@ -1,5 +1,5 @@
 // SNR processes, one value in dB per slot (block fading: constant within a slot). The paper's
-// i.i.d. Gaussian and fixed scenarios (SPEC 8.4) plus correlated and measured ones:
+// i.i.d. Gaussian and fixed scenarios (METHOD §8.4) plus correlated and measured ones:
 //   gauss:MEAN,SD                         i.i.d. N(MEAN, SD²)
 //   fixed:SNR                             the same value every slot
 //   gauss-markov:MEAN,SD,rho=R            AR(1): x' = MEAN + R·(x − MEAN) + SD·√(1−R²)·ε, R ∈ [0, 1)
@@ -38,7 +38,7 @@ std::unique_ptr<SnrProcess> make_snr_process(const std::string& spec);
 // an empty file or a file without values.
 std::vector<double> read_snr_trace(const std::string& path);
 
-// The paper's five scenarios (SPEC 8.4): gauss:0,2.5 gauss:10,2.5 gauss:20,2.5 fixed:10 fixed:20.
+// The paper's five scenarios (METHOD §8.4): gauss:0,2.5 gauss:10,2.5 gauss:20,2.5 fixed:10 fixed:20.
 std::vector<std::string> paper_scenarios();
 
 // Splits "gauss:0,2.5,fixed:10" (or ';'-separated) into specs: a comma-separated item that contains

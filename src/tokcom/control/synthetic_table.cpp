@@ -10,7 +10,7 @@ double sigmoid(double x) { return 1.0 / (1.0 + std::exp(-x)); }
 }  // namespace
 
 ProxyTable make_synthetic_table(const SyntheticTableOptions& o) {
-  constexpr double kImageValues = 3.0 * 224.0 * 224.0;  // C·H·W = 150 528 (SPEC 5.5)
+  constexpr double kImageValues = 3.0 * 224.0 * 224.0;  // C·H·W = 150 528 (METHOD §5.5)
   std::vector<ProxyRow> rows;
   for (double snr : o.snr_grid) {
     for (double r : o.ratios) {

@@ -1,7 +1,7 @@
 // A synthetic proxy table for tests, demos and benchmarks (no model needed): the proposal's
-// decision set (SPEC 8.1) with
+// decision set (METHOD §8.1) with
 //   Â = floor + (ceiling − floor) · σ(3 + 1.2 ln α) · σ(2.5 + 0.8 ln r) · σ((SNR − snr_mid) / 3)
-//   ζ = (α·N + 2) · d_r / 150 528,   d_r = max(⌊192 r⌋, 1)   (SPEC 5.1, 5.5)
+//   ζ = (α·N + 2) · d_r / 150 528,   d_r = max(⌊192 r⌋, 1)   (METHOD §5.1, 5.5)
 // so accuracy rises with α, r and SNR and ζ with α and r. Shape, not data: no paper number.
 #pragma once
 #include <string>
@@ -18,7 +18,7 @@ struct SyntheticTableOptions {
   int patches = 196;          // N
   int dim = 192;              // d (DeiT-Tiny)
   double floor = 0.1;         // chance on 10 classes
-  double ceiling = 0.86;      // ≈ clean DeiT-Tiny on Imagenette (SPEC 9.1)
+  double ceiling = 0.86;      // ≈ clean DeiT-Tiny on Imagenette (METHOD §9.1)
   double snr_mid = -5.0;      // SNR (dB) at which the channel factor is 1/2
   std::string method = "synthetic", channel = "awgn", regime = "robust";
 };

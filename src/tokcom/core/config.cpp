@@ -10,6 +10,7 @@
 
 #include "tokcom/core/atomic_file.h"
 #include "tokcom/core/errors.h"
+#include "tokcom/core/text.h"
 
 namespace tokcom {
 namespace fs = std::filesystem;
@@ -304,13 +305,7 @@ void Config::save(const std::string& path) const { write_file_atomic(path, to_ya
 
 std::string Config::digest() const {
   // FNV-1a 64 over the canonical dump: stable across runs and machines.
-  const std::string s = to_yaml();
-  uint64_t h = 1469598103934665603ull;
-  for (unsigned char ch : s) {
-    h ^= ch;
-    h *= 1099511628211ull;
-  }
-  return fmt::format("{:016x}", h);
+  return fnv1a_hex(to_yaml());
 }
 
 }  // namespace tokcom

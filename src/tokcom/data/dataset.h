@@ -1,4 +1,4 @@
-// Image classification data sets held in memory as one uint8 tensor (SPEC 7 "Data").
+// Image classification data sets held in memory as one uint8 tensor (METHOD §7 "Data").
 //
 // Sources: Fashion-MNIST (IDX gzip files), Imagenette (the shared 64-px tarball, read with
 // libarchive, or an ImageFolder directory at any resolution), any ImageFolder (`folder`).

@@ -67,7 +67,7 @@ ImageDataset decode_entries(std::vector<Entry>& entries, const std::string& sour
         uint8_t* dst = out + i * 3 * s * s;
         if (img.height == s && img.width == s) {
           std::copy(img.pixels.begin(), img.pixels.end(), dst);
-        } else {  // aspect not kept (SPEC 7: "Resize to exactly S x S")
+        } else {  // aspect not kept (METHOD §7: "Resize to exactly S x S")
           resample_window(img.pixels.data(), 3, img.height, img.width, 0, 0, img.width, img.height,
                           int(s), int(s), false, resized.data(), scratch);
           for (int64_t k = 0; k < 3 * s * s; ++k)

@@ -1,4 +1,4 @@
-// RandAugment's op set on planar uint8 images (torchvision's `_apply_op` on tensors, SPEC 7).
+// RandAugment's op set on planar uint8 images (torchvision's `_apply_op` on tensors, METHOD §7).
 #include <algorithm>
 #include <array>
 #include <cmath>

@@ -158,7 +158,7 @@ void transform_sample(const uint8_t* src, int channels, int height, int width,
       } else {
         win = random_resized_crop(height, width, o.crop_scale_min, *rng);
       }
-    } else {  // randaugment (SPEC 7 order: RandAugment → ColorJitter → resize → flip)
+    } else {  // randaugment (METHOD §7 order: RandAugment → ColorJitter → resize → flip)
       scratch.a.assign(src, src + size_t(channels) * height * width);
       for (int k = 0; k < o.randaugment_ops; ++k) {
         const auto op = static_cast<RandOp>(rng->integer(kRandOpCount));

@@ -1,4 +1,4 @@
-// Train/eval transforms of SPEC 7, adapted to small images, on uint8 (C, H, W) samples, written
+// Train/eval transforms of METHOD §7, adapted to small images, on uint8 (C, H, W) samples, written
 // per sample in plain C++ (no per-op tensor dispatch: a 64-px image costs tens of µs).
 //
 //   none         resize to S x S → normalise                       (also the eval transform)
@@ -7,7 +7,7 @@
 //                28-px garment centred on black loses its shape under a 0.35-area crop
 //   randaugment  RandAugment (num_ops 2, magnitude 9 of 31 bins, torchvision op set, nearest
 //                geometry, fill 0) → ColorJitter (brightness, contrast, saturation factors in
-//                [1−j, 1+j], random order) → resize to S → flip (SPEC 7; P25: not PIL bit-exact)
+//                [1−j, 1+j], random order) → resize to S → flip (METHOD §7; P25: not PIL bit-exact)
 // Normalisation: (x/255 − mean)/std, ImageNet mean/std for 3 channels, (0.2860, 0.3530) for
 // Fashion-MNIST. Every random draw comes from a torch CPU generator (mt19937) seeded per batch.
 #pragma once

@@ -1,4 +1,4 @@
-// eval/digital_eval.h — the digital baselines over a grid of (codec, ζ, SNR) cells (SPEC 6.3, Q7):
+// eval/digital_eval.h — the digital baselines over a grid of (codec, ζ, SNR) cells (METHOD §6.3, Q7):
 // each image is compressed to fit B = ζ·n·log₂(1 + SNR) bits (or the practical 5G NR rate), a
 // fitting image is received perfectly and classified by the clean backbone, a lost one counts as
 // misclassified. Decodes and predictions are cached per (image, codec, chosen setting), so a grid of

@@ -7,7 +7,6 @@
 #include <torch/torch.h>
 #include <fmt/format.h>
 
-#include "tokcom/core/atomic_file.h"
 #include "tokcom/core/errors.h"
 #include "tokcom/data/loader.h"
 
@@ -102,17 +101,28 @@ std::vector<EvalRow> evaluate(MobileNetV3& model, const ImageDataset& data, cons
   return evaluate_with(forward, *model, 0, {}, data, config, o);
 }
 
+const csv::Schema& eval_schema() {
+  static const csv::Schema s =
+      csv::schema("an eval CSV written by `tokcom eval`", "alpha,mode,accuracy,kept_fraction", {"mode"}, {}, /*open=*/true);
+  return s;
+}
+
 void write_eval_csv(const std::string& path, const std::vector<EvalRow>& rows) {
-  std::string s = "alpha,mode,accuracy,kept_fraction";
+  std::vector<std::string> extra;
   const std::vector<int64_t> blocks = rows.empty() ? std::vector<int64_t>{} : rows.front().blocks;
-  for (int64_t b : blocks) s += fmt::format(",kept_mean_block{0},kept_std_block{0}", b);
-  s += ",images_per_s,n_images\n";
-  for (const auto& r : rows) {
-    s += fmt::format("{},{},{:.6f},{:.6f}", r.alpha, r.mode, r.accuracy, r.kept_fraction);
-    for (size_t k = 0; k < r.kept_mean.size(); ++k) s += fmt::format(",{:.4f},{:.4f}", r.kept_mean[k], r.kept_std[k]);
-    s += fmt::format(",{:.2f},{}\n", r.images_per_s, r.n_images);
+  for (int64_t b : blocks) {
+    extra.push_back(fmt::format("kept_mean_block{}", b));
+    extra.push_back(fmt::format("kept_std_block{}", b));
   }
-  write_file_atomic(path, s);
+  extra.push_back("images_per_s");
+  extra.push_back("n_images");
+  csv::Writer out(eval_schema(), extra);
+  for (const auto& r : rows) {
+    out.number(r.alpha).text(r.mode).fixed(r.accuracy, 6).fixed(r.kept_fraction, 6);
+    for (size_t k = 0; k < r.kept_mean.size(); ++k) out.fixed(r.kept_mean[k], 4).fixed(r.kept_std[k], 4);
+    out.fixed(r.images_per_s, 2).integer(r.n_images).end_row();
+  }
+  out.write(path);
 }
 
 }  // namespace tokcom

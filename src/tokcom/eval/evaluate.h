@@ -7,6 +7,7 @@
 #include <c10/core/Device.h>
 
 #include "tokcom/core/config.h"
+#include "tokcom/core/csv.h"
 #include "tokcom/data/dataset.h"
 #include "tokcom/model/mobilenet_v3.h"
 #include "tokcom/model/vit.h"
@@ -14,7 +15,7 @@
 namespace tokcom {
 
 struct EvalOptions {
-  std::vector<double> alphas = {1.0};      // α = 1: static path, no budget token (SPEC 3.1)
+  std::vector<double> alphas = {1.0};      // α = 1: static path, no budget token (METHOD §3.1)
   SelectionMode mode = SelectionMode::kHard;
   int64_t batch_size = 256;
   int64_t max_batches = 0;                 // > 0: this many batches of a seeded random order of the split
@@ -37,6 +38,7 @@ std::vector<EvalRow> evaluate(Vit& model, const ImageDataset& data, const Config
 std::vector<EvalRow> evaluate(MobileNetV3& model, const ImageDataset& data, const Config& config, const EvalOptions& options);
 
 // CSV: alpha,mode,accuracy,kept_fraction,kept_mean_block{i},kept_std_block{i}...,images_per_s,n_images (atomic).
+const csv::Schema& eval_schema();  // its own columns; the rest (per block, speed, count) are numbers
 void write_eval_csv(const std::string& path, const std::vector<EvalRow>& rows);
 
 std::string mode_name(SelectionMode mode);

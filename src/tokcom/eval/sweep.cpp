@@ -8,27 +8,15 @@
 
 #include "tokcom/core/atomic_file.h"
 #include "tokcom/core/errors.h"
+#include "tokcom/core/text.h"
 
 namespace tokcom {
 namespace {
 
 double parse_number(const std::string& s, const std::string& flag) {
-  try {
-    size_t pos = 0;
-    const double v = std::stod(s, &pos);
-    if (pos != s.size() || !std::isfinite(v)) throw std::invalid_argument(s);
-    return v;
-  } catch (const std::exception&) {
-    throw UsageError(fmt::format("{}: '{}' is not a number", flag, s));
-  }
-}
-
-std::vector<std::string> split(const std::string& s, char sep) {
-  std::vector<std::string> out;
-  std::stringstream ss(s);
-  std::string item;
-  while (std::getline(ss, item, sep)) out.push_back(item);
-  return out;
+  const std::optional<double> v = parse_double(s);
+  if (!v) throw UsageError(fmt::format("{}: '{}' is not a number", flag, s));
+  return *v;
 }
 
 // The key a row is recognised by in a merge: every grid coordinate of the cell.
@@ -39,21 +27,13 @@ std::string cell_key(const std::string& method, const std::string& regime, const
 
 }  // namespace
 
-bool method_has_budget(const std::string& method) { return method == "proposal"; }
-
-bool is_digital_method(const std::string& method) {
-  const std::string base = method.substr(0, method.find('/'));
-  const std::string suffix = method.size() > base.size() ? method.substr(base.size()) : "";
-  return (base == "resize" || base == "jpeg" || base == "webp" || base == "avif") && (suffix.empty() || suffix == "/practical");
-}
-
 std::vector<SweepCell> sweep_cells(const SweepGrid& g) {
   std::vector<SweepCell> cells;
   for (const auto& method : g.methods) {
     if (is_digital_method(method)) {
       for (double zeta : g.zetas)
         for (const auto& channel : g.channels) {
-          if (channel != "awgn") continue;  // the AWGN capacity (SPEC 6.3)
+          if (channel != "awgn") continue;  // the AWGN capacity (METHOD §6.3)
           for (double snr : g.snrs) {
             SweepCell c;
             c.index = static_cast<int64_t>(cells.size());
@@ -89,7 +69,7 @@ std::vector<SweepCell> sweep_cells(const SweepGrid& g) {
 }
 
 Shard parse_shard(const std::string& text) {
-  const auto parts = split(text, '/');
+  const auto parts = split_list(text, '/');
   Shard s;
   try {
     if (parts.size() != 2) throw std::invalid_argument(text);
@@ -113,7 +93,7 @@ std::pair<int64_t, int64_t> shard_range(int64_t cells, const Shard& s) {
 std::vector<double> parse_range(const std::string& text, const std::string& flag) {
   std::vector<double> v;
   if (text.find(':') != std::string::npos) {
-    const auto parts = split(text, ':');
+    const auto parts = split_list(text, ':');
     if (parts.size() != 3) throw UsageError(fmt::format("{}: '{}' is not start:stop:step", flag, text));
     const double start = parse_number(parts[0], flag), stop = parse_number(parts[1], flag),
                  step = parse_number(parts[2], flag);
@@ -122,22 +102,25 @@ std::vector<double> parse_range(const std::string& text, const std::string& flag
     if (n > 100000) throw UsageError(fmt::format("{}: '{}' has more than 100000 values", flag, text));
     for (int64_t i = 0; i <= n; ++i) v.push_back(start + static_cast<double>(i) * step);
   } else {
-    for (const auto& item : split(text, ',')) v.push_back(parse_number(item, flag));
+    for (const auto& item : split_list(text, ',')) v.push_back(parse_number(item, flag));
   }
   if (v.empty()) throw UsageError(flag + ": empty list");
   return v;
 }
 
-std::string sweep_csv_header() {
-  return "method,regime,channel,snr_db,ratio,alpha,zeta,kept_tokens,symbols,accuracy,n_images,seed,mode\n";
+const csv::Schema& sweep_schema() {
+  static const csv::Schema s =
+      csv::schema("a sweep CSV written by `tokcom sweep`",
+                  "method,regime,channel,snr_db,ratio,alpha,zeta,kept_tokens,symbols,accuracy,n_images,seed,mode",
+                  {"method", "regime", "channel", "mode"});
+  return s;
 }
 
-std::string sweep_csv_row(const SweepRow& r) {
-  // Channel specs may hold commas (rician:K=4,csi=zf): quote them.
-  const std::string channel = r.cell.channel.find(',') != std::string::npos ? "\"" + r.cell.channel + "\"" : r.cell.channel;
-  return fmt::format("{},{},{},{},{},{},{:.8g},{:.4f},{:.2f},{:.6f},{},{},{}\n", r.cell.method, r.cell.regime, channel,
-                     r.cell.snr_db, r.cell.ratio, r.cell.alpha, r.zeta, r.kept_tokens, r.symbols, r.accuracy,
-                     r.n_images, r.seed, r.mode);
+void add_sweep_row(csv::Writer& out, const SweepRow& r) {
+  out.text(r.cell.method).text(r.cell.regime).text(r.cell.channel);  // a channel may hold commas: quoted
+  out.number(r.cell.snr_db).number(r.cell.ratio).number(r.cell.alpha).number(r.zeta, 8);
+  out.fixed(r.kept_tokens, 4).fixed(r.symbols, 2).fixed(r.accuracy, 6);
+  out.integer(r.n_images).integer(static_cast<int64_t>(r.seed)).text(r.mode).end_row();
 }
 
 nlohmann::json grid_to_json(const SweepGrid& g) {
@@ -164,8 +147,8 @@ SweepGrid grid_from_json(const nlohmann::json& j, const std::string& origin) {
 
 void write_sweep(const std::string& path, const SweepGrid& grid, const Shard& shard, uint64_t seed,
                  const std::vector<SweepRow>& rows, const nlohmann::json& extra) {
-  std::string csv = sweep_csv_header();
-  for (const auto& r : rows) csv += sweep_csv_row(r);
+  csv::Writer csv(sweep_schema());
+  for (const auto& r : rows) add_sweep_row(csv, r);
   nlohmann::json side = extra;
   side["grid"] = grid_to_json(grid);
   side["cells"] = sweep_cells(grid).size();
@@ -173,7 +156,7 @@ void write_sweep(const std::string& path, const SweepGrid& grid, const Shard& sh
   side["seed"] = seed;
   // Sidecar first: a CSV on disk always has its sidecar.
   write_file_atomic(path + ".json", side.dump(2) + "\n");
-  write_file_atomic(path, csv);
+  csv.write(path);
 }
 
 void merge_sweeps(const std::vector<std::string>& inputs, const std::string& out) {
@@ -182,7 +165,8 @@ void merge_sweeps(const std::vector<std::string>& inputs, const std::string& out
   SweepGrid grid;
   std::map<std::string, int64_t> index_of;
   std::vector<SweepCell> cells;
-  std::vector<std::string> lines, source;
+  std::vector<std::vector<std::string>> lines;
+  std::vector<std::string> source;
   for (const auto& path : inputs) {
     nlohmann::json side;
     try {
@@ -194,11 +178,11 @@ void merge_sweeps(const std::vector<std::string>& inputs, const std::string& out
       first = side;
       grid = grid_from_json(side.at("grid"), path + ".json");
       cells = sweep_cells(grid);
-      lines.assign(cells.size(), "");
+      lines.assign(cells.size(), {});
       source.assign(cells.size(), "");
       for (const auto& c : cells) {
-        std::string key = cell_key(c.method, c.regime, c.channel, fmt::format("{}", c.snr_db),
-                                   fmt::format("{}", c.ratio), fmt::format("{}", c.alpha));
+        std::string key = cell_key(c.method, c.regime, c.channel, csv::format_number(c.snr_db),
+                                   csv::format_number(c.ratio), csv::format_number(c.alpha));
         if (is_digital_method(c.method)) key += "|" + fmt::format("{:.8g}", c.zeta);  // ζ is a coordinate
         index_of[key] = c.index;
       }
@@ -210,37 +194,23 @@ void merge_sweeps(const std::vector<std::string>& inputs, const std::string& out
         }
       }
     }
-    std::stringstream text(read_file(path));
-    std::string line;
-    std::getline(text, line);
-    if (line + "\n" != sweep_csv_header()) {
-      throw FormatError(fmt::format("{}: header '{}' is not a sweep CSV header ({})", path, line,
-                                    sweep_csv_header().substr(0, sweep_csv_header().size() - 1)));
-    }
-    for (int64_t n = 2; std::getline(text, line); ++n) {
-      if (line.empty()) continue;
-      // Fields up to alpha; the channel may be quoted (it can hold commas).
-      std::vector<std::string> f;
-      std::string cur;
-      bool quoted = false;
-      for (char ch : line) {
-        if (ch == '"') quoted = !quoted;
-        else if (ch == ',' && !quoted) f.push_back(cur), cur.clear();
-        else cur += ch;
-      }
-      f.push_back(cur);
-      if (f.size() != 13) throw FormatError(fmt::format("{}:{}: {} fields, expected 13", path, n, f.size()));
-      std::string key = cell_key(f[0], f[1], f[2], f[3], f[4], f[5]);
+    const csv::Table table = csv::read(path, path, sweep_schema());
+    for (size_t i = 0; i < table.rows.size(); ++i) {
+      const std::vector<std::string>& f = table.rows[i];
+      // Coordinates compared as numbers (written "0.5", read back the same double).
+      std::string key = cell_key(f[0], f[1], f[2], csv::format_number(table.number(i, "snr_db")),
+                                 csv::format_number(table.number(i, "ratio")),
+                                 csv::format_number(table.number(i, "alpha")));
       if (is_digital_method(f[0])) key += "|" + f[6];
       const auto it = index_of.find(key);
       if (it == index_of.end()) {
-        throw FormatError(fmt::format("{}:{}: cell ({}) is not in the sweep's grid", path, n, key));
+        throw FormatError(fmt::format("{}: cell ({}) is not in the sweep's grid", table.where(i), key));
       }
       if (!lines[it->second].empty()) {
         throw FormatError(fmt::format("merge: cell ({}) appears in both {} and {}: overlapping shards", key,
                                       source[it->second], path));
       }
-      lines[it->second] = line + "\n";
+      lines[it->second] = f;
       source[it->second] = path;
     }
   }
@@ -254,16 +224,16 @@ void merge_sweeps(const std::vector<std::string>& inputs, const std::string& out
   if (!missing.empty()) {
     missing.resize(std::min<size_t>(missing.size(), 3));
     throw FormatError(fmt::format("merge: {} of {} cells missing (a shard was not run or not given), first: {}",
-                                  std::count(lines.begin(), lines.end(), std::string()), cells.size(),
+                                  std::count_if(lines.begin(), lines.end(), [](const auto& l) { return l.empty(); }), cells.size(),
                                   fmt::join(missing, ", ")));
   }
-  std::string csv = sweep_csv_header();
-  for (const auto& l : lines) csv += l;
+  csv::Writer csv(sweep_schema());
+  for (const auto& l : lines) csv.row(l);
   nlohmann::json side = first;
   side["shard"] = "0/1";
   side["merged_from"] = inputs;
   write_file_atomic(out + ".json", side.dump(2) + "\n");
-  write_file_atomic(out, csv);
+  csv.write(out);
 }
 
 }  // namespace tokcom

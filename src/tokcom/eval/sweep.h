@@ -2,7 +2,7 @@
 //
 // A grid is methods × regimes × ratios × alphas × channels × SNRs (static methods such as vit-ae
 // only take α = 1). Digital baselines (resize, jpeg, webp, avif; "/practical" for the 5G NR link)
-// take methods × zetas × SNRs on AWGN only (their capacity is the AWGN capacity, SPEC 6.3), with
+// take methods × zetas × SNRs on AWGN only (their capacity is the AWGN capacity, METHOD §6.3), with
 // regime "none", ratio 0, α = 1 and the ζ setting in the zeta column. Cells are numbered in that nesting order; the number seeds the cell's noise, so
 // a cell gives the same row whether it runs alone, in a shard or in the whole grid. A shard k/n
 // (k = 0..n−1, Slurm's array index) is a contiguous range of cells, so one shard shares the device
@@ -14,6 +14,9 @@
 #include <vector>
 
 #include <nlohmann/json.hpp>
+
+#include "tokcom/core/csv.h"
+#include "tokcom/split/method.h"
 
 namespace tokcom {
 
@@ -36,10 +39,8 @@ struct Shard {
   int64_t k = 0, n = 1;
 };
 
-// True for methods with a budget token (α varies); false for static ones (α = 1 only).
-bool method_has_budget(const std::string& method);
-// resize, jpeg, webp, avif, optionally with "/practical".
-bool is_digital_method(const std::string& method);
+// A method with a budget (method_has_budget, split/method.h) gets every α, a static one α = 1 only;
+// a digital codec gets every ζ instead of every r.
 std::vector<SweepCell> sweep_cells(const SweepGrid& grid);
 // "k/n" with 0 ≤ k < n; UsageError otherwise.
 Shard parse_shard(const std::string& text);
@@ -56,8 +57,10 @@ struct SweepRow {
   std::string mode;
 };
 
-std::string sweep_csv_header();  // method,regime,channel,snr_db,ratio,alpha,zeta,kept_tokens,symbols,accuracy,n_images,seed,mode
-std::string sweep_csv_row(const SweepRow& row);
+// The sweep CSV: method,regime,channel,snr_db,ratio,alpha,zeta,kept_tokens,symbols,accuracy,n_images,seed,mode.
+const csv::Schema& sweep_schema();
+// One row of it (channel specs with commas come out quoted).
+void add_sweep_row(csv::Writer& out, const SweepRow& row);
 
 nlohmann::json grid_to_json(const SweepGrid& grid);
 SweepGrid grid_from_json(const nlohmann::json& j, const std::string& origin);

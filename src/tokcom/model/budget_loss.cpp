@@ -1,4 +1,4 @@
-// Budget losses (SPEC 4) and α sampling (SPEC 4, 10 P6).
+// Budget losses (METHOD §4) and α sampling (METHOD §4, 10 P6).
 #include "tokcom/model/budget_loss.h"
 
 #include <torch/torch.h>

@@ -1,4 +1,4 @@
-// MobileNetV3 (SPEC 6.2) — a line-by-line port of torchvision 0.14
+// MobileNetV3 (METHOD §6.2) — a line-by-line port of torchvision 0.14
 // `models/mobilenetv3.py` and `ops/misc.py` (Conv2dNormActivation,
 // SqueezeExcitation); names and init as there.
 #include "tokcom/model/mobilenet_v3.h"

@@ -1,5 +1,5 @@
 // MobileNetV3 Small/Large (torchvision 0.14 layout and parameter names,
-// SPEC 6.2), split into a device half `features[0:3]` and a server half (the
+// METHOD §6.2), split into a device half `features[0:3]` and a server half (the
 // rest + pooling + classifier). The names are torchvision's
 // (`features.0.0.weight`, `features.1.block.1.fc1.bias`,
 // `classifier.3.weight`), so torchvision weights load through safetensors
@@ -23,7 +23,7 @@ class Config;
 
 struct MobileNetV3Options {
   TORCH_ARG(std::string, variant) = "small";  // small | large
-  // 10-way head by default; 1000 = the reference's ImageNet head (SPEC 10 P11).
+  // 10-way head by default; 1000 = the reference's ImageNet head (METHOD §10 P11).
   TORCH_ARG(int64_t, num_classes) = 10;
   // 3 = torchvision; 1 (Fashion-MNIST) only changes features.0.0's input
   // channels.
@@ -89,14 +89,14 @@ TORCH_MODULE(InvertedResidual);
 
 class MobileNetV3Impl : public torch::nn::Module {
  public:
-  static constexpr int64_t kSplit = 3;  // SPEC 6.2: device = features[0:3]
+  static constexpr int64_t kSplit = 3;  // METHOD §6.2: device = features[0:3]
 
   explicit MobileNetV3Impl(MobileNetV3Options options);
 
   // x (B, in_chans, H, W), H, W ≥ 32, normalised → logits (B, num_classes).
   torch::Tensor forward(const torch::Tensor& x);
   // Device half, features[0:3]: (B, in_chans, H, W) → (B, 24, H/8, W/8) for
-  // Small (24×28×28 at 224 px, SPEC 6.2) and (B, 24, H/4, W/4) for Large.
+  // Small (24×28×28 at 224 px, METHOD §6.2) and (B, 24, H/4, W/4) for Large.
   torch::Tensor forward_device(const torch::Tensor& x);
   // Server half: features[3:] → global average pool → classifier. f =
   // forward_device's output.
@@ -126,7 +126,7 @@ TORCH_MODULE(MobileNetV3);
 
 // Options from the `mobilenet` config section
 // (configs/defaults/mobilenet.yaml); mobilenet.reference_head = true forces the
-// 1000-way head (SPEC 10 P11).
+// 1000-way head (METHOD §10 P11).
 MobileNetV3Options mobilenet_options_from_config(const Config& config);
 MobileNetV3 make_mobilenet(const Config& config);
 // "mobilenet-v3-small" | "mobilenet-v3-large" → "small" | "large"; anything

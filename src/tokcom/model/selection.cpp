@@ -1,5 +1,5 @@
-// Adaptive token selection: per-block masks (SPEC 3.3), soft masking (3.4) and hard dropping (3.5)
-// with the choices of SPEC 10 P1, P3, P4 and P5.
+// Adaptive token selection: per-block masks (METHOD §3.3), soft masking (3.4) and hard dropping (3.5)
+// with the choices of METHOD §10 P1, P3, P4 and P5.
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -45,7 +45,7 @@ torch::Tensor key_padding_bias(const TokenState& state) {
 }
 
 // (B, T) selection values over [cls, patches…, budget]: 1 at cls and budget, s_i = ReLU(g_i − τ)
-// at patches, 0 at padded slots; eval mode zeroes s ≤ eval_cutoff (SPEC 3.3).
+// at patches, 0 at padded slots; eval mode zeroes s ≤ eval_cutoff (METHOD §3.3).
 torch::Tensor VitImpl::selection_scores(Block& block, const TokenState& state, torch::Tensor* margin) {
   const torch::Tensor& x = state.x;
   const int64_t batch = x.size(0), tokens = x.size(1), dim = x.size(2);
@@ -60,7 +60,7 @@ torch::Tensor VitImpl::selection_scores(Block& block, const TokenState& state, t
   } else {
     torch::Tensor source;
     if (!options.reference()) {
-      source = x.select(1, tokens - 1);  // SPEC 10 P1: τ reads the budget token (always last)
+      source = x.select(1, tokens - 1);  // METHOD §10 P1: τ reads the budget token (always last)
     } else if (!state.padding.defined()) {
       source = x.select(1, tokens - 2);  // reference: position −2, the last patch token
     } else {
@@ -88,7 +88,7 @@ torch::Tensor VitImpl::selection_scores(Block& block, const TokenState& state, t
   return torch::cat({one, s, one}, 1);
 }
 
-// SPEC 3.4: m^l = s^l ⊙ m^{l−1}; X^{l+1} = Block(X^l ⊙ m^l) ⊙ m^l. Zeroed tokens stay as keys.
+// METHOD §3.4: m^l = s^l ⊙ m^{l−1}; X^{l+1} = Block(X^l ⊙ m^l) ⊙ m^l. Zeroed tokens stay as keys.
 TokenState VitImpl::select_soft(Block& block, int64_t index, TokenState state, BlockStats* stat) {
   torch::Tensor margin;
   torch::Tensor s = selection_scores(block, state, &margin);
@@ -105,7 +105,7 @@ TokenState VitImpl::select_soft(Block& block, int64_t index, TokenState state, B
   return state;
 }
 
-// SPEC 3.5 / P3: kept tokens are gathered into [cls, kept…, padding…, budget] (per-sample lengths
+// METHOD §3.5 / P3: kept tokens are gathered into [cls, kept…, padding…, budget] (per-sample lengths
 // packed to the longest with a key-padding mask), then the block runs on the shorter sequence.
 // P4: kept tokens carry and are scaled by the cumulative soft mask, as in training (so with no
 // drops this equals the soft path); reference mode does not scale. P5: a sample that drops every
@@ -135,7 +135,7 @@ TokenState VitImpl::select_hard(Block& block, int64_t index, TokenState state, B
     host = counts.unsqueeze(0).to(torch::kCPU);
     h = host.accessor<int64_t, 2>();
   } else if (all_dropped > 0) {
-    spdlog::debug("Vit block {}: {} sample(s) dropped every patch; keeping cls + budget (SPEC 10 P5)",
+    spdlog::debug("Vit block {}: {} sample(s) dropped every patch; keeping cls + budget (METHOD §10 P5)",
                   index, all_dropped);
   }
   for (int64_t b = 0; b < batch; ++b) {

@@ -1,4 +1,4 @@
-// ViT backbone (SPEC 2), budget token (SPEC 3.1), block loop; token selection is in selection.cpp.
+// ViT backbone (METHOD §2), budget token (METHOD §3.1), block loop; token selection is in selection.cpp.
 #include "tokcom/model/vit.h"
 
 #include <torch/torch.h>
@@ -17,8 +17,8 @@
 namespace tokcom {
 namespace {
 
-constexpr double kLayerNormEps = 1e-6;  // SPEC 2 (timm's ViT)
-constexpr double kInitStd = 0.02;       // SPEC 2: timm trunc normal std for Linear / pos / cls
+constexpr double kLayerNormEps = 1e-6;  // METHOD §2 (timm's ViT)
+constexpr double kInitStd = 0.02;       // METHOD §2: timm trunc normal std for Linear / pos / cls
 
 // timm's trunc_normal_(t, std=0.02, a=-2, b=2): the bounds sit at 100σ, so this is N(0, σ²).
 void trunc_normal(torch::Tensor& t, double std) { t.normal_(0.0, std).clamp_(-2.0, 2.0); }
@@ -34,7 +34,7 @@ MlpImpl::MlpImpl(int64_t dim, int64_t hidden)
       fc2(register_module("fc2", FusedLinear(hidden, dim))) {}
 
 torch::Tensor MlpImpl::forward(const torch::Tensor& x) {
-  return fc2(torch::gelu(fc1(x)));  // exact (erf) GELU, SPEC 2
+  return fc2(torch::gelu(fc1(x)));  // exact (erf) GELU, METHOD §2
 }
 
 AttentionImpl::AttentionImpl(int64_t dim, int64_t heads_)
@@ -172,7 +172,7 @@ void VitImpl::reset_parameters() {
   patch_embed->proj->reset_parameters();  // timm leaves the conv at PyTorch's default init
   trunc_normal(cls_token, kInitStd);
   trunc_normal(pos_embed, kInitStd);
-  if (budget_token_a.defined()) {  // SPEC 3.1: t_A, t_B ~ N(0, 0.02²)
+  if (budget_token_a.defined()) {  // METHOD §3.1: t_A, t_B ~ N(0, 0.02²)
     budget_token_a.normal_(0.0, kInitStd);
     budget_token_b.normal_(0.0, kInitStd);
   }
@@ -187,7 +187,7 @@ void VitImpl::reset_parameters() {
     init_linear(b->attn->proj);
     init_linear(b->mlp->fc1);
     init_linear(b->mlp->fc2);
-    if (b->adaptive) {  // SPEC 3.3: default Linear weights, biases N(5, 0.1²) and N(−5, 0.1²)
+    if (b->adaptive) {  // METHOD §3.3: default Linear weights, biases N(5, 0.1²) and N(−5, 0.1²)
       b->gate->reset_parameters();
       b->threshold->reset_parameters();
       b->gate->bias.normal_(5.0, 0.1);
@@ -217,7 +217,7 @@ TokenState VitImpl::embed(const torch::Tensor& images, const torch::Tensor& budg
       throw UsageError(fmt::format("Vit::embed: budget values must be in (0, 1], got min {} max {}",
                                    budget.min().item<double>(), budget.max().item<double>()));
     }
-    // SPEC 3.1 / P23: α exactly 1 (whole batch) means the static model, no budget token.
+    // METHOD §3.1 / P23: α exactly 1 (whole batch) means the static model, no budget token.
     use_budget = !options.adaptive_blocks().empty() && batch > 0 && !(budget == 1).all().item<bool>();
   }
   torch::Tensor x;
@@ -227,7 +227,7 @@ TokenState VitImpl::embed(const torch::Tensor& images, const torch::Tensor& budg
   }
   x = torch::cat({cls_token.expand({batch, -1, -1}), x}, 1) + pos_embed;
   if (use_budget) {
-    // SPEC 3.1: b(α) = α·t_A + (1 − α)·t_B, appended after the positional embedding; a calibrated
+    // METHOD §3.1: b(α) = α·t_A + (1 − α)·t_B, appended after the positional embedding; a calibrated
     // model feeds the budget measured to keep α of the patches instead (docs/model.md).
     torch::Tensor fed = budget;
     if (!options.calibration_kept().empty()) {
@@ -275,7 +275,7 @@ TokenState VitImpl::forward_blocks(TokenState state, int64_t begin, int64_t end,
                                            : select_hard(block, i, std::move(state), &stat);
       if (state.padding.defined() || had_padding) key_bias = key_padding_bias(state);
       if (stats) stats->push_back(std::move(stat));
-    } else if (state.mask.defined()) {  // SPEC 3.4: X ← Block(X ⊙ m) ⊙ m after selection began
+    } else if (state.mask.defined()) {  // METHOD §3.4: X ← Block(X ⊙ m) ⊙ m after selection began
       torch::Tensor m = state.mask.unsqueeze(-1);
       state.x = block(state.x * m, key_bias) * m;
     } else {

@@ -1,5 +1,5 @@
 // Vision transformer (timm/DeiT layout) with adaptive token selection under a budget α
-// (SPEC 2, 3, 10 P1–P5). Parameter names are timm's, so safetensors move without a key map.
+// (METHOD §2, 3, 10 P1–P5). Parameter names are timm's, so safetensors move without a key map.
 #pragma once
 #include <torch/nn/module.h>
 #include <torch/nn/modules/container/modulelist.h>
@@ -28,22 +28,22 @@ struct VitOptions {
   TORCH_ARG(int64_t, depth) = 12;
   TORCH_ARG(int64_t, heads) = 3;
   TORCH_ARG(double, mlp_ratio) = 4.0;
-  // SPEC 3.2 / P2: blocks with gate + threshold heads; empty = static ViT (no budget token).
+  // METHOD §3.2 / P2: blocks with gate + threshold heads; empty = static ViT (no budget token).
   TORCH_ARG(std::vector<int64_t>, adaptive_blocks) = std::vector<int64_t>{1, 2};
-  // SPEC 10 reference mode: P1 threshold reads position −2 (last patch), P4 hard path does not
+  // METHOD §10 reference mode: P1 threshold reads position −2 (last patch), P4 hard path does not
   // scale kept tokens, P5 all-dropped fallback keeps every token.
   TORCH_ARG(bool, reference) = false;
-  TORCH_ARG(double, eval_cutoff) = 1e-3;  // SPEC 3.3: eval only, mask ≤ cutoff → 0
+  TORCH_ARG(double, eval_cutoff) = 1e-3;  // METHOD §3.3: eval only, mask ≤ cutoff → 0
   // Budget calibration (docs/model.md, `tokcom calibrate`): a measured curve of the hard kept
   // fraction (strictly increasing, in (0, 1)) against the budget fed to the budget token
   // (non-decreasing, in (0, 1)). Non-empty: a requested α is fed as the budget whose kept fraction
   // is α (piecewise-linear inverse; (1, 1) is an implied end point; α below the first kept value
-  // gets the first budget). Empty: b(α) as SPEC 3.1.
+  // gets the first budget). Empty: b(α) as METHOD §3.1.
   TORCH_ARG(std::vector<double>, calibration_kept) = std::vector<double>{};
   TORCH_ARG(std::vector<double>, calibration_budget) = std::vector<double>{};
   // Budget cap (docs/model.md, our addition): in eval mode every adaptive block keeps at most
   // ⌊α·N⌋ patches per sample — those with the highest cumulative mask — so a requested α is an
-  // upper bound on what the device sends. Off = SPEC 3.3 (the threshold alone decides). Never in
+  // upper bound on what the device sends. Off = METHOD §3.3 (the threshold alone decides). Never in
   // training mode.
   TORCH_ARG(bool, budget_cap) = false;
 };
@@ -52,7 +52,7 @@ struct VitOptions {
 // without one). α = 1 maps to 1. Piecewise linear; exposed for tests and `tokcom calibrate`.
 double calibrated_budget(const VitOptions& options, double alpha);
 
-// SPEC 3.4 soft masking (tokens multiplied by masks, zeroed tokens stay as keys) or SPEC 3.5 / P3
+// METHOD §3.4 soft masking (tokens multiplied by masks, zeroed tokens stay as keys) or METHOD §3.5 / P3
 // hard dropping (kept tokens physically gathered; a batch is packed to the longest sample with a
 // key-padding mask, layout [cls, kept patches…, padding…, budget]).
 enum class SelectionMode { kSoft, kHard };
@@ -72,7 +72,7 @@ struct BlockStats {
   torch::Tensor patch_mask;  // (B, N) cumulative soft patch mask after this block; 0 = dropped
   torch::Tensor kept;        // (B) int64 patch tokens kept after this block (cls/budget excluded)
   // (B, N) pre-ReLU selection margin g − τ of this block per patch (s = ReLU of it). Unlike the
-  // mask it has a gradient at dropped patches too (SPEC 10 P26, budget_loss=hard). Soft path
+  // mask it has a gradient at dropped patches too (METHOD §10 P26, budget_loss=hard). Soft path
   // (training) only; undefined on the hard path and under keep_fraction_hook.
   torch::Tensor patch_margin;
 };
@@ -102,8 +102,8 @@ class AttentionImpl : public torch::nn::Module {
 };
 TORCH_MODULE(Attention);
 
-// Pre-norm block x ← x + Attn(LN1 x); x ← x + MLP(LN2 x) (SPEC 2). Adaptive blocks also own
-// `gate` and `threshold` (Linear D→1, sigmoid applied by the selection code, SPEC 3.3).
+// Pre-norm block x ← x + Attn(LN1 x); x ← x + MLP(LN2 x) (METHOD §2). Adaptive blocks also own
+// `gate` and `threshold` (Linear D→1, sigmoid applied by the selection code, METHOD §3.3).
 class BlockImpl : public torch::nn::Module {
  public:
   BlockImpl(int64_t dim, int64_t heads, double mlp_ratio, bool adaptive);
@@ -130,7 +130,7 @@ class VitImpl : public torch::nn::Module {
   explicit VitImpl(VitOptions options);
 
   // images (B, C, H, W) normalised; budget (B) in (0, 1] or undefined. Undefined, all exactly 1.0
-  // (SPEC 3.1) or a model without adaptive blocks → static path, no budget token.
+  // (METHOD §3.1) or a model without adaptive blocks → static path, no budget token.
   TokenState embed(const torch::Tensor& images, const torch::Tensor& budget = {});
   // Runs blocks [begin, end); adaptive blocks select tokens per `mode` when a budget token is
   // present and append their BlockStats to *stats.
@@ -146,7 +146,7 @@ class VitImpl : public torch::nn::Module {
                                                                     const torch::Tensor& budget = {});
 
   bool is_adaptive(int64_t block) const;
-  // Re-draws every parameter as SPEC 2 / 3.3 (timm init; budget tokens, gate/threshold biases).
+  // Re-draws every parameter as METHOD §2 / 3.3 (timm init; budget tokens, gate/threshold biases).
   void reset_parameters();
   // Benchmark/test hook (docs/model.md): ≥ 0 makes each adaptive block keep exactly
   // round(f·N) patches — those with the highest gate score, mask = gate value — instead of
@@ -182,7 +182,7 @@ torch::Tensor key_padding_bias(const TokenState& state);
 // (B, T) per-token values of `state` (e.g. its mask) → (B, N) on the original row-major patch grid
 // by state.positions; 0 for patches no longer in the sequence (hard path) — Fig. 9 pictures.
 torch::Tensor to_patch_grid(const torch::Tensor& values, const TokenState& state, int64_t patches);
-// Tokens sent over the channel after a block (SPEC 3.6): kept patches + cls + budget, (B) int64.
+// Tokens sent over the channel after a block (METHOD §3.6): kept patches + cls + budget, (B) int64.
 torch::Tensor tokens_sent(const BlockStats& stats);
 // Floating-point operations of one image's forward pass, counted as 2 per multiply-add of every
 // matrix product (patch embedding, qkv, q·kᵀ, attention·v, proj, MLP, gates, head); norms,

@@ -9,7 +9,7 @@
 
 namespace tokcom {
 
-// The method's own tensors (SPEC 3): budget_token_a/b, blocks.{i}.gate.*, blocks.{i}.threshold.*.
+// The method's own tensors (METHOD §3): budget_token_a/b, blocks.{i}.gate.*, blocks.{i}.threshold.*.
 bool is_method_tensor(const std::string& name);
 
 struct WeightsImport {

@@ -1,6 +1,6 @@
 // net/batcher.h — cross-device batching for the server (issue "deployment"): requests from every
 // stream wait in one bounded queue; a worker decodes up to max_batch requests of the same ratio
-// together (hard-drop payloads of different lengths packed with a token mask, SPEC 3.5), waiting at
+// together (hard-drop payloads of different lengths packed with a token mask, METHOD §3.5), waiting at
 // most max_wait for a batch to fill. A full queue blocks submit(): back-pressure on the streams.
 #pragma once
 #include <chrono>

@@ -87,7 +87,7 @@ class EdgeServer::Service final : public v1::EdgeInference::Service {
         break;
       }
       Job job;
-      // ζ the device actually sent (SPEC 5.5), for this stream's controller: counted where ζ always is.
+      // ζ the device actually sent (METHOD §5.5), for this stream's controller: counted where ζ always is.
       const double sent_zeta = state->controller ? zeta(decoded.payload, 0, owner_->served_.input_values) : 0.0;
       job.payload = std::move(decoded.payload);
       job.cancelled = [context] { return context->IsCancelled(); };

@@ -12,34 +12,27 @@
 #include <spdlog/spdlog.h>
 #include <torch/version.h>
 
-#include "tokcom/control/csv_util.h"
 #include "tokcom/control/optimize.h"
 #include "tokcom/control/plots.h"
 #include "tokcom/core/atomic_file.h"
+#include "tokcom/core/csv.h"
 #include "tokcom/core/errors.h"
+#include "tokcom/core/text.h"
 #include "tokcom/core/version.h"
+#include "tokcom/eval/evaluate.h"
 #include "tokcom/eval/sweep.h"
 #include "tokcom/report/document.h"
+#include "tokcom/split/method.h"
+#include "tokcom/train/jscc_stage.h"
+#include "tokcom/train/trainer.h"
 
 namespace tokcom::report {
 namespace fs = std::filesystem;
 namespace {
 
-std::vector<std::string> columns_of(const std::string& header) {
-  std::string h = header;
-  while (!h.empty() && (h.back() == '\n' || h.back() == '\r')) h.pop_back();
-  return split_line(h, "header");
-}
-
 bool starts_with(const std::string& s, const std::string& p) { return s.rfind(p, 0) == 0; }
 bool ends_with(const std::string& s, const std::string& e) {
   return s.size() >= e.size() && s.compare(s.size() - e.size(), e.size(), e) == 0;
-}
-
-std::string fnv1a(const std::string& s) {
-  uint64_t h = 1469598103934665603ull;
-  for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
-  return fmt::format("{:016x}", h);
 }
 
 std::string trimmed(std::string s) {
@@ -63,7 +56,7 @@ nlohmann::json read_json(const fs::path& path, const std::string& name) {
   }
 }
 
-// ---- the paper's Table II (SPEC 9.1), copied verbatim; "a – b" per cell --------------------------
+// ---- the paper's Table II (METHOD §9.1), copied verbatim; "a – b" per cell --------------------------
 struct PaperRow {
   const char* group;
   const char* method;
@@ -88,15 +81,18 @@ constexpr PaperRow kPaperTable2[] = {
     {"G5", "Proposal", {"55.13 – 64.80", "65.27 – 73.00", "72.70 – 78.73", "78.37 – 79.88", "79.90 – 82.04", "80.34 – 83.81"}},
 };
 
+// The paper's label of `method` when its Table II has rows for it, else "".
 std::string paper_method(const std::string& method) {
-  if (method == "proposal") return "Proposal";
-  if (method == "vit-ae") return "ViT AE";
-  if (method == "mnv3-cnn" || method == "mobilenet-cnn" || method == "cnn") return "MNv3 CNN";
+  const Method* m = find_method(method);
+  if (!m) return "";
+  for (const PaperRow& r : kPaperTable2) {
+    if (std::string(r.method) == m->paper_label) return m->paper_label;
+  }
   return "";
 }
 
 // Range over G1–G5 of the paper's number for (method, regime, ζ_max); "" when the paper has none.
-// Per SPEC 9.1's inference, a = noiseless-trained and b = robust-trained.
+// Per METHOD §9.1's inference, a = noiseless-trained and b = robust-trained.
 std::string paper_range(const std::string& method, const std::string& regime, double zeta_max) {
   const std::string m = paper_method(method);
   if (m.empty() || (regime != "robust" && regime != "noiseless")) return "";
@@ -129,7 +125,7 @@ std::map<std::pair<std::string, double>, Curves> accuracy_curves(const RunData& 
   std::map<std::pair<std::string, double>, Curves> out;
   for (const SweepFile& f : run.sweeps) {
     if (f.proxy) continue;
-    const CsvTable& t = f.table;
+    const csv::Table& t = f.table;
     for (size_t i = 0; i < t.rows.size(); ++i) {
       const std::string regime = t.text(i, "regime");
       const std::string label = t.text(i, "method") + (regime == "none" ? "" : " (" + regime + ")");
@@ -220,7 +216,7 @@ std::optional<double> oracle_of(const ControlRun& c, const std::string& scenario
 
 std::vector<DeployCell> deploy_cells(const ControlRun& c) {
   std::vector<DeployCell> cells;
-  const CsvTable& t = *c.deploy;
+  const csv::Table& t = *c.deploy;
   for (size_t i = 0; i < t.rows.size(); ++i) {
     const std::string s = t.text(i, "scenario");
     const double zm = t.number(i, "zeta_max");
@@ -275,47 +271,6 @@ void require(const fs::path& root, const std::string& stage, const std::string& 
 
 }  // namespace
 
-const CsvSchema& sweep_schema() {
-  static const CsvSchema s{"a sweep CSV written by `tokcom sweep`", columns_of(sweep_csv_header()), false,
-                           {"method", "regime", "channel", "mode"}, {}};
-  return s;
-}
-const CsvSchema& summary_schema() {
-  static const CsvSchema s{"a summary.csv written by `tokcom optimize`", columns_of(kSummaryHeader), false,
-                           {"scenario", "rule"},
-                           {"V", "mu", "accuracy", "zeta", "queue_final", "oracle_accuracy", "oracle_zeta", "gap"}};
-  return s;
-}
-const CsvSchema& search_schema() {
-  static const CsvSchema s{"a search.csv written by `tokcom optimize`", columns_of(kSearchHeader), false,
-                           {"scenario"}, {}};
-  return s;
-}
-const CsvSchema& deploy_schema() {
-  // The header of apps/tokcom/cmd_optimize.cpp's Deployment (also `tokcom device`).
-  static const CsvSchema s{"a deploy_summary.csv written by `tokcom optimize --bank`",
-                           columns_of(kDeployHeader),
-                           false, {"scenario"}, {}};
-  return s;
-}
-const CsvSchema& epochs_schema() {
-  static const CsvSchema s{"an epochs.csv written by `tokcom train`",
-                           columns_of("epoch,lr,loss,ce,budget_loss,train_accuracy,val_accuracy,images_per_s"), true,
-                           {}, {}};
-  return s;
-}
-const CsvSchema& jscc_epochs_schema() {
-  static const CsvSchema s{"an epochs-<tag>.csv written by `tokcom train` (stage jscc)",
-                           columns_of("regime,ratio,epoch,lr,loss,train_accuracy,images_per_s"), true, {"regime"}, {}};
-  return s;
-}
-
-const CsvSchema& eval_schema() {
-  static const CsvSchema s{"an eval CSV written by `tokcom eval`", columns_of("alpha,mode,accuracy,kept_fraction"),
-                           true, {"mode"}, {}};
-  return s;
-}
-
 namespace {
 std::string first_line(const fs::path& path) {
   std::ifstream in(path);
@@ -359,7 +314,7 @@ RunData load_run(const std::string& dir) {
     if (name == "epochs.csv" || (starts_with(name, "epochs-") && ends_with(name, ".csv"))) {
       const bool jscc = name != "epochs.csv";
       run.epochs.push_back(
-          EpochsFile{folder, read_csv(f.string(), r, jscc ? jscc_epochs_schema() : epochs_schema()), jscc});
+          EpochsFile{folder, csv::read(f.string(), r, jscc ? jscc_epochs_schema() : epochs_schema()), jscc});
       run.inputs.push_back(r);
       stage(parent);
     } else if (name == "summary.csv") {
@@ -369,7 +324,7 @@ RunData load_run(const std::string& dir) {
     } else if (name == "search.csv") {
       searches[folder] = f;
     } else if (ends_with(name, ".csv") && starts_with(first_line(f), "alpha,mode,accuracy,kept_fraction")) {
-      run.evals.push_back(read_csv(f.string(), r, eval_schema()));
+      run.evals.push_back(csv::read(f.string(), r, eval_schema()));
       run.inputs.push_back(r);
     } else if (ends_with(name, ".csv")) {
       const fs::path side = f.string() + ".json";
@@ -377,7 +332,7 @@ RunData load_run(const std::string& dir) {
       if (fs::exists(side)) sidecar = read_json(side, r + ".json");
       const bool known = name == "sweep.csv" || name == "digital.csv" || name == "proxy.csv";
       if (!known && !(sidecar.is_object() && sidecar.contains("grid"))) continue;  // not a sweep CSV
-      SweepFile sf{read_csv(f.string(), r, sweep_schema()), sidecar, false};
+      SweepFile sf{csv::read(f.string(), r, sweep_schema()), sidecar, false};
       sf.proxy = name == "proxy.csv" || (sidecar.is_object() && sidecar.value("split", "") == "train");
       run.sweeps.push_back(std::move(sf));
       run.inputs.push_back(r);
@@ -412,7 +367,7 @@ RunData load_run(const std::string& dir) {
       StageInfo& s = stage(parent);
       if (s.config.empty() || name == "config.yaml") {
         s.config = r;
-        s.config_digest = fnv1a(read_file(f.string()));
+        s.config_digest = fnv1a_hex(read_file(f.string()));
       }
       run.inputs.push_back(r);
     }
@@ -430,15 +385,15 @@ RunData load_run(const std::string& dir) {
   }
   for (const std::string& d : control_dirs) {
     const std::string prefix = d == "." ? "" : d + "/";
-    ControlRun c{d, read_csv(summaries[d].string(), prefix + "summary.csv", summary_schema()), std::nullopt,
+    ControlRun c{d, csv::read(summaries[d].string(), prefix + "summary.csv", summary_schema()), std::nullopt,
                  std::nullopt, nullptr, nullptr};
     run.inputs.push_back(prefix + "summary.csv");
     if (searches.count(d)) {
-      c.search = read_csv(searches[d].string(), prefix + "search.csv", search_schema());
+      c.search = csv::read(searches[d].string(), prefix + "search.csv", search_schema());
       run.inputs.push_back(prefix + "search.csv");
     }
     if (deploys.count(d)) {
-      c.deploy = read_csv(deploys[d].string(), prefix + "deploy_summary.csv", deploy_schema());
+      c.deploy = csv::read(deploys[d].string(), prefix + "deploy_summary.csv", deploy_schema());
       run.inputs.push_back(prefix + "deploy_summary.csv");
     }
     const fs::path sj = root / d / "summary.json";
@@ -469,7 +424,9 @@ RunData load_run(const std::string& dir) {
       require(root, name, "summary.csv");
       require(root, name, "deploy_summary.csv");
     }
-    if (base == "bank" || base == "vit-ae" || base == "mobilenet-flat" || base == "mobilenet-cnn") {
+    const bool bank_stage = std::any_of(methods().begin(), methods().end(),
+                                        [&](const Method& m) { return m.has_bank() && base == m.stage; });
+    if (bank_stage) {
       const bool any = std::any_of(run.epochs.begin(), run.epochs.end(),
                                    [&](const EpochsFile& e) { return e.stage == name && e.jscc; });
       if (!any) {
@@ -611,7 +568,7 @@ ReportFiles write_report(const RunData& run, const ReportOptions& options) {
     TableBlock t;
     t.header = {"scenario", "ζ_max", "rule", "V", "μ", "accuracy (%)", "mean ζ", "feasible", "oracle accuracy (%)",
                 "gap (points)"};
-    const CsvTable& s = c.summary;
+    const csv::Table& s = c.summary;
     for (size_t i = 0; i < s.rows.size(); ++i) {
       if (s.text(i, "rule") != rule && s.text(i, "rule") != "given") continue;
       const std::string sc = s.text(i, "scenario");
@@ -662,9 +619,9 @@ ReportFiles write_report(const RunData& run, const ReportOptions& options) {
     bool any_paper = false;
     doc.table(deploy_block(c, &any_paper));
     const std::string method = table_field(c, "method"), regime = table_field(c, "regime");
-    doc.text("Paper column: the paper's Table II (SPEC 9.1) for the same method, regime and ζ_max, as the range over "
-             "its five SNR groups G1–G5: the groups' scenario labels were lost (SPEC Q2), so no row can be matched to "
-             "one scenario; a = noiseless-trained, b = robust-trained is SPEC's inference. The paper used DeiT-Tiny on "
+    doc.text("Paper column: the paper's Table II (METHOD §9.1) for the same method, regime and ζ_max, as the range over "
+             "its five SNR groups G1–G5: the groups' scenario labels were lost (METHOD Q2), so no row can be matched to "
+             "one scenario; a = noiseless-trained, b = robust-trained is METHOD §9.1's inference. The paper used DeiT-Tiny on "
              "224-px Imagenette, so numbers from a smaller run are not comparable in level." +
              std::string(any_paper ? "" : " No ζ_max / method of this run is in the paper's table."));
     const std::string pm = paper_method(method);
@@ -678,7 +635,7 @@ ReportFiles write_report(const RunData& run, const ReportOptions& options) {
         for (const char* cell : r.cells) row.push_back(cell);
         p.rows.push_back(row);
       }
-      doc.text("The paper's Table II rows for " + pm + " (accuracy %, \"noiseless – robust\"; SPEC 9.1):");
+      doc.text("The paper's Table II rows for " + pm + " (accuracy %, \"noiseless – robust\"; METHOD §9.1):");
       doc.table(p);
     }
   }
@@ -698,7 +655,7 @@ ReportFiles write_report(const RunData& run, const ReportOptions& options) {
                            p + ": kept patches in colour, dropped patches greyed out, one column per budget α"});
   }
 
-  // Kept fraction vs α (SPEC 10 P26: the hard kept fraction must track the budget).
+  // Kept fraction vs α (METHOD §10 P26: the hard kept fraction must track the budget).
   doc.heading(2, "Token budget: kept fraction vs α");
   if (run.evals.empty()) {
     doc.text("No `tokcom eval` CSV (alpha,mode,accuracy,kept_fraction,...) in this run.");
@@ -707,7 +664,7 @@ ReportFiles write_report(const RunData& run, const ReportOptions& options) {
              "block (what is sent) and the accuracy, per budget α; |kept − α| is the budget's tracking error.");
     TableBlock t;
     t.header = {"file", "mode", "α", "accuracy %", "kept fraction", "|kept − α|", "images/s"};
-    for (const CsvTable& e : run.evals) {
+    for (const csv::Table& e : run.evals) {
       for (size_t i = 0; i < e.rows.size(); ++i) {
         const double alpha = e.number(i, "alpha"), kept = e.number(i, "kept_fraction");
         const bool rate = std::find(e.header.begin(), e.header.end(), "images_per_s") != e.header.end();
@@ -728,7 +685,7 @@ ReportFiles write_report(const RunData& run, const ReportOptions& options) {
     std::string loss, acc, loss_plot, acc_plot;
     int block = 0;
     for (const EpochsFile& e : run.epochs) {
-      const CsvTable& c = e.table;
+      const csv::Table& c = e.table;
       const std::string label = e.jscc ? e.stage + " " + fs::path(c.name).stem().string().substr(7) : e.stage;
       std::vector<std::string> val_cols;
       for (const auto& h : c.header)

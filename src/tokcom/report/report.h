@@ -12,35 +12,30 @@
 
 #include <nlohmann/json.hpp>
 
-#include "tokcom/report/csv_table.h"
+#include "tokcom/core/csv.h"
 
 namespace tokcom::report {
 
-// The expected shapes of the CSVs a report reads (the writing commands' headers).
-const CsvSchema& sweep_schema();          // tokcom sweep (sweep.csv, digital.csv, proxy.csv)
-const CsvSchema& summary_schema();        // tokcom optimize: summary.csv
-const CsvSchema& search_schema();         // tokcom optimize: search.csv
-const CsvSchema& deploy_schema();         // tokcom optimize --bank / tokcom device: deploy_summary.csv
-const CsvSchema& epochs_schema();         // tokcom train: epochs.csv (+ per-α columns)
-const CsvSchema& jscc_epochs_schema();    // tokcom train (stage jscc): epochs-<regime>-r<ratio>.csv
-const CsvSchema& eval_schema();           // tokcom eval -o: alpha,mode,accuracy,kept_fraction,...
+// The CSVs a report reads, each checked against its writer's schema: sweep_schema() (eval/sweep.h),
+// summary_schema(), search_schema(), deploy_schema() (control/optimize.h), epochs_schema()
+// (train/trainer.h), jscc_epochs_schema() (train/jscc_stage.h), eval_schema() (eval/evaluate.h).
 
 struct SweepFile {
-  CsvTable table;
+  csv::Table table;
   nlohmann::json sidecar;  // <csv>.json (null when absent)
   bool proxy = false;      // built on the training split (a controller's proxy table): not in Figs 6–7
 };
 
 struct EpochsFile {
   std::string stage;  // folder relative to the run ("backbone", "bank")
-  CsvTable table;
+  csv::Table table;
   bool jscc = false;  // epochs-<tag>.csv of the JSCC stage (one per regime and ratio)
 };
 
 struct ControlRun {
   std::string dir;  // relative to the run
-  CsvTable summary;
-  std::optional<CsvTable> search, deploy;
+  csv::Table summary;
+  std::optional<csv::Table> search, deploy;
   nlohmann::json summary_json, deploy_json;  // sidecars (null when absent)
 };
 
@@ -60,7 +55,7 @@ struct RunData {
   std::vector<ControlRun> controls;
   std::vector<StageInfo> stages;
   std::vector<std::string> pictures;  // fig9*.png / visualize*.png, relative to the run
-  std::vector<CsvTable> evals;        // `tokcom eval` CSVs (kept fraction and accuracy per α)
+  std::vector<csv::Table> evals;        // `tokcom eval` CSVs (kept fraction and accuracy per α)
   std::vector<std::pair<std::string, nlohmann::json>> sidecars;  // every JSON sidecar read
   std::vector<std::string> inputs;    // every file read, relative
 };

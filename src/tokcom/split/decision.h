@@ -1,4 +1,4 @@
-// What the controller chooses per slot and the device half obeys: φ = (α, r) (SPEC 0, 8.1).
+// What the controller chooses per slot and the device half obeys: φ = (α, r) (METHOD §0, 8.1).
 #pragma once
 #include <cstdint>
 

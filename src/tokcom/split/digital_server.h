@@ -1,4 +1,4 @@
-// split/digital_server.h — the server half of a digital baseline (SPEC 6.3, Q7): each received
+// split/digital_server.h — the server half of a digital baseline (METHOD §6.3, Q7): each received
 // encoded image (resize, jpeg, webp, avif) is decoded at the model's input size and classified by
 // the clean backbone. What `tokcom serve --method <codec>` runs; the sweep evaluates the same
 // pipeline in-process (eval/digital_eval.h).

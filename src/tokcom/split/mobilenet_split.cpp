@@ -11,12 +11,11 @@
 #include "tokcom/core/safetensors.h"
 #include "tokcom/core/state_dict.h"
 #include "tokcom/split/frozen_check.h"
+#include "tokcom/split/method.h"
 #include "tokcom/split/proposal.h"
 
 namespace tokcom {
 namespace fs = std::filesystem;
-
-bool is_mobilenet_method(const std::string& method) { return method == "mobilenet-flat" || method == "mobilenet-cnn"; }
 
 MobileNetJsccNetImpl::MobileNetJsccNetImpl(MobileNetV3 mobilenet_in, std::string method_in, double ratio_in,
                                            int64_t image_size)
@@ -39,7 +38,7 @@ MobileNetJsccNetImpl::MobileNetJsccNetImpl(MobileNetV3 mobilenet_in, std::string
 
 torch::Tensor MobileNetJsccNetImpl::encode_features(const torch::Tensor& f) {
   check_shape("MobileNetJsccNet::encode_features", "f", f, {-1, map_shape[0], map_shape[1], map_shape[2]});
-  if (flat) return flat->encoder(f.flatten(2));  // channels as tokens (SPEC 6.2)
+  if (flat) return flat->encoder(f.flatten(2));  // channels as tokens (METHOD §6.2)
   return cnn->encoder(f);
 }
 
@@ -50,7 +49,7 @@ torch::Tensor MobileNetJsccNetImpl::decode_features(const torch::Tensor& y) {
 
 void MobileNetJsccNetImpl::set_jscc_training_mode() {
   train();
-  // SPEC 6.2 / 5.6: the device half runs frozen with its BatchNorm statistics frozen; the
+  // METHOD §6.2 / 5.6: the device half runs frozen with its BatchNorm statistics frozen; the
   // classifier is frozen too (no dropout on a frozen head).
   for (int64_t i = 0; i < MobileNetV3Impl::kSplit; ++i) mobilenet->features[i]->eval();
   mobilenet->classifier->eval();

@@ -1,6 +1,6 @@
-// split/mobilenet_split.h — the MobileNetV3 baselines as split models (SPEC 6.2). The device runs
+// split/mobilenet_split.h — the MobileNetV3 baselines as split models (METHOD §6.2). The device runs
 // features[0:3] (24×H/8×W/8 for Small) and one of two JSCC codecs:
-//   "mobilenet-flat": every channel is a token of H'·W' reals, the token JSCC of SPEC 5.2–5.4
+//   "mobilenet-flat": every channel is a token of H'·W' reals, the token JSCC of METHOD §5.2–5.4
 //                     with width H'·W' → (B, 24, d_r) symbols, d_r = max(⌊H'W'·r⌋, 1);
 //   "mobilenet-cnn":  the convolutional JSCC on the map → (B, 24, s, s), s = max(⌊H'·r⌋, 1).
 // The server decodes back to the 24×H'×W' map and runs features[3:], pooling and the classifier.
@@ -25,9 +25,6 @@
 namespace tokcom {
 
 class Config;
-
-// mobilenet-flat | mobilenet-cnn.
-bool is_mobilenet_method(const std::string& method);
 
 // One (method, r): the MobileNet's modules under their torchvision names at the top level (shared
 // with `mobilenet`, not copied) and the codec under "jscc.".

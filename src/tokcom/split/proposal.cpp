@@ -63,7 +63,7 @@ torch::Tensor server_logits(Vit& vit, JsccDecoder& decoder, const Payload& recei
   }
   if (received.token_scale.defined()) {
     state.mask = received.token_scale;
-    state.x = state.x * state.mask.unsqueeze(-1);  // SPEC 5.4: dropped positions back to exact zeros
+    state.x = state.x * state.mask.unsqueeze(-1);  // METHOD §5.4: dropped positions back to exact zeros
   }
   return vit->forward_head(vit->forward_blocks(std::move(state), split, vit->options.depth(), mode));
 }
@@ -158,7 +158,7 @@ SplitModel load_proposal(const Config& config, const std::string& bank_dir, cons
     net->to(device);
     net->eval();
     vit->eval();  // the ViT itself is not a child of `net` (its children are): its own flag gates the
-                  // eval-only selection cutoff (SPEC 3.3), so it must be set here too
+                  // eval-only selection cutoff (METHOD §3.3), so it must be set here too
     models.push_back(vit);
     encoders.push_back(codec->encoder);
     decoders.push_back(codec->decoder);

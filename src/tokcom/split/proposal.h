@@ -1,6 +1,6 @@
-// split/proposal.h — the proposal as a split model (SPEC 5): the device runs the patch embedding
+// split/proposal.h — the proposal as a split model (METHOD §5): the device runs the patch embedding
 // and blocks [0, split) with token selection under α, encodes every sent token with the JSCC
-// encoder of ratio r; the server decodes, multiplies by the cumulative mask (SPEC 5.4) and runs
+// encoder of ratio r; the server decodes, multiplies by the cumulative mask (METHOD §5.4) and runs
 // blocks [split, depth), the final LayerNorm and the head.
 //
 // Soft mode sends every position (the reference's batched path); hard mode sends only the kept

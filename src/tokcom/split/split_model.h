@@ -51,7 +51,7 @@ class ServerHalf {
 struct SplitModel {
   std::shared_ptr<DeviceHalf> device;
   std::shared_ptr<ServerHalf> server;
-  int64_t input_values = 0;  // C·H·W of the model's input: the n of ζ = k / n (SPEC 5.5)
+  int64_t input_values = 0;  // C·H·W of the model's input: the n of ζ = k / n (METHOD §5.5)
 };
 
 // n of ζ = k / n for a config: comm.input_values when > 0, else model.in_chans · image_size²

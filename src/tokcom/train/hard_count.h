@@ -1,4 +1,4 @@
-// The budget term that makes hard dropping track α (SPEC 10 P26).
+// The budget term that makes hard dropping track α (METHOD §10 P26).
 //
 // The reference's budget loss penalises the *mean soft mask*, which a model can satisfy by
 // shrinking every mask value while almost none reaches the 1e-3 eval cutoff: nothing is dropped at
@@ -37,7 +37,7 @@ at::Tensor hard_kept_fraction_margin(const at::Tensor& patch_mask, const at::Ten
 // has no margin (hard path or keep-fraction hook).
 std::vector<at::Tensor> cumulative_margins(const std::vector<BlockStats>& stats);
 
-// (B) penalty max(0, |K − α| − ε) (SPEC 4, Eq. 7) on the straight-through hard kept fraction K of
+// (B) penalty max(0, |K − α| − ε) (METHOD §4, Eq. 7) on the straight-through hard kept fraction K of
 // one adaptive block. patch_margin (cumulative, see above) is used by the margin surrogate and
 // ignored by the mask surrogate (`hard_kept_fraction` of model/budget_loss.h).
 at::Tensor hard_budget_penalty(const at::Tensor& patch_mask, const at::Tensor& patch_margin,

@@ -11,7 +11,9 @@
 
 #include "tokcom/comm/channel.h"
 #include "tokcom/core/atomic_file.h"
+#include "tokcom/core/csv.h"
 #include "tokcom/core/errors.h"
+#include "tokcom/core/text.h"
 #include "tokcom/core/progress.h"
 #include "tokcom/core/safetensors.h"
 #include "tokcom/core/state_dict.h"
@@ -20,6 +22,7 @@
 #include "tokcom/data/transforms.h"
 #include "tokcom/eval/link_eval.h"
 #include "tokcom/model/budget_loss.h"
+#include "tokcom/split/method.h"
 #include "tokcom/split/mobilenet_split.h"
 #include "tokcom/split/proposal.h"
 #include "tokcom/train/checkpoint.h"
@@ -36,20 +39,20 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(JsccEpochRecord, regime, ratio, epoch, lr, lo
 
 namespace {
 
-std::string csv_text(const std::vector<JsccEpochRecord>& records) {
-  std::string s = "regime,ratio,epoch,lr,loss,train_accuracy,images_per_s";
-  for (double snr : jscc_eval_snrs()) s += fmt::format(",val_accuracy_snr{}", snr);
-  s += "\n";
+void write_epochs_csv(const std::string& path, const std::vector<JsccEpochRecord>& records) {
+  std::vector<std::string> extra;
+  for (double snr : jscc_eval_snrs()) extra.push_back(fmt::format("val_accuracy_snr{}", snr));
+  csv::Writer out(jscc_epochs_schema(), extra);
   for (const auto& r : records) {
-    s += fmt::format("{},{},{},{:.6g},{:.6f},{:.6f},{:.2f}", r.regime, r.ratio, r.epoch, r.lr, r.loss,
-                     r.train_accuracy, r.images_per_s);
-    for (double a : r.val_accuracy) s += fmt::format(",{:.6f}", a);
-    s += "\n";
+    out.text(r.regime).number(r.ratio).integer(r.epoch).number(r.lr, 6).fixed(r.loss, 6);
+    out.fixed(r.train_accuracy, 6).fixed(r.images_per_s, 2);
+    for (double a : r.val_accuracy) out.fixed(a, 6);
+    out.end_row();
   }
-  return s;
+  out.write(path);
 }
 
-// Only the server blocks [split, depth) of the ViT are trained (SPEC 5.6; P12 keeps norm + head frozen).
+// Only the server blocks [split, depth) of the ViT are trained (METHOD §5.6; P12 keeps norm + head frozen).
 bool is_server_block(const std::string& name, int64_t split) {
   if (name.rfind("blocks.", 0) != 0) return false;
   return std::stoll(name.substr(7)) >= split;
@@ -101,13 +104,13 @@ PairNet vit_pair(const Config& config, const std::string& init, double ratio) {
   pn.net = JsccStageNet(vit, codec).ptr();
   for (auto& item : vit->named_parameters()) {
     const bool train = is_server_block(item.key(), split);
-    item.value().set_requires_grad(train);  // SPEC 10 P10: frozen parameters collect no gradient
+    item.value().set_requires_grad(train);  // METHOD §10 P10: frozen parameters collect no gradient
     if (train) pn.trained.push_back(item.value());
   }
   pn.codec_parameters = codec->parameters();
   pn.trained.insert(pn.trained.end(), pn.codec_parameters.begin(), pn.codec_parameters.end());
   pn.train_mode = [vit, codec]() mutable {
-    vit->eval();  // SPEC 10 P22: the device's selection runs in eval mode (1e-3 cutoff active)
+    vit->eval();  // METHOD §10 P22: the device's selection runs in eval mode (1e-3 cutoff active)
     codec->train();
   };
   pn.send = [vit, codec, split, method = pn.method](const torch::Tensor& images, const torch::Tensor& budget) mutable {
@@ -147,7 +150,7 @@ PairNet vit_pair(const Config& config, const std::string& init, double ratio) {
   return pn;
 }
 
-// MobileNetV3 + flat or CNN JSCC (SPEC 6.2): features[3:] and the codec trained; features[0:3]
+// MobileNetV3 + flat or CNN JSCC (METHOD §6.2): features[3:] and the codec trained; features[0:3]
 // (BatchNorm statistics included) and the classifier frozen.
 PairNet mobilenet_pair(const Config& config, const std::string& init, double ratio) {
   const std::string method = config.get_string("train.method");
@@ -288,8 +291,7 @@ std::vector<JsccEpochRecord> train_pair(const Config& config, const TrainRunOpti
         "backbone (mobilenet-flat, mobilenet-cnn)");
   }
   // The codec's initial weights depend on (seed, regime, r) only, not on which pairs ran before.
-  uint64_t tag_hash = 1469598103934665603ull;
-  for (unsigned char ch : tag) tag_hash = (tag_hash ^ ch) * 1099511628211ull;
+  const uint64_t tag_hash = fnv1a(tag);
   torch::manual_seed(run.seed ^ tag_hash);
   PairNet pn = is_mobilenet_method(config.get_string("train.method")) ? mobilenet_pair(config, init, ratio)
                                                                        : vit_pair(config, init, ratio);
@@ -364,9 +366,9 @@ std::vector<JsccEpochRecord> train_pair(const Config& config, const TrainRunOpti
     ws.seed = run.seed ^ tag_hash;
     const auto curve = warm_start_codec(pn, data.train_set, train_loader, device, ws, tag);
     if (dist.is_main()) {
-      std::string text = "step,relative_error\n";
-      for (const auto& [step, err] : curve) text += fmt::format("{},{:.6f}\n", step, err);
-      write_file_atomic(fmt::format("{}/warm-start-{}.csv", out, tag), text);
+      csv::Writer text(csv::schema("a warm-start curve (tokcom train, stage jscc)", "step,relative_error"));
+      for (const auto& [step, err] : curve) text.integer(step).fixed(err, 6).end_row();
+      text.write(fmt::format("{}/warm-start-{}.csv", out, tag));
     }
   }
   if (dist.active()) {  // rank 0's weights everywhere; each rank its own dropout stream
@@ -413,7 +415,7 @@ std::vector<JsccEpochRecord> train_pair(const Config& config, const TrainRunOpti
       }
       Payload sent = pn.send(images, budget);
       Payload received = sent;
-      if (robust) {  // SNR ~ U(min, max] dB per sample per step (SPEC 5.3)
+      if (robust) {  // SNR ~ U(min, max] dB per sample per step (METHOD §5.3)
         const torch::Tensor snr =
             (snr_max - (snr_max - snr_min) * torch::rand({part.global}, gen).slice(0, part.begin, part.end)).to(device);
         at::Generator noise = dist.rank() == 0 ? gen
@@ -475,7 +477,7 @@ std::vector<JsccEpochRecord> train_pair(const Config& config, const TrainRunOpti
     ck.records.push_back(rec);
     ck.epoch = epoch + 1;
     if (dist.is_main()) {  // only rank 0 writes files
-      write_file_atomic(csv_path, csv_text(records));
+      write_epochs_csv(csv_path, records);
       save_checkpoint(ck_dir, ck, net, *optimizer, digest);
     }
     if (run.stop_after_epochs > 0 && epoch + 1 >= run.stop_after_epochs && epoch + 1 < epochs) {
@@ -485,7 +487,7 @@ std::vector<JsccEpochRecord> train_pair(const Config& config, const TrainRunOpti
     }
   }
   if (dist.is_main()) {
-    write_file_atomic(csv_path, csv_text(records));
+    write_epochs_csv(csv_path, records);
     save_module(file, net,
                 {{"stage", "jscc"}, {"method", method}, {"regime", regime}, {"ratio", fmt::format("{}", ratio)},
                  {"config_digest", digest}, {"git", TOKCOM_GIT_HASH}});
@@ -496,6 +498,13 @@ std::vector<JsccEpochRecord> train_pair(const Config& config, const TrainRunOpti
 }
 
 }  // namespace
+
+const csv::Schema& jscc_epochs_schema() {
+  static const csv::Schema s = csv::schema("an epochs-<tag>.csv written by `tokcom train` (stage jscc)",
+                                           "regime,ratio,epoch,lr,loss,train_accuracy,images_per_s", {"regime"}, {},
+                                           /*open=*/true);
+  return s;
+}
 
 std::vector<double> jscc_eval_snrs() { return {0.0, 10.0, 20.0}; }
 

@@ -1,4 +1,4 @@
-// Stage 3 of `tokcom train` (train.stage=jscc, SPEC 5.6, 7, 10 P10, P12, P22): for every ratio r
+// Stage 3 of `tokcom train` (train.stage=jscc, METHOD §5.6, 7, 10 P10, P12, P22): for every ratio r
 // of train.ratios and every regime of comm.train_regime, a JSCC encoder/decoder is trained
 // together with the server blocks [comm.split, depth); the device half (embedding, tokens, blocks
 // [0, split) with their selection heads) runs frozen in eval mode, and the final LayerNorm and head
@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "tokcom/core/config.h"
+#include "tokcom/core/csv.h"
 #include "tokcom/train/trainer.h"
 
 namespace tokcom {
@@ -28,6 +29,8 @@ std::vector<double> jscc_ratios(const Config& config);
 std::vector<std::string> jscc_regimes(const Config& config);
 // SNRs (dB) of the per-epoch validation.
 std::vector<double> jscc_eval_snrs();
+// epochs-<regime>-r<ratio>.csv: its own columns, then val_accuracy_snr<s> per eval SNR (numbers).
+const csv::Schema& jscc_epochs_schema();
 
 // Trains every (regime, r) not finished yet (a finished one has its .safetensors; with
 // run.resume a half-trained one continues from its checkpoint). Returns the records of the

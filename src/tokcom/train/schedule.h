@@ -1,4 +1,4 @@
-// Learning-rate schedules (SPEC 7; SPEC 10 P8: the reference's stages 2–3 run at constant lr).
+// Learning-rate schedules (METHOD §7; METHOD §10 P8: the reference's stages 2–3 run at constant lr).
 #pragma once
 #include <cstdint>
 #include <string>

@@ -12,6 +12,7 @@
 #include <spdlog/spdlog.h>
 
 #include "tokcom/core/atomic_file.h"
+#include "tokcom/core/csv.h"
 #include "tokcom/core/errors.h"
 #include "tokcom/core/precision.h"
 #include "tokcom/core/progress.h"
@@ -39,7 +40,7 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(EpochRecord, epoch, lr, loss, ce, budget, tra
                                    kept_fraction, val_accuracy_alpha)
 namespace {
 
-// Selection parameters (SPEC 3): budget tokens and the gate/threshold heads. They get their own lr
+// Selection parameters (METHOD §3): budget tokens and the gate/threshold heads. They get their own lr
 // and no weight decay.
 bool is_selection_param(const std::string& name) {
   return name.find("budget_token") != std::string::npos || name.find(".gate.") != std::string::npos ||
@@ -52,17 +53,19 @@ bool decays(const std::string& name, const torch::Tensor& p) {
 }
 
 
-std::string csv_header(const std::vector<double>& alphas) {
-  std::string h = "epoch,lr,loss,ce,budget_loss,train_accuracy,val_accuracy,images_per_s";
-  for (double a : alphas) h += fmt::format(",accuracy_hard_a{0},kept_fraction_a{0}", a);
-  return h + "\n";
+csv::Writer epochs_writer(const std::vector<double>& alphas) {
+  std::vector<std::string> extra;
+  for (double a : alphas) {
+    extra.push_back(fmt::format("accuracy_hard_a{}", a));
+    extra.push_back(fmt::format("kept_fraction_a{}", a));
+  }
+  return csv::Writer(epochs_schema(), extra);
 }
-std::string csv_row(const EpochRecord& r) {
-  std::string s = fmt::format("{},{:.6g},{:.6f},{:.6f},{:.6f},{:.6f},{:.6f},{:.2f}", r.epoch, r.lr, r.loss, r.ce, r.budget,
-                              r.train_accuracy, r.val_accuracy, r.images_per_s);
-  for (size_t i = 0; i < r.kept_fraction.size(); ++i)
-    s += fmt::format(",{:.6f},{:.6f}", r.val_accuracy_alpha[i], r.kept_fraction[i]);
-  return s + "\n";
+void add_epoch_row(csv::Writer& out, const EpochRecord& r) {
+  out.integer(r.epoch).number(r.lr, 6).fixed(r.loss, 6).fixed(r.ce, 6).fixed(r.budget, 6);
+  out.fixed(r.train_accuracy, 6).fixed(r.val_accuracy, 6).fixed(r.images_per_s, 2);
+  for (size_t i = 0; i < r.kept_fraction.size(); ++i) out.fixed(r.val_accuracy_alpha[i], 6).fixed(r.kept_fraction[i], 6);
+  out.end_row();
 }
 
 // Per-epoch validation: one process evaluates the split (its first max_batches); N ranks evaluate
@@ -96,6 +99,13 @@ std::vector<EvalRow> evaluate_distributed(const EvaluateFn& evaluate_split, cons
 
 }  // namespace
 
+const csv::Schema& epochs_schema() {
+  static const csv::Schema s =
+      csv::schema("an epochs.csv written by `tokcom train`",
+                  "epoch,lr,loss,ce,budget_loss,train_accuracy,val_accuracy,images_per_s", {}, {}, /*open=*/true);
+  return s;
+}
+
 std::vector<EpochRecord> train(const Config& config, const TrainRunOptions& run) {
   const std::string stage = config.get_string("train.stage");
   if (stage == "jscc") {
@@ -117,7 +127,7 @@ std::vector<EpochRecord> train(const Config& config, const TrainRunOptions& run)
 
   torch::Device device(config.get_string("train.device"));
   torch::manual_seed(run.seed);  // the initial weights depend on the seed alone, not on earlier draws
-  // train.model: the ViT (backbone and adaptive stages) or MobileNetV3 (backbone stage, SPEC 6.2).
+  // train.model: the ViT (backbone and adaptive stages) or MobileNetV3 (backbone stage, METHOD §6.2).
   const std::string arch = config.get_string("train.model");
   if (arch != "vit" && arch != "mobilenet") throw ConfigError("train.model: '" + arch + "', expected vit or mobilenet");
   if (arch == "mobilenet" && adaptive) {
@@ -181,7 +191,7 @@ std::vector<EpochRecord> train(const Config& config, const TrainRunOptions& run)
   } else {
     throw ConfigError("train.optimizer: unknown optimizer '" + optimizer_name + "', expected adam or adamw");
   }
-  std::vector<torch::Tensor> trained;  // clipping covers trained parameters only (SPEC 10 P10)
+  std::vector<torch::Tensor> trained;  // clipping covers trained parameters only (METHOD §10 P10)
   for (auto* g : {&decay, &no_decay, &selection}) trained.insert(trained.end(), g->begin(), g->end());
 
   // Data and schedule (a multiplier on each group's base lr).
@@ -231,10 +241,10 @@ std::vector<EpochRecord> train(const Config& config, const TrainRunOptions& run)
     torch::manual_seed(rank_seed(run.seed, dist.rank()));
   }
 
-  std::string csv = csv_header(eval_alphas);
-  for (const auto& r : records) csv += csv_row(r);
+  csv::Writer csv = epochs_writer(eval_alphas);
+  for (const auto& r : records) add_epoch_row(csv, r);
   for (int64_t epoch = ck.epoch; epoch < epochs; ++epoch) {
-    module.train();  // every epoch (SPEC 10 P9: evaluation leaves the model in eval mode)
+    module.train();  // every epoch (METHOD §10 P9: evaluation leaves the model in eval mode)
     EpochRecord rec;
     rec.epoch = epoch + 1;
     double loss_sum = 0, ce_sum = 0, budget_sum = 0;
@@ -284,7 +294,7 @@ std::vector<EpochRecord> train(const Config& config, const TrainRunOptions& run)
         const BudgetLoss bl = budget_loss(output.stats, budget, inner_loss, margin);
         budget_term = lambda_out * bl.out + lambda_in * bl.inner;
         if (budget_loss_kind == "hard") {
-          // SPEC 10 P26: straight-through hard count per adaptive block (train/hard_count.h).
+          // METHOD §10 P26: straight-through hard count per adaptive block (train/hard_count.h).
           const std::vector<torch::Tensor> margins = cumulative_margins(output.stats);
           torch::Tensor hard = torch::zeros({}, logits.options());
           for (size_t l = 0; l < output.stats.size(); ++l)
@@ -324,7 +334,7 @@ std::vector<EpochRecord> train(const Config& config, const TrainRunOptions& run)
     rec.budget = budget_sum / std::max<int64_t>(seen, 1);
     rec.train_accuracy = static_cast<double>(correct) / std::max<int64_t>(seen, 1);
 
-    // Per-epoch evaluation is logging only (SPEC 7); the last epoch's weights are kept.
+    // Per-epoch evaluation is logging only (METHOD §7); the last epoch's weights are kept.
     EvalOptions eval_opts;
     eval_opts.batch_size = config.get_int("train.eval_batch_size");
     eval_opts.device = device;
@@ -348,9 +358,9 @@ std::vector<EpochRecord> train(const Config& config, const TrainRunOptions& run)
     records.push_back(rec);
     ck.records.push_back(rec);
     ck.epoch = epoch + 1;
-    csv += csv_row(rec);
+    add_epoch_row(csv, rec);
     if (dist.is_main()) {
-      write_file_atomic(out + "/epochs.csv", csv);
+      csv.write(out + "/epochs.csv");
       save_checkpoint(ck_dir, ck, module, *optimizer, config.digest());
     }
     if (run.stop_after_epochs > 0 && epoch + 1 >= run.stop_after_epochs && epoch + 1 < epochs) {
@@ -359,7 +369,7 @@ std::vector<EpochRecord> train(const Config& config, const TrainRunOptions& run)
     }
   }
   if (dist.is_main()) {
-    write_file_atomic(out + "/epochs.csv", csv);
+    csv.write(out + "/epochs.csv");
     save_module(out + "/model.safetensors", module,
                 {{"stage", stage}, {"model", arch}, {"config_digest", config.digest()}, {"git", TOKCOM_GIT_HASH}});
     spdlog::info("wrote {}/model.safetensors and {}/epochs.csv", out, out);

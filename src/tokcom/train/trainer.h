@@ -1,10 +1,11 @@
-// `tokcom train`: the backbone and adaptive stages (SPEC 4, 7) with atomic per-epoch checkpoints,
+// `tokcom train`: the backbone and adaptive stages (METHOD §4, 7) with atomic per-epoch checkpoints,
 // --resume, a per-epoch CSV and progress.
 #pragma once
 #include <string>
 #include <vector>
 
 #include "tokcom/core/config.h"
+#include "tokcom/core/csv.h"
 
 namespace tokcom {
 
@@ -32,5 +33,7 @@ struct EpochRecord {
 // Trains the stage named by train.stage; writes <train.out>/{config.yaml, epochs.csv, model.safetensors,
 // checkpoint/}. Returns the per-epoch records (all epochs, including resumed ones).
 std::vector<EpochRecord> train(const Config& config, const TrainRunOptions& options);
+// epochs.csv: its own columns, then accuracy_hard_a<α>,kept_fraction_a<α> per eval α (numbers).
+const csv::Schema& epochs_schema();
 
 }  // namespace tokcom

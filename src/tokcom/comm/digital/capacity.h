@@ -1,4 +1,4 @@
-// comm/digital/capacity.h — how many bits a digital link delivers per image (SPEC 6.3).
+// comm/digital/capacity.h — how many bits a digital link delivers per image (METHOD §6.3).
 // Shannon: B = ζ·n·log₂(1 + SNR), k = ζ·n channel uses at capacity. "Practical": the same channel
 // uses at the spectral efficiency of the best 5G NR CQI whose 10 % BLER threshold the SNR meets.
 #pragma once
@@ -8,7 +8,7 @@
 
 namespace tokcom::digital {
 
-// ζ·n·log₂(1 + 10^(snr_db/10)) bits; n = 3·H·W input values (SPEC 6.3). SNR −∞ or ζ = 0 → 0.
+// ζ·n·log₂(1 + 10^(snr_db/10)) bits; n = 3·H·W input values (METHOD §6.3). SNR −∞ or ζ = 0 → 0.
 // Never negative: ζ < 0, n < 0 or a NaN argument is a bad configuration → ConfigError.
 double capacity_bits(double zeta, int64_t input_values, double snr_db);
 

@@ -99,7 +99,7 @@ std::vector<Encoded> QualityCodec::encode_many(const at::Tensor& image,
   for (const int64_t budget : budgets) {
     Encoded e;
     e.budget_bits = budget;
-    // SPEC 6.3: whole file, strictly below the budget.
+    // METHOD §6.3: whole file, strictly below the budget.
     auto fits = [&](int64_t rung) {
       return budget > 0 && static_cast<int64_t>(cache.at(rung).size()) * 8 < budget;
     };
@@ -148,7 +148,7 @@ int64_t resize_side(double budget_bits, int64_t channels, int64_t side, bool ref
   if (root >= static_cast<double>(side)) return side;
   int64_t l = 0;
   if (reference) {
-    l = static_cast<int64_t>(std::llround(root));  // SPEC 10 P20: may exceed the budget
+    l = static_cast<int64_t>(std::llround(root));  // METHOD §10 P20: may exceed the budget
   } else {
     l = static_cast<int64_t>(std::floor(root));
     // Guard floating error at perfect squares: largest L with 8·C·L² ≤ B exactly.

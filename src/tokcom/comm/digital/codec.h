@@ -1,4 +1,4 @@
-// comm/digital/codec.h — digital baselines: compress an image so it fits a bit budget (SPEC 6.3).
+// comm/digital/codec.h — digital baselines: compress an image so it fits a bit budget (METHOD §6.3).
 // A received image is perfect when its encoding fits the budget; otherwise it is lost (the sweep
 // counts it misclassified). Codecs are stateless const objects: one instance serves all threads.
 #pragma once
@@ -21,14 +21,14 @@ struct Encoded {
   int64_t size_bytes = 0;
 };
 
-// How quality codecs search their ladder. kLinear is the reference's scan (SPEC 6.3: from the best
+// How quality codecs search their ladder. kLinear is the reference's scan (METHOD §6.3: from the best
 // quality down, first that fits). kBisect bisects as if size fell with quality, then checks
 // `bisect_window` rungs above the boundary; sizes are not monotone, but with a window ≥ 2 it made
 // the scan's choice at every budget on every image checked (tests, docs/digital.md).
 enum class QualitySearch { kLinear, kBisect };
 
 struct CodecOptions {
-  bool reference = false;  // SPEC 10 P20: resize rounds L to nearest; quality codecs scan linearly
+  bool reference = false;  // METHOD §10 P20: resize rounds L to nearest; quality codecs scan linearly
   QualitySearch search = QualitySearch::kBisect;
   int bisect_window = 8;  // qualities checked above the bisected boundary
   int avif_speed = 6;     // libavif speed 0 (slowest) … 10 (fastest)
@@ -67,7 +67,7 @@ std::unique_ptr<DigitalCodec> make_codec(const std::string& name, bool reference
 std::unique_ptr<DigitalCodec> make_codec(const std::string& name, const CodecOptions& options);
 const std::vector<std::string>& codec_names();
 
-// Resize side L (SPEC 6.3, 10 P20). Paper (reference = false): largest L with 8·C·L² ≤ budget,
+// Resize side L (METHOD §6.3, 10 P20). Paper (reference = false): largest L with 8·C·L² ≤ budget,
 // i.e. ⌊√(B/(8C))⌋. Reference: round(√(B/(8C))), which for C = 3 and n = 3·H·W equals the
 // reference's round(√(ζ·log₂(1+snr)·H·W/8)) and may exceed the budget. Clipped to `side`;
 // 0 means nothing fits (lost). budget_bits is real-valued so a sweep can pass B exactly.

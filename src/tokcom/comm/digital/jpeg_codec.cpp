@@ -1,4 +1,4 @@
-// JPEG baseline via libjpeg-turbo's TurboJPEG API (SPEC 6.3): qualities 95 … 1, whole file
+// JPEG baseline via libjpeg-turbo's TurboJPEG API (METHOD §6.3): qualities 95 … 1, whole file
 // counted, 4:2:0 chroma and the accurate integer DCT like PIL's defaults (grayscale: one plane).
 #include <fmt/format.h>
 #include <torch/torch.h>
@@ -61,7 +61,7 @@ class JpegCodec final : public QualityCodec {
  protected:
   std::vector<int64_t> qualities() const override {
     std::vector<int64_t> q;
-    for (int64_t i = 95; i >= 1; --i) q.push_back(i);  // SPEC 10 P20: 1…95 only
+    for (int64_t i = 95; i >= 1; --i) q.push_back(i);  // METHOD §10 P20: 1…95 only
     return q;
   }
 

@@ -2,25 +2,8 @@
 
 #include <fmt/format.h>
 
-#include "tokcom/core/atomic_file.h"
-#include "tokcom/core/errors.h"
 
 namespace tokcom::digital {
-namespace {
-
-// RFC 4180 quoting for the free-text fields (image names may hold commas).
-std::string csv_field(const std::string& s) {
-  if (s.find_first_of(",\"\n\r") == std::string::npos) return s;
-  std::string out = "\"";
-  for (const char c : s) {
-    if (c == '"') out += '"';
-    out += c;
-  }
-  return out + "\"";
-}
-
-}  // namespace
-
 PerImageRow per_image_row(const std::string& method,
                           const std::string& image,
                           double zeta,
@@ -38,20 +21,29 @@ PerImageRow per_image_row(const std::string& method,
   return row;
 }
 
-std::string per_image_csv(const std::vector<PerImageRow>& rows) {
-  fmt::memory_buffer out;
-  fmt::format_to(std::back_inserter(out), "{}\n", kPerImageHeader);
-  for (const PerImageRow& r : rows) {
-    const std::string choice = r.fits && r.choice >= 0 ? std::to_string(r.choice) : "";
-    fmt::format_to(std::back_inserter(out), "{},{},{:.10g},{:.10g},{},{},{},{}\n",
-                   csv_field(r.method), csv_field(r.image), r.zeta, r.snr_db, r.budget_bits, choice,
-                   r.bytes, r.fits ? 1 : 0);
-  }
-  return fmt::to_string(out);
+const csv::Schema& per_image_schema() {
+  static const csv::Schema s =
+      csv::schema("a per-image CSV written by `tokcom sweep --per-image`", kPerImageHeader, {"method", "image"}, {"choice"});
+  return s;
 }
 
+namespace {
+csv::Writer per_image_writer(const std::vector<PerImageRow>& rows) {
+  csv::Writer out(per_image_schema());
+  for (const PerImageRow& r : rows) {
+    out.text(r.method).text(r.image).number(r.zeta, 10).number(r.snr_db, 10).integer(r.budget_bits);
+    if (r.fits && r.choice >= 0) out.integer(r.choice);
+    else out.empty();
+    out.integer(r.bytes).integer(r.fits ? 1 : 0).end_row();
+  }
+  return out;
+}
+}  // namespace
+
+std::string per_image_csv(const std::vector<PerImageRow>& rows) { return per_image_writer(rows).str(); }
+
 void write_per_image_csv(const std::string& path, const std::vector<PerImageRow>& rows) {
-  write_file_atomic(path, per_image_csv(rows));
+  per_image_writer(rows).write(path);
 }
 
 }  // namespace tokcom::digital

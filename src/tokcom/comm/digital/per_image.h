@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "tokcom/comm/digital/codec.h"
+#include "tokcom/core/csv.h"
 
 namespace tokcom::digital {
 
@@ -29,6 +30,7 @@ PerImageRow per_image_row(const std::string& method,
                           double zeta,
                           double snr_db,
                           const Encoded& encoded);
+const csv::Schema& per_image_schema();  // method and image text, choice empty when lost
 // Header line + one line per row ('\n' endings, doubles with up to 10 significant digits).
 std::string per_image_csv(const std::vector<PerImageRow>& rows);
 // Writes per_image_csv(rows) to `path` atomically (temp file + rename); UsageError on I/O failure.

@@ -8,7 +8,7 @@ int64_t search_ladder(int64_t count,
                       const std::function<bool(int64_t)>& fits,
                       QualitySearch search,
                       int window) {
-  if (count <= 0 || !fits(count - 1)) return -1;  // SPEC 6.3: cheapest rung first
+  if (count <= 0 || !fits(count - 1)) return -1;  // METHOD §6.3: cheapest rung first
   if (search == QualitySearch::kLinear) {
     for (int64_t i = 0; i < count - 1; ++i) {
       if (fits(i)) return i;

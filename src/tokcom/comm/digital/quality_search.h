@@ -9,7 +9,7 @@ namespace tokcom::digital {
 
 // Rungs 0 … count−1 in scan order (best quality first, cheapest last). `fits(i)` says whether
 // rung i's encoding is under the budget (callers memoise it: each call may encode).
-// Reference semantics (SPEC 6.3): if the cheapest rung does not fit → −1 (lost); otherwise the
+// Reference semantics (METHOD §6.3): if the cheapest rung does not fit → −1 (lost); otherwise the
 // first rung in scan order that fits. kLinear is exactly that. kBisect assumes fits() is monotone
 // (false … false true … true), bisects the boundary, then checks `window` rungs before it and
 // re-bisects whenever one of them fits; it agrees with kLinear unless a fitting rung hides more

@@ -1,4 +1,4 @@
-// Resize baseline (SPEC 6.3): send the image downsampled to L×L as raw uint8, upsample back.
+// Resize baseline (METHOD §6.3): send the image downsampled to L×L as raw uint8, upsample back.
 #include <fmt/format.h>
 #include <torch/torch.h>
 
@@ -17,7 +17,7 @@ namespace {
 namespace F = torch::nn::functional;
 
 // (C, H, W) uint8 → (C, h, w) uint8 downsampled: bilinear with antialias like PIL's BILINEAR
-// (SPEC 10 P25: close to, not bit-exact with, PIL).
+// (METHOD §10 P25: close to, not bit-exact with, PIL).
 at::Tensor downsample(const at::Tensor& image, int64_t height, int64_t width) {
   at::Tensor x = image.unsqueeze(0).to(torch::kFloat);
   x = F::interpolate(x, F::InterpolateFuncOptions()
@@ -81,7 +81,7 @@ class ResizeCodec final : public DigitalCodec {
     const int64_t c = pixels.channels, h = pixels.height, w = pixels.width;
     Encoded e;
     e.budget_bits = budget_bits;
-    // Square images in this project; a non-square one is squeezed to L×L (SPEC 6.3: aspect not
+    // Square images in this project; a non-square one is squeezed to L×L (METHOD §6.3: aspect not
     // kept), L at most its shorter side.
     const int64_t side = std::min(h, w);
     const int64_t l = resize_side(static_cast<double>(budget_bits), c, side, options_.reference);
