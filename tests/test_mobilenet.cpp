@@ -273,4 +273,14 @@ TEST(MobileNetV3, PredictCliMatchesLibrary) {
                           &out),
             5);
   EXPECT_NE(out.find("input has shape [2, 1, 64, 64]"), std::string::npos) << out;
+  // Positional key=value words are config overrides, as in every verb, and --set is the same: a
+  // 5-way head no longer fits the 10-way weights.
+  for (const std::string form : {"mobilenet.num_classes=5", "--set mobilenet.num_classes=5"}) {
+    EXPECT_NE(test::run_cli("predict --model mobilenet-v3-small --weights " + dir + "/w.safetensors -c imagenette64 " +
+                                "--input " + dir + "/in.safetensors -o " + dir + "/o3.safetensors " + form,
+                            &out),
+              0)
+        << form;
+    EXPECT_NE(out.find("classifier"), std::string::npos) << form << ": " << out;
+  }
 }

@@ -94,7 +94,7 @@ void add_channel(CLI::App& app) {
   cmd->add_option("--input", a->input, "safetensors with tensor 'z': complex, or float with a trailing dim of 2; axis 0 = image")
       ->required()
       ->check(CLI::ExistingFile);
-  cmd->add_option("--out", a->out, "safetensors with z, y, h (fading), y_eq (equalised), noise_var, snr_db; complex as float (…, 2)")->required();
+  cmd->add_option("-o,--out", a->out, "safetensors with z, y, h (fading), y_eq (equalised), noise_var, snr_db; complex as float (…, 2)")->required();
   cmd->footer("The noise and gains come from --seed: the same seed gives the same output.");
   set_action(cmd, [a] { run_channel(*a); });
 }

@@ -50,49 +50,53 @@ void run_demo(const DemoArgs& a) {
     v.insert(v.end(), extra.begin(), extra.end());
     return v;
   };
-  Stages s("demo", out, 12);
-  s.run("backbone", {"train", "-c", preset, "train.stage=backbone", "train.epochs=" + epochs_backbone,
-                     "train.max_batches=" + train_batches, "train.out=" + out + "/backbone"});
-  s.run("adaptive", {"train", "-c", preset, "train.stage=adaptive", "train.epochs=" + epochs_adaptive,
+  // The pipeline, each stage with the earlier stages it reads (rerun when one of them reruns).
+  std::vector<PlannedStage> plan;
+  plan.push_back({"backbone", {"train", "-c", preset, "train.stage=backbone", "train.epochs=" + epochs_backbone,
+                     "train.max_batches=" + train_batches, "train.out=" + out + "/backbone"}, {}});
+  plan.push_back({"adaptive", {"train", "-c", preset, "train.stage=adaptive", "train.epochs=" + epochs_adaptive,
                      "train.max_batches=" + train_batches, "train.init=" + out + "/backbone/model.safetensors",
-                     "train.out=" + out + "/adaptive"});
-  s.run("bank", with({"train", "-c", out + "/adaptive/config.yaml", "train.init=" + out + "/adaptive/model.safetensors",
+                     "train.out=" + out + "/adaptive"}, {"backbone"}});
+  plan.push_back({"bank", with({"train", "-c", out + "/adaptive/config.yaml", "train.init=" + out + "/adaptive/model.safetensors",
                       "train.out=" + out + "/bank"},
-                     jscc));
-  s.run("vit-ae", with({"train", "-c", out + "/backbone/config.yaml", "train.init=" + out + "/backbone/model.safetensors",
+                     jscc), {"adaptive"}});
+  plan.push_back({"vit-ae", with({"train", "-c", out + "/backbone/config.yaml", "train.init=" + out + "/backbone/model.safetensors",
                         "train.out=" + out + "/vit-ae", "model.adaptive_blocks=[]"},
-                       jscc));
+                       jscc), {"backbone"}});
   // The paper's strongest neural baseline: MobileNetV3-Small with the CNN JSCC on its frozen device half.
-  s.run("mobilenet", {"train", "-c", preset, "train.stage=backbone", "train.model=mobilenet", "train.lr=2e-3",
+  plan.push_back({"mobilenet", {"train", "-c", preset, "train.stage=backbone", "train.model=mobilenet", "train.lr=2e-3",
                       "train.epochs=" + epochs_backbone, "train.max_batches=" + train_batches,
-                      "train.out=" + out + "/mobilenet"});
-  s.run("mobilenet-cnn", with({"train", "-c", out + "/mobilenet/config.yaml", "train.method=mobilenet-cnn",
+                      "train.out=" + out + "/mobilenet"}, {}});
+  plan.push_back({"mobilenet-cnn", with({"train", "-c", out + "/mobilenet/config.yaml", "train.method=mobilenet-cnn",
                                "train.init=" + out + "/mobilenet/model.safetensors", "train.out=" + out + "/mobilenet-cnn"},
-                              jscc));
-  s.run("sweep", {"sweep", "--bank", out + "/bank", "--vit-ae-bank", out + "/vit-ae", "--mobilenet-cnn-bank",
+                              jscc), {"mobilenet"}});
+  plan.push_back({"sweep", {"sweep", "--bank", out + "/bank", "--vit-ae-bank", out + "/vit-ae", "--mobilenet-cnn-bank",
                   out + "/mobilenet-cnn", "--methods", "proposal,vit-ae,mobilenet-cnn",
                   "--regimes", "robust,noiseless", "--ratios", ratios, "--channels", "awgn", "--snr", "0,10,20",
                   "--alphas", "0.1,0.25,0.5,0.75,1", "--max-batches", sweep_batches, "--batch-size", sweep_batch_size,
-                  "-o", out + "/sweep/sweep.csv"});
-  s.run("digital", {"sweep", "--methods", "resize,jpeg", "--backbone", out + "/backbone/model.safetensors", "--channels",
+                  "-o", out + "/sweep/sweep.csv"}, {"bank", "vit-ae", "mobilenet-cnn"}});
+  plan.push_back({"digital", {"sweep", "--methods", "resize,jpeg", "--backbone", out + "/backbone/model.safetensors", "--channels",
                     "awgn", "--snr", "0,10,20", "--zetas", zetas, "--max-batches", sweep_batches, "--batch-size",
                     sweep_batch_size, "-o",
-                    out + "/digital/digital.csv", "comm.input_values=0"});
-  s.run("proxy", {"sweep", "--bank", out + "/bank", "--regimes", "robust", "--ratios", ratios, "--channels", "awgn",
+                    out + "/digital/digital.csv", "comm.input_values=0"}, {"backbone"}});
+  plan.push_back({"proxy", {"sweep", "--bank", out + "/bank", "--regimes", "robust", "--ratios", ratios, "--channels", "awgn",
                   "--snr=-10:30:5", "--alphas", "0.001,0.01,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9", "--split", "train",
-                  "--max-batches", sweep_batches, "--batch-size", sweep_batch_size, "-o", out + "/proxy/proxy.csv"});
-  s.run("control", {"optimize", "--table", out + "/proxy/proxy.csv", "--method", "proposal", "--regime", "robust",
+                  "--max-batches", sweep_batches, "--batch-size", sweep_batch_size, "-o", out + "/proxy/proxy.csv"}, {"bank"}});
+  plan.push_back({"control", {"optimize", "--table", out + "/proxy/proxy.csv", "--method", "proposal", "--regime", "robust",
                     "--channel", "awgn", "--scenarios", "gauss:10,2.5", "fixed:20", "--zeta-max", zeta_max, "--T", slots,
                     "--window", window, "--bank", out + "/bank", "--deploy-images", deploy_images, "-o",
-                    out + "/control"});
+                    out + "/control"}, {"proxy", "bank"}});
 
-  s.run("fig9", {"visualize", "--checkpoint", out + "/adaptive/model.safetensors", "--alphas", "0.1,0.25,0.5,0.75",
-                 "--count", a.quick ? "2" : "8", "-o", out + "/fig9/fig9.png"});
+  plan.push_back({"fig9", {"visualize", "--checkpoint", out + "/adaptive/model.safetensors", "--alphas", "0.1,0.25,0.5,0.75",
+                 "--count", a.quick ? "2" : "8", "-o", out + "/fig9/fig9.png"}, {"adaptive"}});
+
+  Stages s("demo", out, static_cast<int>(plan.size()) + 1);  // + the report
+  run_plan(s, plan);
 
   // Report (`tokcom report` on the folder), a README with the headline tables, and the summary in the terminal.
   std::fprintf(stderr, "[demo 12/12] report\n  $ tokcom report %s\n", out.c_str());
   const report::RunData run = report::load_run(out);
-  const report::ReportFiles files = report::write_report(run, report::ReportOptions{});
+  const report::ReportFiles files = report::write_report(run, cli_report_options());
   const std::string at20 = report::accuracy_table(run, "awgn", 20), at10 = report::accuracy_table(run, "awgn", 10);
   const std::string deploy = report::deployment_table(run);
   const std::string readme = fmt::format(

@@ -7,6 +7,7 @@
 #include "command.h"
 #include "tokcom/core/config.h"
 #include "tokcom/core/errors.h"
+#include "tokcom/core/text.h"
 #include "tokcom/core/state_dict.h"
 #include "tokcom/eval/evaluate.h"
 #include "tokcom/eval/checkpoint_config.h"
@@ -20,29 +21,12 @@ struct EvalArgs {
   std::vector<std::string> overrides;
 };
 
-std::vector<double> parse_list(const std::string& s, const std::string& flag) {
-  std::vector<double> v;
-  std::stringstream ss(s);
-  std::string item;
-  while (std::getline(ss, item, ',')) {
-    try {
-      size_t pos = 0;
-      v.push_back(std::stod(item, &pos));
-      if (pos != item.size()) throw std::invalid_argument(item);
-    } catch (const std::exception&) {
-      throw UsageError(fmt::format("{}: '{}' is not a number (expected a comma list like 0.1,0.5,1)", flag, item));
-    }
-  }
-  if (v.empty()) throw UsageError(flag + ": empty list");
-  return v;
-}
-
 void run_eval(const EvalArgs& args) {
   const Config config = checkpoint_config(args.checkpoint, args.config, args.overrides);
   Vit model = make_vit(config);
   load_module(args.checkpoint, *model, /*strict=*/true);
   EvalOptions o;
-  o.alphas = parse_list(args.alphas, "--alphas");
+  o.alphas = parse_number_list(args.alphas, "--alphas");
   o.mode = parse_mode(args.mode);
   o.batch_size = args.batch_size;
   o.max_batches = args.max_batches;

@@ -1,6 +1,7 @@
 // `tokcom predict`: top-5 classes of image files, or a tensor-in/tensor-out forward pass
 // (`--input X.safetensors --out Y.safetensors [--hidden]`) so anyone can check our numbers.
 #include <cstdio>
+#include <regex>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -26,7 +27,7 @@ struct PredictArgs {
   std::string checkpoint, config, mode = "hard", input, out, model = "vit";
   double alpha = 1.0;
   bool hidden = false;
-  std::vector<std::string> images, overrides;
+  std::vector<std::string> images, overrides, set_overrides;
 };
 
 std::vector<std::string> class_names_for(const Config& config) {
@@ -155,11 +156,22 @@ void add_predict(CLI::App& app) {
   cmd->add_option("--alpha", args->alpha, "Budget α in (0, 1]; 1 = static path")->capture_default_str();
   cmd->add_option("--mode", args->mode, "soft | hard")->check(CLI::IsMember({"soft", "hard"}))->capture_default_str();
   cmd->add_option("--input", args->input, "safetensors with tensor `input` (N×C×H×W, normalised)")->check(CLI::ExistingFile);
-  cmd->add_option("--out", args->out, "safetensors to write: `logits` (+ `hidden.embed`, `hidden.block.{i}`)");
+  cmd->add_option("-o,--out", args->out, "safetensors to write: `logits` (+ `hidden.embed`, `hidden.block.{i}`)");
   cmd->add_flag("--hidden", args->hidden, "Also write the tokens after the positional embedding and every block's output");
-  cmd->add_option("images", args->images, "JPEG/PNG files");
-  cmd->add_option("--set", args->overrides, "key.sub=value config overrides");
-  set_action(cmd, [args] { run_predict(*args); });
+  cmd->add_option("images", args->images, "JPEG/PNG files, and key.sub=value config overrides (as in every verb)");
+  cmd->add_option("--set", args->set_overrides, "key.sub=value config overrides (the same as positional ones)");
+  set_action(cmd, [args] {
+    // Positional words of the form key.sub=value are overrides, the rest image files.
+    static const std::regex override_form(R"(^[a-z_]+\.[a-z_.]+=.*)");
+    std::vector<std::string> images;
+    for (const std::string& word : args->images) {
+      if (std::regex_match(word, override_form)) args->overrides.push_back(word);
+      else images.push_back(word);
+    }
+    args->images = images;
+    args->overrides.insert(args->overrides.end(), args->set_overrides.begin(), args->set_overrides.end());
+    run_predict(*args);
+  });
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "command.h"
+#include "stages.h"
 #include "tokcom/report/report.h"
 
 namespace tokcom::cli {
@@ -26,7 +27,7 @@ void add_report(CLI::App& app) {
               "A missing or malformed CSV is an error naming the file and line.");
   set_action(cmd, [a] {
     const report::RunData run = report::load_run(a->dir);
-    report::ReportOptions options;
+    report::ReportOptions options = cli_report_options();
     options.out_dir = a->out;
     options.plots = !a->no_plots;
     const report::ReportFiles files = report::write_report(run, options);

@@ -122,30 +122,33 @@ void run_reproduce(ReproduceArgs& a) {
   const std::string deploy_images = a.quick ? "20" : std::to_string(a.deploy_images);
   const std::string bank = out + "/bank", vit_ae = out + "/vit-ae";
 
-  struct Stage {
-    std::string name;
-    std::vector<std::string> args;
+  std::vector<PlannedStage> plan;  // each stage with the earlier stages it reads
+  // The stages among `names` that this plan holds (the banks of the methods asked for).
+  auto present = [&plan](const std::vector<std::string>& names) {
+    std::vector<std::string> out;
+    for (const auto& n : names)
+      if (std::any_of(plan.begin(), plan.end(), [&](const PlannedStage& st) { return st.name == n; })) out.push_back(n);
+    return out;
   };
-  std::vector<Stage> plan;
   const std::vector<std::string> backbone_epochs =
       a.quick || a.backbone_epochs == 0 ? std::vector<std::string>{}
                                         : std::vector<std::string>{"train.epochs=" + std::to_string(a.backbone_epochs)};
   plan.push_back({"backbone", with({"train", "--resume", "-c", a.config, "train.stage=backbone",
                                     "train.out=" + out + "/backbone"},
-                                   backbone_epochs)});
+                                   backbone_epochs), {}});
   const std::vector<std::string> adaptive_epochs =
       a.quick ? std::vector<std::string>{}
               : std::vector<std::string>{"train.epochs=" + std::to_string(a.adaptive_epochs), "train.warmup_epochs=1"};
   plan.push_back({"adaptive", with({"train", "--resume", "-c", a.config, "train.stage=adaptive",
                                     "train.init=" + out + "/backbone/model.safetensors", "train.out=" + out + "/adaptive"},
-                                   adaptive_epochs)});
+                                   adaptive_epochs), {"backbone"}});
   if (wanted("proposal")) plan.push_back({"bank", with({"train", "--resume", "-c", out + "/adaptive/config.yaml",
                                 "train.init=" + out + "/adaptive/model.safetensors", "train.out=" + bank},
-                               jscc)});
+                               jscc), {"adaptive"}});
   if (wanted("vit-ae")) plan.push_back({"vit-ae", with({"train", "--resume", "-c", out + "/backbone/config.yaml",
                                   "train.init=" + out + "/backbone/model.safetensors", "train.out=" + vit_ae,
                                   "model.adaptive_blocks=[]"},
-                                 jscc)});
+                                 jscc), {"backbone"}});
   // MobileNetV3 baselines (METHOD §6.2): backbone from scratch (docs/mobilenet.md's recipe), then the
   // flat and CNN JSCC banks on its frozen device half.
   const std::string mobilenet = out + "/mobilenet";
@@ -154,20 +157,21 @@ void run_reproduce(ReproduceArgs& a) {
   if (wanted("mobilenet-flat") || wanted("mobilenet-cnn")) plan.push_back({"mobilenet", with({"train", "--resume", "-c", a.config, "train.stage=backbone", "train.model=mobilenet",
                                      "train.lr=2e-3", "train.warmup_epochs=1", "data.augment=crop-flip",
                                      "train.out=" + mobilenet},
-                                    mobilenet_epochs)});
+                                    mobilenet_epochs), {}});
   for (const std::string method : {"mobilenet-flat", "mobilenet-cnn"}) {
     if (!wanted(method)) continue;
     plan.push_back({method, with({"train", "--resume", "-c", mobilenet + "/config.yaml", "train.method=" + method,
                                   "train.init=" + mobilenet + "/model.safetensors", "train.out=" + out + "/" + method,
                                   "train.lr=1e-3", "data.augment=randaugment"},
-                                 jscc)});
+                                 jscc), {"mobilenet"}});
   }
   std::vector<std::string> neural_banks;
-  std::vector<std::string> swept;  // in the registry's order, whatever the order of --methods
+  std::vector<std::string> swept, bank_stages;  // in the registry's order, whatever the order of --methods
   for (const Method& m : tokcom::methods()) {
     if (!m.has_bank() || !wanted(m.name)) continue;
     neural_banks.insert(neural_banks.end(), {m.bank_flag, out + "/" + m.stage});
     swept.push_back(m.name);
+    bank_stages.push_back(m.stage);
   }
   const std::string neural_methods = join(swept);
   auto sweep_args = [&](std::vector<std::string> head, const std::vector<std::string>& tail) {
@@ -183,43 +187,51 @@ void run_reproduce(ReproduceArgs& a) {
     plan.push_back({fmt::format("sweep/part-{}-of-{}", k, shards),
                     sweep_args({"sweep"}, {"--regimes", "robust,noiseless", "--channels", a.channels,
                                            "--snr=" + snr, "--alphas", alphas, "--max-batches", sweep_batches,
-                                           "--shard", fmt::format("{}/{}", k, shards), "-o", part})});
+                                           "--shard", fmt::format("{}/{}", k, shards), "-o", part}),
+                    bank_stages});
   }
   std::vector<std::string> merge = {"merge"};
   merge.insert(merge.end(), parts.begin(), parts.end());
   merge.insert(merge.end(), {"-o", out + "/sweep/sweep.csv"});
-  plan.push_back({"sweep/merged", merge});
+  std::vector<std::string> part_stages;
+  for (int64_t k = 0; k < shards; ++k) part_stages.push_back(fmt::format("sweep/part-{}-of-{}", k, shards));
+  plan.push_back({"sweep/merged", merge, part_stages});
   plan.push_back({"digital", {"sweep", "--methods", "resize,jpeg,webp,avif", "--backbone",
                               out + "/backbone/model.safetensors", "--channels", "awgn", "--snr=" + snr, "--zetas",
-                              zetas, "--max-batches", sweep_batches, "-o", out + "/digital/digital.csv"}});
+                              zetas, "--max-batches", sweep_batches, "-o", out + "/digital/digital.csv"},
+                  {"backbone"}});
   // Proxy tables on the training split (the paper's text; METHOD §8.2), both regimes, both ViT methods.
   plan.push_back({"proxy", sweep_args({"sweep"}, {"--regimes", "robust,noiseless", "--channels", "awgn",
                                                   "--snr=" + proxy_snr, "--alphas", alphas, "--split", "train",
                                                   "--max-batches", a.quick ? "1" : std::to_string(a.proxy_batches), "-o",
-                                                  out + "/proxy/proxy.csv"})});
+                                                  out + "/proxy/proxy.csv"}),
+                  bank_stages});
   for (const std::string method : {"proposal", "vit-ae", "mobilenet-cnn"}) {
     if (!wanted(method)) continue;
     for (const std::string regime : {"robust", "noiseless"}) {
+      const std::string bank_stage = method_named(method, "reproduce").stage;
       std::vector<std::string> args = {"optimize", "--table", out + "/proxy/proxy.csv", "--method", method, "--regime",
                                        regime, "--channel", "awgn", "--zeta-max", zeta_max, "--bank",
-                                       method == "proposal" ? bank : method == "vit-ae" ? vit_ae : out + "/" + method,
+                                       out + "/" + bank_stage,
                                        "--deploy-images", deploy_images, "-o",
                                        fmt::format("{}/control/{}-{}", out, method, regime)};
       if (a.quick) args.insert(args.end(), {"--scenarios", "gauss:10,2.5", "--T", "500", "--window", "100"});
       else if (!a.scenarios.empty()) args.insert(args.end(), {"--scenarios", a.scenarios});
-      plan.push_back({fmt::format("control/{}-{}", method, regime), args});
+      plan.push_back({fmt::format("control/{}-{}", method, regime), args, present({"proxy", bank_stage})});
     }
   }
   // The budget calibration (docs/model.md) measured on the training split, and both models' hard
   // kept fraction and accuracy per α on the val split: the kept-fraction-tracks-α evidence.
   plan.push_back({"calibrated", {"calibrate", "--checkpoint", out + "/adaptive/model.safetensors", "--images",
-                                 a.quick ? "128" : "1024", "--budgets", "0.01:0.99:0.02", "-o", out + "/calibrated"}});
+                                 a.quick ? "128" : "1024", "--budgets", "0.01:0.99:0.02", "-o", out + "/calibrated"},
+                  {"adaptive"}});
   for (const std::string model : {"adaptive", "calibrated"}) {
     for (const std::string mode : {"hard", "soft"}) {
       plan.push_back({fmt::format("eval/{}-{}", model, mode),
                       {"eval", "--checkpoint", out + "/" + model + "/model.safetensors", "--alphas",
                        "0.1,0.25,0.5,0.75,1", "--mode", mode, "--max-batches", a.quick ? "2" : "0", "-o",
-                       fmt::format("{}/eval/{}-{}.csv", out, model, mode)}});
+                       fmt::format("{}/eval/{}-{}.csv", out, model, mode)},
+                      {model}});
     }
   }
   // The same calibrated model with the budget cap (docs/model.md): α becomes an upper bound.
@@ -227,62 +239,17 @@ void run_reproduce(ReproduceArgs& a) {
     plan.push_back({fmt::format("eval/calibrated-capped-{}", mode),
                     {"eval", "--checkpoint", out + "/calibrated/model.safetensors", "--alphas", "0.1,0.25,0.5,0.75,1",
                      "--mode", mode, "--max-batches", a.quick ? "2" : "0", "-o",
-                     fmt::format("{}/eval/calibrated-capped-{}.csv", out, mode), "model.budget_cap=true"}});
+                     fmt::format("{}/eval/calibrated-capped-{}.csv", out, mode), "model.budget_cap=true"},
+                    {"calibrated"}});
   }
   plan.push_back({"fig9", {"visualize", "--checkpoint", out + "/adaptive/model.safetensors", "--alphas",
-                           "0.25,0.5,0.75", "-o", out + "/fig9/fig9.png"}});
+                           "0.25,0.5,0.75", "-o", out + "/fig9/fig9.png"},
+                  {"adaptive"}});
 
-  std::vector<std::string> selected;
-  if (!a.stages.empty()) {
-    std::stringstream in(a.stages);
-    for (std::string s; std::getline(in, s, ',');) selected.push_back(s);
-    for (const auto& s : selected) {
-      bool known = false;
-      for (const auto& st : plan) known = known || st.name == s || st.name.rfind(s + "/", 0) == 0;
-      if (!known) {
-        std::vector<std::string> names;
-        for (const auto& st : plan) names.push_back(st.name);
-        throw UsageError(fmt::format("--stages: unknown stage '{}' (stages: {})", s, join(names, ", ")));
-      }
-    }
-  }
-  // The stages each one reads: when one of them runs again, so does the reader (Stages::run).
-  std::vector<std::string> names;
-  for (const auto& st : plan) names.push_back(st.name);
-  auto planned = [&](std::vector<std::string> v) {
-    v.erase(std::remove_if(v.begin(), v.end(),
-                           [&](const std::string& n) { return std::find(names.begin(), names.end(), n) == names.end(); }),
-            v.end());
-    return v;
-  };
-  const std::vector<std::string> banks = planned({"bank", "vit-ae", "mobilenet-flat", "mobilenet-cnn"});
-  auto inputs_of = [&](const std::string& name) -> std::vector<std::string> {
-    auto starts = [&](const std::string& p) { return name.rfind(p, 0) == 0; };
-    if (name == "adaptive" || name == "vit-ae" || name == "digital") return {"backbone"};
-    if (name == "bank" || name == "calibrated" || name == "fig9" || starts("eval/adaptive-")) return {"adaptive"};
-    if (starts("eval/calibrated")) return {"calibrated"};
-    if (starts("mobilenet-")) return {"mobilenet"};
-    if (starts("sweep/part-") || name == "proxy") return banks;
-    if (name == "sweep/merged") {
-      std::vector<std::string> parts;
-      for (const auto& n : names)
-        if (n.rfind("sweep/part-", 0) == 0) parts.push_back(n);
-      return parts;
-    }
-    if (starts("control/")) {  // control/<method>-<regime>
-      const std::string method = name.substr(8, name.rfind('-') - 8);
-      return planned({"proxy", method == "proposal" ? "bank" : method});
-    }
-    return {};
-  };
   Stages stages("reproduce", out, static_cast<int>(plan.size()));
   if (a.plan) stages.set_dry_run(true);
-  for (const auto& st : plan) {
-    bool run = selected.empty();
-    for (const auto& s : selected) run = run || st.name == s || st.name.rfind(s + "/", 0) == 0;
-    if (run) stages.run(st.name, st.args, inputs_of(st.name));
-    else stages.skip(st.name);
-  }
+  const std::vector<std::string> selected = split_list(a.stages);
+  run_plan(stages, plan, selected);
   if (a.plan) {
     std::fprintf(stderr, "reproduce: plan only (--plan); nothing was run\n");
     return;
@@ -292,7 +259,7 @@ void run_reproduce(ReproduceArgs& a) {
     return;
   }
   std::fprintf(stderr, "[reproduce] report\n  $ tokcom report %s\n", out.c_str());
-  const report::ReportFiles files = report::write_report(report::load_run(out), report::ReportOptions{});
+  const report::ReportFiles files = report::write_report(report::load_run(out), cli_report_options());
   std::fprintf(stderr, "reproduce: done; report: %s and %s\n", files.markdown.c_str(), files.html.c_str());
 }
 

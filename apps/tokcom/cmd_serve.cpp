@@ -131,7 +131,7 @@ void add_serve(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand(
       "serve", "Edge server: the server half of a trained bank over gRPC for many devices, with cross-device\n"
                "batching (proto/edge.proto; docs/serve.md). Stops gracefully on SIGTERM/SIGINT.");
-  cmd->add_option("--checkpoint-dir", a->checkpoint_dir,
+  cmd->add_option("--checkpoint-dir,--checkpoint", a->checkpoint_dir,
                   "Bank folder written by `tokcom train train.stage=jscc` (with --method: the backbone's run folder)")
       ->required();
   cmd->add_option("--method", a->method,

@@ -12,12 +12,14 @@ namespace {
 struct TrainArgs {
   std::string config = "fmnist";
   bool resume = false;
+  std::string out;  // -o: train.out
   std::vector<std::string> overrides;
   DistributedOptions dist;  // unset fields come from WORLD_SIZE, RANK, MASTER_ADDR, MASTER_PORT (or Slurm's)
 };
 
 void run_train(const TrainArgs& args) {
   std::vector<std::string> overrides = args.overrides;
+  if (!args.out.empty()) overrides.push_back("train.out=" + args.out);
   // `tokcom --precision` given on the command line is train.precision for this run (saved with it).
   if (!global_options().precision.empty()) overrides.push_back("train.precision=" + global_options().precision);
   const Config config = Config::load(args.config, overrides);
@@ -49,6 +51,7 @@ void add_train(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--dist-store", args->dist.store,
                   "file:PATH: rendezvous through a FileStore on a shared file system instead of --master");
+  cmd->add_option("-o,--out", args->out, "Output folder: the same as train.out=DIR");
   cmd->add_option("overrides", args->overrides, "key.sub=value overrides, e.g. train.epochs=5 train.stage=adaptive");
   cmd->footer(
       "Writes <train.out>/{config.yaml, epochs.csv, model.safetensors, checkpoint/}.\n"

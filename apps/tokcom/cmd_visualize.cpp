@@ -8,6 +8,7 @@
 #include "command.h"
 #include "tokcom/core/atomic_file.h"
 #include "tokcom/core/errors.h"
+#include "tokcom/core/text.h"
 #include "tokcom/core/state_dict.h"
 #include "tokcom/data/dataset.h"
 #include "tokcom/data/grid.h"
@@ -44,18 +45,7 @@ void run_visualize(const VisualizeArgs& args) {
   model->eval();
   torch::NoGradGuard no_grad;
   if (model->options.adaptive_blocks().empty()) throw UsageError("visualize needs an adaptive model (model.adaptive_blocks)");
-  std::vector<double> alphas;
-  {
-    std::stringstream ss(args.alphas);
-    std::string a;
-    while (std::getline(ss, a, ',')) {
-      try {
-        alphas.push_back(std::stod(a));
-      } catch (const std::exception&) {
-        throw UsageError("--alphas: '" + a + "' is not a number");
-      }
-    }
-  }
+  const std::vector<double> alphas = parse_number_list(args.alphas, "--alphas");
   const ImageDataset data = load_dataset(config, args.split);
   const int64_t n = std::min<int64_t>(args.count, data.images.size(0) - args.first);
   if (n <= 0) throw UsageError(fmt::format("--first {} is past the {} images of the split", args.first, data.images.size(0)));

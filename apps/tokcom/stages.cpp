@@ -10,11 +10,13 @@
 #include <filesystem>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "command.h"
 #include "tokcom/core/atomic_file.h"
 #include "tokcom/core/errors.h"
 #include "tokcom/core/text.h"
+#include "tokcom/net/wire.h"
 
 extern char** environ;
 
@@ -122,6 +124,38 @@ void Stages::run(const std::string& name, const std::vector<std::string>& args, 
   write_file_atomic(dir + "/.inputs", stamps);
   write_file_atomic(done, digest + "\n");
   std::fprintf(stderr, "[%s %d/%d] %s: done in %.0f s\n", label_.c_str(), index_, total_, name.c_str(), seconds);
+}
+
+void run_plan(Stages& stages, const std::vector<PlannedStage>& plan, const std::vector<std::string>& selected) {
+  const auto in = [](const std::string& name, const std::string& prefix) {
+    return name == prefix || name.rfind(prefix + "/", 0) == 0;
+  };
+  std::vector<std::string> names;
+  for (const PlannedStage& st : plan) {
+    for (const std::string& input : st.inputs) {
+      if (std::find(names.begin(), names.end(), input) == names.end()) {
+        throw std::logic_error("pipeline: stage '" + st.name + "' reads '" + input + "', which is not an earlier stage");
+      }
+    }
+    names.push_back(st.name);
+  }
+  for (const std::string& s : selected) {
+    if (std::none_of(names.begin(), names.end(), [&](const std::string& n) { return in(n, s); })) {
+      throw UsageError(fmt::format("--stages: unknown stage '{}' (stages: {})", s, fmt::join(names, ", ")));
+    }
+  }
+  for (const PlannedStage& st : plan) {
+    const bool run = selected.empty() || std::any_of(selected.begin(), selected.end(),
+                                                     [&](const std::string& s) { return in(st.name, s); });
+    if (run) stages.run(st.name, st.args, st.inputs);
+    else stages.skip(st.name);
+  }
+}
+
+report::ReportOptions cli_report_options() {
+  report::ReportOptions options;
+  options.libraries = net::transport_versions();
+  return options;
 }
 
 }  // namespace tokcom::cli

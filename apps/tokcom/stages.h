@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "tokcom/report/report.h"
+
 namespace tokcom::cli {
 
 class Stages {
@@ -31,5 +33,23 @@ class Stages {
   bool dry_run_ = false;
   std::vector<std::string> would_run_;  // dry run: the stages that would run (their readers would too)
 };
+
+// One stage of a pipeline, declared with the earlier stages whose outputs it reads: when one of
+// them runs again, so does this one (Stages::run's `inputs`). demo and reproduce both declare their
+// pipelines this way and run them with run_plan().
+struct PlannedStage {
+  std::string name;                 // its folder under the output ("sweep/part-0-of-2")
+  std::vector<std::string> args;    // the tokcom command
+  std::vector<std::string> inputs;  // names of earlier stages of the same plan
+};
+
+// Runs `plan` in order: every stage, or those `selected` names and their sub-stages ("sweep" selects
+// "sweep/part-0-of-2" …; the others are counted as skipped). UsageError naming the stages for a
+// selected name that is not in the plan; std::logic_error for an input that is not an earlier stage.
+void run_plan(Stages& stages, const std::vector<PlannedStage>& plan, const std::vector<std::string>& selected = {});
+
+// The report options every verb that writes a report uses (the provenance names the transport
+// libraries, which report/ does not link).
+report::ReportOptions cli_report_options();
 
 }  // namespace tokcom::cli

@@ -7,6 +7,9 @@
 #include <fmt/format.h>
 #include <torch/torch.h>
 
+#include <google/protobuf/stubs/common.h>
+#include <grpcpp/grpcpp.h>
+
 #include "edge.pb.h"
 #include "tokcom/core/errors.h"
 
@@ -184,6 +187,11 @@ ServedModel from_info(const v1::ModelInfo& info) {
                                   m.ratios.size(), m.symbols_per_token.size(), m.max_tokens, m.num_classes));
   }
   return m;
+}
+
+std::string transport_versions() {
+  return fmt::format("protobuf {}, gRPC {}", google::protobuf::internal::VersionString(GOOGLE_PROTOBUF_VERSION),
+                     grpc::Version());
 }
 
 }  // namespace tokcom::net

@@ -60,4 +60,7 @@ DecodedRequest from_message(const v1::Payload& message, const ServedModel& model
 void to_info(const ServedModel& model, v1::ModelInfo* out);
 ServedModel from_info(const v1::ModelInfo& info);
 
+// The transport libraries this build uses: "protobuf <v>, gRPC <v>" (for provenance lines).
+std::string transport_versions();
+
 }  // namespace tokcom::net

@@ -69,6 +69,7 @@ RunData load_run(const std::string& dir);
 struct ReportOptions {
   std::string out_dir;  // default: the run folder
   bool plots = true;    // gnuplot figures (skipped with a note when gnuplot is missing)
+  std::string libraries;  // more library versions for the provenance line ("protobuf …, gRPC …")
 };
 
 struct ReportFiles {

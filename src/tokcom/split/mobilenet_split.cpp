@@ -117,6 +117,11 @@ torch::Tensor MobileNetServer::decode(const Payload& received) {
   return mobilenet_server_logits(nets_[received.ratio_index], received);
 }
 
+bool is_mobilenet_pair_tensor(const std::string& name) {
+  return name.rfind("jscc.", 0) == 0 ||
+         (name.rfind("features.", 0) == 0 && std::stoll(name.substr(9)) >= MobileNetV3Impl::kSplit);
+}
+
 SplitModel load_mobilenet_split(const Config& config, const std::string& bank_dir, const std::string& regime,
                                 const std::vector<double>& ratios, const std::string& method, torch::Device device) {
   if (!is_mobilenet_method(method)) {
@@ -126,10 +131,7 @@ SplitModel load_mobilenet_split(const Config& config, const std::string& bank_di
   const int64_t image_size = config.get_int("data.image_size");
   std::vector<MobileNetJsccNet> nets;
   // features[0:3] and the classifier: every file must agree; the codec and features[3:] are per r.
-  FrozenCheck frozen([](const std::string& name) {
-    return name.rfind("jscc.", 0) == 0 ||
-           (name.rfind("features.", 0) == 0 && std::stoll(name.substr(9)) >= MobileNetV3Impl::kSplit);
-  });
+  FrozenCheck frozen(is_mobilenet_pair_tensor);
   for (double r : ratios) {
     const std::string path = jscc_file(bank_dir, regime, r);
     if (!fs::exists(path)) {

@@ -77,6 +77,11 @@ class MobileNetServer final : public ServerHalf {
   std::vector<MobileNetJsccNet> nets_;
 };
 
+// The tensors one (regime, r) file of a MobileNet bank trains and owns: the codec ("jscc.*") and
+// features[kSplit:]. features[0:kSplit] (BatchNorm statistics included) and the classifier are the
+// frozen model every file of a bank shares.
+bool is_mobilenet_pair_tensor(const std::string& name);
+
 // Loads the `method` bank in `bank_dir` for `regime` and `ratios` onto `device`, in eval mode.
 // DataError naming a missing file (and the command that trains it); FormatError if a file was
 // trained for another method or the files disagree on the frozen device half.

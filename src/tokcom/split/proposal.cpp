@@ -23,6 +23,10 @@ JsccStageNetImpl::JsccStageNetImpl(Vit vit_in, JsccCodec codec_in) : vit(std::mo
   register_module("jscc", codec);
 }
 
+bool is_proposal_pair_tensor(const std::string& name, int64_t split) {
+  return name.rfind("jscc.", 0) == 0 || (name.rfind("blocks.", 0) == 0 && std::stoll(name.substr(7)) >= split);
+}
+
 void validate_split(const VitOptions& options, int64_t split) {
   const auto& adaptive = options.adaptive_blocks();
   const int64_t first_allowed = adaptive.empty() ? 0 : adaptive.back() + 1;
@@ -135,9 +139,7 @@ SplitModel load_proposal(const Config& config, const std::string& bank_dir, cons
   std::vector<JsccEncoder> encoders;
   std::vector<JsccDecoder> decoders;
   // Device half + norm + head: every file must agree; the codec and server blocks are per r.
-  FrozenCheck frozen([split = options.split](const std::string& name) {
-    return name.rfind("jscc.", 0) == 0 || (name.rfind("blocks.", 0) == 0 && std::stoll(name.substr(7)) >= split);
-  });
+  FrozenCheck frozen([split = options.split](const std::string& name) { return is_proposal_pair_tensor(name, split); });
   for (double r : ratios) {
     const std::string path = jscc_file(bank_dir, regime, r);
     if (!fs::exists(path)) {

@@ -37,6 +37,10 @@ TORCH_MODULE(JsccStageNet);
 // Blocks [0, split) on the device: split ≥ last adaptive block + 1 (selection happens on the
 // device) and ≤ depth. ConfigError otherwise.
 void validate_split(const VitOptions& options, int64_t split);
+// The tensors one (regime, r) file of a proposal / ViT-AE bank trains and owns: the codec ("jscc.*")
+// and the server blocks [split, depth). The rest (embedding, blocks [0, split) with their selection
+// heads, norm, head) is the frozen model every file of a bank shares.
+bool is_proposal_pair_tensor(const std::string& name, int64_t split);
 
 // Device side: embed with budget (B) (undefined or all 1 = static path), blocks [0, split).
 TokenState device_tokens(Vit& vit, const torch::Tensor& images, const torch::Tensor& budget, int64_t split,

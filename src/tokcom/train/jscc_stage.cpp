@@ -27,6 +27,7 @@
 #include "tokcom/split/proposal.h"
 #include "tokcom/train/checkpoint.h"
 #include "tokcom/train/distributed.h"
+#include "tokcom/train/loop.h"
 #include "tokcom/train/schedule.h"
 #include "tokcom/train/train_data.h"
 
@@ -50,12 +51,6 @@ void write_epochs_csv(const std::string& path, const std::vector<JsccEpochRecord
     out.end_row();
   }
   out.write(path);
-}
-
-// Only the server blocks [split, depth) of the ViT are trained (METHOD §5.6; P12 keeps norm + head frozen).
-bool is_server_block(const std::string& name, int64_t split) {
-  if (name.rfind("blocks.", 0) != 0) return false;
-  return std::stoll(name.substr(7)) >= split;
 }
 
 // The config of one (regime, r): its digest addresses that pair's files, so training more ratios
@@ -103,7 +98,8 @@ PairNet vit_pair(const Config& config, const std::string& init, double ratio) {
   JsccCodec codec(JsccOptions().dim(vit->options.dim()).ratio(ratio).reference_power(config.get_bool("comm.reference_power")));
   pn.net = JsccStageNet(vit, codec).ptr();
   for (auto& item : vit->named_parameters()) {
-    const bool train = is_server_block(item.key(), split);
+    // Only the server blocks [split, depth) of the ViT train (METHOD §5.6; P12 keeps norm + head frozen).
+    const bool train = is_proposal_pair_tensor(item.key(), split);
     item.value().set_requires_grad(train);  // METHOD §10 P10: frozen parameters collect no gradient
     if (train) pn.trained.push_back(item.value());
   }
@@ -167,7 +163,7 @@ PairNet mobilenet_pair(const Config& config, const std::string& init, double rat
   pn.net = net.ptr();
   for (auto& item : mobilenet->named_parameters()) {
     const std::string& name = item.key();
-    const bool train = name.rfind("features.", 0) == 0 && std::stoll(name.substr(9)) >= MobileNetV3Impl::kSplit;
+    const bool train = is_mobilenet_pair_tensor(name);
     item.value().set_requires_grad(train);
     if (train) pn.trained.push_back(item.value());
   }
@@ -301,23 +297,14 @@ std::vector<JsccEpochRecord> train_pair(const Config& config, const TrainRunOpti
   torch::nn::Module& net = *pn.net;
 
   const double lr = config.get_double("train.lr");
-  const std::string optimizer_name = config.get_string("train.optimizer");
-  std::unique_ptr<torch::optim::Optimizer> optimizer;
-  if (optimizer_name == "adam") {
-    optimizer = std::make_unique<torch::optim::Adam>(trained, torch::optim::AdamOptions(lr));
-  } else if (optimizer_name == "adamw") {
-    optimizer = std::make_unique<torch::optim::AdamW>(
-        trained, torch::optim::AdamWOptions(lr).weight_decay(config.get_double("train.weight_decay")));
-  } else {
-    throw ConfigError("train.optimizer: unknown optimizer '" + optimizer_name + "', expected adam or adamw");
-  }
+  const std::unique_ptr<torch::optim::Optimizer> optimizer =
+      make_optimizer(config.get_string("train.optimizer"), {{trained, lr, config.get_double("train.weight_decay")}});
 
   TrainData data(config, run.seed, dist.world_size(), dist.rank());
   const ScheduleOptions sched = data.schedule(lr, 1.0);
   const ImageDataset& val_set = data.val_set;
   Loader& train_loader = *data.loader;
-  const LoaderOptions& train_opts = data.loader_options;
-  const int64_t batches = data.batches, epochs = data.epochs, max_batches = data.max_batches;
+  const int64_t epochs = data.epochs, max_batches = data.max_batches;
 
   const bool robust = regime == "robust";
   const auto channel = make_channel(config.get_string("comm.channel"));
@@ -335,15 +322,14 @@ std::vector<JsccEpochRecord> train_pair(const Config& config, const TrainRunOpti
   std::vector<LinkPoint> val_points;
   for (double snr : jscc_eval_snrs()) val_points.push_back({Decision{1.0, 0}, awgn.get(), snr, val_points.size()});
 
-  CheckpointState ck;
-  std::vector<JsccEpochRecord> records;
+  EpochLoop loop = make_epoch_loop("jscc " + tag, *optimizer, trained, clip, data, device, dist);
+  loop.base_lr = {1.0};  // the schedule gives the lr itself
+  loop.multiplier = [&sched](int64_t step) { return learning_rate(sched, step); };
+
   const std::string ck_dir = fmt::format("{}/checkpoint-{}", out, tag);
-  if (run.resume && load_checkpoint(ck_dir, &ck, net, *optimizer, digest)) {
-    for (const auto& r : ck.records) records.push_back(r.get<JsccEpochRecord>());
-    spdlog::info("jscc {}: resumed from {} after epoch {}", tag, ck_dir, ck.epoch);
-  } else if (!run.resume && fs::exists(ck_dir + "/state.json")) {
-    spdlog::warn("{} holds a checkpoint; starting over (use --resume to continue it)", ck_dir);
-  }
+  CheckpointState ck = resume_or_start(ck_dir, run.resume, net, *optimizer, digest, "jscc " + tag);
+  std::vector<JsccEpochRecord> records;
+  for (const auto& r : ck.records) records.push_back(r.get<JsccEpochRecord>());
   const int64_t warm_steps = config.get_int("train.jscc_warm_start_steps");
   const int64_t warm_batches = config.get_int("train.jscc_warm_start_batches");
   if (warm_steps < 0 || warm_batches < 1) {
@@ -371,79 +357,46 @@ std::vector<JsccEpochRecord> train_pair(const Config& config, const TrainRunOpti
       text.write(fmt::format("{}/warm-start-{}.csv", out, tag));
     }
   }
-  if (dist.active()) {  // rank 0's weights everywhere; each rank its own dropout stream
-    dist.expect_same(static_cast<double>(ck.epoch), "the epoch to resume from (train.out must be shared by the ranks)");
-    std::vector<torch::Tensor> state;
-    for (const auto& p : net.parameters()) state.push_back(p);
-    for (const auto& b : net.buffers()) state.push_back(b);
-    dist.broadcast(state);
-    torch::manual_seed(rank_seed(run.seed ^ tag_hash, dist.rank()));
-  }
+  sync_ranks(dist, net, ck.epoch, run.seed ^ tag_hash);  // rank 0's weights everywhere; each rank its own dropout
   const std::string csv_path = fmt::format("{}/epochs-{}.csv", out, tag);
+  // One step: budgets and SNRs drawn for the global batch (ranks together use the single-process
+  // draws; the channel noise of rank k > 0 comes from its own generator), send, channel, receive, CE.
+  const TrainStep step = [&](const StepInput& in) {
+    const uint64_t step_seed = batch_seed(run.seed ^ 0x75CCull, in.epoch, in.step_in_epoch);
+    at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(step_seed);
+    torch::Tensor budget;
+    if (pn.adaptive) {
+      budget = sample_budgets(in.part.global, gen, sampling, alpha_min, alpha_max)
+                   .slice(0, in.part.begin, in.part.end)
+                   .to(device);
+    }
+    Payload sent = pn.send(in.images, budget);
+    Payload received = sent;
+    if (robust) {  // SNR ~ U(min, max] dB per sample per step (METHOD §5.3)
+      const torch::Tensor snr =
+          (snr_max - (snr_max - snr_min) * torch::rand({in.part.global}, gen).slice(0, in.part.begin, in.part.end))
+              .to(device);
+      at::Generator noise =
+          dist.rank() == 0 ? gen : at::make_generator<at::CPUGeneratorImpl>(rank_seed(step_seed, dist.rank()));
+      received = channel->apply(sent, snr, noise).payload;
+    }
+    const torch::Tensor logits = pn.receive(received);
+    const torch::Tensor loss = torch::nn::functional::cross_entropy(
+        logits, in.labels, torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(smoothing));
+    return StepOutput{loss, logits, {}};
+  };
+
   for (int64_t epoch = ck.epoch; epoch < epochs; ++epoch) {
     pn.train_mode();
+    const EpochMetrics m = loop.run(epoch, step);
     JsccEpochRecord rec;
     rec.regime = regime;
     rec.ratio = ratio;
     rec.epoch = epoch + 1;
-    double loss_sum = 0;
-    int64_t correct = 0, seen = 0;
-    const std::string rank_tag = dist.active() ? fmt::format(" [rank {}/{}]", dist.rank(), dist.world_size()) : "";
-    Progress progress(fmt::format("jscc {} epoch {}/{}{}", tag, epoch + 1, epochs, rank_tag),
-                      batches * train_opts.batch_size / dist.world_size(), "img");
-    Batch batch;
-    train_loader.start_epoch(epoch);
-    for (int64_t s = 0; s < batches && train_loader.next(batch); ++s) {
-      rec.lr = learning_rate(sched, epoch * batches + s);
-      for (auto& group : optimizer->param_groups()) group.options().set_lr(rec.lr);
-      const torch::Tensor images = batch.images.to(device), labels = batch.labels.to(device);
-      const int64_t b = images.size(0);
-      // This rank's rows of the global batch (all of it in one process); an empty shard only joins the sum.
-      const Loader::Shard part = train_loader.shard(s);
-      optimizer->zero_grad();
-      if (b == 0) {
-        dist.step(trained, 0.0, clip, *optimizer);
-        continue;
-      }
-      const uint64_t step_seed = batch_seed(run.seed ^ 0x75CCull, epoch, s);
-      at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(step_seed);
-      // Budgets and SNRs are drawn for the global batch (ranks together use the single-process draws);
-      // the channel noise of rank k > 0 comes from its own generator.
-      torch::Tensor budget;
-      if (pn.adaptive) {
-        budget = sample_budgets(part.global, gen, sampling, alpha_min, alpha_max).slice(0, part.begin, part.end).to(device);
-      }
-      Payload sent = pn.send(images, budget);
-      Payload received = sent;
-      if (robust) {  // SNR ~ U(min, max] dB per sample per step (METHOD §5.3)
-        const torch::Tensor snr =
-            (snr_max - (snr_max - snr_min) * torch::rand({part.global}, gen).slice(0, part.begin, part.end)).to(device);
-        at::Generator noise = dist.rank() == 0 ? gen
-                                               : at::make_generator<at::CPUGeneratorImpl>(rank_seed(step_seed, dist.rank()));
-        received = channel->apply(sent, snr, noise).payload;
-      }
-      const torch::Tensor logits = pn.receive(received);
-      const torch::Tensor loss = torch::nn::functional::cross_entropy(
-          logits, labels, torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(smoothing));
-      loss.backward();
-      dist.step(trained, static_cast<double>(b) / static_cast<double>(part.global), clip, *optimizer);
-      loss_sum += loss.item<double>() * b;
-      correct += logits.argmax(1).eq(labels).sum().item<int64_t>();
-      seen += b;
-      progress.tick(b, fmt::format("loss {:.3f}", loss_sum / seen));
-    }
-    progress.finish();
-    rec.images_per_s = progress.rate();
-    if (dist.active()) {
-      const std::vector<double> sums =
-          dist.allreduce_sum({loss_sum, static_cast<double>(correct), static_cast<double>(seen), rec.images_per_s});
-      loss_sum = sums[0];
-      correct = static_cast<int64_t>(std::llround(sums[1]));
-      seen = static_cast<int64_t>(std::llround(sums[2]));
-      rec.images_per_s = sums[3];
-    }
-    rec.loss = loss_sum / std::max<int64_t>(seen, 1);
-    rec.train_accuracy = static_cast<double>(correct) / std::max<int64_t>(seen, 1);
+    rec.lr = m.lr;
+    rec.loss = m.loss;
+    rec.train_accuracy = m.train_accuracy;
+    rec.images_per_s = m.images_per_s;
     pn.net->eval();
     LinkEvalOptions lo;
     lo.batch_size = config.get_int("train.eval_batch_size");
@@ -474,14 +427,8 @@ std::vector<JsccEpochRecord> train_pair(const Config& config, const TrainRunOpti
       summary += fmt::format(" {:.3f}@{}dB", rec.val_accuracy[i], jscc_eval_snrs()[i]);
     if (dist.is_main()) spdlog::info("{}", summary);
     records.push_back(rec);
-    ck.records.push_back(rec);
-    ck.epoch = epoch + 1;
-    if (dist.is_main()) {  // only rank 0 writes files
-      write_epochs_csv(csv_path, records);
-      save_checkpoint(ck_dir, ck, net, *optimizer, digest);
-    }
-    if (run.stop_after_epochs > 0 && epoch + 1 >= run.stop_after_epochs && epoch + 1 < epochs) {
-      spdlog::info("stopping after epoch {} as asked", epoch + 1);
+    if (finish_epoch(epoch, epochs, rec, ck, ck_dir, net, *optimizer, digest, dist, run,
+                     [&] { write_epochs_csv(csv_path, records); })) {
       *stopped = true;
       return records;
     }
@@ -513,17 +460,12 @@ std::vector<double> jscc_ratios(const Config& config) {
   const std::string spec = config.get_string("train.ratios");
   if (spec == "all") return bank;
   std::vector<double> out;
-  std::stringstream ss(spec);
-  std::string item;
-  while (std::getline(ss, item, ',')) {
-    double r = 0;
-    try {
-      size_t pos = 0;
-      r = std::stod(item, &pos);
-      if (pos != item.size()) throw std::invalid_argument(item);
-    } catch (const std::exception&) {
+  for (const std::string& item : split_list(spec)) {
+    const std::optional<double> parsed = parse_double(item);
+    if (!parsed) {
       throw ConfigError(fmt::format("train.ratios: '{}' is not a number (expected all or a list like 0.1,0.5)", item));
     }
+    const double r = *parsed;
     bool found = false;
     for (double b : bank) found = found || std::abs(b - r) < 1e-12;
     if (!found) {

@@ -29,6 +29,7 @@
 #include "tokcom/train/distributed.h"
 #include "tokcom/train/hard_count.h"
 #include "tokcom/train/jscc_stage.h"
+#include "tokcom/train/loop.h"
 #include "tokcom/train/schedule.h"
 #include "tokcom/train/train_data.h"
 
@@ -166,31 +167,8 @@ std::vector<EpochRecord> train(const Config& config, const TrainRunOptions& run)
     else if (decays(item.key(), item.value())) decay.push_back(item.value());
     else no_decay.push_back(item.value());
   }
-  std::vector<double> base_lr;
-  std::vector<torch::optim::OptimizerParamGroup> groups;
-  const std::string optimizer_name = config.get_string("train.optimizer");
-  auto make_group = [&](std::vector<torch::Tensor> params, double group_lr, double group_wd) {
-    if (params.empty()) return;
-    base_lr.push_back(group_lr);
-    if (optimizer_name == "adamw") {
-      groups.emplace_back(std::move(params), std::make_unique<torch::optim::AdamWOptions>(
-                                                 torch::optim::AdamWOptions(group_lr).weight_decay(group_wd)));
-    } else {
-      groups.emplace_back(std::move(params), std::make_unique<torch::optim::AdamOptions>(
-                                                 torch::optim::AdamOptions(group_lr).weight_decay(0.0)));
-    }
-  };
-  make_group(decay, lr, wd);
-  make_group(no_decay, lr, 0.0);
-  make_group(selection, selection_lr, 0.0);
-  std::unique_ptr<torch::optim::Optimizer> optimizer;
-  if (optimizer_name == "adamw") {
-    optimizer = std::make_unique<torch::optim::AdamW>(std::move(groups), torch::optim::AdamWOptions(lr));
-  } else if (optimizer_name == "adam") {
-    optimizer = std::make_unique<torch::optim::Adam>(std::move(groups), torch::optim::AdamOptions(lr));
-  } else {
-    throw ConfigError("train.optimizer: unknown optimizer '" + optimizer_name + "', expected adam or adamw");
-  }
+  const std::unique_ptr<torch::optim::Optimizer> optimizer = make_optimizer(
+      config.get_string("train.optimizer"), {{decay, lr, wd}, {no_decay, lr, 0.0}, {selection, selection_lr, 0.0}});
   std::vector<torch::Tensor> trained;  // clipping covers trained parameters only (METHOD §10 P10)
   for (auto* g : {&decay, &no_decay, &selection}) trained.insert(trained.end(), g->begin(), g->end());
 
@@ -198,8 +176,6 @@ std::vector<EpochRecord> train(const Config& config, const TrainRunOptions& run)
   TrainData data(config, run.seed, dist.world_size(), dist.rank());
   const ScheduleOptions sched = data.schedule(1.0, lr);
   const ImageDataset& val_set = data.val_set;
-  Loader& train_loader = *data.loader;
-  const LoaderOptions& train_opts = data.loader_options;
   const int64_t batches = data.batches, epochs = data.epochs, max_batches = data.max_batches;
 
   const InnerLoss inner_loss = parse_inner_loss(config.get_string("train.inner_loss"));
@@ -221,118 +197,68 @@ std::vector<EpochRecord> train(const Config& config, const TrainRunOptions& run)
   const Precision precision = parse_precision(config.get_string("train.precision"), "train.precision");
   const std::vector<double> eval_alphas = adaptive ? config.get_doubles("train.eval_alphas") : std::vector<double>{};
 
-  CheckpointState ck;
-  std::vector<EpochRecord> records;
+  EpochLoop loop = make_epoch_loop(stage, *optimizer, trained, clip, data, device, dist);
+  for (const auto& group : optimizer->param_groups()) loop.base_lr.push_back(group.options().get_lr());  // before a resume
+  loop.multiplier = [&sched](int64_t step) { return learning_rate(sched, step); };
+  loop.report_lr = lr;
+  loop.extra = 2;  // CE, budget term
+
   const std::string ck_dir = out + "/checkpoint";
-  if (run.resume && load_checkpoint(ck_dir, &ck, module, *optimizer, config.digest())) {
-    for (const auto& r : ck.records) records.push_back(r.get<EpochRecord>());
-    spdlog::info("resumed from {} after epoch {}", ck_dir, ck.epoch);
-  } else if (!run.resume && fs::exists(ck_dir + "/state.json")) {
-    spdlog::warn("{} holds a checkpoint; starting over (use --resume to continue it)", ck_dir);
-  }
-  if (dist.active()) {
-    dist.expect_same(static_cast<double>(ck.epoch), "the epoch to resume from (train.out must be shared by the ranks)");
-    // Every rank starts from rank 0's weights (the same seed gives the same ones; this makes it certain),
-    // then draws its own dropout (rank 0 keeps the single-process stream).
-    std::vector<torch::Tensor> state;
-    for (const auto& p : module.parameters()) state.push_back(p);
-    for (const auto& b : module.buffers()) state.push_back(b);
-    dist.broadcast(state);
-    torch::manual_seed(rank_seed(run.seed, dist.rank()));
-  }
+  CheckpointState ck = resume_or_start(ck_dir, run.resume, module, *optimizer, config.digest(), stage);
+  std::vector<EpochRecord> records;
+  for (const auto& r : ck.records) records.push_back(r.get<EpochRecord>());
+  sync_ranks(dist, module, ck.epoch, run.seed);
 
   csv::Writer csv = epochs_writer(eval_alphas);
   for (const auto& r : records) add_epoch_row(csv, r);
+  // One step: the budgets (adaptive stage), the forward pass, CE + the budget terms.
+  const TrainStep step = [&](const StepInput& in) {
+    torch::Tensor budget;
+    if (adaptive) {  // drawn for the global batch, so ranks together use the single-process budgets
+      at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(batch_seed(run.seed ^ 0xB0D9E7ull, in.epoch, in.step_in_epoch));
+      budget = sample_budgets(in.part.global, gen, sampling, alpha_min, alpha_max)
+                   .slice(0, in.part.begin, in.part.end)
+                   .to(device);
+    }
+    VitOutput output;
+    {
+      const AutocastScope autocast(precision, device);  // the model's own scopes are fp32 in training
+      output = forward(in.images, budget);
+    }
+    const torch::Tensor logits = output.logits.to(torch::kFloat);
+    torch::Tensor ce = torch::nn::functional::cross_entropy(
+        logits, in.labels, torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(smoothing));
+    torch::Tensor loss = ce;
+    torch::Tensor budget_term = torch::zeros({}, logits.options());
+    if (adaptive) {
+      const BudgetLoss bl = budget_loss(output.stats, budget, inner_loss, margin);
+      budget_term = lambda_out * bl.out + lambda_in * bl.inner;
+      if (budget_loss_kind == "hard") {
+        // METHOD §10 P26: straight-through hard count per adaptive block (train/hard_count.h).
+        const std::vector<torch::Tensor> margins = cumulative_margins(output.stats);
+        torch::Tensor hard = torch::zeros({}, logits.options());
+        for (size_t l = 0; l < output.stats.size(); ++l)
+          hard = hard + hard_budget_penalty(output.stats[l].patch_mask, margins[l], budget, margin, cutoff,
+                                            hard_temperature, hard_surrogate).mean();
+        budget_term = budget_term + lambda_hard_at(lambda_hard, in.step, hard_warmup_steps) * hard /
+                                        static_cast<double>(output.stats.size());
+      }
+      loss = loss + budget_term;
+    }
+    return StepOutput{loss, logits, {ce, budget_term}};
+  };
+
   for (int64_t epoch = ck.epoch; epoch < epochs; ++epoch) {
     module.train();  // every epoch (METHOD §10 P9: evaluation leaves the model in eval mode)
+    const EpochMetrics m = loop.run(epoch, step);
     EpochRecord rec;
     rec.epoch = epoch + 1;
-    double loss_sum = 0, ce_sum = 0, budget_sum = 0;
-    int64_t correct = 0, seen = 0;
-    const std::string rank_tag = dist.active() ? fmt::format(" [rank {}/{}]", dist.rank(), dist.world_size()) : "";
-    Progress progress(fmt::format("{} epoch {}/{}{}", stage, epoch + 1, epochs, rank_tag),
-                      batches * train_opts.batch_size / dist.world_size(), "img");
-    int64_t step_in_epoch = 0;
-    Batch batch;
-    train_loader.start_epoch(epoch);
-    for (; step_in_epoch < batches && train_loader.next(batch); ++step_in_epoch) {
-      const int64_t step = epoch * batches + step_in_epoch;
-      const double mult = learning_rate(sched, step);
-      for (size_t g = 0; g < optimizer->param_groups().size(); ++g) {
-        auto& opts = optimizer->param_groups()[g].options();
-        opts.set_lr(base_lr[g] * mult);
-      }
-      rec.lr = lr * mult;
-      const torch::Tensor images = batch.images.to(device), labels = batch.labels.to(device);
-      // This rank's rows of the global batch (all of it in one process); an empty shard (last batch
-      // smaller than the world) only joins the gradient sum.
-      const Loader::Shard part = train_loader.shard(step_in_epoch);
-      const int64_t b = images.size(0);
-      optimizer->zero_grad();
-      if (b == 0) {
-        dist.step(trained, 0.0, clip, *optimizer);
-        continue;
-      }
-      torch::Tensor budget;
-      if (adaptive) {  // drawn for the global batch, so ranks together use the single-process budgets
-        at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(batch_seed(run.seed ^ 0xB0D9E7ull, epoch, step_in_epoch));
-        budget = sample_budgets(part.global, gen, sampling, alpha_min, alpha_max)
-                     .slice(0, part.begin, part.end)
-                     .to(device);
-      }
-      VitOutput output;
-      {
-        const AutocastScope autocast(precision, device);  // the model's own scopes are fp32 in training
-        output = forward(images, budget);
-      }
-      const torch::Tensor logits = output.logits.to(torch::kFloat);
-      torch::Tensor ce = torch::nn::functional::cross_entropy(
-          logits, labels, torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(smoothing));
-      torch::Tensor loss = ce;
-      torch::Tensor budget_term = torch::zeros({}, logits.options());
-      if (adaptive) {
-        const BudgetLoss bl = budget_loss(output.stats, budget, inner_loss, margin);
-        budget_term = lambda_out * bl.out + lambda_in * bl.inner;
-        if (budget_loss_kind == "hard") {
-          // METHOD §10 P26: straight-through hard count per adaptive block (train/hard_count.h).
-          const std::vector<torch::Tensor> margins = cumulative_margins(output.stats);
-          torch::Tensor hard = torch::zeros({}, logits.options());
-          for (size_t l = 0; l < output.stats.size(); ++l)
-            hard = hard + hard_budget_penalty(output.stats[l].patch_mask, margins[l], budget, margin, cutoff,
-                                              hard_temperature, hard_surrogate).mean();
-          budget_term = budget_term + lambda_hard_at(lambda_hard, step, hard_warmup_steps) * hard /
-                                          static_cast<double>(output.stats.size());
-        }
-        loss = loss + budget_term;
-      }
-      loss.backward();
-      // Mean over the global batch: each rank's mean gradient weighted by its share, summed over ranks
-      // (no-op in one process), before clipping so every rank clips the same gradient.
-      dist.step(trained, static_cast<double>(b) / static_cast<double>(part.global), clip, *optimizer);
-
-      loss_sum += loss.item<double>() * b;
-      ce_sum += ce.item<double>() * b;
-      budget_sum += budget_term.item<double>() * b;
-      correct += logits.argmax(1).eq(labels).sum().item<int64_t>();
-      seen += b;
-      progress.tick(b, fmt::format("loss {:.3f}", loss_sum / seen));
-    }
-    progress.finish();
-    rec.images_per_s = progress.rate();
-    if (dist.active()) {  // epoch metrics over every rank's shard; throughput = Σ rank rates
-      const std::vector<double> sums = dist.allreduce_sum(
-          {loss_sum, ce_sum, budget_sum, static_cast<double>(correct), static_cast<double>(seen), rec.images_per_s});
-      loss_sum = sums[0];
-      ce_sum = sums[1];
-      budget_sum = sums[2];
-      correct = static_cast<int64_t>(std::llround(sums[3]));
-      seen = static_cast<int64_t>(std::llround(sums[4]));
-      rec.images_per_s = sums[5];
-    }
-    rec.loss = loss_sum / std::max<int64_t>(seen, 1);
-    rec.ce = ce_sum / std::max<int64_t>(seen, 1);
-    rec.budget = budget_sum / std::max<int64_t>(seen, 1);
-    rec.train_accuracy = static_cast<double>(correct) / std::max<int64_t>(seen, 1);
+    rec.lr = m.lr;
+    rec.loss = m.loss;
+    rec.ce = m.extra[0];
+    rec.budget = m.extra[1];
+    rec.train_accuracy = m.train_accuracy;
+    rec.images_per_s = m.images_per_s;
 
     // Per-epoch evaluation is logging only (METHOD §7); the last epoch's weights are kept.
     EvalOptions eval_opts;
@@ -356,15 +282,9 @@ std::vector<EpochRecord> train(const Config& config, const TrainRunOptions& run)
     if (dist.is_main()) spdlog::info("{}", summary);
 
     records.push_back(rec);
-    ck.records.push_back(rec);
-    ck.epoch = epoch + 1;
     add_epoch_row(csv, rec);
-    if (dist.is_main()) {
-      csv.write(out + "/epochs.csv");
-      save_checkpoint(ck_dir, ck, module, *optimizer, config.digest());
-    }
-    if (run.stop_after_epochs > 0 && epoch + 1 >= run.stop_after_epochs && epoch + 1 < epochs) {
-      spdlog::info("stopping after epoch {} as asked", epoch + 1);
+    if (finish_epoch(epoch, epochs, rec, ck, ck_dir, module, *optimizer, config.digest(), dist, run,
+                     [&] { csv.write(out + "/epochs.csv"); })) {
       return records;
     }
   }

@@ -1,0 +1,475 @@
+#include "tokcom/report/sections.h"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+
+#include <fmt/format.h>
+#include <torch/version.h>
+
+#include "tokcom/control/plots.h"
+#include "tokcom/core/atomic_file.h"
+#include "tokcom/core/version.h"
+#include "tokcom/report/figures.h"
+#include "tokcom/report/paper.h"
+#include "tokcom/report/report_util.h"
+
+namespace tokcom::report {
+namespace fs = std::filesystem;
+
+std::optional<FigureBlock> ReportContext::figure(const std::string& stem, const std::string& caption) const {
+  const fs::path png = figdir / (stem + ".png");
+  if (!fs::exists(png)) return std::nullopt;
+  files->figures.push_back(png.string());
+  const fs::path svg = figdir / (stem + ".svg");
+  return FigureBlock{relative(png), fs::exists(svg) ? relative(svg) : "", caption};
+}
+
+std::string ReportContext::relative(const fs::path& path) const { return fs::relative(path, out).generic_string(); }
+
+namespace {
+
+// ---- Figs 6–7 data --------------------------------------------------------------------------------
+struct Curve {
+  std::vector<std::pair<double, double>> points;  // (ζ, accuracy) of every decision
+};
+using Curves = std::map<std::string, Curve>;  // label → decisions
+
+// (channel, SNR) → curves, over the evaluation sweeps (not the proxy tables).
+std::map<std::pair<std::string, double>, Curves> accuracy_curves(const RunData& run) {
+  std::map<std::pair<std::string, double>, Curves> out;
+  for (const SweepFile& f : run.sweeps) {
+    if (f.proxy) continue;
+    const csv::Table& t = f.table;
+    for (size_t i = 0; i < t.rows.size(); ++i) {
+      const std::string regime = t.text(i, "regime");
+      const std::string label = t.text(i, "method") + (regime == "none" ? "" : " (" + regime + ")");
+      out[{t.text(i, "channel"), t.number(i, "snr_db")}][label].points.emplace_back(t.number(i, "zeta"),
+                                                                                   t.number(i, "accuracy"));
+    }
+  }
+  return out;
+}
+
+// Upper envelope: sorted by ζ, the points where the best accuracy so far rises.
+std::vector<std::pair<double, double>> envelope(std::vector<std::pair<double, double>> p) {
+  std::sort(p.begin(), p.end());
+  std::vector<std::pair<double, double>> out;
+  double best = -1;
+  for (const auto& [z, a] : p) {
+    if (a <= best) continue;
+    best = a;
+    out.emplace_back(z, a);
+  }
+  return out;
+}
+
+std::vector<double> zeta_bounds(const Curves& curves) {
+  double lo = 1e300, hi = 0;
+  for (const auto& [label, c] : curves)
+    for (const auto& [z, a] : c.points) lo = std::min(lo, z), hi = std::max(hi, z);
+  std::vector<double> out;
+  for (int e = -5; e <= 0; ++e) {
+    for (int m : {1, 2, 5}) {
+      const double b = std::stod(fmt::format("{}e{}", m, e));  // the double nearest 0.01 etc., as a CSV holds it
+      if (b < lo * (1 - 1e-9)) continue;
+      if (!out.empty() && out.back() >= hi) return out;
+      out.push_back(b);
+    }
+  }
+  return out;
+}
+
+TableBlock accuracy_block(const Curves& curves) {
+  const std::vector<double> bounds = zeta_bounds(curves);
+  TableBlock t;
+  t.header = {"method"};
+  for (double b : bounds) t.header.push_back("ζ ≤ " + num(b));
+  for (const auto& [label, c] : curves) {
+    std::vector<std::string> row = {label};
+    for (double b : bounds) {
+      double best = -1;
+      for (const auto& [z, a] : c.points)
+        if (z <= b) best = std::max(best, a);
+      row.push_back(best < 0 ? "–" : fmt::format("{:.3f}", best));
+    }
+    t.rows.push_back(row);
+  }
+  return t;
+}
+
+// ---- Table II --------------------------------------------------------------------------------------
+struct DeployCell {
+  std::string scenario;
+  double zeta_max = 0;
+  std::vector<double> accuracy, constrained, zeta;
+};
+
+std::string selection_of(const ControlRun& c) {
+  if (c.summary_json.is_object() && c.summary_json.contains("selection") && c.summary_json["selection"].is_string())
+    return c.summary_json["selection"].get<std::string>();
+  return "paper";
+}
+
+std::string table_field(const ControlRun& c, const char* key) {
+  if (c.summary_json.is_object() && c.summary_json.contains("table") && c.summary_json["table"].contains(key) &&
+      c.summary_json["table"][key].is_string())
+    return c.summary_json["table"][key].get<std::string>();
+  return "";
+}
+
+std::optional<double> oracle_of(const ControlRun& c, const std::string& scenario, double zeta_max) {
+  const std::string rule = selection_of(c);
+  for (size_t i = 0; i < c.summary.rows.size(); ++i) {
+    if (c.summary.text(i, "scenario") != scenario || std::fabs(c.summary.number(i, "zeta_max") - zeta_max) > 1e-12)
+      continue;
+    if (c.summary.text(i, "rule") != rule && c.summary.text(i, "rule") != "given") continue;
+    return c.summary.optional_number(i, "oracle_accuracy");
+  }
+  return std::nullopt;
+}
+
+std::vector<DeployCell> deploy_cells(const ControlRun& c) {
+  std::vector<DeployCell> cells;
+  const csv::Table& t = *c.deploy;
+  for (size_t i = 0; i < t.rows.size(); ++i) {
+    const std::string s = t.text(i, "scenario");
+    const double zm = t.number(i, "zeta_max");
+    auto it = std::find_if(cells.begin(), cells.end(),
+                           [&](const DeployCell& d) { return d.scenario == s && std::fabs(d.zeta_max - zm) < 1e-12; });
+    if (it == cells.end()) {
+      cells.push_back(DeployCell{s, zm, {}, {}, {}});
+      it = cells.end() - 1;
+    }
+    it->accuracy.push_back(t.number(i, "accuracy"));
+    it->constrained.push_back(t.number(i, "constrained_accuracy"));
+    it->zeta.push_back(t.number(i, "zeta"));
+  }
+  return cells;
+}
+
+TableBlock deploy_block(const ControlRun& c, bool* any_paper) {
+  const std::string method = table_field(c, "method"), regime = table_field(c, "regime");
+  TableBlock t;
+  t.header = {"scenario", "ζ_max", "repeats", "accuracy (%)", "constrained accuracy (%)", "achieved mean ζ",
+              "mean ζ ≤ ζ_max", "oracle accuracy (%)", "paper (%, G1–G5 range)"};
+  *any_paper = false;
+  for (const DeployCell& d : deploy_cells(c)) {
+    const double worst = *std::max_element(d.zeta.begin(), d.zeta.end());
+    const auto oracle = oracle_of(c, d.scenario, d.zeta_max);
+    const std::string paper = paper_range(method, regime, d.zeta_max);
+    if (!paper.empty()) *any_paper = true;
+    t.rows.push_back({d.scenario, num(d.zeta_max), std::to_string(d.accuracy.size()), pct(mean(d.accuracy)),
+                      pct(mean(d.constrained)), zeta_text(mean(d.zeta)),
+                      worst <= d.zeta_max ? "yes" : "NO (largest repeat " + zeta_text(worst) + ")",
+                      oracle ? pct(*oracle) : "–", paper.empty() ? "–" : paper});
+  }
+  return t;
+}
+
+}  // namespace
+
+// Figs 6–7: accuracy vs ζ per channel and SNR (upper envelope over each method's decisions).
+void accuracy_section(Document& doc, ReportContext& ctx) {
+  const RunData& run = ctx.run;
+  const bool plots = ctx.plots;
+  doc.heading(2, "Accuracy vs ζ (Figs 6–7)");
+  const auto curves = accuracy_curves(run);
+  if (curves.empty()) {
+    doc.text("No evaluation sweep (sweep.csv / digital.csv) in this run.");
+  } else {
+    doc.text("Best accuracy over each method's decisions at each ζ budget (upper envelope over (α, r) for the "
+             "proposal, over r for ViT-AE, over the ζ settings for the digital baselines), one curve per method and "
+             "training regime, per channel and SNR. Sources: " +
+             [&] {
+               std::string s;
+               for (const auto& f : run.sweeps)
+                 if (!f.proxy) s += (s.empty() ? "" : ", ") + f.table.name;
+               return s;
+             }() +
+             ".");
+  }
+  for (const auto& [key, c] : curves) {
+    const auto& [channel, snr] = key;
+    doc.heading(3, fmt::format("{} at {} dB", channel, num(snr)));
+    if (plots) {
+      double right = 0;  // the largest ζ of the figure: each envelope runs on to it (a budget never lowers the best)
+      std::vector<Series> envelopes;
+      for (const auto& [label, curve] : c) {
+        for (const auto& p : curve.points) right = std::max(right, p.first);
+        Series s{label, {}};
+        for (const auto& p : envelope(curve.points))
+          if (p.first > 0) s.points.push_back(p);
+        envelopes.push_back(s);
+      }
+      const auto f = accuracy_figure(ctx, fmt::format("accuracy_vs_zeta_{}_{}dB", slug(channel), slug(num(snr))),
+                                     fmt::format("Accuracy vs zeta, {} at {} dB (best over decisions)", channel, num(snr)),
+                                     fmt::format("Accuracy vs ζ, {} at {} dB", channel, num(snr)), envelopes, right);
+      if (f) doc.figure(*f);
+    }
+    doc.table(accuracy_block(c));
+  }
+}
+
+// Fig. 8: the controller's pick per (scenario, ζ_max) against the oracle bound.
+void controller_section(Document& doc, ReportContext& ctx) {
+  const RunData& run = ctx.run;
+  const bool plots = ctx.plots;
+  const fs::path& figdir = ctx.figdir;
+  const auto figure = [&ctx](const std::string& stem, const std::string& caption) { return ctx.figure(stem, caption); };
+  doc.heading(2, "Controller vs oracle bound (Fig. 8)");
+  if (run.controls.empty()) doc.text("No controller search (summary.csv of `tokcom optimize`) in this run.");
+  for (const ControlRun& c : run.controls) {
+    const std::string rule = selection_of(c), prefix = c.dir == "." ? "" : c.dir + "/";
+    doc.text(fmt::format("From {}summary.csv: method {}, regime {}, channel {}; the {} rule's pick per (scenario, "
+                         "ζ_max) on the proxy table, its mean accuracy and mean ζ over the last window, and the oracle "
+                         "bound (best achievable mean proxy accuracy at mean ζ ≤ ζ_max).",
+                         prefix, table_field(c, "method").empty() ? "?" : table_field(c, "method"),
+                         table_field(c, "regime").empty() ? "?" : table_field(c, "regime"),
+                         table_field(c, "channel").empty() ? "?" : table_field(c, "channel"), rule));
+    std::vector<std::string> scenarios;
+    std::map<std::string, std::string> blocks;
+    TableBlock t;
+    t.header = {"scenario", "ζ_max", "rule", "V", "μ", "accuracy (%)", "mean ζ", "feasible", "oracle accuracy (%)",
+                "gap (points)"};
+    const csv::Table& s = c.summary;
+    for (size_t i = 0; i < s.rows.size(); ++i) {
+      if (s.text(i, "rule") != rule && s.text(i, "rule") != "given") continue;
+      const std::string sc = s.text(i, "scenario");
+      if (!blocks.count(sc)) scenarios.push_back(sc);
+      auto opt = [&](const char* col, bool percent) {
+        const auto v = s.optional_number(i, col);
+        return v ? (percent ? pct(*v) : num(*v)) : std::string("–");
+      };
+      const auto nan = [&](const char* col) {
+        const auto v = s.optional_number(i, col);
+        return v ? num(*v) : std::string("NaN");
+      };
+      blocks[sc] += fmt::format("{},{},{},{}\n", num(s.number(i, "zeta_max")), nan("accuracy"), nan("zeta"),
+                                nan("oracle_accuracy"));
+      const auto gap = s.optional_number(i, "gap");
+      t.rows.push_back({sc, num(s.number(i, "zeta_max")), s.text(i, "rule"), opt("V", false), opt("mu", false),
+                        opt("accuracy", true), s.optional_number(i, "zeta") ? zeta_text(*s.optional_number(i, "zeta")) : "–",
+                        s.number(i, "feasible") != 0 ? "yes" : "no", opt("oracle_accuracy", true),
+                        gap ? fmt::format("{:.2f}", 100 * *gap) : "–"});
+    }
+    if (plots && !scenarios.empty()) {
+      const std::string stem = "fig8_" + slug(c.dir == "." ? "run" : c.dir);
+      std::string data = "# zeta_max,accuracy,zeta,oracle_accuracy; one block per scenario\n";
+      for (size_t k = 0; k < scenarios.size(); ++k) data += (k ? "\n\n" : "") + blocks[scenarios[k]];
+      write_file_atomic((figdir / (stem + ".csv")).string(), data);
+      plot_fig8((figdir / (stem + ".csv")).string(), scenarios, (figdir / stem).string(),
+                fmt::format("{} / {}: controller ({} rule) vs oracle bound", table_field(c, "method"),
+                            table_field(c, "regime"), rule));
+      if (auto f = figure(stem, "Controller accuracy vs ζ_max (solid) with the oracle bound (dashed); right: "
+                                "achieved mean ζ vs ζ_max"))
+        doc.figure(*f);
+    }
+    doc.table(t);
+    if (c.search) doc.text(fmt::format("Every (V, μ) tried: {}search.csv ({} rows).", prefix, c.search->rows.size()));
+  }
+}
+
+// Table II: the picked controller on the real model, with the oracle and the paper's range.
+void deployment_section(Document& doc, ReportContext& ctx) {
+  const RunData& run = ctx.run;
+  doc.heading(2, "Deployment (Table II)");
+  bool any_deploy = false;
+  for (const ControlRun& c : run.controls) {
+    if (!c.deploy) continue;
+    any_deploy = true;
+    const std::string prefix = c.dir == "." ? "" : c.dir + "/";
+    doc.text(fmt::format("From {}deploy_summary.csv: the picked controller continued on the real model (batch 1, hard "
+                         "path), mean over repeats; constrained accuracy counts an image only when its ζ(t) ≤ ζ_max; "
+                         "\"mean ζ ≤ ζ_max\" checks every repeat's achieved mean ζ. Oracle accuracy from {}summary.csv.",
+                         prefix, prefix));
+    bool any_paper = false;
+    doc.table(deploy_block(c, &any_paper));
+    const std::string method = table_field(c, "method"), regime = table_field(c, "regime");
+    doc.text("Paper column: the paper's Table II (METHOD §9.1) for the same method, regime and ζ_max, as the range over "
+             "its five SNR groups G1–G5: the groups' scenario labels were lost (METHOD Q2), so no row can be matched to "
+             "one scenario; a = noiseless-trained, b = robust-trained is METHOD §9.1's inference. The paper used DeiT-Tiny on "
+             "224-px Imagenette, so numbers from a smaller run are not comparable in level." +
+             std::string(any_paper ? "" : " No ζ_max / method of this run is in the paper's table."));
+    const std::string pm = paper_method(method);
+    if (!pm.empty()) {
+      doc.text("The paper's Table II rows for " + pm + " (accuracy %, \"noiseless – robust\"; METHOD §9.1; source: " +
+               kPaperSource + "):");
+      doc.table(paper_rows(pm));
+    }
+  }
+  if (!any_deploy) doc.text("No deployment (deploy_summary.csv of `tokcom optimize --bank`) in this run.");
+}
+
+// Fig. 9: the token-selection pictures of the run.
+void selection_section(Document& doc, ReportContext& ctx) {
+  const RunData& run = ctx.run;
+  const fs::path& out = ctx.out;
+  ReportFiles& files = *ctx.files;
+  doc.heading(2, "Token selection (Fig. 9)");
+  if (run.pictures.empty()) {
+    doc.text("No token-selection picture in this run (fig9*.png or a fig9/ or visualize/ folder); make one with "
+             "`tokcom visualize --checkpoint DIR/adaptive/model.safetensors -o DIR/fig9/fig9.png` and rerun the "
+             "report.");
+  }
+  for (const std::string& p : run.pictures) {
+    const fs::path abs = fs::path(run.dir) / p;
+    files.figures.push_back(abs.string());
+    doc.figure(FigureBlock{fs::relative(fs::absolute(abs), fs::absolute(out)).generic_string(), "",
+                           p + ": kept patches in colour, dropped patches greyed out, one column per budget α"});
+  }
+}
+
+// Kept fraction vs α from `tokcom eval` (METHOD §10 P26: the hard kept fraction must track the budget).
+void budget_section(Document& doc, ReportContext& ctx) {
+  const RunData& run = ctx.run;
+  doc.heading(2, "Token budget: kept fraction vs α");
+  if (run.evals.empty()) {
+    doc.text("No `tokcom eval` CSV (alpha,mode,accuracy,kept_fraction,...) in this run.");
+  } else {
+    doc.text("From `tokcom eval` over the whole split: the fraction of patch tokens kept after the last adaptive "
+             "block (what is sent) and the accuracy, per budget α; |kept − α| is the budget's tracking error.");
+    TableBlock t;
+    t.header = {"file", "mode", "α", "accuracy %", "kept fraction", "|kept − α|", "images/s"};
+    for (const csv::Table& e : run.evals) {
+      for (size_t i = 0; i < e.rows.size(); ++i) {
+        const double alpha = e.number(i, "alpha"), kept = e.number(i, "kept_fraction");
+        const bool rate = std::find(e.header.begin(), e.header.end(), "images_per_s") != e.header.end();
+        t.rows.push_back({e.name, e.text(i, "mode"), num(alpha), pct(e.number(i, "accuracy")), fmt::format("{:.3f}", kept),
+                          fmt::format("{:.3f}", std::abs(kept - alpha)),
+                          rate ? fmt::format("{:.0f}", e.number(i, "images_per_s")) : "–"});
+      }
+    }
+    doc.table(t);
+  }
+}
+
+// Training curves and the final numbers of every epochs CSV.
+void training_section(Document& doc, ReportContext& ctx) {
+  const RunData& run = ctx.run;
+  const bool plots = ctx.plots;
+  doc.heading(2, "Training curves");
+  if (run.epochs.empty()) doc.text("No epochs.csv in this run.");
+  if (!run.epochs.empty()) {
+    TableBlock t;
+    t.header = {"stage", "file", "epochs", "final loss", "final train accuracy", "final val accuracy", "images/s"};
+    std::vector<Series> loss, val_accuracy;
+    for (const EpochsFile& e : run.epochs) {
+      const csv::Table& c = e.table;
+      const std::string label = e.jscc ? e.stage + " " + fs::path(c.name).stem().string().substr(7) : e.stage;
+      std::vector<std::string> val_cols;
+      for (const auto& h : c.header)
+        if (e.jscc ? starts_with(h, "val_accuracy_snr") : h == "val_accuracy") val_cols.push_back(h);
+      auto val = [&](size_t i) {
+        std::vector<double> v;
+        for (const auto& col : val_cols) v.push_back(c.number(i, col));
+        return mean(v);
+      };
+      Series ls{label, {}}, as{label, {}};
+      for (size_t i = 0; i < c.rows.size(); ++i) {
+        ls.points.emplace_back(c.number(i, "epoch"), c.number(i, "loss"));
+        if (!val_cols.empty()) as.points.emplace_back(c.number(i, "epoch"), val(i));
+      }
+      if (!c.rows.empty()) {
+        const size_t last = c.rows.size() - 1;
+        double ips = 0;
+        for (size_t i = 0; i < c.rows.size(); ++i) ips += c.number(i, "images_per_s");
+        t.rows.push_back({e.stage, c.name, std::to_string(c.rows.size()), fmt::format("{:.4f}", c.number(last, "loss")),
+                          fmt::format("{:.4f}", c.number(last, "train_accuracy")),
+                          val_cols.empty() ? "–" : fmt::format("{:.4f}", val(last)),
+                          fmt::format("{:.0f}", ips / static_cast<double>(c.rows.size()))});
+        loss.push_back(ls);
+        val_accuracy.push_back(as);
+      }
+    }
+    if (plots) {
+      if (const auto f = training_figure(ctx, loss, val_accuracy)) doc.figure(*f);
+    }
+    doc.table(t);
+  }
+}
+
+// Wall time of each stage.
+void timing_section(Document& doc, ReportContext& ctx) {
+  const RunData& run = ctx.run;
+  doc.heading(2, "Timing");
+  {
+    TableBlock t;
+    t.header = {"stage", "wall time (s)", "finished (.done)"};
+    double total = 0;
+    bool any = false;
+    for (const StageInfo& s : run.stages) {
+      if (!s.seconds && !s.done) continue;
+      if (s.seconds) total += *s.seconds, any = true;
+      t.rows.push_back({s.name, s.seconds ? fmt::format("{:.1f}", *s.seconds) : "–", s.done ? "yes" : "no"});
+    }
+    if (t.rows.empty()) {
+      doc.text("No stage records (.done / .seconds files of `tokcom demo`) in this run; throughput per epoch is in the "
+               "training table (images/s).");
+    } else {
+      if (any) t.rows.push_back({"total", fmt::format("{:.1f}", total), ""});
+      doc.text("Wall time of each stage as `tokcom demo` measured it (.seconds; \"–\": not recorded, e.g. a stage "
+               "reused from an earlier run before timing was recorded). Training throughput is in the training table.");
+      doc.table(t);
+    }
+  }
+}
+
+// Provenance: versions, configs and their digests, sidecars, files read.
+void provenance_section(Document& doc, ReportContext& ctx) {
+  const RunData& run = ctx.run;
+  const ReportOptions& options = ctx.options;
+  doc.heading(2, "Provenance");
+  doc.text(fmt::format("Report made by tokcom {} (git {}), LibTorch {}{}.", TOKCOM_VERSION, TOKCOM_GIT_HASH,
+                       TORCH_VERSION, options.libraries.empty() ? "" : ", " + options.libraries));
+  {
+    TableBlock t;
+    t.header = {"stage", "config", "config digest (FNV-1a 64 of the file)", "command"};
+    for (const StageInfo& s : run.stages) {
+      if (s.config.empty() && s.command.empty()) continue;
+      t.rows.push_back({s.name, s.config.empty() ? "–" : s.config, s.config_digest.empty() ? "–" : s.config_digest,
+                        s.command.empty() ? "–" : "`" + s.command + "`"});
+    }
+    if (!t.rows.empty()) doc.table(t);
+  }
+  {
+    TableBlock t;
+    t.header = {"sidecar", "tool", "seed", "git", "version"};
+    auto field = [](const nlohmann::json& j, const char* k) -> std::string {
+      if (!j.is_object() || !j.contains(k)) return "–";
+      return j[k].is_string() ? j[k].get<std::string>() : j[k].dump();
+    };
+    for (const auto& [name, j] : run.sidecars)
+      t.rows.push_back({name, field(j, "tool"), field(j, "seed"),
+                        field(j, j.is_object() && j.contains("git_hash") ? "git_hash" : "git"), field(j, "version")});
+    if (!t.rows.empty()) doc.table(t);
+  }
+  doc.heading(3, "Files read");
+  {
+    std::string list;
+    for (const std::string& f : run.inputs) list += f + "\n";
+    for (const std::string& f : run.pictures) list += f + "\n";
+    doc.code(list);
+  }
+}
+
+std::string accuracy_table(const RunData& run, const std::string& channel, double snr_db) {
+  const auto curves = accuracy_curves(run);
+  const auto it = curves.find({channel, snr_db});
+  if (it == curves.end()) return "";
+  Document d;
+  d.table(accuracy_block(it->second));
+  return d.markdown();
+}
+
+std::string deployment_table(const RunData& run) {
+  Document d;
+  for (const ControlRun& c : run.controls) {
+    if (!c.deploy) continue;
+    bool any_paper = false;
+    d.table(deploy_block(c, &any_paper));
+  }
+  return d.markdown();
+}
+
+}  // namespace tokcom::report
