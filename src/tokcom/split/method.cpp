@@ -28,20 +28,21 @@ SplitModel load_mobilenet_bank(const Config& config, const std::string& bank_dir
 }
 
 const std::vector<Method> kMethods = {
-    // name, kind, paper label, budget, sweep's bank flag, reproduce stage, loader, about
-    {"proposal", MethodKind::kTokens, "Proposal", true, "--bank", "bank", load_token_bank,
+    // name, kind, paper label, budget, sweep's bank flag, reproduce stage, bank loader, JSCC-stage pair, about
+    {"proposal", MethodKind::kTokens, "Proposal", true, "--bank", "bank", load_token_bank, make_proposal_pair,
      "adaptive token selection + token JSCC (METHOD §3, §5)"},
-    {"vit-ae", MethodKind::kTokens, "ViT AE", false, "--vit-ae-bank", "vit-ae", load_token_bank,
+    {"vit-ae", MethodKind::kTokens, "ViT AE", false, "--vit-ae-bank", "vit-ae", load_token_bank, make_proposal_pair,
      "static ViT, every token through the token JSCC (METHOD §6.1)"},
     {"mobilenet-flat", MethodKind::kMobileNet, "MNv3", false, "--mobilenet-flat-bank", "mobilenet-flat",
-     load_mobilenet_bank, "MobileNetV3-Small map, each channel a token of the token JSCC (METHOD §6.2)"},
+     load_mobilenet_bank, make_mobilenet_pair,
+     "MobileNetV3-Small map, each channel a token of the token JSCC (METHOD §6.2)"},
     {"mobilenet-cnn", MethodKind::kMobileNet, "MNv3 CNN", false, "--mobilenet-cnn-bank", "mobilenet-cnn",
-     load_mobilenet_bank, "MobileNetV3-Small map through a convolutional JSCC (METHOD §6.2)"},
-    {"resize", MethodKind::kDigital, "Resize", false, "", "", nullptr,
+     load_mobilenet_bank, make_mobilenet_pair, "MobileNetV3-Small map through a convolutional JSCC (METHOD §6.2)"},
+    {"resize", MethodKind::kDigital, "Resize", false, "", "", nullptr, nullptr,
      "downsampled image at the channel's capacity (METHOD §6.3)"},
-    {"jpeg", MethodKind::kDigital, "JPEG", false, "", "", nullptr, "JPEG at the channel's capacity (METHOD §6.3)"},
-    {"webp", MethodKind::kDigital, "WebP", false, "", "", nullptr, "WebP at the channel's capacity"},
-    {"avif", MethodKind::kDigital, "AVIF", false, "", "", nullptr, "AVIF at the channel's capacity"},
+    {"jpeg", MethodKind::kDigital, "JPEG", false, "", "", nullptr, nullptr, "JPEG at the channel's capacity (METHOD §6.3)"},
+    {"webp", MethodKind::kDigital, "WebP", false, "", "", nullptr, nullptr, "WebP at the channel's capacity"},
+    {"avif", MethodKind::kDigital, "AVIF", false, "", "", nullptr, nullptr, "AVIF at the channel's capacity"},
 };
 
 }  // namespace

@@ -1,9 +1,11 @@
 // split/method.h — the methods tokcom compares, in one table. Every place that takes a method name
 // (sweep, reproduce, serve, the JSCC stage, load_split, the report) asks this registry what the
 // method is instead of comparing strings. Adding a method: its split model in one file under
-// split/ (a DeviceHalf + ServerHalf pair and a bank loader) and one line in method.cpp's table
+// split/ (a DeviceHalf + ServerHalf pair, a bank loader and its TrainablePair) and one line in
+// method.cpp's table
 // (docs/ARCHITECTURE.md walks through it).
 #pragma once
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -27,6 +29,10 @@ using BankLoader = SplitModel (*)(const Config& config, const std::string& bank_
                                   const std::string& regime, const std::vector<double>& ratios, SelectionMode mode,
                                   c10::Device device);
 
+// One (regime, r) of its bank for the JSCC stage to train, from the model in `init`.
+using PairMaker = std::unique_ptr<TrainablePair> (*)(const Config& config, const std::string& init,
+                                                     const std::string& method, double ratio);
+
 struct Method {
   const char* name;         // in flags, configs and CSVs: "proposal"
   MethodKind kind;
@@ -35,6 +41,7 @@ struct Method {
   const char* bank_flag;    // `tokcom sweep`'s flag for its bank folder ("" without a bank)
   const char* stage;        // the `reproduce` stage whose folder holds its bank ("" without one)
   BankLoader load;          // nullptr for digital codecs (no trained bank)
+  PairMaker make_pair;      // how the JSCC stage trains one file of the bank (nullptr: nothing to train)
   const char* about;        // one line for --help and the docs
 
   bool has_bank() const { return load != nullptr; }

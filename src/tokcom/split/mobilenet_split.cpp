@@ -160,4 +160,69 @@ SplitModel load_mobilenet_split(const Config& config, const std::string& bank_di
   return split;
 }
 
+namespace {
+
+class MobileNetPair : public TrainablePair {
+ public:
+  MobileNetPair(const Config& config, const std::string& init, const std::string& method, double ratio)
+      : method_(method) {
+    MobileNetV3 mobilenet = make_mobilenet(config);
+    const LoadReport report = load_module(init, *mobilenet, /*strict=*/false);
+    if (!report.missing.empty()) {
+      throw FormatError(fmt::format("{}: {} MobileNetV3 tensors missing (first: {}); train.init must be a MobileNet "
+                                    "backbone of the configured variant (train.model=mobilenet)",
+                                    init, report.missing.size(), report.missing.front()));
+    }
+    net_ = MobileNetJsccNet(mobilenet, method, ratio, config.get_int("data.image_size"));
+    for (auto& item : mobilenet->named_parameters()) {
+      const bool train = is_mobilenet_pair_tensor(item.key());
+      item.value().set_requires_grad(train);
+      if (train) trained_.push_back(item.value());
+    }
+    for (auto& p : net_->named_parameters()) {
+      if (p.key().rfind("jscc.", 0) == 0) codec_parameters_.push_back(p.value());
+    }
+    trained_.insert(trained_.end(), codec_parameters_.begin(), codec_parameters_.end());
+    link_.device = std::make_shared<MobileNetDevice>(std::vector<MobileNetJsccNet>{net_});
+    link_.server = std::make_shared<MobileNetServer>(std::vector<MobileNetJsccNet>{net_});
+    link_.input_values = input_values(config);
+  }
+
+  std::string method() const override { return method_; }
+  torch::nn::Module& module() override { return *net_; }
+  const std::vector<torch::Tensor>& trained() const override { return trained_; }
+  const std::vector<torch::Tensor>& codec_parameters() const override { return codec_parameters_; }
+  bool has_budget() const override { return false; }
+  void train_mode() override { net_->set_jscc_training_mode(); }
+  Payload send(const torch::Tensor& images, const torch::Tensor&) override {
+    torch::Tensor f;
+    {
+      torch::NoGradGuard no_grad;
+      f = net_->mobilenet->forward_device(images);
+    }
+    return mobilenet_encode(net_, f, 0);
+  }
+  torch::Tensor receive(const Payload& received) override { return mobilenet_server_logits(net_, received); }
+  torch::Tensor codec_rows(const torch::Tensor& images, const torch::Tensor&) override {
+    torch::NoGradGuard no_grad;
+    return net_->mobilenet->forward_device(images);  // one feature map per row
+  }
+  Payload encode_rows(const torch::Tensor& maps) override { return mobilenet_encode(net_, maps, 0); }
+  torch::Tensor decode_rows(const Payload& received) override { return net_->decode_features(received.symbols); }
+  SplitModel link() override { return link_; }
+
+ private:
+  std::string method_;
+  MobileNetJsccNet net_{nullptr};
+  std::vector<torch::Tensor> trained_, codec_parameters_;
+  SplitModel link_;
+};
+
+}  // namespace
+
+std::unique_ptr<TrainablePair> make_mobilenet_pair(const Config& config, const std::string& init,
+                                                   const std::string& method, double ratio) {
+  return std::make_unique<MobileNetPair>(config, init, method, ratio);
+}
+
 }  // namespace tokcom

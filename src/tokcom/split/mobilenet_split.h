@@ -88,4 +88,11 @@ bool is_mobilenet_pair_tensor(const std::string& name);
 SplitModel load_mobilenet_split(const Config& config, const std::string& bank_dir, const std::string& regime,
                                 const std::vector<double>& ratios, const std::string& method, torch::Device device);
 
+// One (regime, r) of a mobilenet-flat / mobilenet-cnn bank for the JSCC stage, from the MobileNet
+// backbone in `init` and a fresh codec: features[kSplit:] and the codec train; features[0:kSplit]
+// (BatchNorm statistics included) and the classifier stay frozen. FormatError when `init` lacks
+// tensors of the configured variant.
+std::unique_ptr<TrainablePair> make_mobilenet_pair(const Config& config, const std::string& init,
+                                                   const std::string& method, double ratio);
+
 }  // namespace tokcom

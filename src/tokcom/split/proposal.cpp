@@ -173,4 +173,94 @@ SplitModel load_proposal(const Config& config, const std::string& bank_dir, cons
   return split;
 }
 
+namespace {
+
+class ProposalPair : public TrainablePair {
+ public:
+  ProposalPair(const Config& config, const std::string& init, double ratio)
+      : split_(config.get_int("comm.split")), vit_(make_vit(config)) {
+    validate_split(vit_->options, split_);
+    const LoadReport report = load_module(init, *vit_, /*strict=*/false);
+    if (!report.missing.empty()) {
+      throw FormatError(fmt::format("{}: {} ViT tensors missing (first: {}); train.init must be a model of the "
+                                    "configured architecture",
+                                    init, report.missing.size(), report.missing.front()));
+    }
+    adaptive_ = !vit_->options.adaptive_blocks().empty();
+    method_ = adaptive_ ? "proposal" : "vit-ae";
+    codec_ = JsccCodec(
+        JsccOptions().dim(vit_->options.dim()).ratio(ratio).reference_power(config.get_bool("comm.reference_power")));
+    net_ = JsccStageNet(vit_, codec_);
+    for (auto& item : vit_->named_parameters()) {
+      const bool train = is_proposal_pair_tensor(item.key(), split_);
+      item.value().set_requires_grad(train);  // METHOD §10 P10: frozen parameters collect no gradient
+      if (train) trained_.push_back(item.value());
+    }
+    codec_parameters_ = codec_->parameters();
+    trained_.insert(trained_.end(), codec_parameters_.begin(), codec_parameters_.end());
+    ProposalOptions popts;  // validation: hard mode, every token
+    popts.split = split_;
+    popts.mode = SelectionMode::kHard;
+    popts.method = method_;
+    link_.device = std::make_shared<ProposalDevice>(vit_, std::vector<JsccEncoder>{codec_->encoder},
+                                                    std::vector<double>{ratio}, popts);
+    link_.server =
+        std::make_shared<ProposalServer>(std::vector<Vit>{vit_}, std::vector<JsccDecoder>{codec_->decoder}, popts);
+    link_.input_values = input_values(config);
+  }
+
+  std::string method() const override { return method_; }
+  torch::nn::Module& module() override { return *net_; }
+  const std::vector<torch::Tensor>& trained() const override { return trained_; }
+  const std::vector<torch::Tensor>& codec_parameters() const override { return codec_parameters_; }
+  bool has_budget() const override { return adaptive_; }
+  void train_mode() override {
+    vit_->eval();  // METHOD §10 P22: the device's selection runs in eval mode (1e-3 cutoff active)
+    codec_->train();
+  }
+  Payload send(const torch::Tensor& images, const torch::Tensor& budgets) override {
+    TokenState state;
+    {
+      torch::NoGradGuard no_grad;
+      state = device_tokens(vit_, images, budgets, split_, SelectionMode::kSoft);
+    }
+    return encode_tokens(codec_->encoder, state, 0, method_);
+  }
+  torch::Tensor receive(const Payload& received) override {
+    return server_logits(vit_, codec_->decoder, received, split_, SelectionMode::kSoft);
+  }
+  // Rows = the tokens the server keeps (mask > 0: cls, budget, surviving patches), one per row.
+  torch::Tensor codec_rows(const torch::Tensor& images, const torch::Tensor& budgets) override {
+    torch::NoGradGuard no_grad;
+    const TokenState state = device_tokens(vit_, images, budgets, split_, SelectionMode::kSoft);
+    const torch::Tensor x = state.x.reshape({-1, state.x.size(-1)});
+    if (!state.mask.defined()) return x.unsqueeze(1);
+    return x.index({state.mask.reshape({-1}) > 0}).unsqueeze(1);
+  }
+  Payload encode_rows(const torch::Tensor& rows) override {
+    TokenState rows_state;
+    rows_state.x = rows;
+    return encode_tokens(codec_->encoder, rows_state, 0, method_);
+  }
+  torch::Tensor decode_rows(const Payload& received) override { return codec_->decoder(received.symbols); }
+  SplitModel link() override { return link_; }
+
+ private:
+  int64_t split_;
+  Vit vit_;
+  JsccCodec codec_{nullptr};
+  JsccStageNet net_{nullptr};
+  bool adaptive_ = false;
+  std::string method_;
+  std::vector<torch::Tensor> trained_, codec_parameters_;
+  SplitModel link_;
+};
+
+}  // namespace
+
+std::unique_ptr<TrainablePair> make_proposal_pair(const Config& config, const std::string& init,
+                                                  const std::string& /*method: from the config*/, double ratio) {
+  return std::make_unique<ProposalPair>(config, init, ratio);
+}
+
 }  // namespace tokcom

@@ -97,4 +97,11 @@ class ProposalServer final : public ServerHalf {
 SplitModel load_proposal(const Config& config, const std::string& bank_dir, const std::string& regime,
                          const std::vector<double>& ratios, SelectionMode mode, torch::Device device);
 
+// One (regime, r) of a proposal or ViT-AE bank for the JSCC stage, from the model in `init` (the
+// adaptive model: proposal; the backbone: ViT-AE, by model.adaptive_blocks) and a fresh codec:
+// server blocks [split, depth) and the codec train; embedding, blocks [0, split) with their
+// selection heads, norm and head stay frozen. FormatError when `init` lacks tensors of the model.
+std::unique_ptr<TrainablePair> make_proposal_pair(const Config& config, const std::string& init,
+                                                  const std::string& method, double ratio);
+
 }  // namespace tokcom

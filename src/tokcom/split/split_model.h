@@ -7,6 +7,7 @@
 // the network transport serialises); ζ is counted from the payload alone (comm/zeta.h).
 #pragma once
 #include <c10/core/Device.h>
+#include <torch/nn/module.h>
 #include <torch/types.h>
 
 #include <cstdint>
@@ -52,6 +53,33 @@ struct SplitModel {
   std::shared_ptr<DeviceHalf> device;
   std::shared_ptr<ServerHalf> server;
   int64_t input_values = 0;  // C·H·W of the model's input: the n of ζ = k / n (METHOD §5.5)
+};
+
+// One (regime, r) model of a method's bank while the JSCC stage trains it (METHOD §5.6): the device
+// and server halves of the SplitModel it becomes, in their training form (soft token selection with
+// a budget per image, no gradient into the frozen device half, gradient through the codec and the
+// server half), and what the codec warm start needs. Made by the method's registry entry
+// (split/method.h), so the trainer knows no method by name.
+class TrainablePair {
+ public:
+  virtual ~TrainablePair() = default;
+  virtual std::string method() const = 0;
+  virtual torch::nn::Module& module() = 0;                                  // checkpointed; one bank file
+  virtual const std::vector<torch::Tensor>& trained() const = 0;            // server half + codec
+  virtual const std::vector<torch::Tensor>& codec_parameters() const = 0;   // the codec alone (warm start)
+  virtual bool has_budget() const = 0;                                      // draws a budget per image
+  virtual void train_mode() = 0;                                            // frozen parts stay in eval mode
+  // images (B, C, H, W), budgets (B) or undefined → the payload sent.
+  virtual Payload send(const torch::Tensor& images, const torch::Tensor& budgets) = 0;
+  // The received payload → logits (B, classes).
+  virtual torch::Tensor receive(const Payload& received) = 0;
+  // Warm start: what the codec must carry for a batch (no gradient), one channel "image" per row
+  // along dim 0, and rows → payload → decoded rows.
+  virtual torch::Tensor codec_rows(const torch::Tensor& images, const torch::Tensor& budgets) = 0;
+  virtual Payload encode_rows(const torch::Tensor& rows) = 0;
+  virtual torch::Tensor decode_rows(const Payload& received) = 0;
+  // The same weights as a SplitModel (hard path, every token) for validation through the pipeline.
+  virtual SplitModel link() = 0;
 };
 
 // n of ζ = k / n for a config: comm.input_values when > 0, else model.in_chans · image_size²

@@ -60,139 +60,6 @@ Config pair_config(const Config& config, const std::string& regime, double ratio
                            {fmt::format("train.ratios={}", ratio), "comm.train_regime=" + regime}, "train.stage=jscc");
 }
 
-// What one (regime, r) trains, for any split model: the module that is checkpointed and saved,
-// its trained tensors, the two halves as the training loop drives them, and the same model as a
-// SplitModel for validation through the real pipeline.
-struct PairNet {
-  std::shared_ptr<torch::nn::Module> net;
-  std::vector<torch::Tensor> trained;
-  std::string method;
-  bool adaptive = false;                                                   // draws a budget per image
-  std::function<void()> train_mode;                                        // frozen parts stay in eval
-  std::function<Payload(const torch::Tensor&, const torch::Tensor&)> send;  // (images, budget) → payload
-  std::function<torch::Tensor(const Payload&)> receive;                    // received payload → logits
-  // Warm start: what the codec must carry for a batch (device output, no gradient) as rows along
-  // dim 0, each row one channel "image" with its own SNR; and rows → payload → decoded rows.
-  std::function<torch::Tensor(const torch::Tensor&, const torch::Tensor&)> codec_target;  // (images, budget)
-  std::function<Payload(const torch::Tensor&)> codec_encode;
-  std::function<torch::Tensor(const Payload&)> codec_decode;
-  std::vector<torch::Tensor> codec_parameters;
-  SplitModel link;
-};
-
-// The proposal (adaptive model) or ViT-AE (static backbone): server blocks [split, depth) and the
-// codec trained; embedding, blocks [0, split) with their selection heads, norm and head frozen.
-PairNet vit_pair(const Config& config, const std::string& init, double ratio) {
-  const int64_t split = config.get_int("comm.split");
-  Vit vit = make_vit(config);
-  validate_split(vit->options, split);
-  const LoadReport report = load_module(init, *vit, /*strict=*/false);
-  if (!report.missing.empty()) {
-    throw FormatError(fmt::format("{}: {} ViT tensors missing (first: {}); train.init must be a model of the "
-                                  "configured architecture",
-                                  init, report.missing.size(), report.missing.front()));
-  }
-  PairNet pn;
-  pn.adaptive = !vit->options.adaptive_blocks().empty();
-  pn.method = pn.adaptive ? "proposal" : "vit-ae";
-  JsccCodec codec(JsccOptions().dim(vit->options.dim()).ratio(ratio).reference_power(config.get_bool("comm.reference_power")));
-  pn.net = JsccStageNet(vit, codec).ptr();
-  for (auto& item : vit->named_parameters()) {
-    // Only the server blocks [split, depth) of the ViT train (METHOD §5.6; P12 keeps norm + head frozen).
-    const bool train = is_proposal_pair_tensor(item.key(), split);
-    item.value().set_requires_grad(train);  // METHOD §10 P10: frozen parameters collect no gradient
-    if (train) pn.trained.push_back(item.value());
-  }
-  pn.codec_parameters = codec->parameters();
-  pn.trained.insert(pn.trained.end(), pn.codec_parameters.begin(), pn.codec_parameters.end());
-  pn.train_mode = [vit, codec]() mutable {
-    vit->eval();  // METHOD §10 P22: the device's selection runs in eval mode (1e-3 cutoff active)
-    codec->train();
-  };
-  pn.send = [vit, codec, split, method = pn.method](const torch::Tensor& images, const torch::Tensor& budget) mutable {
-    TokenState state;
-    {
-      torch::NoGradGuard no_grad;
-      state = device_tokens(vit, images, budget, split, SelectionMode::kSoft);
-    }
-    return encode_tokens(codec->encoder, state, 0, method);
-  };
-  pn.receive = [vit, codec, split](const Payload& received) mutable {
-    return server_logits(vit, codec->decoder, received, split, SelectionMode::kSoft);
-  };
-  // Rows = the tokens the server keeps (mask > 0: cls, budget, surviving patches), one per row.
-  pn.codec_target = [vit, split](const torch::Tensor& images, const torch::Tensor& budget) mutable {
-    torch::NoGradGuard no_grad;
-    const TokenState state = device_tokens(vit, images, budget, split, SelectionMode::kSoft);
-    const torch::Tensor x = state.x.reshape({-1, state.x.size(-1)});
-    if (!state.mask.defined()) return x.unsqueeze(1);
-    return x.index({state.mask.reshape({-1}) > 0}).unsqueeze(1);
-  };
-  pn.codec_encode = [codec, method = pn.method](const torch::Tensor& rows) mutable {
-    TokenState rows_state;
-    rows_state.x = rows;
-    return encode_tokens(codec->encoder, rows_state, 0, method);
-  };
-  pn.codec_decode = [codec](const Payload& received) mutable { return codec->decoder(received.symbols); };
-  ProposalOptions popts;  // validation: hard mode, every token
-  popts.split = split;
-  popts.mode = SelectionMode::kHard;
-  popts.method = pn.method;
-  pn.link.device = std::make_shared<ProposalDevice>(vit, std::vector<JsccEncoder>{codec->encoder},
-                                                    std::vector<double>{ratio}, popts);
-  pn.link.server =
-      std::make_shared<ProposalServer>(std::vector<Vit>{vit}, std::vector<JsccDecoder>{codec->decoder}, popts);
-  pn.link.input_values = input_values(config);
-  return pn;
-}
-
-// MobileNetV3 + flat or CNN JSCC (METHOD §6.2): features[3:] and the codec trained; features[0:3]
-// (BatchNorm statistics included) and the classifier frozen.
-PairNet mobilenet_pair(const Config& config, const std::string& init, double ratio) {
-  const std::string method = config.get_string("train.method");
-  MobileNetV3 mobilenet = make_mobilenet(config);
-  const LoadReport report = load_module(init, *mobilenet, /*strict=*/false);
-  if (!report.missing.empty()) {
-    throw FormatError(fmt::format("{}: {} MobileNetV3 tensors missing (first: {}); train.init must be a MobileNet "
-                                  "backbone of the configured variant (train.model=mobilenet)",
-                                  init, report.missing.size(), report.missing.front()));
-  }
-  MobileNetJsccNet net(mobilenet, method, ratio, config.get_int("data.image_size"));
-  PairNet pn;
-  pn.method = method;
-  pn.net = net.ptr();
-  for (auto& item : mobilenet->named_parameters()) {
-    const std::string& name = item.key();
-    const bool train = is_mobilenet_pair_tensor(name);
-    item.value().set_requires_grad(train);
-    if (train) pn.trained.push_back(item.value());
-  }
-  for (auto& p : net->named_parameters()) {
-    if (p.key().rfind("jscc.", 0) == 0) pn.codec_parameters.push_back(p.value());
-  }
-  pn.trained.insert(pn.trained.end(), pn.codec_parameters.begin(), pn.codec_parameters.end());
-  pn.train_mode = [net]() mutable { net->set_jscc_training_mode(); };
-  pn.send = [net](const torch::Tensor& images, const torch::Tensor&) mutable {
-    torch::Tensor f;
-    {
-      torch::NoGradGuard no_grad;
-      f = net->mobilenet->forward_device(images);
-    }
-    return mobilenet_encode(net, f, 0);
-  };
-  pn.receive = [net](const Payload& received) mutable { return mobilenet_server_logits(net, received); };
-  pn.codec_target = [net](const torch::Tensor& images, const torch::Tensor&) mutable {
-    torch::NoGradGuard no_grad;
-    return net->mobilenet->forward_device(images);  // one feature map per row
-  };
-  pn.codec_encode = [net](const torch::Tensor& maps) mutable { return mobilenet_encode(net, maps, 0); };
-  pn.codec_decode = [net](const Payload& received) mutable { return net->decode_features(received.symbols); };
-  pn.link.device = std::make_shared<MobileNetDevice>(std::vector<MobileNetJsccNet>{net});
-  pn.link.server = std::make_shared<MobileNetServer>(std::vector<MobileNetJsccNet>{net});
-  pn.link.input_values = input_values(config);
-  return pn;
-}
-
 struct WarmStart {
   int64_t steps = 0, batches = 0;
   double lr = 1e-3, clip = 0;
@@ -210,7 +77,7 @@ struct WarmStart {
 // drawn as in training) are computed once; each step fits a random draw of one batch's worth of them.
 // Loss: the relative squared error Σ‖x̂ − x‖² / Σ‖x‖² of the step (scale-free: one lr serves tokens
 // and feature maps). Returns (step, relative error) per step.
-std::vector<std::pair<int64_t, double>> warm_start_codec(PairNet& pn, const ImageDataset& train_set,
+std::vector<std::pair<int64_t, double>> warm_start_codec(TrainablePair& pn, const ImageDataset& train_set,
                                                          const Loader& train_loader, torch::Device device,
                                                          const WarmStart& o, const std::string& tag) {
   pn.train_mode();
@@ -225,27 +92,27 @@ std::vector<std::pair<int64_t, double>> warm_start_codec(PairNet& pn, const Imag
   Batch batch;
   for (int64_t i = 0; i < o.batches && loader.next(batch); ++i) {
     torch::Tensor budget;
-    if (pn.adaptive) budget = sample_budgets(batch.images.size(0), gen, o.sampling, o.alpha_min, o.alpha_max).to(device);
-    parts.push_back(pn.codec_target(batch.images.to(device), budget));
+    if (pn.has_budget()) budget = sample_budgets(batch.images.size(0), gen, o.sampling, o.alpha_min, o.alpha_max).to(device);
+    parts.push_back(pn.codec_rows(batch.images.to(device), budget));
   }
   if (parts.empty()) throw DataError(fmt::format("jscc {} warm start: the training split gave no batch", tag));
   const torch::Tensor rows = torch::cat(parts);
   const int64_t n = rows.size(0), per_step = std::max<int64_t>(n / static_cast<int64_t>(parts.size()), 1);
-  torch::optim::Adam optimizer(pn.codec_parameters, torch::optim::AdamOptions(o.lr));
+  torch::optim::Adam optimizer(pn.codec_parameters(), torch::optim::AdamOptions(o.lr));
   std::vector<std::pair<int64_t, double>> curve;
   Progress progress(fmt::format("jscc {} warm start ({} rows)", tag, n), o.steps, "step");
   for (int64_t step = 0; step < o.steps; ++step) {
     const torch::Tensor x = rows.index_select(0, torch::randint(n, {per_step}, gen, torch::kLong).to(device));
-    Payload sent = pn.codec_encode(x);
+    Payload sent = pn.encode_rows(x);
     if (o.channel) {
       const torch::Tensor snr = (o.snr_max - (o.snr_max - o.snr_min) * torch::rand({per_step}, gen)).to(device);
       sent = o.channel->apply(sent, snr, gen).payload;
     }
-    const torch::Tensor x_hat = pn.codec_decode(sent);
+    const torch::Tensor x_hat = pn.decode_rows(sent);
     const torch::Tensor loss = (x_hat - x).pow(2).sum() / x.pow(2).sum().clamp_min(1e-12);
     optimizer.zero_grad();
     loss.backward();
-    if (o.clip > 0) torch::nn::utils::clip_grad_norm_(pn.codec_parameters, o.clip);
+    if (o.clip > 0) torch::nn::utils::clip_grad_norm_(pn.codec_parameters(), o.clip);
     optimizer.step();
     curve.emplace_back(step + 1, loss.item<double>());
     progress.tick(1, fmt::format("relative error {:.4f}", curve.back().second));
@@ -289,12 +156,16 @@ std::vector<JsccEpochRecord> train_pair(const Config& config, const TrainRunOpti
   // The codec's initial weights depend on (seed, regime, r) only, not on which pairs ran before.
   const uint64_t tag_hash = fnv1a(tag);
   torch::manual_seed(run.seed ^ tag_hash);
-  PairNet pn = is_mobilenet_method(config.get_string("train.method")) ? mobilenet_pair(config, init, ratio)
-                                                                       : vit_pair(config, init, ratio);
-  pn.net->to(device);
-  const std::string& method = pn.method;
-  std::vector<torch::Tensor>& trained = pn.trained;
-  torch::nn::Module& net = *pn.net;
+  // train.method names a MobileNet method; auto is the ViT's (proposal or ViT-AE by model.adaptive_blocks).
+  const std::string train_method = config.get_string("train.method");
+  const Method& kind = method_named(train_method == "auto" ? "proposal" : train_method, "train.method");
+  if (!kind.make_pair) throw ConfigError("train.method: '" + train_method + "' has no bank to train");
+  const std::unique_ptr<TrainablePair> trainable = kind.make_pair(config, init, train_method, ratio);
+  TrainablePair& pn = *trainable;
+  torch::nn::Module& net = pn.module();
+  net.to(device);
+  const std::string method = pn.method();
+  const std::vector<torch::Tensor>& trained = pn.trained();
 
   const double lr = config.get_double("train.lr");
   const std::unique_ptr<torch::optim::Optimizer> optimizer =
@@ -317,7 +188,7 @@ std::vector<JsccEpochRecord> train_pair(const Config& config, const TrainRunOpti
   const double clip = config.get_double("train.grad_clip");
   const double smoothing = config.get_double("train.label_smoothing");
 
-  SplitModel& link = pn.link;  // validation through the real split pipeline
+  SplitModel link = pn.link();  // validation through the real split pipeline
   const auto awgn = make_channel("awgn");
   std::vector<LinkPoint> val_points;
   for (double snr : jscc_eval_snrs()) val_points.push_back({Decision{1.0, 0}, awgn.get(), snr, val_points.size()});
@@ -365,7 +236,7 @@ std::vector<JsccEpochRecord> train_pair(const Config& config, const TrainRunOpti
     const uint64_t step_seed = batch_seed(run.seed ^ 0x75CCull, in.epoch, in.step_in_epoch);
     at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(step_seed);
     torch::Tensor budget;
-    if (pn.adaptive) {
+    if (pn.has_budget()) {
       budget = sample_budgets(in.part.global, gen, sampling, alpha_min, alpha_max)
                    .slice(0, in.part.begin, in.part.end)
                    .to(device);
@@ -397,7 +268,7 @@ std::vector<JsccEpochRecord> train_pair(const Config& config, const TrainRunOpti
     rec.loss = m.loss;
     rec.train_accuracy = m.train_accuracy;
     rec.images_per_s = m.images_per_s;
-    pn.net->eval();
+    net.eval();
     LinkEvalOptions lo;
     lo.batch_size = config.get_int("train.eval_batch_size");
     lo.max_batches = max_batches;
@@ -486,10 +357,13 @@ std::vector<std::string> jscc_regimes(const Config& config) {
 
 std::vector<JsccEpochRecord> train_jscc(const Config& config, const TrainRunOptions& run) {
   check_training_ranges(config);
+  // train.method: auto (the ViT's token methods, proposal or vit-ae by model.adaptive_blocks) or another
+  // registered method whose bank the JSCC stage trains.
   const std::string method = config.get_string("train.method");
-  if (method != "auto" && !is_mobilenet_method(method)) {
-    throw ConfigError("train.method: '" + method + "', expected auto (proposal or vit-ae, by model.adaptive_blocks), "
-                      "mobilenet-flat or mobilenet-cnn");
+  const Method* m = find_method(method);
+  if (method != "auto" && (!m || !m->make_pair || m->kind == MethodKind::kTokens)) {
+    throw ConfigError("train.method: '" + method + "', expected auto (proposal or vit-ae, by model.adaptive_blocks) or " +
+                      method_names([](const Method& x) { return x.make_pair != nullptr && x.kind != MethodKind::kTokens; }));
   }
   const std::vector<double> ratios = jscc_ratios(config);
   const std::vector<std::string> regimes = jscc_regimes(config);
