@@ -138,6 +138,19 @@ struct ScopedEnv {
 
 }  // namespace
 
+// Every mistake on the command line has UsageError's exit code, whoever finds it: CLI11 (unknown
+// flag, value outside its set, missing required option) or the verb (a list item not a number).
+TEST(Cli, CommandLineMistakesHaveOneExitCode) {
+  std::string out;
+  EXPECT_EQ(test::run_cli("--help", &out), 0) << out;
+  EXPECT_EQ(test::run_cli("eval --no-such-flag", &out), 6) << out;
+  EXPECT_EQ(test::run_cli("sweep --mode medium -o x.csv", &out), 6) << out;
+  EXPECT_NE(out.find("medium"), std::string::npos) << out;
+  EXPECT_EQ(test::run_cli("report", &out), 6) << out;  // DIR is required
+  EXPECT_EQ(test::run_cli("optimize --zeta-max 0.1,x -o " + test::temp_dir("cli") + " --table nope.csv", &out), 6) << out;
+  EXPECT_NE(out.find("--zeta-max: 'x' is not a number"), std::string::npos) << out;
+}
+
 // ---------------------------------------------------------------- csv
 
 TEST(Csv, WrittenRowsReadBackExactlyWithRfc4180Quoting) {

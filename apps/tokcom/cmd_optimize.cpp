@@ -68,16 +68,16 @@ struct Deployment {
 
 void run_optimize(const OptimizeArgs& a) {
   if (a.table.empty() == !a.synthetic)
-    throw ConfigError("optimize: give exactly one of --table FILE or --synthetic");
-  const ProxyTable table = a.synthetic ? make_synthetic_table()
-                                       : ProxyTable::read_csv(a.table, ProxyFilter{a.method, a.channel, a.regime});
-  if (!a.write_table.empty()) table.write_csv(a.write_table);
-
-  OptimizeRequest q;
+    throw UsageError("optimize: give exactly one of --table FILE or --synthetic");
+  OptimizeRequest q;  // the flags first: a mistake there costs no file reading
   q.table_path = a.synthetic ? "<synthetic>" : a.table;
   q.zeta_max = parse_number_list(a.zeta_max, "--zeta-max");
   q.search.tradeoffs = parse_number_list(a.v_grid, "--V-grid");
   q.search.queue_steps = parse_number_list(a.mu_grid, "--mu-grid");
+  const ProxyTable table = a.synthetic ? make_synthetic_table()
+                                       : ProxyTable::read_csv(a.table, ProxyFilter{a.method, a.channel, a.regime});
+  if (!a.write_table.empty()) table.write_csv(a.write_table);
+
   q.search.slots = a.slots;
   q.search.window = a.window;
   q.search.interpolate = a.interpolate;

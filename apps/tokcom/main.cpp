@@ -86,7 +86,11 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    // --help and --version are successes; any other mistake on the command line (unknown flag,
+    // missing value, a value outside its set) prints CLI11's message and is a usage error with
+    // UsageError's one exit code, like the mistakes the verbs find themselves.
+    const int code = app.exit(e);
+    return code == 0 ? 0 : UsageError("").exit_code();
   }
   try {
     startup(startup_options);
