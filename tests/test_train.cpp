@@ -157,6 +157,55 @@ TEST(Trainer, ResumeEqualsUninterrupted) {
   EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 3);
 }
 
+// A resumed run starts from the checkpoint, not from scratch: training is deterministic, so the only
+// way to tell is to change the checkpoint. Two runs stopped after epoch 1; one weight of the second
+// one's saved model is moved; resumed, the first equals an uninterrupted run and the second differs
+// from it. A run that ignored the checkpoint (retrained, or started from the initial weights) would
+// give the two resumed runs the same second epoch.
+TEST(Trainer, ResumeStartsFromTheCheckpointsWeights) {
+  const std::string dir = test::temp_dir("resume_proof");
+  TrainRunOptions run;
+  run.seed = 3;
+  const auto straight = train(tiny_config(dir + "/a", "backbone", 2, 4), run);
+  TrainRunOptions first = run;
+  first.stop_after_epochs = 1;
+  for (const char* d : {"/b", "/c"}) train(tiny_config(dir + d, "backbone", 2, 4), first);
+  const std::string saved = dir + "/c/checkpoint/model.safetensors";
+  Safetensors weights = read_safetensors(saved);
+  torch::Tensor& head = weights.tensors.at("head.weight");
+  head = head + 0.5;
+  write_safetensors(saved, weights.tensors, weights.metadata);
+  TrainRunOptions resume = run;
+  resume.resume = true;
+  const auto kept = train(tiny_config(dir + "/b", "backbone", 2, 4), resume);
+  const auto moved = train(tiny_config(dir + "/c", "backbone", 2, 4), resume);
+  ASSERT_EQ(kept.size(), 2u);
+  ASSERT_EQ(moved.size(), 2u);
+  EXPECT_DOUBLE_EQ(kept[1].loss, straight[1].loss);
+  EXPECT_DOUBLE_EQ(moved[0].loss, straight[0].loss);  // epoch 1: the record kept in the checkpoint
+  EXPECT_NE(moved[1].loss, kept[1].loss);             // epoch 2: trained from the moved weights
+  const auto wb = read_safetensors(dir + "/b/model.safetensors").tensors;
+  const auto wc = read_safetensors(dir + "/c/model.safetensors").tensors;
+  EXPECT_FALSE(torch::equal(wb.at("head.weight"), wc.at("head.weight")));
+}
+
+// A checkpoint whose optimiser state was cut short (a disk filled, a copy interrupted) is an error
+// naming the file and what to do, not LibTorch's zip-reader message.
+TEST(Trainer, ADamagedOptimizerStateIsNamed) {
+  const std::string dir = test::temp_dir("resume_cut");
+  TrainRunOptions first;
+  first.stop_after_epochs = 1;
+  train(tiny_config(dir, "backbone", 2, 2), first);
+  const std::string state = dir + "/checkpoint/optimizer.pt";
+  const std::string bytes = read_file(state);
+  write_file_atomic(state, bytes.substr(0, bytes.size() / 2));
+  TrainRunOptions resume;
+  resume.resume = true;
+  const std::string msg = test::error_of([&] { train(tiny_config(dir, "backbone", 2, 2), resume); });
+  EXPECT_NE(msg.find("FormatError: " + state + ": not a readable optimiser state"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("delete " + dir + "/checkpoint"), std::string::npos) << msg;
+}
+
 TEST(Trainer, ResumeRefusesADifferentConfig) {
   const std::string dir = test::temp_dir("resume_cfg");
   TrainRunOptions run;

@@ -46,9 +46,16 @@ bool load_checkpoint(const std::string& dir, CheckpointState* state, torch::nn::
                                   dir, j.value("config_digest", "?"), config_digest));
   }
   load_module(dir + "/model.safetensors", model, /*strict=*/true);
-  torch::serialize::InputArchive archive;
-  archive.load_from(dir + "/optimizer.pt");
-  optimizer.load(archive);
+  // A damaged optimiser state must name its file (LibTorch's own message does not).
+  try {
+    torch::serialize::InputArchive archive;
+    archive.load_from(dir + "/optimizer.pt");
+    optimizer.load(archive);
+  } catch (const c10::Error& e) {
+    throw FormatError(fmt::format("{}/optimizer.pt: not a readable optimiser state ({}); the checkpoint is damaged: "
+                                  "restore the file, or delete {} to start this stage over",
+                                  dir, e.what_without_backtrace(), dir));
+  }
   return true;
 }
 
