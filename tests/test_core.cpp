@@ -149,6 +149,18 @@ TEST(Cli, CommandLineMistakesHaveOneExitCode) {
   EXPECT_EQ(test::run_cli("report", &out), 6) << out;  // DIR is required
   EXPECT_EQ(test::run_cli("optimize --zeta-max 0.1,x -o " + test::temp_dir("cli") + " --table nope.csv", &out), 6) << out;
   EXPECT_NE(out.find("--zeta-max: 'x' is not a number"), std::string::npos) << out;
+  // Numbers no run can mean are refused before any work (a 10^12-slot simulation would allocate
+  // terabytes; a negative image count or index is a typo).
+  const std::string dir = test::temp_dir("cli-ranges");
+  write_file_atomic(dir + "/w.safetensors", "");
+  for (const std::string& args : {"optimize --synthetic --T 1000000000000 -o " + dir,
+                                 "visualize --checkpoint " + dir + "/w.safetensors --count -3 -o " + dir + "/v.png",
+                                 "visualize --checkpoint " + dir + "/w.safetensors --first -1 -o " + dir + "/v.png",
+                                 "eval --checkpoint " + dir + "/w.safetensors --batch-size 0",
+                                 "calibrate --checkpoint " + dir + "/w.safetensors --images -5 -o " + dir + "/c"}) {
+    EXPECT_EQ(test::run_cli(args, &out), 6) << args << "\n" << out;
+  }
+  EXPECT_FALSE(std::filesystem::exists(dir + "/c")) << "calibrate wrote before refusing";
 }
 
 // ---------------------------------------------------------------- csv

@@ -103,8 +103,8 @@ void add_data(CLI::App& app) {
   cmd = data->add_subcommand("show", "Write a labelled PNG grid of augmented samples");
   add_common(cmd, show);
   cmd->add_option("-o,--out", show->out, "PNG to write (temp file + rename)")->required();
-  cmd->add_option("--count", show->count, "Number of samples")->capture_default_str();
-  cmd->add_option("--columns", show->columns, "Grid columns")->capture_default_str();
+  cmd->add_option("--count", show->count, "Number of samples")->capture_default_str()->check(CLI::Range(1, 10000));
+  cmd->add_option("--columns", show->columns, "Grid columns")->capture_default_str()->check(CLI::Range(1, 1000));
   cmd->add_option("--augment", show->augment, "none|crop-flip|randaugment (default: data.augment)")
       ->check(CLI::IsMember({"none", "crop-flip", "randaugment"}));
   cmd->add_option("--split", show->split, "train|val|test")->capture_default_str();

@@ -173,7 +173,8 @@ void add_optimize(CLI::App& app) {
   cmd->add_option("--V", a->tradeoff, "Lyapunov trade-off V (with --mu: no search)");
   cmd->add_option("--mu", a->queue_step, "Queue step size mu");
   cmd->add_option("--zeta-max", a->zeta_max, "Long-term zeta bound(s), comma list")->capture_default_str();
-  cmd->add_option("--T", a->slots, "Slots simulated")->capture_default_str()->check(CLI::PositiveNumber);
+  // 10^8 slots: ~2 GB of trace at most; more is a typo, not a study.
+  cmd->add_option("--T", a->slots, "Slots simulated")->capture_default_str()->check(CLI::Range(1, 100000000));
   cmd->add_option("--window", a->window, "Last slots averaged for accuracy, zeta, feasibility")
       ->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_option("--scenario", a->scenario,
@@ -196,9 +197,11 @@ void add_optimize(CLI::App& app) {
                   "(train.stage=jscc folder) image by image, hard mode, batch 1");
   cmd->add_option("--deploy-split", a->deploy_split, "Split the deployment runs on")->capture_default_str();
   cmd->add_option("--deploy-images", a->deploy_images, "> 0: only this many images (slots) per deployment run")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   cmd->add_option("--repeats", a->repeats, "Deployment repeats (0: 3 for random scenarios, 1 for fixed SNRs)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   cmd->add_option("-o,--out", a->out, "Output folder")->required();
   cmd->add_option("overrides", a->overrides, "key.sub=value overrides of the bank's config (with --bank)");
   set_action(cmd, [a] { run_optimize(*a); });

@@ -86,8 +86,10 @@ void add_visualize(CLI::App& app) {
   cmd->add_option("--checkpoint", args->checkpoint, "Adaptive model weights (safetensors)")->required()->check(CLI::ExistingFile);
   cmd->add_option("-c,--config", args->config, "Config (default: config.yaml beside the checkpoint)");
   cmd->add_option("--alphas", args->alphas, "Comma list of budgets")->capture_default_str();
-  cmd->add_option("--count", args->count, "Number of images")->capture_default_str();
-  cmd->add_option("--first", args->first, "Index of the first image of the split")->capture_default_str();
+  cmd->add_option("--count", args->count, "Number of images")->capture_default_str()->check(CLI::Range(1, 1000));
+  cmd->add_option("--first", args->first, "Index of the first image of the split")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   cmd->add_option("--split", args->split)->capture_default_str();
   cmd->add_option("-o,--out", args->out, "PNG to write")->required();
   cmd->add_option("overrides", args->overrides, "key.sub=value overrides");
