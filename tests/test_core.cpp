@@ -161,6 +161,14 @@ TEST(Cli, CommandLineMistakesHaveOneExitCode) {
     EXPECT_EQ(test::run_cli(args, &out), 6) << args << "\n" << out;
   }
   EXPECT_FALSE(std::filesystem::exists(dir + "/c")) << "calibrate wrote before refusing";
+  EXPECT_EQ(test::run_cli("reproduce --plan --alphas 0.5,2 -o " + dir + "/r", &out), 6) << out;
+  EXPECT_NE(out.find("--alphas: 2 is outside (0, 1]"), std::string::npos) << out;
+  // calibrate -o into a training run's folder would overwrite its model and config.
+  std::filesystem::create_directories(dir + "/run");
+  write_file_atomic(dir + "/run/model.safetensors", "weights of a training run");
+  EXPECT_EQ(test::run_cli("calibrate --checkpoint " + dir + "/w.safetensors -o " + dir + "/run", &out), 6) << out;
+  EXPECT_NE(out.find("choose a new folder or pass --force"), std::string::npos) << out;
+  EXPECT_EQ(read_file(dir + "/run/model.safetensors"), "weights of a training run");
 }
 
 // ---------------------------------------------------------------- csv

@@ -29,6 +29,7 @@ namespace fs = std::filesystem;
 struct CalibrateArgs {
   std::string checkpoint, config, split = "train", budgets = "0.01:0.99:0.02", out;
   int64_t images = 1024, batch_size = 256;
+  bool force = false;
   std::vector<std::string> overrides;
 };
 
@@ -57,6 +58,13 @@ std::string list(const std::vector<double>& v) { return fmt::format("[{:.6g}]", 
 
 void run_calibrate(const CalibrateArgs& a) {
   if (a.out.empty()) throw UsageError("calibrate: -o/--out DIR is required");
+  // A folder holding a model that calibrate did not write (a training run, the checkpoint's own
+  // folder) is another stage's output: overwriting its model and config loses that run.
+  if (fs::exists(a.out + "/model.safetensors") && !fs::exists(a.out + "/calibration.csv") && !a.force) {
+    throw UsageError(fmt::format("calibrate -o {0}: {0} holds model.safetensors that calibrate did not write (another "
+                                 "stage's output would be overwritten); choose a new folder or pass --force",
+                                 a.out));
+  }
   Config config = checkpoint_config(a.checkpoint, a.config, a.overrides);
   Vit model = make_vit(config);
   load_module(a.checkpoint, *model, /*strict=*/true);
@@ -110,6 +118,7 @@ void add_calibrate(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--batch-size", a->batch_size)->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_option("-o,--out", a->out, "Output folder: model.safetensors, config.yaml, calibration.csv")->required();
+  cmd->add_flag("--force", a->force, "Write into a folder that holds another stage's model");
   cmd->add_option("overrides", a->overrides, "key.sub=value overrides");
   set_action(cmd, [a] { run_calibrate(*a); });
 }

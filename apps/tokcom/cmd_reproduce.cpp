@@ -74,7 +74,9 @@ std::string join(const std::vector<std::string>& v, const std::string& sep = ","
 void run_reproduce(ReproduceArgs& a) {
   const Config config = Config::load(a.config);  // validates the config and the grids before hours of work
   apply_config_scale(config, &a);
-  parse_range(a.alphas, "--alphas");
+  for (double alpha : parse_range(a.alphas, "--alphas")) {
+    if (!(alpha > 0 && alpha <= 1)) throw UsageError(fmt::format("--alphas: {} is outside (0, 1]", alpha));
+  }
   parse_range(a.snr, "--snr");
   parse_range(a.proxy_snr, "--proxy-snr");
   for (const auto& channel : split_channel_specs(a.channels)) make_channel(channel);

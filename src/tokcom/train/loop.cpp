@@ -97,6 +97,8 @@ CheckpointState resume_or_start(const std::string& dir, bool resume, torch::nn::
     spdlog::info("{}: resumed from {} after epoch {}", label, dir, ck.epoch);
   } else if (!resume && fs::exists(dir + "/state.json")) {
     spdlog::warn("{} holds a checkpoint; starting over (use --resume to continue it)", dir);
+  } else if (resume) {
+    spdlog::info("{}: no checkpoint in {} to resume; starting from the first epoch", label, dir);
   }
   return ck;
 }
