@@ -169,6 +169,14 @@ TEST(Cli, CommandLineMistakesHaveOneExitCode) {
   EXPECT_EQ(test::run_cli("calibrate --checkpoint " + dir + "/w.safetensors -o " + dir + "/run", &out), 6) << out;
   EXPECT_NE(out.find("choose a new folder or pass --force"), std::string::npos) << out;
   EXPECT_EQ(read_file(dir + "/run/model.safetensors"), "weights of a training run");
+  // Durations must be finite numbers ≥ 0 (NaN passed CLI11's own non-negative check).
+  for (const std::string& args : {"serve --checkpoint-dir " + dir + " --max-wait-ms nan",
+                                  "serve --checkpoint-dir " + dir + " --drain-timeout inf",
+                                  "device --server 127.0.0.1:1 --bank " + dir + " --table t.csv --scenario fixed:10 "
+                                      "--zeta-max 0.1 -o " + dir + "/d --connect-timeout nan"}) {
+    EXPECT_EQ(test::run_cli(args, &out), 6) << args << "\n" << out;
+    EXPECT_NE(out.find("is not a finite number >= 0"), std::string::npos) << args << "\n" << out;
+  }
 }
 
 // ---------------------------------------------------------------- csv

@@ -56,7 +56,7 @@ void add_device(CLI::App& app) {
   cmd->add_option("--tls-ca", o.server.tls_ca, "PEM root certificate: connect with TLS");
   cmd->add_option("--auth-token-file", a->auth_token_file, "File whose first line is the server's shared token");
   cmd->add_option("--connect-timeout", o.server.connect_timeout_s, "Seconds to wait for the server")
-      ->capture_default_str();
+      ->capture_default_str()->check(kFiniteNonNegative);
   cmd->add_flag("--no-plots", o.no_plots, "Skip the gnuplot figures");
   cmd->add_option("-o,--out", o.out, "Output folder")->required();
   cmd->add_option("overrides", o.overrides, "key.sub=value overrides of the bank's config");

@@ -147,7 +147,7 @@ void add_serve(CLI::App& app) {
   cmd->add_option("--max-batch", a->batching.max_batch, "Most requests decoded together (across devices)")
       ->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_option("--max-wait-ms", a->batching.max_wait_ms, "Longest a request waits for its batch to fill")
-      ->capture_default_str()->check(CLI::NonNegativeNumber);
+      ->capture_default_str()->check(kFiniteNonNegative);
   cmd->add_option("--queue", a->batching.queue_capacity,
                   "Requests waiting over all devices before reads block (back-pressure)")
       ->capture_default_str()->check(CLI::PositiveNumber);
@@ -159,9 +159,9 @@ void add_serve(CLI::App& app) {
   cmd->add_option("--auth-token-file", a->auth_token_file,
                   "File whose first line is a shared token every device must send (off by default)");
   cmd->add_option("--drain-timeout", a->drain_timeout_s, "Seconds in-flight requests get on shutdown")
-      ->capture_default_str();
+      ->capture_default_str()->check(kFiniteNonNegative);
   cmd->add_option("--metrics-interval", a->metrics_interval_s, "Seconds between metrics lines (0: only at exit)")
-      ->capture_default_str();
+      ->capture_default_str()->check(kFiniteNonNegative);
   cmd->add_option("--port-file", a->port_file, "Write the bound port to this file once listening");
   cmd->add_option("--table", a->table,
                   "Proxy table CSV: run the Lyapunov controller here, one per device stream (control requests; "

@@ -2,6 +2,8 @@
 // TOKCOM_REGISTER_COMMAND, so adding a verb never touches main.cpp.
 #pragma once
 #include <CLI/CLI.hpp>
+#include <cmath>
+#include <cstdlib>
 #include <functional>
 #include <string>
 
@@ -14,6 +16,19 @@ using Action = std::function<void()>;
 // Runs after parsing and start-up (threads, malloc, seed, logging) for the deepest parsed
 // subcommand: `tokcom data info` runs the action of `info`.
 void set_action(CLI::App* command, Action action);
+
+// A finite number ≥ 0 (seconds, milliseconds): CLI::NonNegativeNumber lets NaN through (NaN < 0
+// is false) and accepts inf.
+inline const CLI::Validator kFiniteNonNegative(
+    [](std::string& text) -> std::string {
+      char* end = nullptr;
+      const double v = std::strtod(text.c_str(), &end);
+      if (text.empty() || *end != '\0' || !std::isfinite(v) || v < 0) {
+        return "Value " + text + " is not a finite number >= 0";
+      }
+      return "";
+    },
+    "FINITE >= 0");
 
 // Returns the subcommand `name` of `parent`, creating it with `description` if needed, so several
 // files can add verbs under one group (`data info`, `data show`).
