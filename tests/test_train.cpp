@@ -132,20 +132,32 @@ Config tiny_config(const std::string& out, const std::string& stage, int epochs,
 }
 }  // namespace
 
+// A resumed run equals an uninterrupted one, and it starts from the checkpoint, not from scratch:
+// training is deterministic, so the only way to tell is to change the checkpoint. Two runs stop
+// after epoch 1 (as if killed after its checkpoint); one weight of the second one's saved model is
+// moved; resumed, the first equals the uninterrupted run and the second differs from it. A run that
+// ignored the checkpoint (retrained, or started from the initial weights) would give the two
+// resumed runs the same second epoch.
 TEST(Trainer, ResumeEqualsUninterrupted) {
   const std::string dir = test::temp_dir("resume");
   TrainRunOptions run;
   run.seed = 3;
   const auto straight = train(tiny_config(dir + "/a", "backbone", 2, 4), run);
   TrainRunOptions first = run;
-  first.stop_after_epochs = 1;  // as if killed after the first epoch's checkpoint
-  const auto part = train(tiny_config(dir + "/b", "backbone", 2, 4), first);
-  ASSERT_EQ(part.size(), 1u);
+  first.stop_after_epochs = 1;
+  for (const char* d : {"/b", "/c"}) ASSERT_EQ(train(tiny_config(dir + d, "backbone", 2, 4), first).size(), 1u);
+  const std::string moved_file = dir + "/c/checkpoint/model.safetensors";
+  Safetensors weights = read_safetensors(moved_file);
+  torch::Tensor& head = weights.tensors.at("head.weight");
+  head = head + 0.5;
+  write_safetensors(moved_file, weights.tensors, weights.metadata);
   TrainRunOptions resume = run;
   resume.resume = true;
   const auto resumed = train(tiny_config(dir + "/b", "backbone", 2, 4), resume);
+  const auto moved = train(tiny_config(dir + "/c", "backbone", 2, 4), resume);
   ASSERT_EQ(straight.size(), 2u);
   ASSERT_EQ(resumed.size(), 2u);
+  ASSERT_EQ(moved.size(), 2u);
   EXPECT_DOUBLE_EQ(straight[1].loss, resumed[1].loss);
   EXPECT_DOUBLE_EQ(straight[1].val_accuracy, resumed[1].val_accuracy);
   const auto wa = read_safetensors(dir + "/a/model.safetensors").tensors;
@@ -155,36 +167,9 @@ TEST(Trainer, ResumeEqualsUninterrupted) {
   // The CSV has one row per epoch after the header.
   const std::string csv = read_file(dir + "/b/epochs.csv");
   EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 3);
-}
-
-// A resumed run starts from the checkpoint, not from scratch: training is deterministic, so the only
-// way to tell is to change the checkpoint. Two runs stopped after epoch 1; one weight of the second
-// one's saved model is moved; resumed, the first equals an uninterrupted run and the second differs
-// from it. A run that ignored the checkpoint (retrained, or started from the initial weights) would
-// give the two resumed runs the same second epoch.
-TEST(Trainer, ResumeStartsFromTheCheckpointsWeights) {
-  const std::string dir = test::temp_dir("resume_proof");
-  TrainRunOptions run;
-  run.seed = 3;
-  const auto straight = train(tiny_config(dir + "/a", "backbone", 2, 4), run);
-  TrainRunOptions first = run;
-  first.stop_after_epochs = 1;
-  for (const char* d : {"/b", "/c"}) train(tiny_config(dir + d, "backbone", 2, 4), first);
-  const std::string saved = dir + "/c/checkpoint/model.safetensors";
-  Safetensors weights = read_safetensors(saved);
-  torch::Tensor& head = weights.tensors.at("head.weight");
-  head = head + 0.5;
-  write_safetensors(saved, weights.tensors, weights.metadata);
-  TrainRunOptions resume = run;
-  resume.resume = true;
-  const auto kept = train(tiny_config(dir + "/b", "backbone", 2, 4), resume);
-  const auto moved = train(tiny_config(dir + "/c", "backbone", 2, 4), resume);
-  ASSERT_EQ(kept.size(), 2u);
-  ASSERT_EQ(moved.size(), 2u);
-  EXPECT_DOUBLE_EQ(kept[1].loss, straight[1].loss);
-  EXPECT_DOUBLE_EQ(moved[0].loss, straight[0].loss);  // epoch 1: the record kept in the checkpoint
-  EXPECT_NE(moved[1].loss, kept[1].loss);             // epoch 2: trained from the moved weights
-  const auto wb = read_safetensors(dir + "/b/model.safetensors").tensors;
+  // The moved checkpoint: epoch 1's record comes from it, epoch 2 trains from the moved weights.
+  EXPECT_DOUBLE_EQ(moved[0].loss, straight[0].loss);
+  EXPECT_NE(moved[1].loss, resumed[1].loss);
   const auto wc = read_safetensors(dir + "/c/model.safetensors").tensors;
   EXPECT_FALSE(torch::equal(wb.at("head.weight"), wc.at("head.weight")));
 }

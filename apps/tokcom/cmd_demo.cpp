@@ -90,11 +90,12 @@ void run_demo(const DemoArgs& a) {
   plan.push_back({"fig9", {"visualize", "--checkpoint", out + "/adaptive/model.safetensors", "--alphas", "0.1,0.25,0.5,0.75",
                  "--count", a.quick ? "2" : "8", "-o", out + "/fig9/fig9.png"}, {"adaptive"}});
 
-  Stages s("demo", out, static_cast<int>(plan.size()) + 1);  // + the report
+  const int total = static_cast<int>(plan.size()) + 1;  // + the report
+  Stages s("demo", out, total);
   run_plan(s, plan);
 
   // Report (`tokcom report` on the folder), a README with the headline tables, and the summary in the terminal.
-  std::fprintf(stderr, "[demo 12/12] report\n  $ tokcom report %s\n", out.c_str());
+  std::fprintf(stderr, "[demo %d/%d] report\n  $ tokcom report %s\n", total, total, out.c_str());
   const report::RunData run = report::load_run(out);
   const report::ReportFiles files = report::write_report(run, cli_report_options());
   const std::string at20 = report::accuracy_table(run, "awgn", 20), at10 = report::accuracy_table(run, "awgn", 10);

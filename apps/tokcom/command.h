@@ -2,12 +2,11 @@
 // TOKCOM_REGISTER_COMMAND, so adding a verb never touches main.cpp.
 #pragma once
 #include <CLI/CLI.hpp>
-#include <cmath>
-#include <cstdlib>
 #include <functional>
 #include <string>
 
 #include "tokcom/core/startup.h"
+#include "tokcom/core/text.h"
 
 namespace tokcom::cli {
 
@@ -21,12 +20,8 @@ void set_action(CLI::App* command, Action action);
 // is false) and accepts inf.
 inline const CLI::Validator kFiniteNonNegative(
     [](std::string& text) -> std::string {
-      char* end = nullptr;
-      const double v = std::strtod(text.c_str(), &end);
-      if (text.empty() || *end != '\0' || !std::isfinite(v) || v < 0) {
-        return "Value " + text + " is not a finite number >= 0";
-      }
-      return "";
+      const std::optional<double> v = parse_double(text);
+      return v && *v >= 0 ? "" : "Value " + text + " is not a finite number >= 0";
     },
     "FINITE >= 0");
 

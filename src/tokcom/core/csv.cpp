@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cctype>
-#include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -12,6 +11,7 @@
 
 #include "tokcom/core/atomic_file.h"
 #include "tokcom/core/errors.h"
+#include "tokcom/core/text.h"
 
 namespace tokcom::csv {
 namespace {
@@ -190,14 +190,9 @@ std::string quote_field(const std::string& text) {
 }
 
 double parse_number(const std::string& text, const std::string& where, const std::string& column) {
-  const char* begin = text.c_str();
-  char* end = nullptr;
-  errno = 0;
-  const double v = std::strtod(begin, &end);
-  if (text.empty() || end != begin + text.size() || errno == ERANGE || !std::isfinite(v)) {
-    throw FormatError(where + ": column '" + column + "' is '" + text + "', expected a finite number");
-  }
-  return v;
+  const std::optional<double> v = parse_double(text);
+  if (!v) throw FormatError(where + ": column '" + column + "' is '" + text + "', expected a finite number");
+  return *v;
 }
 
 std::string format_number(double v) {

@@ -304,7 +304,6 @@ void deployment_section(Document& doc, ReportContext& ctx) {
 // Fig. 9: the token-selection pictures of the run.
 void selection_section(Document& doc, ReportContext& ctx) {
   const RunData& run = ctx.run;
-  const fs::path& out = ctx.out;
   ReportFiles& files = *ctx.files;
   doc.heading(2, "Token selection (Fig. 9)");
   if (run.pictures.empty()) {
@@ -315,7 +314,7 @@ void selection_section(Document& doc, ReportContext& ctx) {
   for (const std::string& p : run.pictures) {
     const fs::path abs = fs::path(run.dir) / p;
     files.figures.push_back(abs.string());
-    doc.figure(FigureBlock{fs::relative(fs::absolute(abs), fs::absolute(out)).generic_string(), "",
+    doc.figure(FigureBlock{ctx.relative(abs), "",
                            p + ": kept patches in colour, dropped patches greyed out, one column per budget α"});
   }
 }

@@ -2,8 +2,6 @@
 
 #include <cmath>
 #include <filesystem>
-#include <functional>
-#include <sstream>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -13,17 +11,16 @@
 #include "tokcom/core/atomic_file.h"
 #include "tokcom/core/csv.h"
 #include "tokcom/core/errors.h"
-#include "tokcom/core/text.h"
 #include "tokcom/core/progress.h"
 #include "tokcom/core/safetensors.h"
 #include "tokcom/core/state_dict.h"
+#include "tokcom/core/text.h"
 #include "tokcom/core/version.h"
 #include "tokcom/data/loader.h"
 #include "tokcom/data/transforms.h"
 #include "tokcom/eval/link_eval.h"
 #include "tokcom/model/budget_loss.h"
 #include "tokcom/split/method.h"
-#include "tokcom/split/mobilenet_split.h"
 #include "tokcom/split/proposal.h"
 #include "tokcom/train/checkpoint.h"
 #include "tokcom/train/distributed.h"
