@@ -67,9 +67,10 @@ void BM_DecodeTarball(benchmark::State& state) {
   tokcom::FolderReadOptions options;
   options.image_size = 64;
   options.threads = 2;
+  const std::string tar = tokcom::find_imagenette_tar(tokcom::Config::load("", {"data.image_size=64"}));
   int64_t images = 0;
   for (auto _ : state) {
-    auto ds = tokcom::read_image_tar(tokcom::default_imagenette_tar(), "train", options);
+    auto ds = tokcom::read_image_tar(tar, "train", options);
     images += ds.size();
   }
   state.counters["images/s"] = benchmark::Counter(double(images), benchmark::Counter::kIsRate);

@@ -5,8 +5,10 @@
 #include <torch/torch.h>
 #include <zlib.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <numeric>
 #include <set>
 
 #include "common/helpers.h"
@@ -17,6 +19,7 @@
 #include "tokcom/data/grid.h"
 #include "tokcom/data/image_codec.h"
 #include "tokcom/data/loader.h"
+#include "tokcom/data/prepare.h"
 #include "tokcom/data/transforms.h"
 
 namespace tokcom {
@@ -534,6 +537,254 @@ TEST(Grid, DrawsCaptionPixels) {
   EXPECT_EQ(rgb[0][4][3].item<int>(), 0);
   EXPECT_EQ(rgb[1][4][8].item<int>(), 0);
   EXPECT_EQ(rgb[2][0][3].item<int>(), 255);
+}
+
+// ---------------------------------------------------------------- data prepare, data location
+
+// Members of a tarball: path → bytes (files only).
+std::map<std::string, std::string> tar_members(const std::string& path) {
+  std::unique_ptr<archive, int (*)(archive*)> a(archive_read_new(), archive_read_free);
+  archive_read_support_filter_all(a.get());
+  archive_read_support_format_all(a.get());
+  EXPECT_EQ(archive_read_open_filename(a.get(), path.c_str(), 1 << 16), ARCHIVE_OK) << path;
+  std::map<std::string, std::string> out;
+  archive_entry* e;
+  while (archive_read_next_header(a.get(), &e) == ARCHIVE_OK) {
+    if (archive_entry_filetype(e) != AE_IFREG) continue;
+    std::string bytes(size_t(archive_entry_size(e)), '\0');
+    archive_read_data(a.get(), bytes.data(), bytes.size());
+    out[archive_entry_pathname(e)] = bytes;
+  }
+  return out;
+}
+
+DecodedImage test_image(int channels, int height, int width, uint64_t seed) {
+  torch::manual_seed(seed);
+  // Smooth structure plus noise: both the filter's ringing and its rounding are exercised.
+  const torch::Tensor y = torch::linspace(0, 6.28, height).view({1, height, 1});
+  const torch::Tensor x = torch::linspace(0, 9.42, width).view({1, 1, width});
+  torch::Tensor v = 128 + 90 * torch::sin(y + x * torch::arange(1, channels + 1).view({channels, 1, 1})) +
+                    40 * torch::randn({channels, height, width});
+  v = v.clamp(0, 255).round().to(torch::kUInt8).contiguous();
+  DecodedImage im{channels, height, width, std::vector<uint8_t>(v.data_ptr<uint8_t>(), v.data_ptr<uint8_t>() + v.numel())};
+  return im;
+}
+
+// Pillow is the reference (the shipped tarballs were made with its Lanczos): the same pixels, bit
+// for bit, for shrinking, enlarging, a centred crop box and one channel; the same JPEG bytes.
+TEST(DataPrepare, LanczosIsPillowsExactly) {
+  if (std::system("/usr/bin/python3 -c 'import PIL' > /dev/null 2>&1") != 0)
+    GTEST_SKIP() << "/usr/bin/python3 with PIL (python3-pil) not available";
+  const std::string dir = temp_dir("lanczos");
+  struct Case {
+    int channels, height, width;
+    float x0, y0, x1, y1;
+    int out_w, out_h;
+  };
+  const std::vector<Case> cases = {{3, 61, 97, 0, 0, 97, 61, 32, 32},    {3, 61, 97, 18, 0, 79, 61, 32, 32},
+                                   {1, 61, 97, 18, 0, 79, 61, 20, 20},    {3, 40, 30, 0, 0, 30, 40, 71, 90},
+                                   {3, 128, 128, 0, 0, 128, 128, 64, 64}, {1, 50, 50, 5, 7, 45, 40, 50, 33}};
+  std::string script = "from PIL import Image\n";
+  for (size_t i = 0; i < cases.size(); ++i) {
+    const Case& c = cases[i];
+    const DecodedImage im = test_image(c.channels, c.height, c.width, 40 + i);
+    write_file_atomic(fmt::format("{}/in{}.png", dir, i), encode_png(im.pixels.data(), c.channels, c.height, c.width));
+    script += fmt::format("Image.open('{0}/in{1}.png').resize(({2}, {3}), Image.LANCZOS, box=({4}, {5}, {6}, {7}))"
+                          ".save('{0}/out{1}.png')\n"
+                          "Image.open('{0}/out{1}.png').save('{0}/out{1}.jpg', quality=90)\n",
+                          dir, i, c.out_w, c.out_h, c.x0, c.y0, c.x1, c.y1);
+  }
+  write_file_atomic(dir + "/resize.py", script);
+  ASSERT_EQ(std::system(("/usr/bin/python3 " + dir + "/resize.py").c_str()), 0) << script;
+  for (size_t i = 0; i < cases.size(); ++i) {
+    const Case& c = cases[i];
+    const DecodedImage in = decode_image(read_file(fmt::format("{}/in{}.png", dir, i)), "in.png");
+    const DecodedImage want = decode_image(read_file(fmt::format("{}/out{}.png", dir, i)), "out.png");
+    const DecodedImage got = resize_lanczos(in, c.x0, c.y0, c.x1, c.y1, c.out_w, c.out_h);
+    ASSERT_EQ(got.channels, want.channels) << "case " << i;
+    ASSERT_EQ(got.height, want.height) << "case " << i;
+    ASSERT_EQ(got.width, want.width) << "case " << i;
+    int64_t differ = 0;
+    for (size_t k = 0; k < got.pixels.size(); ++k) differ += got.pixels[k] != want.pixels[k];
+    EXPECT_EQ(differ, 0) << "case " << i << ": " << differ << " of " << got.pixels.size() << " values differ";
+    // And the JPEG `data prepare` writes is Pillow's save(quality=90), byte for byte.
+    EXPECT_EQ(encode_jpeg(got.pixels.data(), got.channels, got.height, got.width, 90),
+              read_file(fmt::format("{}/out{}.jpg", dir, i)))
+        << "case " << i;
+  }
+}
+
+// The shipped 128-px tarball, unpacked as an ImageFolder and prepared at 64 px, is the shipped
+// 64-px tarball's layout: the same members (images, split, class folders), grayscale kept, and
+// pixels close to it (the shipped files were resized from 224 px, ours from 128 px). The output is
+// reproducible and loads as Imagenette from data.dir.
+TEST(DataPrepare, ShippedTarballsLayout) {
+  const std::string tar128 = test::shared_dir() + "/data/imagenette2-128.tar.gz";
+  if (!fs::exists(tar128)) GTEST_SKIP() << tar128 << " not available";
+  const std::string dir = temp_dir("prepare-shipped");
+  const std::map<std::string, std::string> source = tar_members(tar128);
+  ASSERT_EQ(source.size(), 13394u);
+  for (const auto& [path, bytes] : source) {
+    const fs::path file = fs::path(dir) / "imagenette2" / fs::path(path).lexically_relative("imagenette2-128");
+    fs::create_directories(file.parent_path());
+    std::ofstream(file, std::ios::binary) << bytes;
+  }
+  std::string out;
+  ASSERT_EQ(test::run_cli("data prepare --from " + dir + "/imagenette2 --size 64 -o " + dir + "/data/imagenette2-64.tar.gz",
+                          &out),
+            0)
+      << out;
+  EXPECT_NE(out.find("train    9469 images"), std::string::npos) << out;
+  EXPECT_NE(out.find("val      3925 images"), std::string::npos) << out;
+  EXPECT_NE(out.find("242 grayscale"), std::string::npos) << out;
+  const std::string made = dir + "/data/imagenette2-64.tar.gz";
+  const std::string sha = sha256_file(made);
+  EXPECT_EQ(read_file(dir + "/data/SHA256SUMS"), sha + "  imagenette2-64.tar.gz\n");
+
+  const std::map<std::string, std::string> ours = tar_members(made), shipped = tar_members(tarball());
+  ASSERT_EQ(ours.size(), shipped.size());
+  double total_diff = 0;
+  int64_t values = 0, gray = 0;
+  for (const auto& [path, bytes] : shipped) {
+    auto it = ours.find(path);
+    ASSERT_NE(it, ours.end()) << path << " missing from the prepared tarball";
+    const DecodedImage a = decode_image(it->second, path), b = decode_image(bytes, path);
+    ASSERT_EQ(a.channels, b.channels) << path;
+    ASSERT_EQ(a.height, 64) << path;
+    ASSERT_EQ(a.width, 64) << path;
+    gray += a.channels == 1;
+    for (size_t k = 0; k < a.pixels.size(); ++k) total_diff += std::abs(int(a.pixels[k]) - int(b.pixels[k]));
+    values += int64_t(a.pixels.size());
+  }
+  EXPECT_EQ(gray, 242);
+  // Measured 2.2 levels on average; a misplaced or mis-cropped image would differ by tens.
+  EXPECT_LT(total_diff / double(values), 3.5);
+
+  // Same input, same bytes; SHA256SUMS keeps its other lines and replaces this file's.
+  write_file_atomic(dir + "/data/SHA256SUMS", "abc  other.tar.gz\n0000  imagenette2-64.tar.gz\n");
+  ASSERT_EQ(test::run_cli("data prepare --from " + dir + "/imagenette2 --size 64 -o " + made, &out), 0) << out;
+  EXPECT_EQ(sha256_file(made), sha);
+  EXPECT_EQ(read_file(dir + "/data/SHA256SUMS"), "abc  other.tar.gz\n" + sha + "  imagenette2-64.tar.gz\n");
+
+  // data.dir finds it (and verifies it against SHA256SUMS).
+  const ImageDataset val = load_dataset(
+      Config::load("", {"data.dataset=imagenette", "data.image_size=64", "data.dir=" + dir + "/data",
+                        "data.cache_dir=" + dir + "/cache"}),
+      "val");
+  EXPECT_EQ(val.size(), 3925);
+  EXPECT_EQ(val.source, made + "#val");
+  EXPECT_EQ(val.class_ids, imagenette_wnids());
+}
+
+// A small ImageFolder made here: PNG and JPEG, RGB and gray, a non-square image whose centre
+// differs from its sides (crop keeps the centre, squash keeps all), and bad input.
+TEST(DataPrepare, SmallFolderCropSquashAndErrors) {
+  const std::string dir = temp_dir("prepare-small");
+  const std::string from = dir + "/src";
+  auto image = [](int channels, int h, int w, uint8_t value) {
+    return std::vector<uint8_t>(size_t(channels) * h * w, value);
+  };
+  for (const std::string split : {"train", "val"})
+    for (const std::string cls : {"cat", "dog"}) fs::create_directories(from + "/" + split + "/" + cls);
+  // 40 × 20: left 10 columns red, centre 20 green, right 10 blue.
+  std::vector<uint8_t> wide = image(3, 20, 40, 0);
+  for (int y = 0; y < 20; ++y)
+    for (int x = 0; x < 40; ++x) wide[size_t((x < 10 ? 0 : x < 30 ? 1 : 2) * 800 + y * 40 + x)] = 255;
+  write_file_atomic(from + "/train/cat/wide.png", encode_png(wide.data(), 3, 20, 40));
+  write_file_atomic(from + "/train/cat/gray.JPEG", encode_jpeg(image(1, 30, 30, 77).data(), 1, 30, 30, 95));
+  write_file_atomic(from + "/train/dog/a.jpg", encode_jpeg(image(3, 24, 24, 200).data(), 3, 24, 24, 95));
+  write_file_atomic(from + "/train/dog/notes.txt", "not an image");
+  write_file_atomic(from + "/val/cat/v.png", encode_png(image(3, 8, 8, 10).data(), 3, 8, 8));
+  write_file_atomic(from + "/val/dog/w.png", encode_png(image(3, 8, 8, 250).data(), 3, 8, 8));
+
+  std::string out;
+  const std::string crop = dir + "/out/mini-16.tar.gz";
+  ASSERT_EQ(test::run_cli("data prepare --from " + from + " --size 16 -o " + crop, &out), 0) << out;
+  std::map<std::string, std::string> m = tar_members(crop);
+  std::vector<std::string> names;
+  for (const auto& kv : m) names.push_back(kv.first);
+  EXPECT_EQ(names, (std::vector<std::string>{"mini-16/train/cat/gray.JPEG", "mini-16/train/cat/wide.jpg",
+                                             "mini-16/train/dog/a.jpg", "mini-16/val/cat/v.jpg",
+                                             "mini-16/val/dog/w.jpg"}));
+  const DecodedImage g = decode_image(m["mini-16/train/cat/gray.JPEG"], "gray");
+  EXPECT_EQ(g.channels, 1);
+  EXPECT_EQ(g.height, 16);
+  auto channel_mean = [](const DecodedImage& im, int c) {
+    const auto* p = im.pixels.data() + size_t(c) * im.height * im.width;
+    return std::accumulate(p, p + im.height * im.width, 0.0) / (im.height * im.width);
+  };
+  const DecodedImage cropped = decode_image(m["mini-16/train/cat/wide.jpg"], "wide");
+  EXPECT_LT(channel_mean(cropped, 0), 10);  // the green centre only
+  EXPECT_GT(channel_mean(cropped, 1), 245);
+  const std::string squash = dir + "/out/mini-squash-16.tar.gz";
+  ASSERT_EQ(test::run_cli("data prepare --fit squash --from " + from + " --size 16 -o " + squash, &out), 0) << out;
+  const DecodedImage squashed = decode_image(tar_members(squash)["mini-squash-16/train/cat/wide.jpg"], "wide");
+  EXPECT_GT(channel_mean(squashed, 0), 50);  // the red side is in
+  EXPECT_GT(channel_mean(squashed, 2), 50);
+
+  // What tokcom reads: the tarball reader gives the folder's classes, splits and counts.
+  FolderReadOptions read;
+  read.image_size = 16;
+  const ImageDataset train = read_image_tar(crop, "train", read), val = read_image_tar(crop, "val", read);
+  EXPECT_EQ(train.size(), 3);
+  EXPECT_EQ(val.size(), 2);
+  EXPECT_EQ(train.class_ids, (std::vector<std::string>{"cat", "dog"}));
+  EXPECT_TRUE(torch::equal(val.labels, torch::tensor({0, 1}, torch::kInt64)));
+
+  // A corrupt image: named, and nothing written; --skip-bad leaves it out and says so.
+  write_file_atomic(from + "/train/dog/broken.jpg", "\xff\xd8\xff garbage");
+  const std::string bad = dir + "/out/bad-16.tar.gz";
+  EXPECT_NE(test::run_cli("data prepare --from " + from + " --size 16 -o " + bad, &out), 0);
+  EXPECT_NE(out.find("broken.jpg"), std::string::npos) << out;
+  EXPECT_NE(out.find("--skip-bad"), std::string::npos) << out;
+  EXPECT_FALSE(fs::exists(bad));
+  EXPECT_FALSE(fs::exists(dir + "/out/SHA256SUMS") && read_file(dir + "/out/SHA256SUMS").find("bad-16") != std::string::npos);
+  ASSERT_EQ(test::run_cli("data prepare --skip-bad --from " + from + " --size 16 -o " + bad, &out), 0) << out;
+  EXPECT_NE(out.find("1 unreadable images skipped"), std::string::npos) << out;
+  EXPECT_EQ(tar_members(bad).size(), 5u);
+
+  // Usage mistakes, each named.
+  EXPECT_EQ(test::run_cli("data prepare --from " + dir + "/nowhere --size 16 -o " + bad, &out), 3) << out;
+  EXPECT_NE(out.find("nowhere: folder does not exist"), std::string::npos) << out;
+  EXPECT_NE(test::run_cli("data prepare --from " + dir + " --size 16 -o " + bad, &out), 0);
+  EXPECT_NE(out.find("did you mean --from " + from), std::string::npos) << out;
+  EXPECT_EQ(test::run_cli("data prepare --from " + from + " --size 16 -o " + dir + "/x.zip", &out), 6) << out;
+  EXPECT_NE(out.find("ending in .tar.gz or .tgz"), std::string::npos) << out;
+  EXPECT_EQ(test::run_cli("data prepare --from " + from + " --size 0 -o " + bad, &out), 6) << out;
+}
+
+// Where Imagenette is looked for: data.dir, $TOKCOM_DATA, then the shipped folder; the size that
+// fits data.image_size best; and an error that names every place and the command that makes one.
+TEST(DataLocation, SearchOrderSizesAndTheMissingDataMessage) {
+  const std::string dir = temp_dir("data-location");
+  const std::string a = dir + "/a", b = dir + "/b", shared = dir + "/shared";
+  fs::create_directories(a);
+  fs::create_directories(b);
+  fs::create_directories(shared + "/data");
+  const char* old_data = std::getenv("TOKCOM_DATA");
+  const char* old_shared = std::getenv("TOKCOM_SHARED");
+  const std::string keep_data = old_data ? old_data : "", keep_shared = old_shared ? old_shared : "";
+  setenv("TOKCOM_DATA", b.c_str(), 1);
+  setenv("TOKCOM_SHARED", shared.c_str(), 1);
+  auto find = [&](int size) {
+    return find_imagenette_tar(Config::load("", {"data.image_size=" + std::to_string(size), "data.dir=" + a}));
+  };
+  const std::string message = test::error_of([&] { find(128); });
+  for (const std::string& s : {a + "  (data.dir)", b + "  ($TOKCOM_DATA)", shared + "/data  ($TOKCOM_SHARED/data)",
+                               std::string("tokcom data prepare --from imagenette2 --size 128")})
+    EXPECT_NE(message.find(s), std::string::npos) << message;
+  write_file_atomic(shared + "/data/imagenette2-64.tar.gz", "");
+  write_file_atomic(b + "/imagenette2-128.tar.gz", "");
+  write_file_atomic(b + "/imagenette2-320.tar.gz", "");
+  write_file_atomic(a + "/imagenette2-x.tar.gz", "");  // not a size: ignored
+  EXPECT_EQ(find(64), shared + "/data/imagenette2-64.tar.gz");  // exact size wins over an earlier place
+  EXPECT_EQ(find(32), shared + "/data/imagenette2-64.tar.gz");  // else the smallest above
+  EXPECT_EQ(find(100), b + "/imagenette2-128.tar.gz");
+  EXPECT_EQ(find(1000), b + "/imagenette2-320.tar.gz");  // else the largest (upscaled, with a warning)
+  write_file_atomic(a + "/imagenette2-128.tar.gz", "");
+  EXPECT_EQ(find(128), a + "/imagenette2-128.tar.gz");  // data.dir before $TOKCOM_DATA
+  old_data ? setenv("TOKCOM_DATA", keep_data.c_str(), 1) : unsetenv("TOKCOM_DATA");
+  old_shared ? setenv("TOKCOM_SHARED", keep_shared.c_str(), 1) : unsetenv("TOKCOM_SHARED");
 }
 
 }  // namespace

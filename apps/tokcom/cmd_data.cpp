@@ -12,6 +12,8 @@
 #include "tokcom/data/grid.h"
 #include "tokcom/data/image_codec.h"
 #include "tokcom/data/loader.h"
+#include "tokcom/data/prepare.h"
+#include "tokcom/core/startup.h"
 
 namespace tokcom::cli {
 namespace {
@@ -83,6 +85,17 @@ void run_show(const DataArgs& a) {
                transform.augment, grid.size(2), grid.size(1));
 }
 
+void run_prepare(PrepareOptions o) {
+  o.threads = core_count();
+  const PrepareReport r = prepare_image_folder(o);
+  std::cout << fmt::format("wrote {}  ({}x{} px, Lanczos, fit {}, JPEG quality {})\n", o.out, o.size, o.size, o.fit,
+                           o.quality);
+  for (const auto& [split, n] : r.images) std::cout << fmt::format("  {:<5} {:>7} images\n", split, n);
+  std::cout << fmt::format("  {} classes, {} grayscale images kept with one channel", r.classes.size(), r.grayscale);
+  if (!r.skipped.empty()) std::cout << fmt::format(", {} unreadable images skipped", r.skipped.size());
+  std::cout << "\n  SHA256SUMS: " << r.sums_line << "\n";
+}
+
 void add_common(CLI::App* cmd, const std::shared_ptr<DataArgs>& args) {
   cmd->add_option("--dataset", args->dataset, "imagenette|fashion-mnist|folder")
       ->check(CLI::IsMember({"imagenette", "fashion-mnist", "folder"}))
@@ -93,7 +106,7 @@ void add_common(CLI::App* cmd, const std::shared_ptr<DataArgs>& args) {
 }
 
 void add_data(CLI::App& app) {
-  CLI::App* data = group(app, "data", "Inspect data sets");
+  CLI::App* data = group(app, "data", "Inspect and prepare data sets");
   auto info = std::make_shared<DataArgs>();
   CLI::App* cmd = data->add_subcommand("info", "Split sizes and class names of a data set");
   add_common(cmd, info);
@@ -109,6 +122,26 @@ void add_data(CLI::App& app) {
       ->check(CLI::IsMember({"none", "crop-flip", "randaugment"}));
   cmd->add_option("--split", show->split, "train|val|test")->capture_default_str();
   set_action(cmd, [show] { run_show(*show); });
+
+  auto prepare = std::make_shared<PrepareOptions>();
+  cmd = data->add_subcommand(
+      "prepare",
+      "Turn an ImageFolder (the official Imagenette download, or any train/ val/ tree of class folders) into\n"
+      "the tarball layout tokcom reads: every image Lanczos-resized to SIZE x SIZE, JPEG quality 90,\n"
+      "grayscale kept; its line added to SHA256SUMS beside it. Reproducible: the same input, the same bytes.");
+  cmd->add_option("--from", prepare->from, "Folder holding train/<class>/<image> (and val/, test/)")->required();
+  cmd->add_option("--size", prepare->size, "Output side in pixels")->required()->check(CLI::Range(1, 4096));
+  cmd->add_option("-o,--out", prepare->out, "Tarball to write, e.g. data/imagenette2-128.tar.gz (temp file + rename)")
+      ->required();
+  cmd->add_option("--fit", prepare->fit, "crop: the centred square, then resize; squash: the whole image")
+      ->check(CLI::IsMember({"crop", "squash"}))->capture_default_str();
+  cmd->add_option("--quality", prepare->quality, "JPEG quality")->capture_default_str()->check(CLI::Range(1, 100));
+  cmd->add_flag("--skip-bad", prepare->skip_bad, "Leave unreadable images out (listed) instead of stopping");
+  cmd->footer(
+      "Example (Imagenette from https://github.com/fastai/imagenette, unpacked to ~/imagenette2):\n"
+      "  tokcom data prepare --from ~/imagenette2 --size 128 -o ~/data/imagenette2-128.tar.gz\n"
+      "  TOKCOM_DATA=~/data tokcom data info --dataset imagenette data.image_size=128");
+  set_action(cmd, [prepare] { run_prepare(*prepare); });
 }
 
 }  // namespace

@@ -117,10 +117,65 @@ const std::vector<std::string>& imagenette_names() {
   return names;
 }
 
-std::string default_imagenette_tar() {
-  const char* env = std::getenv("TOKCOM_SHARED");
-  const std::string shared = env ? env : std::string(TOKCOM_SOURCE_DIR) + "/../shared";
-  return shared + "/data/imagenette2-64.tar.gz";
+std::vector<DataFolder> data_search_path(const Config& cfg) {
+  std::vector<DataFolder> places;
+  const std::string dir = cfg.get_string("data.dir");
+  if (!dir.empty()) places.push_back({dir, "data.dir"});
+  if (const char* env = std::getenv("TOKCOM_DATA"); env && *env) places.push_back({env, "$TOKCOM_DATA"});
+  const char* shared = std::getenv("TOKCOM_SHARED");
+  if (shared && *shared)
+    places.push_back({std::string(shared) + "/data", "$TOKCOM_SHARED/data"});
+  else
+    places.push_back({fs::path(std::string(TOKCOM_SOURCE_DIR) + "/../shared/data").lexically_normal().string(),
+                      "the shipped data beside the checkout"});
+  return places;
+}
+
+std::string find_imagenette_tar(const Config& cfg) {
+  const int64_t want = cfg.get_int("data.image_size");
+  const std::vector<DataFolder> places = data_search_path(cfg);
+  // imagenette2-<N>.tar.gz in each place; the best N: exactly S, else the smallest above S
+  // (downscaled on load), else the largest (upscaled, with a warning). Earlier places win ties.
+  std::string best;
+  int64_t best_n = -1;
+  auto better = [want](int64_t n, int64_t than) {
+    if (than < 0) return true;
+    if ((n == want) != (than == want)) return n == want;
+    if ((n > want) != (than > want)) return n > want;
+    return n > want ? n < than : n > than;
+  };
+  for (const DataFolder& place : places) {
+    std::error_code ec;
+    if (!fs::is_directory(place.path, ec)) continue;
+    for (const auto& e : fs::directory_iterator(place.path, ec)) {
+      const std::string name = e.path().filename().string();
+      const std::string prefix = "imagenette2-", suffix = ".tar.gz";
+      if (name.size() <= prefix.size() + suffix.size() || name.rfind(prefix, 0) != 0 ||
+          name.compare(name.size() - suffix.size(), suffix.size(), suffix) != 0)
+        continue;
+      const std::string digits = name.substr(prefix.size(), name.size() - prefix.size() - suffix.size());
+      if (digits.empty() || digits.size() > 5 || digits.find_first_not_of("0123456789") != std::string::npos) continue;
+      const int64_t n = std::stoll(digits);
+      if (better(n, best_n)) {
+        best_n = n;
+        best = e.path().string();
+      }
+    }
+  }
+  if (best.empty()) {
+    std::string looked;
+    for (const DataFolder& place : places) looked += "\n  " + place.path + "  (" + place.from + ")";
+    throw DataError(fmt::format(
+        "no Imagenette tarball (imagenette2-<size>.tar.gz) for data.image_size={}; looked in:{}\n"
+        "Make one from the official Imagenette download (train/ and val/ folders of JPEGs; tokcom cannot download "
+        "it):\n  tokcom data prepare --from imagenette2 --size {} -o DIR/imagenette2-{}.tar.gz\n"
+        "then set TOKCOM_DATA=DIR (or data.dir=DIR, or data.imagenette_tar=FILE)",
+        want, looked, want, want));
+  }
+  if (best_n < want)
+    spdlog::warn("{}: {} px images upscaled to data.image_size={} (no larger Imagenette tarball found)", best, best_n,
+                 want);
+  return best;
 }
 
 std::string sha256_file(const std::string& path) {
@@ -222,7 +277,7 @@ ImageDataset load_dataset(const tokcom::Config& cfg, const std::string& split) {
     st = folder_stamp(source);
   } else {
     tar = cfg.get_string("data.imagenette_tar");
-    if (tar.empty()) tar = default_imagenette_tar();
+    if (tar.empty()) tar = find_imagenette_tar(cfg);
     if (!fs::is_regular_file(tar)) throw DataError(tar + ": Imagenette tarball does not exist");
     verify_checksum(tar, cache_dir);
     source = tar + "#" + split_name;

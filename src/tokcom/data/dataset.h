@@ -58,7 +58,16 @@ const std::vector<std::string>& imagenette_wnids();
 const std::vector<std::string>& imagenette_names();
 const std::vector<std::string>& fashion_mnist_names();
 
-// Default tarball: $TOKCOM_SHARED/data/…, else <source dir>/../shared/data/imagenette2-64.tar.gz.
-std::string default_imagenette_tar();
+// Where data sets live, searched in this order: data.dir, $TOKCOM_DATA, then $TOKCOM_SHARED/data or,
+// without it, the shipped folder beside the checkout (<source dir>/../shared/data). `from` says
+// which (for error messages).
+struct DataFolder {
+  std::string path, from;
+};
+std::vector<DataFolder> data_search_path(const Config& cfg);
+// The Imagenette tarball for data.image_size = S: imagenette2-<N>.tar.gz in the search path, N = S
+// if there is one, else the smallest N > S, else the largest (upscaled, with a warning).
+// DataError naming every place looked and the `tokcom data prepare` command that makes one.
+std::string find_imagenette_tar(const Config& cfg);
 
 }  // namespace tokcom

@@ -143,8 +143,9 @@ std::string encode_jpeg(const uint8_t* planar, int channels, int height, int wid
   unsigned long size = 0;
   const int pf = channels == 1 ? TJPF_GRAY : TJPF_RGB;
   const int samp = channels == 1 ? TJSAMP_GRAY : TJSAMP_420;
+  // The accurate integer DCT (libjpeg's default, and Pillow's): TurboJPEG's default is the fast one.
   if (tjCompress2(tj_handles.encoder, interleaved.data(), width, 0, height, pf, &jpeg, &size, samp,
-                  quality, 0) != 0)
+                  quality, TJFLAG_ACCURATEDCT) != 0)
     throw UsageError(std::string("JPEG encode failed: ") + tjGetErrorStr2(tj_handles.encoder));
   std::string out(reinterpret_cast<char*>(jpeg), size);
   tjFree(jpeg);
@@ -221,6 +222,133 @@ void resample_window(const uint8_t* src, int channels, int height, int width, do
       }
     }
   }
+}
+
+namespace {
+
+// Pillow's libImaging/Resample.c, transcribed: the same double arithmetic in the same order.
+constexpr int kPrecisionBits = 32 - 8 - 2;
+
+double lanczos3(double x) {
+  auto sinc = [](double v) {
+    if (v == 0.0) return 1.0;
+    v *= M_PI;
+    return std::sin(v) / v;
+  };
+  return (-3.0 <= x && x < 3.0) ? sinc(x) * sinc(x / 3.0) : 0.0;
+}
+
+// Per output pixel: first source index and count (bounds), and ksize fixed-point weights.
+struct FixedWeights {
+  int ksize = 0;
+  std::vector<int> first, count;
+  std::vector<int32_t> k;
+};
+
+FixedWeights lanczos_weights(int in_size, float in0, float in1, int out_size) {
+  double filterscale = double(in1 - in0) / out_size;
+  const double scale = filterscale;
+  if (filterscale < 1.0) filterscale = 1.0;
+  const double support = 3.0 * filterscale;
+  FixedWeights w;
+  w.ksize = int(std::ceil(support)) * 2 + 1;
+  w.first.resize(size_t(out_size));
+  w.count.resize(size_t(out_size));
+  w.k.assign(size_t(out_size) * w.ksize, 0);
+  std::vector<double> pre(size_t(w.ksize));
+  for (int xx = 0; xx < out_size; ++xx) {
+    const double center = in0 + (xx + 0.5) * scale;
+    const double ss = 1.0 / filterscale;
+    int xmin = int(center - support + 0.5);
+    if (xmin < 0) xmin = 0;
+    int xmax = int(center + support + 0.5);
+    if (xmax > in_size) xmax = in_size;
+    xmax -= xmin;
+    double ww = 0.0;
+    for (int x = 0; x < xmax; ++x) {
+      pre[size_t(x)] = lanczos3((x + xmin - center + 0.5) * ss);
+      ww += pre[size_t(x)];
+    }
+    for (int x = 0; x < xmax; ++x) {
+      if (ww != 0.0) pre[size_t(x)] /= ww;
+      const double v = pre[size_t(x)] * (1 << kPrecisionBits);
+      w.k[size_t(xx) * w.ksize + x] = int32_t(v < 0 ? -0.5 + v : 0.5 + v);
+    }
+    w.first[size_t(xx)] = xmin;
+    w.count[size_t(xx)] = xmax;
+  }
+  return w;
+}
+
+uint8_t clip8(int32_t v) {
+  if (v >= (1 << kPrecisionBits << 8)) return 255;
+  if (v <= 0) return 0;
+  return uint8_t(v >> kPrecisionBits);
+}
+
+}  // namespace
+
+DecodedImage resize_lanczos(const DecodedImage& image, float x0, float y0, float x1, float y1, int out_w, int out_h) {
+  const int c = image.channels, h = image.height, wd = image.width;
+  if ((c != 1 && c != 3) || h < 1 || wd < 1 || image.pixels.size() != size_t(c) * h * wd)
+    throw UsageError("resize_lanczos: expected a planar 8-bit image with 1 or 3 channels, got " + std::to_string(c) +
+                     "x" + std::to_string(h) + "x" + std::to_string(wd) + " with " +
+                     std::to_string(image.pixels.size()) + " bytes");
+  if (out_w < 1 || out_h < 1 || !(x0 >= 0 && x1 > x0 && x1 <= wd && y0 >= 0 && y1 > y0 && y1 <= h))
+    throw UsageError("resize_lanczos: box (" + std::to_string(x0) + ", " + std::to_string(y0) + ", " +
+                     std::to_string(x1) + ", " + std::to_string(y1) + ") not inside the " + std::to_string(wd) + "x" +
+                     std::to_string(h) + " image, or an empty output");
+  DecodedImage out;
+  out.channels = c;
+  out.height = out_h;
+  out.width = out_w;
+  if (out_w == wd && out_h == h && x0 == 0 && y0 == 0 && x1 == wd && y1 == h) {  // Pillow returns a copy
+    out.pixels = image.pixels;
+    return out;
+  }
+  const bool need_horizontal = out_w != wd || x0 != 0 || x1 != out_w;
+  const bool need_vertical = out_h != h || y0 != 0 || y1 != out_h;
+  const FixedWeights horiz = lanczos_weights(wd, x0, x1, out_w);
+  FixedWeights vert = lanczos_weights(h, y0, y1, out_h);
+  // The horizontal pass covers only the rows the vertical pass reads.
+  const int row_first = need_horizontal ? vert.first.front() : 0;
+  const int row_last = need_horizontal ? vert.first.back() + vert.count.back() : h;
+  const int rows = row_last - row_first;
+  const int mid_w = need_horizontal ? out_w : wd;
+  std::vector<uint8_t> mid(size_t(rows) * mid_w);
+  out.pixels.resize(size_t(c) * out_h * out_w);
+  for (int ch = 0; ch < c; ++ch) {
+    const uint8_t* plane = image.pixels.data() + size_t(ch) * h * wd;
+    if (need_horizontal) {
+      for (int y = 0; y < rows; ++y) {
+        const uint8_t* row = plane + size_t(y + row_first) * wd;
+        for (int xx = 0; xx < out_w; ++xx) {
+          const int32_t* k = &horiz.k[size_t(xx) * horiz.ksize];
+          const uint8_t* px = row + horiz.first[size_t(xx)];
+          int32_t ss = 1 << (kPrecisionBits - 1);
+          for (int x = 0; x < horiz.count[size_t(xx)]; ++x) ss += int32_t(px[x]) * k[x];
+          mid[size_t(y) * mid_w + xx] = clip8(ss);
+        }
+      }
+    } else {
+      std::copy(plane, plane + size_t(h) * wd, mid.begin());
+    }
+    uint8_t* dst = out.pixels.data() + size_t(ch) * out_h * out_w;
+    if (!need_vertical) {  // then rows == out_h == h and the horizontal pass is the result
+      std::copy(mid.begin(), mid.end(), dst);
+      continue;
+    }
+    for (int yy = 0; yy < out_h; ++yy) {
+      const int32_t* k = &vert.k[size_t(yy) * vert.ksize];
+      const int first = vert.first[size_t(yy)] - row_first;
+      for (int xx = 0; xx < out_w; ++xx) {
+        int32_t ss = 1 << (kPrecisionBits - 1);
+        for (int y = 0; y < vert.count[size_t(yy)]; ++y) ss += int32_t(mid[size_t(first + y) * mid_w + xx]) * k[y];
+        dst[size_t(yy) * out_w + xx] = clip8(ss);
+      }
+    }
+  }
+  return out;
 }
 
 }  // namespace tokcom

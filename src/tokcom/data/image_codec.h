@@ -20,7 +20,8 @@ DecodedImage decode_image(const std::string& bytes, const std::string& origin);
 // Repeats a 1-channel image into 3 channels (data README: grayscale → 3 channels).
 void expand_to_rgb(DecodedImage& image);
 
-// Encoders (tests, `tokcom data show`): planar 8-bit (C, H, W), C = 1 or 3.
+// Encoders (tests, `tokcom data show`, `tokcom data prepare`): planar 8-bit (C, H, W), C = 1 or 3.
+// JPEG: 4:2:0 (gray: one component), accurate integer DCT: Pillow's save(quality=q), byte for byte.
 std::string encode_png(const uint8_t* planar, int channels, int height, int width);
 std::string encode_jpeg(const uint8_t* planar, int channels, int height, int width, int quality);
 
@@ -40,5 +41,12 @@ AxisWeights axis_weights(double start, double length, int in_size, int out_size)
 void resample_window(const uint8_t* src, int channels, int height, int width, double x0, double y0,
                      double w, double h, int out_h, int out_w, bool flip, float* dst,
                      std::vector<float>& scratch);
+
+// Lanczos (a = 3) resize of the window [x0, x1) × [y0, y1) of an 8-bit planar image to out_w ×
+// out_h, computed exactly as Pillow's Image.resize(size, Image.LANCZOS, box=(x0, y0, x1, y1))
+// (no reducing_gap): weights in double, then 22-bit fixed point, a horizontal pass rounded to
+// 8 bits, then a vertical pass. Bit-identical to Pillow (tested), so a data set prepared here and
+// one prepared with Pillow hold the same pixels before JPEG encoding. Channels are kept.
+DecodedImage resize_lanczos(const DecodedImage& image, float x0, float y0, float x1, float y1, int out_w, int out_h);
 
 }  // namespace tokcom
