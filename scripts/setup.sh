@@ -10,10 +10,11 @@ PACKAGES=(
   libtorch-dev libopenblas0-openmp libgloo-dev
   libcli11-dev libyaml-cpp-dev nlohmann-json3-dev libspdlog-dev libfmt-dev
   libturbojpeg0-dev libpng-dev libwebp-dev libavif-dev libarchive-dev libssl-dev openssl zlib1g-dev
-  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
+  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libcpp-httplib-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   dataset-fashion-mnist gnuplot-nox
-  python3-torch python3-torchvision python3-numpy python3-pil
+  python3-torch python3-torchvision python3-numpy python3-pil python3-prometheus-client
+  chromium  # the live page's browser test (tests/test_browser.cpp) and its screenshot
 )
 
 say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }

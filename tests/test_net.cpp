@@ -17,19 +17,24 @@
 #include <sstream>
 #include <thread>
 
+#include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
 #include "common/helpers.h"
+#include "common/serve_fixture.h"
 #include "common/tiny_vit.h"
 #include "edge.pb.h"
 #include "tokcom/comm/zeta.h"
 #include "tokcom/control/proxy_table.h"
+#include "tokcom/core/atomic_file.h"
 #include "tokcom/core/config.h"
+#include "tokcom/core/csv.h"
 #include "tokcom/core/errors.h"
 #include "tokcom/core/state_dict.h"
 #include "tokcom/net/batcher.h"
 #include "tokcom/net/client.h"
 #include "tokcom/net/credentials.h"
+#include "tokcom/net/http.h"
 #include "tokcom/net/server.h"
 #include "tokcom/net/wire.h"
 #include "tokcom/split/digital_server.h"
@@ -161,6 +166,24 @@ TEST(Wire, EveryMalformedFieldIsNamed) {
     const float negative = -1.0f;
     std::memcpy(p.mutable_token_scale()->data(), &negative, 4);
   }), "payload.token_scale holds");
+  // The monitoring fields too (`serve --http` shows them): a device cannot poison the page.
+  EXPECT_PRED2(has, broken([](v1::Payload& p) { p.set_snr_db(std::nan("")); }), "payload.snr_db is nan");
+  EXPECT_PRED2(has, broken([](v1::Payload& p) { p.set_budget(1.5); }), "payload.budget is 1.5, expected in [0, 1]");
+  EXPECT_PRED2(has, broken([](v1::Payload& p) { p.set_queue(-1); }), "payload.queue is -1");
+  EXPECT_PRED2(has, broken([](v1::Payload& p) { p.set_zeta_max(INFINITY); }), "payload.zeta_max is inf");
+  EXPECT_PRED2(has, broken([](v1::Payload& p) { p.set_label(10); }), "payload.label is 10, expected a class in [0, 10)");
+  EXPECT_PRED2(has, broken([](v1::Payload& p) { p.set_label(-1); }), "payload.label is -1");
+  {
+    v1::Payload labelled = good;
+    labelled.set_label(3);
+    labelled.set_queue(2.5);
+    labelled.set_zeta_max(0.01);
+    const net::DecodedRequest r = net::from_message(labelled, served);
+    EXPECT_EQ(r.report.label, 3);
+    EXPECT_EQ(r.report.queue, 2.5);
+    EXPECT_EQ(r.report.zeta_max, 0.01);
+    EXPECT_EQ(net::from_message(good, served).report.label, -1);  // no label sent: none
+  }
   // Soft-mode servers take full-length payloads only.
   net::ServedModel soft = served;
   soft.mode = "soft";
@@ -402,68 +425,26 @@ TEST(Service, ShutdownAnswersEveryRequestAlreadyRead) {
   EXPECT_EQ(local.server->metrics().requests(), 12);
 }
 
-namespace {
+using test::slurp;
+using test::spawn_cli;
+using test::wait_exit;
 
-std::string cli_path() {
-  const char* cli = std::getenv("TOKCOM_CLI");
-  return cli ? cli : "./tokcom";
-}
-
-// `tokcom <args>` as a child process with stdout+stderr in `log`.
-pid_t spawn_cli(const std::string& args, const std::string& log) {
-  const std::string command = "exec " + cli_path() + " " + args;
-  const pid_t pid = fork();
-  if (pid == 0) {
-    const int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    dup2(fd, 1);
-    dup2(fd, 2);
-    execl("/bin/sh", "sh", "-c", command.c_str(), static_cast<char*>(nullptr));
-    _exit(127);
+// Prometheus text format, read plainly: "name{labels} value" → value, comments skipped.
+std::map<std::string, double> parse_prometheus(const std::string& text) {
+  std::map<std::string, double> out;
+  std::istringstream lines(text);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.empty() || line[0] == '#') continue;
+    const size_t space = line.rfind(' ');
+    out[line.substr(0, space)] = std::stod(line.substr(space + 1));
   }
-  return pid;
+  return out;
 }
-
-int wait_exit(pid_t pid) {
-  int status = 0;
-  waitpid(pid, &status, 0);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-}  // namespace
 
 TEST(ServeCli, TwoDeviceProcessesWriteTheInProcessCsv) {
   const std::string dir = test::temp_dir("serve");
-  const std::string init = dir + "/adaptive.safetensors", bank = dir + "/bank";
-  {
-    const Config config = Config::load("", tiny_overrides(dir));
-    save_module(init, *random_vit(config, 9));
-    auto o = tiny_overrides(bank);
-    o.insert(o.end(), {"train.stage=jscc", "train.init=" + init, "train.ratios=all", "comm.train_regime=robust",
-                       "train.epochs=1", "train.max_batches=2", "train.optimizer=adam", "train.schedule=constant"});
-    TrainRunOptions run;
-    run.seed = 2;
-    ASSERT_EQ(train_jscc(Config::load("", o), run).size(), 2u);
-  }
-  // A small proxy table over the bank's decisions: accuracy rises with r, α and SNR.
-  std::vector<ProxyRow> rows;
-  for (double snr : {0.0, 10.0, 20.0})
-    for (double r : {0.1, 0.5})
-      for (double a : {0.25, 0.5, 1.0}) {
-        const double d = r == 0.1 ? 3 : 16;
-        rows.push_back(ProxyRow{"proposal", "awgn", "robust", snr, r, a, (a * 16 + 2) * d / 784.0,
-                                0.3 + 0.2 * a + 0.2 * r + 0.01 * snr});
-      }
-  const std::string table = dir + "/proxy.csv";
-  ProxyTable::from_rows(rows).write_csv(table);
-  const std::string common = "--table " + table + " --scenario gauss:10,2.5 --zeta-max 0.03 --V 10 --mu 10 " +
-                             "--repeats 1 --no-plots";
+  const test::TinyDeployment tiny = test::tiny_deployment(dir);
+  const std::string &bank = tiny.bank, &table = tiny.table, &common = tiny.common;
 
   std::string output;
   ASSERT_EQ(test::run_cli("--threads 1 --seed 5 optimize --bank " + bank + " " + common + " --deploy-images 24 -o " +
@@ -473,10 +454,12 @@ TEST(ServeCli, TwoDeviceProcessesWriteTheInProcessCsv) {
       << output;
 
   const std::string port_file = dir + "/port";
-  // The server also runs the controller (for the device that asks it to: `--controller server`).
+  // The server also runs the controller (for the device that asks it to: `--controller server`),
+  // and the HTTP endpoint (its /metrics are checked against the devices' traces below).
   const pid_t server = spawn_cli("--threads 2 serve --checkpoint-dir " + bank +
                                      " --listen 127.0.0.1:0 --max-batch 8 --max-wait-ms 2 --metrics-interval 0 "
-                                     "--table " + table + " --port-file " + port_file,
+                                     "--table " + table + " --port-file " + port_file + " --http 0 --http-port-file " +
+                                     dir + "/http-port",
                                  dir + "/serve.log");
   for (int i = 0; i < 600 && !fs::exists(port_file); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
   ASSERT_TRUE(fs::exists(port_file)) << slurp(dir + "/serve.log");
@@ -485,12 +468,18 @@ TEST(ServeCli, TwoDeviceProcessesWriteTheInProcessCsv) {
   for (int k = 0; k < 2; ++k) {
     devices.push_back(spawn_cli("--threads 1 --seed 5 device --server " + address + " --bank " + bank + " " + common +
                                     " --images 24 --controller " + (k == 0 ? "device" : "server") + " -o " + dir +
-                                    "/device" + std::to_string(k),
+                                    "/device" + std::to_string(k) + " --name dev-" + std::to_string(k) +
+                                    (k == 0 ? " --send-labels" : ""),
                                 dir + "/device" + std::to_string(k) + ".log"));
   }
   for (int k = 0; k < 2; ++k) {
     EXPECT_EQ(wait_exit(devices[k]), 0) << slurp(dir + "/device" + std::to_string(k) + ".log");
   }
+  const int http_port = test::read_port_file(dir + "/http-port", 1);
+  ASSERT_GT(http_port, 0) << slurp(dir + "/serve.log");
+  const test::HttpReply metrics = test::http_get(http_port, "/metrics");
+  const test::HttpReply state = test::http_get(http_port, "/api/state");
+  EXPECT_EQ(test::http_get(http_port, "/healthz").body, "ok\n");
   kill(server, SIGTERM);
   EXPECT_EQ(wait_exit(server), 0);
   const std::string serve_log = slurp(dir + "/serve.log");
@@ -507,6 +496,72 @@ TEST(ServeCli, TwoDeviceProcessesWriteTheInProcessCsv) {
     EXPECT_EQ(slurp(dir + "/device" + std::to_string(k) + trace), expected) << "device " << k;
     EXPECT_EQ(slurp(dir + "/device" + std::to_string(k) + "/deploy_summary.csv"), slurp(dir + "/local/deploy_summary.csv"));
   }
+  // What the server's monitor says (`serve --http`) is what the devices sent, slot for slot.
+  ASSERT_EQ(metrics.status, 200) << metrics.body;
+  EXPECT_EQ(metrics.headers.at("content-type"), "text/plain; version=0.0.4; charset=utf-8");
+  const std::map<std::string, double> series = parse_prometheus(metrics.body);
+  EXPECT_EQ(series.at("tokcom_requests_answered_total"), 48);
+  EXPECT_EQ(series.at("tokcom_request_errors_total"), 0);
+  EXPECT_EQ(series.at("tokcom_streams_opened_total"), 2);
+  EXPECT_EQ(series.at("tokcom_decisions_total"), 24);
+  EXPECT_EQ(series.at("tokcom_devices_connected"), 0);
+  EXPECT_EQ(series.at("tokcom_request_latency_seconds_count"), 48);
+  EXPECT_EQ(series.at("tokcom_request_latency_seconds_bucket{le=\"+Inf\"}"), 48);
+  EXPECT_EQ(series.at("tokcom_batch_size_sum"), 48);
+  const nlohmann::json json = nlohmann::json::parse(state.body);
+  ASSERT_EQ(json["devices"].size(), 2u) << state.body;
+  for (int k = 0; k < 2; ++k) {
+    const csv::Table t = csv::read(dir + "/device" + std::to_string(k) + trace, "trace");
+    const size_t n = t.rows.size(), last = n - 1;
+    double zeta_sum = 0, correct = 0;
+    for (size_t i = 0; i < n; ++i) {
+      zeta_sum += t.number(i, "zeta");
+      correct += t.number(i, "correct");
+    }
+    auto value = [&](const std::string& name) {
+      for (const auto& [key, v] : series)
+        if (key.rfind(name + "{device=\"dev-" + std::to_string(k) + "\"", 0) == 0) return v;
+      ADD_FAILURE() << name << " of dev-" << k << " not in /metrics:\n" << metrics.body;
+      return -1.0;
+    };
+    EXPECT_EQ(value("tokcom_device_requests_total"), double(n)) << k;
+    EXPECT_EQ(value("tokcom_device_connected"), 0) << k;
+    EXPECT_EQ(value("tokcom_device_errors_total"), 0) << k;
+    EXPECT_NEAR(value("tokcom_device_zeta_sum"), zeta_sum, 1e-9 * zeta_sum) << k;  // counted here = counted there
+    EXPECT_EQ(value("tokcom_device_zeta_count"), double(n)) << k;
+    EXPECT_EQ(value("tokcom_device_zeta_max"), 0.03) << k;
+    EXPECT_NEAR(value("tokcom_device_queue"), t.number(last, "z_before"), 1e-6 * (1 + t.number(last, "z_before"))) << k;
+    EXPECT_NEAR(value("tokcom_device_budget"), t.number(last, "budget"), 1e-9) << k;
+    EXPECT_NEAR(value("tokcom_device_ratio"), t.number(last, "ratio"), 1e-9) << k;
+    EXPECT_NEAR(value("tokcom_device_snr_db"), t.number(last, "snr_db"), 1e-6) << k;
+    // Labels only from the device that sends them: accuracy where labels come with the requests.
+    EXPECT_EQ(value("tokcom_device_labelled_total"), k == 0 ? double(n) : 0.0) << k;
+    EXPECT_EQ(value("tokcom_device_correct_total"), k == 0 ? correct : 0.0) << k;
+    const auto& d = json["devices"][k]["name"] == "dev-" + std::to_string(k) ? json["devices"][k] : json["devices"][1 - k];
+    EXPECT_EQ(d["name"], "dev-" + std::to_string(k));
+    EXPECT_EQ(d["status"], "OK");
+    EXPECT_EQ(d["connected"], false);
+    EXPECT_EQ(d["history"]["budget"].size(), n);
+    EXPECT_EQ(d["history"]["budget"][last].get<double>(), value("tokcom_device_budget"));
+    if (k == 0) EXPECT_NEAR(d["accuracy"].get<double>(), correct / double(n), 1e-12);
+    if (k == 1) EXPECT_TRUE(d["accuracy"].is_null());
+  }
+  // An independent reader of the exposition format (Prometheus's Python client) reads it all.
+  if (std::system("/usr/bin/python3 -c 'import prometheus_client' > /dev/null 2>&1") == 0) {
+    write_file_atomic(dir + "/metrics.txt", metrics.body);
+    std::string out;
+    const std::string py = "/usr/bin/python3 -c \"import sys; from prometheus_client.parser import "
+                           "text_string_to_metric_families as f; print(sum(len(m.samples) for m in f(open(sys.argv[1]).read())))\" " +
+                           dir + "/metrics.txt";
+    FILE* pipe = popen(py.c_str(), "r");
+    char buf[64] = {};
+    const size_t got = fread(buf, 1, sizeof(buf) - 1, pipe);
+    EXPECT_EQ(pclose(pipe), 0);
+    EXPECT_EQ(std::stoul(std::string(buf, got)), series.size()) << metrics.body;
+  } else {
+    std::cout << "[ NOTE ] python3-prometheus-client not installed: /metrics not read by an independent parser\n";
+  }
+
   // No server: a clear error, not a hang.
   ASSERT_NE(test::run_cli("device --server 127.0.0.1:1 --connect-timeout 1 --bank " + bank + " " + common +
                               " --images 2 -o " + dir + "/nobody",
@@ -551,4 +606,98 @@ TEST(Service, OwnsItsPortAndRefusesAPortOutOfRange) {
     EXPECT_NE(test::error_of([&] { s.start(); }).find("expected host:port with a port in 1–65535"), std::string::npos)
         << bad;
   }
+}
+
+// The HTTP endpoint on its own: the page and health are open, the data needs the gRPC side's token
+// (header or ?token=), the port is its own, and health follows the drain.
+TEST(Http, TokenPortPageAndHealth) {
+  const Config config = Config::load("", tiny_overrides(test::temp_dir("http")));
+  SplitModel m = tiny_model(config);
+  net::ServeOptions o;
+  o.auth_token = "s3cret";
+  LocalServer local(m, config, o);
+  net::HttpEndpoint http(*local.server, net::HttpOptions{"0", "s3cret", "", "", 0.05}, "tokcom test");
+  http.start();
+  const int port = http.port();
+  ASSERT_GT(port, 0);
+  EXPECT_EQ(http.url(), "http://127.0.0.1:" + std::to_string(port) + "/");
+
+  const test::HttpReply page = test::http_get(port, "/");
+  EXPECT_EQ(page.status, 200);
+  EXPECT_EQ(page.headers.at("content-type"), "text/html; charset=utf-8");
+  EXPECT_NE(page.body.find("api/state"), std::string::npos);  // the embedded page, which polls the state
+  for (const std::string path : {"/api/state", "/metrics"}) {
+    EXPECT_EQ(test::http_get(port, path).status, 401) << path;
+    EXPECT_EQ(test::http_get(port, path, "Authorization: Bearer wrong\r\n").status, 401) << path;
+    EXPECT_EQ(test::http_get(port, path + "?token=wrong").status, 401) << path;
+    EXPECT_EQ(test::http_get(port, path, "Authorization: Bearer s3cret\r\n").status, 200) << path;
+    EXPECT_EQ(test::http_get(port, path + "?token=s3cret").status, 200) << path;
+  }
+  EXPECT_EQ(test::http_get(port, "/nothing").status, 404);
+  const test::HttpReply state = test::http_get(port, "/api/state?token=s3cret");
+  const nlohmann::json j = nlohmann::json::parse(state.body);
+  EXPECT_EQ(j["server"]["method"], "proposal");
+  EXPECT_EQ(j["server"]["version"], "tokcom test");
+  EXPECT_EQ(j["devices"].size(), 0u);
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_GE(nlohmann::json::parse(test::http_get(port, "/api/state?token=s3cret").body)["series"]["unix"].size(), 2u);
+
+  // The port is this endpoint's alone; a port out of range is refused, not wrapped.
+  net::HttpEndpoint second(*local.server, net::HttpOptions{std::to_string(port), "", "", "", 1.0}, "x");
+  EXPECT_NE(test::error_of([&] { second.start(); }).find("cannot listen on 127.0.0.1:" + std::to_string(port)),
+            std::string::npos);
+  net::HttpEndpoint wrapped(*local.server, net::HttpOptions{"127.0.0.1:99999", "", "", "", 1.0}, "x");
+  EXPECT_NE(test::error_of([&] { wrapped.start(); }).find("expected PORT"), std::string::npos);
+
+  EXPECT_EQ(test::http_get(port, "/healthz").status, 200);
+  local.server->shutdown();
+  const test::HttpReply draining = test::http_get(port, "/healthz");
+  EXPECT_EQ(draining.status, 503);
+  EXPECT_EQ(draining.body, "draining\n");
+  http.stop();
+  EXPECT_EQ(test::http_get(port, "/healthz").status, 0);  // nothing listens any more
+}
+
+
+// The monitor's own rules: names made safe, closed streams bounded, label values escaped.
+TEST(Monitor, NamesClosedStreamsAndEscaping) {
+  net::MonitorOptions o;
+  o.closed_devices = 2;
+  o.history = 3;
+  net::DeploymentMonitor monitor(o);
+  const int64_t quoted = monitor.open("a\"b\\c\nd", "ipv4:1");
+  const int64_t unnamed = monitor.open("", "ipv4:2");
+  net::SlotReport r;
+  r.budget = 0.5;
+  r.ratio = 0.1;
+  r.zeta_max = 0.02;
+  r.queue = 4;
+  for (int i = 0; i < 5; ++i) monitor.slot(quoted, r, 0.01 * (i + 1));
+  monitor.answered(quoted, 2, 2);
+  monitor.answered(quoted, 1, 2);
+  monitor.answered(quoted, -1, 2);  // no label: not counted
+  net::ServerMetrics metrics;
+  net::ServedModel served;
+  served.method = "proposal";
+  const nlohmann::json state = nlohmann::json::parse(monitor.state_json(metrics, served, "v", 1, 2));
+  ASSERT_EQ(state["devices"].size(), 2u);
+  const auto& d = state["devices"][0];
+  EXPECT_EQ(d["name"], "a\"b\\c?d");  // the newline replaced
+  EXPECT_EQ(state["devices"][1]["name"], "stream-" + std::to_string(unnamed));
+  EXPECT_EQ(d["history"]["zeta"].size(), 3u);  // the last 3 slots
+  EXPECT_EQ(d["history"]["slot"][0], 2);
+  EXPECT_NEAR(d["zeta_mean"].get<double>(), 0.03, 1e-12);  // over all 5
+  EXPECT_EQ(d["labelled"], 2);
+  EXPECT_EQ(d["correct"], 1);
+  EXPECT_TRUE(state["devices"][1]["zeta_max"].is_null());  // said nothing
+  const std::string text = monitor.prometheus(metrics, served, "v");
+  EXPECT_NE(text.find("tokcom_device_requests_total{device=\"a\\\"b\\\\c?d\",stream=\"1\"} 5\n"), std::string::npos)
+      << text;
+  for (int i = 0; i < 3; ++i) monitor.close(monitor.open("late-" + std::to_string(i), ""), "OK");
+  monitor.close(quoted, "CANCELLED");
+  const nlohmann::json after = nlohmann::json::parse(monitor.state_json(metrics, served, "v", 1, 2));
+  std::vector<std::string> names;
+  for (const auto& dev : after["devices"]) names.push_back(dev["name"]);
+  // The open stream stays; of the closed ones only the 2 most recent.
+  EXPECT_EQ(names, (std::vector<std::string>{"a\"b\\c?d", "stream-2", "late-2"}));  // by id
 }

@@ -2,6 +2,10 @@
 // device half on images, applies the simulated wireless channel at the sender (so the server gets
 // what a receiver would decode), runs the controller with the measured ζ of each payload, and
 // writes the same per-slot CSV as `tokcom optimize --bank` (for the same seed, the same file).
+#include <unistd.h>
+
+#include <fmt/format.h>
+
 #include "command.h"
 #include "optimize_args.h"
 #include "tokcom/net/credentials.h"
@@ -16,6 +20,11 @@ struct DeviceArgs {
 
 void run_device(DeviceArgs a) {
   if (!a.dataset.empty()) a.optimize.overrides.push_back("data.dataset=" + a.dataset);
+  if (a.optimize.server.device_name.empty()) {
+    char host[256] = {};
+    gethostname(host, sizeof(host) - 1);
+    a.optimize.server.device_name = fmt::format("{}:{}", host, getpid());
+  }
   if (!a.auth_token_file.empty()) a.optimize.server.auth_token = net::read_token(a.auth_token_file, "--auth-token-file");
   a.optimize.server_controller = a.controller == "server";
   run_optimize(a.optimize);
@@ -53,6 +62,11 @@ void add_device(CLI::App& app) {
                   "Where the controller runs: device (here) or server (the server's, started from this device's "
                   "picked controller; `tokcom serve --table`)")
       ->check(CLI::IsMember({"device", "server"}))->capture_default_str();
+  cmd->add_option("--name", o.server.device_name,
+                  "This device's name on the server's live page and /metrics (default: host:pid; printable ASCII)");
+  cmd->add_flag("--send-labels", o.send_labels,
+                "Send each image's true label beside its payload, so the server's monitor shows accuracy (a "
+                "simulated device knows them; the server never uses them to classify)");
   cmd->add_option("--tls-ca", o.server.tls_ca, "PEM root certificate: connect with TLS");
   cmd->add_option("--auth-token-file", a->auth_token_file, "File whose first line is the server's shared token");
   cmd->add_option("--connect-timeout", o.server.connect_timeout_s, "Seconds to wait for the server")

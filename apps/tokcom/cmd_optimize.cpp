@@ -40,6 +40,7 @@ struct Deployment {
   ImageDataset data;
   DeployOptions options;
   std::unique_ptr<RemoteDecider> remote;  // `tokcom device --controller server`
+  std::shared_ptr<net::EdgeClient> client;  // `tokcom device`: its stream, closed cleanly at the end
   int64_t repeats = 0;
   std::string out;
   csv::Writer rows{deploy_schema()};
@@ -132,7 +133,12 @@ void run_optimize(const OptimizeArgs& a) {
                                      a.server.address, client->served().input_values,
                                      deployment->model.input_values));
       }
-      deployment->model.server = std::make_shared<net::RemoteServer>(client, table.ratios());
+      deployment->client = client;
+      auto remote_server = std::make_shared<net::RemoteServer>(client, table.ratios());
+      deployment->model.server = remote_server;
+      deployment->options.note = [remote_server, labels = a.send_labels](const SlotNote& n) {
+        remote_server->note(n, labels);
+      };
       if (a.server_controller) deployment->remote = std::make_unique<net::RemoteController>(client, table.ratios());
     }
     deployment->channel = make_channel(table.channel());
@@ -153,6 +159,9 @@ void run_optimize(const OptimizeArgs& a) {
   } else {
     run_optimize_search(table, q);
   }
+  // The device is done: half-close the stream and take the server's status (OK), instead of
+  // cancelling it when the client goes away.
+  if (deployment && deployment->client) deployment->client->finish();
 }
 
 namespace {

@@ -19,7 +19,9 @@
 #include "tokcom/core/state_dict.h"
 #include "tokcom/control/proxy_table.h"
 #include "tokcom/eval/sweep.h"
+#include "tokcom/core/version.h"
 #include "tokcom/net/credentials.h"
+#include "tokcom/net/http.h"
 #include "tokcom/net/server.h"
 #include "tokcom/split/digital_server.h"
 #include "tokcom/split/proposal.h"
@@ -32,7 +34,7 @@ int signal_pipe[2] = {-1, -1};
 
 struct ServeArgs {
   std::string checkpoint_dir, listen = "127.0.0.1:50051", regime = "robust", ratios, mode = "hard", method;
-  std::string tls_cert, tls_key, auth_token_file, port_file;
+  std::string tls_cert, tls_key, auth_token_file, port_file, http, http_port_file;
   std::string table, table_method, table_channel;  // server-side controller
   LyapunovOptions control;
   net::BatcherOptions batching;
@@ -114,6 +116,20 @@ void run_serve(const ServeArgs& a) {
 
   net::EdgeServer server(model.server, served, o);
   server.start();
+  // Declared after the server: stopped and destroyed before it.
+  std::unique_ptr<net::HttpEndpoint> http;
+  if (!a.http.empty()) {
+    http = std::make_unique<net::HttpEndpoint>(
+        server, net::HttpOptions{a.http, o.auth_token, o.tls_cert, o.tls_key, 1.0},
+        fmt::format("tokcom {} ({})", TOKCOM_VERSION, TOKCOM_GIT_HASH));
+    try {
+      http->start();
+    } catch (...) {
+      server.shutdown();
+      throw;
+    }
+    if (!a.http_port_file.empty()) write_file_atomic(a.http_port_file, std::to_string(http->port()) + "\n");
+  }
   if (!a.port_file.empty()) write_file_atomic(a.port_file, std::to_string(server.port()) + "\n");
   std::thread waiter([&] {
     char c = 0;
@@ -124,6 +140,7 @@ void run_serve(const ServeArgs& a) {
   });
   server.wait();  // only the signal shuts the CLI's server down
   waiter.join();
+  if (http) http->stop();
 }
 
 void add_serve(CLI::App& app) {
@@ -163,6 +180,11 @@ void add_serve(CLI::App& app) {
   cmd->add_option("--metrics-interval", a->metrics_interval_s, "Seconds between metrics lines (0: only at exit)")
       ->capture_default_str()->check(kFiniteNonNegative);
   cmd->add_option("--port-file", a->port_file, "Write the bound port to this file once listening");
+  cmd->add_option("--http", a->http,
+                  "Also serve a live page of the deployment (devices, decisions, queues, zeta vs zeta_max, accuracy, "
+                  "latency), /metrics (Prometheus) and /healthz over HTTP on PORT (127.0.0.1) or host:port; the "
+                  "token and TLS certificate of the gRPC side apply (docs/serve.md)");
+  cmd->add_option("--http-port-file", a->http_port_file, "Write the HTTP port to this file once listening");
   cmd->add_option("--table", a->table,
                   "Proxy table CSV: run the Lyapunov controller here, one per device stream (control requests; "
                   "`tokcom device --controller server`)");
@@ -174,7 +196,8 @@ void add_serve(CLI::App& app) {
   cmd->add_option("--mu", a->control.queue_step, "Controller queue step μ")->capture_default_str();
   cmd->add_option("--zeta-max", a->control.zeta_max, "Controller long-term ζ bound")->capture_default_str();
   cmd->add_option("overrides", a->overrides, "key.sub=value overrides of the bank's config (e.g. train.device=cuda)");
-  cmd->footer("Example: tokcom serve --checkpoint-dir runs/fmnist-bank --listen 127.0.0.1:50051");
+  cmd->footer("Example: tokcom serve --checkpoint-dir runs/fmnist-bank --listen 127.0.0.1:50051 --http 8080\n"
+              "         then open http://127.0.0.1:8080/ (Prometheus: scrape http://127.0.0.1:8080/metrics)");
   set_action(cmd, [a] { run_serve(*a); });
 }
 

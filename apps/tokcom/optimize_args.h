@@ -27,6 +27,7 @@ struct OptimizeArgs {
   // Non-empty address: the server half runs on this edge server (`tokcom device`).
   net::ClientOptions server;
   bool server_controller = false;  // `tokcom device --controller server`: the server's controller decides
+  bool send_labels = false;        // `tokcom device --send-labels`: true labels beside payloads (server's monitor)
 };
 
 void run_optimize(const OptimizeArgs& args);

@@ -6,6 +6,7 @@
 #include <c10/core/Device.h>
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "tokcom/comm/channel.h"
@@ -19,10 +20,21 @@ namespace tokcom {
 
 class Config;
 
+// What one slot is, for a server that watches its devices (`tokcom serve --http`): given to
+// DeployOptions::note before the payload is decoded. Monitoring only: nothing here classifies.
+struct SlotNote {
+  int64_t slot = 0;
+  double snr_db = 0, budget = 0, ratio = 0;
+  double queue = 0;     // the virtual queue Z the decision was taken at
+  double zeta_max = 0;  // the controller's long-term bound
+  int64_t label = -1;   // the image's true class
+};
+
 struct DeployOptions {
   int64_t max_images = 0;  // > 0: only the first images of the shuffled order (quick runs)
   uint64_t seed = 0;       // image order, SNR draws and channel noise derive from (seed, repeat)
   c10::Device device = c10::Device("cpu");
+  std::function<void(const SlotNote&)> note;  // optional: called once per slot, before the decode
 };
 
 struct DeploySummary {

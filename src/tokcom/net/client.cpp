@@ -55,6 +55,11 @@ class EdgeClient::Impl {
 };
 
 EdgeClient::EdgeClient(ClientOptions options) : options_(std::move(options)), impl_(std::make_unique<Impl>()) {
+  // gRPC metadata values are printable ASCII; anything else would abort inside gRPC.
+  if (options_.device_name.size() > 64 ||
+      std::any_of(options_.device_name.begin(), options_.device_name.end(), [](char c) { return c < 0x20 || c > 0x7e; }))
+    throw UsageError(fmt::format("device name '{}': expected at most 64 printable ASCII characters",
+                                 options_.device_name));
   impl_->address = options_.address;
   impl_->token = options_.auth_token;
   std::shared_ptr<grpc::ChannelCredentials> credentials = grpc::InsecureChannelCredentials();
@@ -83,6 +88,7 @@ EdgeClient::EdgeClient(ClientOptions options) : options_(std::move(options)), im
   served_ = from_info(info);
   impl_->stream_context = std::make_unique<grpc::ClientContext>();
   impl_->authorise(impl_->stream_context.get());
+  if (!options_.device_name.empty()) impl_->stream_context->AddMetadata("tokcom-device", options_.device_name);
   impl_->stream = impl_->stub->Infer(impl_->stream_context.get());
 }
 
@@ -103,10 +109,19 @@ bool EdgeClient::healthy() {
   return s.ok() && response.status() == grpc::health::v1::HealthCheckResponse::SERVING;
 }
 
-void EdgeClient::send(const Payload& payload, int64_t b, double ratio, uint64_t request_id) {
+void EdgeClient::send(const Payload& payload, int64_t b, double ratio, uint64_t request_id, const SlotNote* note,
+                      bool send_label) {
   v1::InferRequest request;
   request.set_request_id(request_id);
   to_message(payload, b, ratio, request.mutable_payload());
+  if (note) {
+    v1::Payload* p = request.mutable_payload();
+    p->set_snr_db(note->snr_db);
+    p->set_budget(note->budget);
+    p->set_queue(note->queue);
+    p->set_zeta_max(note->zeta_max);
+    if (send_label && note->label >= 0) p->set_label(static_cast<int32_t>(note->label));
+  }
   if (impl_->finished || !impl_->stream->Write(request)) impl_->fail("send");
 }
 
@@ -193,6 +208,11 @@ Decision RemoteController::decide(double snr_db, double* queue) {
   return d;
 }
 
+void RemoteServer::note(const SlotNote& slot, bool send_label) {
+  note_ = slot;
+  send_label_ = send_label;
+}
+
 torch::Tensor RemoteServer::decode(const Payload& received) {
   const int64_t batch = received.batch_size();
   const bool digital = received.is_digital();
@@ -201,7 +221,10 @@ torch::Tensor RemoteServer::decode(const Payload& received) {
                                   received.ratio_index, ratios_.size()));
   }
   const uint64_t first = next_id_;
-  for (int64_t b = 0; b < batch; ++b) client_->send(received, b, digital ? 0.0 : ratios_[received.ratio_index], next_id_++);
+  const SlotNote* note = note_ && batch == 1 ? &*note_ : nullptr;  // a slot is one image
+  for (int64_t b = 0; b < batch; ++b)
+    client_->send(received, b, digital ? 0.0 : ratios_[received.ratio_index], next_id_++, note, send_label_);
+  note_.reset();
   torch::Tensor logits = torch::empty({batch, client_->served().num_classes}, torch::kFloat);
   for (int64_t i = 0; i < batch; ++i) {
     Prediction p = client_->receive();

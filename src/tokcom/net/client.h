@@ -4,6 +4,7 @@
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -20,6 +21,7 @@ struct ClientOptions {
   std::string auth_token;         // sent as "authorization: Bearer <token>" when non-empty
   double connect_timeout_s = 10;  // how long to wait for the server to come up
   int64_t max_message_bytes = 64 << 20;
+  std::string device_name;        // sent as "tokcom-device" metadata (the server's monitor shows it)
 };
 
 struct Prediction {
@@ -46,7 +48,10 @@ class EdgeClient {
   // Stream API (pipelined: several sends may precede the receives). send() writes sample b of a
   // token payload, r = `ratio`; receive() blocks for the next prediction. Both throw NetworkError
   // with the stream's final status when the server ended it (e.g. INVALID_ARGUMENT naming a field).
-  void send(const Payload& payload, int64_t b, double ratio, uint64_t request_id);
+  // `note` (optional) fills the payload's monitoring fields (snr_db, budget, queue, zeta_max, and
+  // label when send_label).
+  void send(const Payload& payload, int64_t b, double ratio, uint64_t request_id, const SlotNote* note = nullptr,
+            bool send_label = false);
   // Sends a raw message (tests: malformed requests are built by hand).
   void send_raw(const std::string& serialized_request);
   Prediction receive();
@@ -72,11 +77,16 @@ class RemoteServer final : public ServerHalf {
  public:
   RemoteServer(std::shared_ptr<EdgeClient> client, std::vector<double> device_ratios);
   torch::Tensor decode(const Payload& received) override;
+  // The next decode's slot (DeployOptions::note): sent beside its payload for the server's monitor;
+  // the true label only with send_label (`tokcom device --send-labels`).
+  void note(const SlotNote& slot, bool send_label);
 
  private:
   std::shared_ptr<EdgeClient> client_;
   std::vector<double> ratios_;
   uint64_t next_id_ = 0;
+  std::optional<SlotNote> note_;
+  bool send_label_ = false;
 };
 
 // The edge server's controller as deploy()'s decision source (`tokcom device --controller server`).

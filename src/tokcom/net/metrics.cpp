@@ -18,6 +18,22 @@ void ServerMetrics::request_done(double latency_ms) {
 void ServerMetrics::batch_done(int64_t size) {
   batches_.fetch_add(1);
   batched_requests_.fetch_add(size);
+  std::lock_guard<std::mutex> lock(mutex_);
+  ++batch_sizes_[size];
+}
+
+ServerMetrics::LatencySnapshot ServerMetrics::latency() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  LatencySnapshot s;
+  s.buckets = buckets_;
+  s.sum_ms = latency_sum_ms_;
+  for (int64_t c : buckets_) s.count += c;
+  return s;
+}
+
+std::map<int64_t, int64_t> ServerMetrics::batch_sizes() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return batch_sizes_;
 }
 
 double ServerMetrics::latency_quantile(double q) const {

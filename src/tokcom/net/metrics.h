@@ -4,6 +4,7 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <map>
 #include <mutex>
 #include <string>
 
@@ -35,12 +36,23 @@ class ServerMetrics {
   // One line: requests, errors, cancelled, streams, batches, mean batch, mean/p50/p99 latency, decisions.
   std::string summary() const;
 
+  // Snapshots for the monitor and /metrics (net/monitor.h).
+  struct LatencySnapshot {
+    std::array<int64_t, kEdgesMs.size() + 1> buckets{};  // per bucket, not cumulative; the last is open
+    double sum_ms = 0;
+    int64_t count = 0;
+  };
+  LatencySnapshot latency() const;
+  std::map<int64_t, int64_t> batch_sizes() const;  // batch size → batches decoded at that size
+  int64_t batched_requests() const { return batched_requests_.load(); }
+
  private:
   std::atomic<int64_t> received_{0}, requests_{0}, errors_{0}, cancelled_{0}, batches_{0}, batched_requests_{0}, streams_{0},
       decisions_{0};
   mutable std::mutex mutex_;
   std::array<int64_t, kEdgesMs.size() + 1> buckets_{};
   double latency_sum_ms_ = 0.0;
+  std::map<int64_t, int64_t> batch_sizes_;
 };
 
 }  // namespace tokcom::net

@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <iterator>
 
 #include <fmt/format.h>
 #include <grpcpp/grpcpp.h>
@@ -19,6 +20,16 @@
 
 namespace tokcom::net {
 namespace {
+
+// gRPC's name of a status code, for the monitor ("OK", "CANCELLED", ...).
+std::string status_name(grpc::StatusCode code) {
+  static const char* names[] = {"OK",        "CANCELLED",          "UNKNOWN",           "INVALID_ARGUMENT",
+                                "DEADLINE_EXCEEDED", "NOT_FOUND",   "ALREADY_EXISTS",    "PERMISSION_DENIED",
+                                "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE",
+                                "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED"};
+  const int i = static_cast<int>(code);
+  return i >= 0 && i < static_cast<int>(std::size(names)) ? names[i] : std::to_string(i);
+}
 
 bool same_secret(const std::string& a, const std::string& b) {
   // Constant time in the length of the presented token.
@@ -59,6 +70,22 @@ class EdgeServer::Service final : public v1::EdgeInference::Service {
                      grpc::ServerReaderWriter<v1::Prediction, v1::InferRequest>* stream) override {
     if (grpc::Status s = authorise(context); !s.ok()) return s;
     owner_->metrics_.stream_opened();
+    const auto& metadata = context->client_metadata();
+    const auto named = metadata.find("tokcom-device");
+    DeploymentMonitor* monitor = &owner_->monitor_;
+    const int64_t device = monitor->open(
+        named == metadata.end() ? std::string() : std::string(named->second.data(), named->second.size()),
+        context->peer());
+    grpc::Status final_status = infer(context, stream, device);
+    monitor->close(device, context->IsCancelled() ? "CANCELLED" : status_name(final_status.error_code()));
+    return final_status;
+  }
+
+ private:
+  // One device stream, from its first request to its status (Infer's body; `device` is its monitor id).
+  grpc::Status infer(grpc::ServerContext* context, grpc::ServerReaderWriter<v1::Prediction, v1::InferRequest>* stream,
+                     int64_t device) {
+    DeploymentMonitor* monitor = &owner_->monitor_;
     struct Connected {  // the batcher knows how many devices may still send
       Batcher* batcher;
       explicit Connected(Batcher* b) : batcher(b) { batcher->stream_opened(); }
@@ -73,7 +100,10 @@ class EdgeServer::Service final : public v1::EdgeInference::Service {
       metrics->request_received();
       if (!request.has_payload() && request.has_control()) {  // a pure control request
         status = answer_control(request, *state);
-        if (!status.ok()) break;
+        if (!status.ok()) {
+          monitor->failed(device);
+          break;
+        }
         continue;
       }
       DecodedRequest decoded;
@@ -82,23 +112,30 @@ class EdgeServer::Service final : public v1::EdgeInference::Service {
         if (owner_->options_.check_payload) owner_->options_.check_payload(decoded.payload);
       } catch (const Error& e) {
         metrics->request_failed();
+        monitor->failed(device);
         status = grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, fmt::format("request_id {}: {}",
                                                                               request.request_id(), e.what()));
         break;
       }
       Job job;
       // ζ the device actually sent (METHOD §5.5), for this stream's controller: counted where ζ always is.
-      const double sent_zeta = state->controller ? zeta(decoded.payload, 0, owner_->served_.input_values) : 0.0;
+      const double sent_zeta =
+          decoded.payload.is_digital() ? std::nan("") : zeta(decoded.payload, 0, owner_->served_.input_values);
+      monitor->slot(device, decoded.report, sent_zeta);
       job.payload = std::move(decoded.payload);
       job.cancelled = [context] { return context->IsCancelled(); };
       const uint64_t id = request.request_id();
       const int64_t image_id = decoded.image_id;
       const auto enqueued = job.enqueued;
-      job.done = [state, metrics, id, image_id, enqueued](const torch::Tensor& logits, int64_t batch) {
+      const int64_t true_label = decoded.report.label;
+      job.done = [state, metrics, monitor, device, true_label, id, image_id, enqueued](const torch::Tensor& logits,
+                                                                                       int64_t batch) {
         v1::Prediction p;
         p.set_request_id(id);
         p.set_image_id(image_id);
-        p.set_label(static_cast<int32_t>(logits.argmax().item<int64_t>()));
+        const int64_t predicted = logits.argmax().item<int64_t>();
+        p.set_label(static_cast<int32_t>(predicted));
+        monitor->answered(device, true_label, predicted);
         p.set_batch_size(static_cast<uint32_t>(batch));
         const torch::Tensor scores = logits.contiguous();
         p.mutable_scores()->Add(scores.data_ptr<float>(), scores.data_ptr<float>() + scores.numel());
@@ -129,7 +166,10 @@ class EdgeServer::Service final : public v1::EdgeInference::Service {
       if (state->controller) state->controller->observe(sent_zeta);  // as a device-side controller would
       if (request.has_control()) {
         status = answer_control(request, *state);
-        if (!status.ok()) break;
+        if (!status.ok()) {
+          monitor->failed(device);
+          break;
+        }
       }
     }
     {
@@ -145,7 +185,6 @@ class EdgeServer::Service final : public v1::EdgeInference::Service {
     return grpc::Status::OK;
   }
 
- private:
   // The next decision from this stream's controller (made on first use, from the request's state
   // or the server's options), written at once; INVALID_ARGUMENT naming the field otherwise.
   grpc::Status answer_control(const v1::InferRequest& request, StreamState& state) {
@@ -253,6 +292,7 @@ void EdgeServer::start() {
                                  options_.listen));
   }
   server_->GetHealthCheckService()->SetServingStatus(true);
+  started_unix_ = unix_now();
   spdlog::info("serving {} ({} mode, {} ratios, max batch {}, max wait {} ms) on port {}{}{}", served_.method,
                served_.mode, served_.ratios.size(), options_.batching.max_batch, options_.batching.max_wait_ms, port_,
                options_.tls_cert.empty() ? "" : ", TLS", options_.auth_token.empty() ? "" : ", token auth");

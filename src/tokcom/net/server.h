@@ -17,6 +17,7 @@
 #include "tokcom/control/lyapunov.h"
 #include "tokcom/net/batcher.h"
 #include "tokcom/net/metrics.h"
+#include "tokcom/net/monitor.h"
 #include "tokcom/net/wire.h"
 #include "tokcom/split/split_model.h"
 
@@ -61,7 +62,12 @@ class EdgeServer {
   // Blocks until shutdown() has finished.
   void wait();
   const ServerMetrics& metrics() const { return metrics_; }
+  // Every device stream and the totals over time (`tokcom serve --http`).
+  DeploymentMonitor& monitor() { return monitor_; }
+  const DeploymentMonitor& monitor() const { return monitor_; }
   const ServedModel& served() const { return served_; }
+  bool serving() const { return port_ != 0 && !draining_.load(); }  // started and not draining
+  double started_unix() const { return started_unix_; }
 
   class Service;  // the generated service's implementation (server.cpp)
 
@@ -69,11 +75,13 @@ class EdgeServer {
   ServedModel served_;
   ServeOptions options_;
   ServerMetrics metrics_;
+  DeploymentMonitor monitor_;
   std::unique_ptr<Batcher> batcher_;
   std::unique_ptr<Service> service_;
   std::unique_ptr<grpc::Server> server_;
   std::atomic<bool> draining_{false};
   int port_ = 0;
+  double started_unix_ = 0;
   std::mutex mutex_;
   std::condition_variable stopped_cv_;
   bool stopped_ = false, shutting_down_ = false;

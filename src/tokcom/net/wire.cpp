@@ -84,7 +84,29 @@ void to_message(const Payload& payload, int64_t b, double ratio, v1::Payload* ou
   }
 }
 
+// The monitoring fields (never used to classify), checked as every other field.
+SlotReport slot_report(const v1::Payload& m, const ServedModel& model) {
+  if (!std::isfinite(m.snr_db())) throw field_error("snr_db", fmt::format("is {}, expected a finite SNR in dB", m.snr_db()));
+  if (!(m.budget() >= 0.0 && m.budget() <= 1.0))
+    throw field_error("budget", fmt::format("is {}, expected in [0, 1] (0: not said)", m.budget()));
+  if (!(std::isfinite(m.queue()) && m.queue() >= 0.0))
+    throw field_error("queue", fmt::format("is {}, expected a finite virtual queue ≥ 0", m.queue()));
+  if (!(std::isfinite(m.zeta_max()) && m.zeta_max() >= 0.0))
+    throw field_error("zeta_max", fmt::format("is {}, expected a finite bound ≥ 0 (0: not said)", m.zeta_max()));
+  if (m.has_label() && (m.label() < 0 || m.label() >= model.num_classes))
+    throw field_error("label", fmt::format("is {}, expected a class in [0, {})", m.label(), model.num_classes));
+  SlotReport s;
+  s.snr_db = m.snr_db();
+  s.budget = m.budget();
+  s.ratio = m.ratio();
+  s.queue = m.queue();
+  s.zeta_max = m.zeta_max();
+  s.label = m.has_label() ? m.label() : -1;
+  return s;
+}
+
 DecodedRequest from_message(const v1::Payload& m, const ServedModel& model) {
+  const SlotReport report = slot_report(m, model);
   if (m.method() != model.method) {
     throw field_error("method", fmt::format("is '{}', expected '{}' (the method this server serves)",
                                             m.method().substr(0, 64), model.method));
@@ -102,6 +124,7 @@ DecodedRequest from_message(const v1::Payload& m, const ServedModel& model) {
     }
     DecodedRequest r;
     r.image_id = m.image_id();
+    r.report = report;
     r.payload.method = m.method();
     r.payload.image_ids = {m.image_id()};
     r.payload.bytes = {m.codec_bytes()};
@@ -136,6 +159,7 @@ DecodedRequest from_message(const v1::Payload& m, const ServedModel& model) {
   }
   DecodedRequest r;
   r.image_id = m.image_id();
+  r.report = report;
   Payload& p = r.payload;
   p.method = m.method();
   p.ratio_index = index;

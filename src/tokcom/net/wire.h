@@ -44,15 +44,24 @@ int64_t max_payload_bytes(const ServedModel& model);
 // the encoded image in codec_bytes (ratio 0, no symbols). UsageError for a CNN map payload.
 void to_message(const Payload& payload, int64_t b, double ratio, v1::Payload* out);
 
+// What a request says about its slot, for the server's monitor (never used to classify):
+// the payload's informative fields; 0 / −1 where the device did not say.
+struct SlotReport {
+  double snr_db = 0, budget = 0, ratio = 0, queue = 0, zeta_max = 0;
+  int64_t label = -1;
+};
+
 // A validated request: a batch-1 CPU payload whose ratio_index is the server's own index.
 struct DecodedRequest {
   Payload payload;
   int64_t image_id = 0;
+  SlotReport report;
 };
 
 // Message → payload, checked against `model`: method served, ratio in the bank, d_r of that
 // ratio, 1 ≤ tokens ≤ max_tokens (= max_tokens in soft mode), byte sizes that match tokens × d_r,
-// finite values, token_scale in [0, ∞) when present, no codec bytes. A digital server takes
+// finite values, token_scale in [0, ∞) when present, no codec bytes; the monitoring fields finite
+// (budget in [0, 1], queue and zeta_max ≥ 0, label a class). A digital server takes
 // codec_bytes only (1 … max_codec_bytes bytes, no symbols, tokens 0). FormatError naming
 // "payload.<field>", what it is and what was expected.
 DecodedRequest from_message(const v1::Payload& message, const ServedModel& model);
