@@ -39,4 +39,10 @@ std::string read_token(const std::string& path, const std::string& flag) {
   return token;
 }
 
+bool same_secret(const std::string& a, const std::string& b) {
+  unsigned char diff = a.size() == b.size() ? 0 : 1;
+  for (size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ (i < b.size() ? b[i] : 0));
+  return diff == 0;
+}
+
 }  // namespace tokcom::net

@@ -1,4 +1,5 @@
-// net/credentials.h — the files `tokcom serve` and `tokcom device` read secrets from.
+// net/credentials.h — the files `tokcom serve` and `tokcom device` read secrets from, and how a
+// presented secret is compared.
 #pragma once
 #include <string>
 
@@ -8,5 +9,7 @@ namespace tokcom::net {
 std::string read_pem(const std::string& path, const std::string& flag);
 // First line of a shared-token file. UsageError naming `flag` if unreadable or the line is empty.
 std::string read_token(const std::string& path, const std::string& flag);
+// a == b in time that depends on a's length only (a presented token against the expected one).
+bool same_secret(const std::string& a, const std::string& b);
 
 }  // namespace tokcom::net

@@ -7,18 +7,13 @@
 #include <spdlog/spdlog.h>
 
 #include "tokcom/core/errors.h"
+#include "tokcom/net/credentials.h"
 #include "tokcom/net/monitor.h"
 #include "tokcom/net/monitor_page.h"
 #include "tokcom/net/server.h"
 
 namespace tokcom::net {
 namespace {
-
-bool same_secret(const std::string& a, const std::string& b) {
-  unsigned char diff = a.size() == b.size() ? 0 : 1;
-  for (size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ (i < b.size() ? b[i] : 0));
-  return diff == 0;
-}
 
 // "PORT" → loopback; "host:port" (a bracketed IPv6 host keeps its brackets off). Port 0–65535.
 std::pair<std::string, int> parse_listen(const std::string& listen) {

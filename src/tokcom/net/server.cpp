@@ -31,13 +31,6 @@ std::string status_name(grpc::StatusCode code) {
   return i >= 0 && i < static_cast<int>(std::size(names)) ? names[i] : std::to_string(i);
 }
 
-bool same_secret(const std::string& a, const std::string& b) {
-  // Constant time in the length of the presented token.
-  unsigned char diff = a.size() == b.size() ? 0 : 1;
-  for (size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ (i < b.size() ? b[i] : 0));
-  return diff == 0;
-}
-
 // One device stream's bookkeeping: how many of its requests are still in the batcher, and
 // serialised writes (the batcher's worker writes while the stream's thread reads).
 struct StreamState {
