@@ -245,7 +245,16 @@ TEST(MobileNetV3, AdamFitsTinyBatch) {
   EXPECT_LT(last, 0.5 * first) << "first " << first << " last " << last;
   model->eval();
   torch::NoGradGuard no_grad;
-  EXPECT_TRUE(torch::equal(model->forward(x), model->forward(x)));
+  // Eval uses the running statistics, training mode the batch's: they differ.
+  const torch::Tensor eval_out = model->forward(x);
+  model->train();
+  EXPECT_GT(max_abs_diff(model->forward(x), eval_out), 1e-3);
+  // With dropout, training mode draws anew at every forward; eval is deterministic.
+  MobileNetV3 dropping(MobileNetV3Options().in_chans(1).dropout(0.5).width_mult(0.5));
+  dropping->train();
+  EXPECT_FALSE(torch::equal(dropping->forward(x), dropping->forward(x)));
+  dropping->eval();
+  EXPECT_TRUE(torch::equal(dropping->forward(x), dropping->forward(x)));
 }
 
 // `tokcom predict --model mobilenet-v3-small`: the CLI's logits are the library's forward of the

@@ -15,7 +15,10 @@
 #include "tokcom/core/state_dict.h"
 #include "tokcom/model/vit.h"
 #include "tokcom/model/budget_loss.h"
+#include "tokcom/data/loader.h"
+#include "tokcom/data/transforms.h"
 #include "tokcom/train/hard_count.h"
+#include "tokcom/train/loop.h"
 #include "tokcom/train/schedule.h"
 #include "tokcom/train/trainer.h"
 
@@ -304,3 +307,50 @@ TEST(Cli, TrainEvalPredictOnATinyCheckpoint) {
   EXPECT_NE(out.find("no tensor named 'input'"), std::string::npos) << out;
   EXPECT_FALSE(std::filesystem::exists(dir + "/o2.safetensors"));
 }
+
+// A loss that turns NaN stops the run with the epoch and step named, before the bad gradient
+// reaches the weights (the loop's check, with a step that goes bad on purpose).
+TEST(EpochLoop, ANonFiniteLossStopsTheRunNamingEpochAndStep) {
+  ImageDataset ds;
+  torch::manual_seed(0);
+  ds.images = torch::randint(0, 255, {64, 1, 28, 28}).to(torch::kUInt8);
+  ds.labels = torch::randint(0, 10, {64}, torch::kInt64);
+  ds.class_names = ds.class_ids = fashion_mnist_names();
+  const Config cfg = Config::load("", {"data.dataset=fashion-mnist", "data.augment=none"});
+  LoaderOptions lo;
+  lo.batch_size = 8;
+  lo.workers = 0;
+  lo.augment = false;
+  Loader loader(ds, transform_options(cfg, ds), lo);
+  torch::nn::Linear linear(784, 10);
+  torch::optim::SGD sgd(linear->parameters(), 0.1);
+  Distributed world;
+  EpochLoop loop;
+  loop.label = "toy";
+  loop.optimizer = &sgd;
+  loop.base_lr = {0.1};
+  loop.multiplier = [](int64_t) { return 1.0; };
+  loop.trained = linear->parameters();
+  loop.loader = &loader;
+  loop.batches = 8;
+  loop.epochs = 2;
+  loop.dist = &world;
+  torch::Tensor before_bad;
+  const TrainStep step = [&](const StepInput& in) {
+    const torch::Tensor logits = linear(in.images.flatten(1));
+    torch::Tensor loss = torch::cross_entropy_loss(logits, in.labels);
+    if (in.epoch == 1 && in.step_in_epoch == 2) {
+      before_bad = linear->weight.detach().clone();
+      loss = loss * std::nan("");
+    }
+    return StepOutput{loss, logits, {}};
+  };
+  EXPECT_TRUE(std::isfinite(loop.run(0, step).loss));
+  const std::string error = test::error_of([&] { loop.run(1, step); });
+  EXPECT_NE(error.find("UsageError: toy: training diverged: the loss is nan at epoch 2 step 3 (step 11 of the run"), std::string::npos)
+      << error;
+  ASSERT_TRUE(before_bad.defined());
+  EXPECT_TRUE(torch::equal(linear->weight, before_bad));  // the bad step changed nothing
+  EXPECT_TRUE(linear->weight.isfinite().all().item<bool>());
+}
+

@@ -46,11 +46,21 @@ EpochMetrics EpochLoop::run(int64_t epoch, const TrainStep& step) const {
       continue;
     }
     const StepOutput out = step(in);
+    // Checked before the gradient reaches the weights: a diverged run stops here, naming the step;
+    // the checkpoint on disk is the last good epoch's.
+    const double loss = out.loss.item<double>();
+    if (!std::isfinite(loss)) {
+      throw UsageError(fmt::format(
+          "{}: training diverged: the loss is {} at epoch {} step {} (step {} of the run, lr {:.3g}); the run stops "
+          "before this step changes the weights; lower train.lr or look at the data (train.out keeps the checkpoint "
+          "of the last good epoch)",
+          label, loss, epoch + 1, s + 1, in.step + 1, report_lr * mult));
+    }
     out.loss.backward();
     // Mean over the global batch: each rank's mean gradient weighted by its share, summed over
     // ranks (no-op in one process), before clipping so every rank clips the same gradient.
     d.step(trained, static_cast<double>(b) / static_cast<double>(in.part.global), clip, *optimizer);
-    loss_sum += out.loss.item<double>() * b;
+    loss_sum += loss * b;
     for (size_t i = 0; i < extra; ++i) extra_sums[i] += out.extra.at(i).item<double>() * b;
     correct += out.logits.argmax(1).eq(in.labels).sum().item<int64_t>();
     seen += b;

@@ -62,7 +62,8 @@ struct EpochLoop {
   Distributed* dist = nullptr;
   size_t extra = 0;                             // StepOutput::extra.size()
 
-  // One epoch of `step` over the loader (the caller sets training mode first).
+  // One epoch of `step` over the loader (the caller sets training mode first). UsageError naming
+  // the epoch and step when a loss is not finite (before it is backpropagated).
   EpochMetrics run(int64_t epoch, const TrainStep& step) const;
 };
 
