@@ -1,9 +1,14 @@
 // Core: config schema/overrides, atomic writes, shape checks, progress formatting, the BLAS kernel.
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <regex>
+#include <sstream>
+#include <thread>
 
 #include <torch/torch.h>
 
@@ -177,6 +182,80 @@ TEST(Cli, CommandLineMistakesHaveOneExitCode) {
     EXPECT_EQ(test::run_cli(args, &out), 6) << args << "\n" << out;
     EXPECT_NE(out.find("is not a finite number >= 0"), std::string::npos) << args << "\n" << out;
   }
+}
+
+// Every numeric option of every verb refuses what no run can mean (NaN, an infinity, a value that
+// overflows, a word) before any work, with exit 6 and the option named. Walks the CLI's own help,
+// so a new option is covered the day it is added. Each run has a time limit: a verb that took the
+// value would start working, and the test says which.
+TEST(Cli, EveryNumericOptionOfEveryVerbRefusesBadValues) {
+  const char* cli_env = std::getenv("TOKCOM_CLI");
+  const std::string cli = cli_env ? cli_env : "./tokcom";
+  const std::string dir = test::temp_dir("cli-walk");
+  auto run = [&](const std::string& args, std::string* out) {
+    FILE* pipe = popen(("cd " + dir + " && timeout -s KILL 60 " + cli + " " + args + " 2>&1").c_str(), "r");
+    out->clear();
+    char buf[4096];
+    for (size_t n; (n = fread(buf, 1, sizeof(buf), pipe)) > 0;) out->append(buf, n);
+    const int status = pclose(pipe);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  };
+  // The verbs: `tokcom --help` lists them; a group (data, weights) lists its own.
+  auto verbs_of = [&](const std::string& prefix) {
+    std::string help;
+    run(prefix + " --help", &help);
+    std::vector<std::string> verbs;
+    const size_t start = help.find("Subcommands:");
+    if (start == std::string::npos) return verbs;
+    std::istringstream lines(help.substr(start));
+    const std::regex verb(R"(^  ([a-z]+)\s)");
+    std::smatch m;
+    for (std::string line; std::getline(lines, line);)
+      if (std::regex_search(line, m, verb)) verbs.push_back(prefix.empty() ? m[1].str() : prefix + " " + m[1].str());
+    return verbs;
+  };
+  std::vector<std::string> verbs;
+  for (const std::string& v : verbs_of("")) {
+    const std::vector<std::string> inner = verbs_of(v);
+    verbs.insert(verbs.end(), inner.begin(), inner.end());
+    if (inner.empty()) verbs.push_back(v);
+  }
+  ASSERT_GE(verbs.size(), 18u);
+  const std::regex numeric(R"(^\s+(?:-[a-zA-Z],)?(--[A-Za-z0-9-]+)(?:,--[A-Za-z0-9-]+)? (?:INT|UINT|FLOAT)\b)");
+  struct Case {
+    std::string args, option, out;
+    int rc = 0;
+  };
+  std::vector<Case> cases;
+  for (const std::string& verb : verbs) {
+    std::string help;
+    run(verb + " --help", &help);
+    std::istringstream lines(help);
+    std::smatch m;
+    for (std::string line; std::getline(lines, line);) {
+      if (!std::regex_search(line, m, numeric)) continue;
+      // NaN and an overflow (+inf) get past CLI11's own number types and comparisons; a word does not
+      // (one verb shows that).
+      for (const std::string value : {"nan", "1e400"}) cases.push_back({verb + " " + m[1].str() + "=" + value, m[1]});
+    }
+  }
+  cases.push_back({"train --world-size=twelve", "--world-size"});
+  // Each run is mostly LibTorch loading: four at a time.
+  std::atomic<size_t> next{0};
+  auto work = [&] {
+    for (size_t i = next++; i < cases.size(); i = next++) cases[i].rc = run(cases[i].args, &cases[i].out);
+  };
+  std::vector<std::thread> pool;
+  for (int t = 0; t < 4; ++t) pool.emplace_back(work);
+  for (auto& t : pool) t.join();
+  const size_t checked = cases.size();
+  std::vector<std::string> accepted;
+  for (const Case& c : cases)
+    if (c.rc != 6 || c.out.find(c.option) == std::string::npos)
+      accepted.push_back(c.args + " (exit " + std::to_string(c.rc) + "): " +
+                         c.out.substr(c.out.size() > 200 ? c.out.size() - 200 : 0));
+  EXPECT_GE(checked, 80u);  // the walk found the options
+  for (const std::string& a : accepted) ADD_FAILURE() << "not refused: " << a;
 }
 
 // ---------------------------------------------------------------- csv

@@ -348,6 +348,12 @@ TEST(Vit, BadAdaptiveBlocksAreConfigErrors) {
     EXPECT_NE(msg.find("depth = 4"), std::string::npos) << msg;
   }
   EXPECT_NE(error_of([] { Vit(tiny().dim(50)); }).find("multiple of heads"), std::string::npos);
+  // A model no machine of ours can hold is refused before any tensor is made (it allocated GBs).
+  const std::string big = error_of([] { Vit(tiny().dim(192).heads(3).depth(100000)); });
+  EXPECT_NE(big.find("parameters"), std::string::npos) << big;
+  EXPECT_NE(big.find("depth 100000, dim 192"), std::string::npos) << big;
+  EXPECT_NE(big.find("do not fit in this machine's"), std::string::npos) << big;
+  EXPECT_NE(error_of([] { Vit(tiny().mlp_ratio(std::nan(""))); }).find("mlp_ratio nan"), std::string::npos);
 }
 
 TEST(Vit, MakeVitReadsTheModelSection) {

@@ -90,7 +90,9 @@ void add_channel(CLI::App& app) {
   cmd->add_option("--channel", a->channel, "Registry spec: " + fmt::format("{}", fmt::join(channel_names(), " | ")) +
                                                " (options after ':', e.g. rician:K=4,csi=zf)")
       ->capture_default_str();
-  cmd->add_option("--snr-db", a->snr_db, "SNR in dB (one value for every image)")->capture_default_str();
+  cmd->add_option("--snr-db", a->snr_db, "SNR in dB (one value for every image)")
+      ->capture_default_str()
+      ->check(kFinite);
   cmd->add_option("--input", a->input, "safetensors with tensor 'z': complex, or float with a trailing dim of 2; axis 0 = image")
       ->required()
       ->check(CLI::ExistingFile);

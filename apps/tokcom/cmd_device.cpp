@@ -53,8 +53,9 @@ void add_device(CLI::App& app) {
   cmd->add_option("--scenario", o.scenario, "SNR process (see `tokcom optimize --help`), e.g. gauss:10,2.5")
       ->required();
   cmd->add_option("--zeta-max", o.zeta_max, "Long-term zeta bound(s), comma list")->required();
-  cmd->add_option("--V", o.tradeoff, "Lyapunov trade-off V (with --mu; default: searched as optimize does)");
-  cmd->add_option("--mu", o.queue_step, "Queue step size mu");
+  cmd->add_option("--V", o.tradeoff, "Lyapunov trade-off V (with --mu; default: searched as optimize does)")
+      ->check(kFinitePositive);
+  cmd->add_option("--mu", o.queue_step, "Queue step size mu")->check(kFinitePositive);
   cmd->add_option("--method", o.method, "Keep table rows of this method");
   cmd->add_option("--channel", o.channel, "Keep table rows of this channel (also the channel applied here)");
   cmd->add_option("--regime", o.regime, "Keep table rows of this regime (robust|noiseless)");

@@ -179,8 +179,8 @@ void add_optimize(CLI::App& app) {
   cmd->add_flag("--synthetic", a->synthetic, "Use the built-in synthetic 77-decision table instead of --table");
   cmd->add_option("--write-table", a->write_table, "Also write the table used (after filtering) to this CSV");
   cmd->add_flag("--simulate", a->simulate, "Proxy-table simulation of one (--V, --mu): writes DIR/trace.csv");
-  cmd->add_option("--V", a->tradeoff, "Lyapunov trade-off V (with --mu: no search)");
-  cmd->add_option("--mu", a->queue_step, "Queue step size mu");
+  cmd->add_option("--V", a->tradeoff, "Lyapunov trade-off V (with --mu: no search)")->check(kFinitePositive);
+  cmd->add_option("--mu", a->queue_step, "Queue step size mu")->check(kFinitePositive);
   cmd->add_option("--zeta-max", a->zeta_max, "Long-term zeta bound(s), comma list")->capture_default_str();
   // 10^8 slots: ~2 GB of trace at most; more is a typo, not a study.
   cmd->add_option("--T", a->slots, "Slots simulated")->capture_default_str()->check(CLI::Range(1, 100000000));

@@ -153,7 +153,9 @@ void add_predict(CLI::App& app) {
   cmd->add_option("--model", args->model, "vit | mobilenet-v3-small | mobilenet-v3-large")
       ->check(CLI::IsMember({"vit", "mobilenet-v3-small", "mobilenet-v3-large"}))
       ->capture_default_str();
-  cmd->add_option("--alpha", args->alpha, "Budget α in (0, 1]; 1 = static path")->capture_default_str();
+  cmd->add_option("--alpha", args->alpha, "Budget α in (0, 1]; 1 = static path")
+      ->capture_default_str()
+      ->check(kBudget);
   cmd->add_option("--mode", args->mode, "soft | hard")->check(CLI::IsMember({"soft", "hard"}))->capture_default_str();
   cmd->add_option("--input", args->input, "safetensors with tensor `input` (N×C×H×W, normalised)")->check(CLI::ExistingFile);
   cmd->add_option("-o,--out", args->out, "safetensors to write: `logits` (+ `hidden.embed`, `hidden.block.{i}`)");

@@ -192,9 +192,14 @@ void add_serve(CLI::App& app) {
   cmd->add_option("--table-channel", a->table_channel, "Keep table rows of this channel");
   cmd->add_option("--V", a->control.tradeoff, "Controller trade-off V (a device's first control request may bring "
                                               "its own state instead)")
-      ->capture_default_str();
-  cmd->add_option("--mu", a->control.queue_step, "Controller queue step μ")->capture_default_str();
-  cmd->add_option("--zeta-max", a->control.zeta_max, "Controller long-term ζ bound")->capture_default_str();
+      ->capture_default_str()
+      ->check(kFinitePositive);
+  cmd->add_option("--mu", a->control.queue_step, "Controller queue step μ")
+      ->capture_default_str()
+      ->check(kFinitePositive);
+  cmd->add_option("--zeta-max", a->control.zeta_max, "Controller long-term ζ bound")
+      ->capture_default_str()
+      ->check(kFinitePositive);
   cmd->add_option("overrides", a->overrides, "key.sub=value overrides of the bank's config (e.g. train.device=cuda)");
   cmd->footer("Example: tokcom serve --checkpoint-dir runs/fmnist-bank --listen 127.0.0.1:50051 --http 8080\n"
               "         then open http://127.0.0.1:8080/ (Prometheus: scrape http://127.0.0.1:8080/metrics)");

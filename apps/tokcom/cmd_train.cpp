@@ -48,7 +48,8 @@ void add_train(CLI::App& app) {
   cmd->add_option("--dist-timeout", args->dist.timeout_s,
                   "Seconds to wait for the other ranks at rendezvous and at every allreduce; a rank that died "
                   "makes the others fail after this")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(kFiniteNonNegative);
   cmd->add_option("--dist-store", args->dist.store,
                   "file:PATH: rendezvous through a FileStore on a shared file system instead of --master");
   cmd->add_option("-o,--out", args->out, "Output folder: the same as train.out=DIR");

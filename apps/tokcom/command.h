@@ -25,6 +25,30 @@ inline const CLI::Validator kFiniteNonNegative(
     },
     "FINITE >= 0");
 
+// A finite number (an SNR in dB): CLI11's own types take NaN and ±inf.
+inline const CLI::Validator kFinite(
+    [](std::string& text) -> std::string {
+      const std::optional<double> v = parse_double(text);
+      return v ? "" : "Value " + text + " is not a finite number";
+    },
+    "FINITE");
+
+// A finite number > 0 (V, μ, ζ_max).
+inline const CLI::Validator kFinitePositive(
+    [](std::string& text) -> std::string {
+      const std::optional<double> v = parse_double(text);
+      return v && *v > 0 ? "" : "Value " + text + " is not a finite number > 0";
+    },
+    "FINITE > 0");
+
+// A budget α in (0, 1] (CLI::Range lets NaN through: every comparison with NaN is false).
+inline const CLI::Validator kBudget(
+    [](std::string& text) -> std::string {
+      const std::optional<double> v = parse_double(text);
+      return v && *v > 0 && *v <= 1 ? "" : "Value " + text + " is not a budget in (0, 1]";
+    },
+    "IN (0, 1]");
+
 // Returns the subcommand `name` of `parent`, creating it with `description` if needed, so several
 // files can add verbs under one group (`data info`, `data show`).
 CLI::App* group(CLI::App& parent, const std::string& name, const std::string& description);

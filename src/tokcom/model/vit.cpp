@@ -1,6 +1,8 @@
 // ViT backbone (METHOD §2), budget token (METHOD §3.1), block loop; token selection is in selection.cpp.
 #include "tokcom/model/vit.h"
 
+#include <unistd.h>
+
 #include <torch/torch.h>
 
 #include <fmt/ranges.h>
@@ -98,9 +100,22 @@ void validate_vit_options(const VitOptions& o) {
   if (o.dim() <= 0 || o.heads() <= 0 || o.dim() % o.heads() != 0) {
     fail(fmt::format("dim {} must be a positive multiple of heads {}", o.dim(), o.heads()));
   }
-  if (o.depth() <= 0 || o.num_classes() <= 0 || o.in_chans() <= 0 || o.mlp_ratio() <= 0) {
+  if (o.depth() <= 0 || o.num_classes() <= 0 || o.in_chans() <= 0 || !(o.mlp_ratio() > 0) ||
+      !std::isfinite(o.mlp_ratio())) {
     fail(fmt::format("depth {}, num_classes {}, in_chans {} and mlp_ratio {} must be positive",
                      o.depth(), o.num_classes(), o.in_chans(), o.mlp_ratio()));
+  }
+  // A model that cannot fit in this machine's memory is a typo (model.depth=100000 allocated GBs
+  // before failing): refuse it before a single tensor is made.
+  const double d = double(o.dim()), hidden = d * o.mlp_ratio(), patch = double(o.in_chans()) * o.patch_size() * o.patch_size();
+  const double params = double(o.depth()) * (4 * d * d + 2 * d * hidden + 9 * d + hidden) + patch * d +
+                        double(o.num_patches() + 2) * d + double(o.num_classes()) * (d + 1);
+  const double memory = double(sysconf(_SC_PHYS_PAGES)) * double(sysconf(_SC_PAGESIZE));
+  if (memory > 0 && params * 4 > memory) {
+    fail(fmt::format("{:.3g} parameters ({:.1f} GiB in fp32; depth {}, dim {}, mlp_ratio {}) do not fit in this "
+                     "machine's {:.1f} GiB of memory",
+                     params, params * 4 / double(1 << 30), o.depth(), o.dim(), o.mlp_ratio(),
+                     memory / double(1 << 30)));
   }
   const auto& blocks = o.adaptive_blocks();
   for (size_t i = 0; i < blocks.size(); ++i) {
