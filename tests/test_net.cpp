@@ -10,9 +10,12 @@
 
 #include <algorithm>
 #include <chrono>
+#include <condition_variable>
 #include <functional>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <mutex>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -701,3 +704,98 @@ TEST(Monitor, NamesClosedStreamsAndEscaping) {
   // The open stream stays; of the closed ones only the 2 most recent.
   EXPECT_EQ(names, (std::vector<std::string>{"a\"b\\c?d", "stream-2", "late-2"}));  // by id
 }
+
+// A server half that holds its first decode until released: requests queue up behind it.
+class HeldServerHalf final : public ServerHalf {
+ public:
+  explicit HeldServerHalf(std::shared_ptr<ServerHalf> inner) : inner_(std::move(inner)) {}
+  torch::Tensor decode(const Payload& p) override {
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      if (!first_done_) {
+        entered_ = true;
+        changed_.notify_all();
+        changed_.wait(lock, [&] { return released_; });
+        first_done_ = true;
+      }
+    }
+    return inner_->decode(p);
+  }
+  void wait_entered() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    changed_.wait(lock, [&] { return entered_; });
+  }
+  void release() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    released_ = true;
+    changed_.notify_all();
+  }
+
+ private:
+  std::shared_ptr<ServerHalf> inner_;
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  bool entered_ = false, released_ = false, first_done_ = false;
+};
+
+// A stream deadline that passes, and a device that vanishes, with requests still queued: each ends
+// its own stream (DEADLINE_EXCEEDED; CANCELLED), its queued requests are skipped and counted as
+// cancelled, and a well-behaved device on the same server gets every answer.
+TEST(Service, DeadlineAndVanishedDeviceCancelOnlyTheirQueuedRequests) {
+  const Config config = Config::load("", tiny_overrides("x"));
+  SplitModel m = tiny_model(config);
+  auto held = std::make_shared<HeldServerHalf>(m.server);
+  SplitModel gated = m;
+  gated.server = held;
+  net::ServeOptions o;
+  o.batching.max_batch = 1;  // one request per decode: three wait behind the held one
+  LocalServer local(gated, config, o);
+  torch::manual_seed(4);
+  const Payload p = m.device->encode(torch::randn({4, 1, 28, 28}), Decision{0.5, 1});
+  const torch::Tensor expected = m.server->decode(p);
+
+  // 1. The deadline: 4 requests, the first held in decode past the stream's 0.3 s deadline.
+  net::ClientOptions late_options = client_options(local.address);
+  late_options.stream_deadline_s = 0.3;
+  late_options.device_name = "late";
+  net::EdgeClient late(late_options);
+  for (uint64_t i = 0; i < 4; ++i) late.send(p, static_cast<int64_t>(i), 0.5, i);
+  held->wait_entered();
+  const std::string error = test::error_of([&] { late.receive(); });
+  EXPECT_NE(error.find("DEADLINE_EXCEEDED"), std::string::npos) << error;
+  // 2. A device that vanishes with 4 requests queued behind the held decode.
+  {
+    net::ClientOptions o2 = client_options(local.address);
+    o2.device_name = "vanishing";
+    auto vanishing = std::make_unique<net::EdgeClient>(o2);
+    for (uint64_t i = 0; i < 4; ++i) vanishing->send(p, static_cast<int64_t>(i), 0.5, i);
+    for (int i = 0; i < 200 && local.server->metrics().received() < 8; ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    ASSERT_EQ(local.server->metrics().received(), 8);
+    vanishing.reset();  // cancels its stream without reading
+    // The server learns of the cancellation from the transport; give it a moment before the
+    // held decode lets the queue move.
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  }
+  held->release();
+  // The 3 late requests behind the held one and the vanished device's 4 are skipped, not decoded.
+  for (int i = 0; i < 500 && local.server->metrics().cancelled() < 7; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_EQ(local.server->metrics().cancelled(), 7);
+  EXPECT_EQ(local.server->metrics().requests(), 1);  // the held one was answered (to nobody)
+  // A device that behaves gets every answer, as in-process.
+  auto good = std::make_shared<net::EdgeClient>(client_options(local.address));
+  net::RemoteServer remote(good, {0.1, 0.5});
+  EXPECT_TRUE(torch::allclose(remote.decode(p), expected, 1e-5, 1e-5));
+  good->finish();
+  EXPECT_EQ(local.server->metrics().requests(), 5);
+  EXPECT_EQ(local.server->metrics().cancelled(), 7);
+  // The monitor says how each stream ended.
+  const nlohmann::json state = nlohmann::json::parse(
+      local.server->monitor().state_json(local.server->metrics(), local.server->served(), "t", 0, 0));
+  std::map<std::string, std::string> status;
+  for (const auto& d : state["devices"]) status[d["name"]] = d["status"];
+  EXPECT_EQ(status["late"], "CANCELLED");  // a passed deadline cancels the call on the server side
+  EXPECT_EQ(status["vanishing"], "CANCELLED");
+}
+

@@ -89,6 +89,10 @@ EdgeClient::EdgeClient(ClientOptions options) : options_(std::move(options)), im
   impl_->stream_context = std::make_unique<grpc::ClientContext>();
   impl_->authorise(impl_->stream_context.get());
   if (!options_.device_name.empty()) impl_->stream_context->AddMetadata("tokcom-device", options_.device_name);
+  if (options_.stream_deadline_s > 0) {
+    impl_->stream_context->set_deadline(
+        std::chrono::system_clock::now() + std::chrono::milliseconds(static_cast<int64_t>(options_.stream_deadline_s * 1000)));
+  }
   impl_->stream = impl_->stub->Infer(impl_->stream_context.get());
 }
 

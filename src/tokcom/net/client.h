@@ -22,6 +22,7 @@ struct ClientOptions {
   double connect_timeout_s = 10;  // how long to wait for the server to come up
   int64_t max_message_bytes = 64 << 20;
   std::string device_name;        // sent as "tokcom-device" metadata (the server's monitor shows it)
+  double stream_deadline_s = 0;   // > 0: the Infer stream ends DEADLINE_EXCEEDED this long after it opens
 };
 
 struct Prediction {
