@@ -177,21 +177,41 @@ TEST(Trainer, ResumeEqualsUninterrupted) {
   EXPECT_FALSE(torch::equal(wb.at("head.weight"), wc.at("head.weight")));
 }
 
-// A checkpoint whose optimiser state was cut short (a disk filled, a copy interrupted) is an error
-// naming the file and what to do, not LibTorch's zip-reader message.
-TEST(Trainer, ADamagedOptimizerStateIsNamed) {
+// A checkpoint whose optimiser state, state or weights were cut short or lost (a disk filled, a copy
+// interrupted) is an error naming the file and what to do, not LibTorch's zip-reader message nor a
+// silent restart.
+TEST(Trainer, ADamagedCheckpointIsNamed) {
   const std::string dir = test::temp_dir("resume_cut");
   TrainRunOptions first;
   first.stop_after_epochs = 1;
   train(tiny_config(dir, "backbone", 2, 2), first);
-  const std::string state = dir + "/checkpoint/optimizer.pt";
-  const std::string bytes = read_file(state);
-  write_file_atomic(state, bytes.substr(0, bytes.size() / 2));
   TrainRunOptions resume;
   resume.resume = true;
-  const std::string msg = test::error_of([&] { train(tiny_config(dir, "backbone", 2, 2), resume); });
-  EXPECT_NE(msg.find("FormatError: " + state + ": not a readable optimiser state"), std::string::npos) << msg;
-  EXPECT_NE(msg.find("delete " + dir + "/checkpoint"), std::string::npos) << msg;
+  const std::string ck = dir + "/checkpoint";
+  // Each file of the checkpoint damaged in turn (and restored): the error names it, nothing trains.
+  struct Damage {
+    std::string file, cut, expect;
+  };
+  const std::vector<Damage> damages = {
+      {"optimizer.pt", "half", "FormatError: " + ck + "/optimizer.pt: not a readable optimiser state"},
+      {"optimizer.pt", "gone", "FormatError: " + ck + "/optimizer.pt: not a readable optimiser state"},
+      {"state.json", "half", "FormatError: " + ck + "/state.json: malformed checkpoint state"},
+      {"state.json", "{\"epoch\": \"one\", \"records\": []}", "FormatError: " + ck + "/state.json: malformed"},
+      {"model.safetensors", "half", ck + "/model.safetensors"},
+      {"model.safetensors", "gone", ck + "/model.safetensors"}};
+  for (const Damage& d : damages) {
+    const std::string path = ck + "/" + d.file;
+    const std::string bytes = read_file(path);
+    if (d.cut == "half") write_file_atomic(path, bytes.substr(0, bytes.size() / 2));
+    else if (d.cut == "gone") std::filesystem::remove(path);
+    else write_file_atomic(path, d.cut);
+    const std::string msg = test::error_of([&] { train(tiny_config(dir, "backbone", 2, 2), resume); });
+    EXPECT_NE(msg.find(d.expect), std::string::npos) << d.file << " " << d.cut << ": " << msg;
+    if (d.file == "optimizer.pt") EXPECT_NE(msg.find("delete " + ck), std::string::npos) << msg;
+    write_file_atomic(path, bytes);
+  }
+  // Restored, it resumes.
+  EXPECT_EQ(train(tiny_config(dir, "backbone", 2, 2), resume).size(), 2u);
 }
 
 TEST(Trainer, ResumeRefusesADifferentConfig) {
