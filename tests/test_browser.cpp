@@ -71,7 +71,7 @@ double number(const std::map<std::string, std::string>& row, const std::string& 
 
 TEST(LivePage, TwoDevicesAppearAndChangeInChromium) {
   const std::string chromium = chromium_path();
-  if (chromium.empty()) GTEST_SKIP() << "Chromium not installed (Debian package chromium; scripts/setup.sh installs it)";
+  if (chromium.empty()) TOKCOM_SKIP_MISSING("Chromium not installed (Debian package chromium; scripts/setup.sh installs it)");
   const std::string dir = test::temp_dir("browser");
   const test::TinyDeployment tiny = test::tiny_deployment(dir);
   const pid_t server = test::spawn_cli("--threads 1 serve --checkpoint-dir " + tiny.bank +
@@ -121,7 +121,7 @@ TEST(LivePage, TwoDevicesAppearAndChangeInChromium) {
   const std::string first = dump_dom(chromium, url, dir + "/profile1", &rc);
   if (first.find("<html") == std::string::npos) {
     stop_all();
-    GTEST_SKIP() << "Chromium did not start (exit " << rc << "): " << test::slurp(dir + "/profile1/chromium.log");
+    TOKCOM_SKIP_MISSING("Chromium did not start (exit " << rc << "): " << test::slurp(dir + "/profile1/chromium.log"));
   }
   std::this_thread::sleep_for(std::chrono::milliseconds(1500));
   fs::create_directories(dir + "/profile2");

@@ -574,7 +574,7 @@ DecodedImage test_image(int channels, int height, int width, uint64_t seed) {
 // for bit, for shrinking, enlarging, a centred crop box and one channel; the same JPEG bytes.
 TEST(DataPrepare, LanczosIsPillowsExactly) {
   if (std::system("/usr/bin/python3 -c 'import PIL' > /dev/null 2>&1") != 0)
-    GTEST_SKIP() << "/usr/bin/python3 with PIL (python3-pil) not available";
+    TOKCOM_SKIP_MISSING("/usr/bin/python3 with PIL (python3-pil) not available");
   const std::string dir = temp_dir("lanczos");
   struct Case {
     int channels, height, width;
@@ -620,7 +620,7 @@ TEST(DataPrepare, LanczosIsPillowsExactly) {
 // reproducible and loads as Imagenette from data.dir.
 TEST(DataPrepare, ShippedTarballsLayout) {
   const std::string tar128 = test::shared_dir() + "/data/imagenette2-128.tar.gz";
-  if (!fs::exists(tar128)) GTEST_SKIP() << tar128 << " not available";
+  if (!fs::exists(tar128)) TOKCOM_SKIP_MISSING(tar128 << " not available");
   const std::string dir = temp_dir("prepare-shipped");
   const std::map<std::string, std::string> source = tar_members(tar128);
   ASSERT_EQ(source.size(), 13394u);

@@ -442,7 +442,7 @@ TEST(JpegCodec, BytesAreTurboJpegAtTheChosenQuality) {
 // chooser matches brute force on these real rate curves too.
 TEST(PilParity, JpegAndWebpSizesEqualPilAtEveryQuality) {
   const std::string tar = test::shared_dir() + "/data/imagenette2-64.tar.gz";
-  if (!std::filesystem::exists(tar)) GTEST_SKIP() << "no " << tar;
+  if (!std::filesystem::exists(tar)) TOKCOM_SKIP_MISSING("no " << tar);
   const auto fixture =
       nlohmann::json::parse(read_file(std::string(TOKCOM_TEST_DATA) + "/digital_pil_ladders.json"));
   for (const std::string codec_name : {"jpeg", "webp"}) {

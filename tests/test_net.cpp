@@ -561,6 +561,8 @@ TEST(ServeCli, TwoDeviceProcessesWriteTheInProcessCsv) {
     const size_t got = fread(buf, 1, sizeof(buf) - 1, pipe);
     EXPECT_EQ(pclose(pipe), 0);
     EXPECT_EQ(std::stoul(std::string(buf, got)), series.size()) << metrics.body;
+  } else if (test::require_deps()) {
+    ADD_FAILURE() << "python3-prometheus-client not installed (scripts/setup.sh installs it)";
   } else {
     std::cout << "[ NOTE ] python3-prometheus-client not installed: /metrics not read by an independent parser\n";
   }

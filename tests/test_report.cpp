@@ -139,7 +139,7 @@ TEST(Report, SyntheticRunGivesItsNumbers) {
 }
 
 TEST(Report, FiguresAreInlinedWhenGnuplotRuns) {
-  if (std::system("command -v gnuplot > /dev/null 2>&1") != 0) GTEST_SKIP() << "gnuplot not installed";
+  if (std::system("command -v gnuplot > /dev/null 2>&1") != 0) TOKCOM_SKIP_MISSING("gnuplot not installed");
   const std::string dir = synthetic_run(), out = test::temp_dir("report-out");
   const report::ReportFiles files = report::write_report(report::load_run(dir), report::ReportOptions{out, true, ""});
   for (const char* f : {"accuracy_vs_zeta_awgn_20dB", "fig8_control", "training"}) {

@@ -373,7 +373,7 @@ TEST(Safetensors, ReadsFixtureFromIndependentWriterExactly) {
 // numpy).
 TEST(Safetensors, IndependentReaderReadsOurFileExactly) {
   if (std::system("/usr/bin/python3 -c 'import numpy' > /dev/null 2>&1") != 0)
-    GTEST_SKIP() << "/usr/bin/python3 with numpy not available";
+    TOKCOM_SKIP_MISSING("/usr/bin/python3 with numpy not available");
   torch::manual_seed(9);
   TensorMap tensors;
   for (const auto type :

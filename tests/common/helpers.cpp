@@ -46,6 +46,11 @@ std::string temp_dir(const std::string& tag) {
   return p.string();
 }
 
+bool require_deps() {
+  const char* v = std::getenv("TOKCOM_REQUIRE_DEPS");
+  return v && std::string(v) == "1";
+}
+
 std::string shared_dir() {
   if (const char* env = std::getenv("TOKCOM_SHARED")) return env;
   return std::string(TOKCOM_SOURCE_DIR) + "/../shared";

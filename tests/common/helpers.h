@@ -15,4 +15,19 @@ std::string shared_dir();
 // with stdout+stderr.
 int run_cli(const std::string& args, std::string* output);
 
+// True where TOKCOM_REQUIRE_DEPS=1 (scripts/test.sh, hence CI): everything setup.sh installs and
+// ../shared must be there, so a test that would skip for want of it fails instead.
+bool require_deps();
+
 }  // namespace tokcom::test
+
+// Skips the test for want of `reason` (a package setup.sh installs, a file of ../shared), or fails
+// it where test::require_deps(): a skip must not hide a broken setup.
+#define TOKCOM_SKIP_MISSING(reason)                                                                      \
+  do {                                                                                                   \
+    if (::tokcom::test::require_deps()) {                                                                \
+      FAIL() << reason << " (TOKCOM_REQUIRE_DEPS=1: scripts/setup.sh should have provided it)";          \
+    } else {                                                                                             \
+      GTEST_SKIP() << reason;                                                                            \
+    }                                                                                                    \
+  } while (0)
