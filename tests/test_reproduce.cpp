@@ -1,7 +1,7 @@
-// `tokcom reproduce`: the preset's plan is the documented study; killed with SIGKILL in the middle of the JSCC bank (the whole process group,
-// children included) and rerun, it ends with the same models as an uninterrupted run with the same
-// seed (a finished stage is reused, a training stage resumes from its last checkpoint); a stage
-// whose input stage ran again is not reused.
+// `tokcom reproduce`: the preset's plan is the documented study; killed with SIGKILL between the two
+// epochs of a JSCC pair (the whole process group, children included) and rerun, it reuses the
+// finished pairs, resumes the killed one and ends with the same models as an uninterrupted run with
+// the same seed; a stage whose input stage ran again is not reused.
 #include <gtest/gtest.h>
 
 #include <signal.h>
@@ -21,6 +21,7 @@
 #include <torch/torch.h>
 
 #include "common/helpers.h"
+#include "tokcom/core/atomic_file.h"
 #include "tokcom/core/config.h"
 #include "tokcom/core/safetensors.h"
 #include "tokcom/split/proposal.h"
@@ -30,8 +31,17 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string reproduce_args(const std::string& out) {
-  return "--threads 1 --seed 3 --log-level warn reproduce -c fmnist --quick --stages backbone,adaptive,bank -o " + out;
+// A smoke study whose 14 JSCC pairs train 2 epochs of 6 batches each: long enough that the test
+// sees a pair between its epochs and kills it there.
+std::string reproduce_args(const std::string& out, const std::string& level = "warn") {
+  return "--threads 1 --seed 3 --log-level " + level +
+         " reproduce -c fmnist --quick --jscc-epochs 2 --jscc-batches 6 --stages backbone,adaptive,bank -o " + out;
+}
+
+size_t count_of(const std::string& text, const std::string& part) {
+  size_t n = 0;
+  for (size_t at = text.find(part); at != std::string::npos; at = text.find(part, at + 1)) ++n;
+  return n;
 }
 
 }  // namespace
@@ -51,18 +61,48 @@ TEST(Reproduce, KilledMidStageThenRerunEqualsUninterrupted) {
     _exit(127);
   }
   setpgid(pid, pid);
-  // Into the bank stage (14 models in sequence), then a little further, then SIGKILL.
-  for (int i = 0; i < 1200 && !fs::exists(dir + "/killed/adaptive/.done"); ++i)
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  ASSERT_TRUE(fs::exists(dir + "/killed/adaptive/.done"));
-  std::this_thread::sleep_for(std::chrono::seconds(4));
+  // Killed when the test sees a JSCC pair between its two epochs (its checkpoint written, its model
+  // not yet), after at least two pairs have finished: no sleep decides where the kill lands.
+  const std::string bank = dir + "/killed/bank";
+  auto finished_pairs = [&] {
+    std::set<std::string> done;
+    if (fs::exists(bank))
+      for (const auto& e : fs::directory_iterator(bank)) {
+        const std::string name = e.path().filename().string();
+        if (name.rfind("jscc-", 0) == 0 && e.path().extension() == ".safetensors") done.insert(name);
+      }
+    return done;
+  };
+  std::string mid_pair;  // "robust-r0.05": the pair killed between its epochs
+  for (int i = 0; i < 6000 && mid_pair.empty(); ++i) {
+    const std::set<std::string> done = finished_pairs();
+    if (done.size() >= 2) {
+      for (const auto& e : fs::directory_iterator(bank)) {
+        const std::string name = e.path().filename().string();
+        if (name.rfind("checkpoint-", 0) != 0 || !fs::exists(e.path() / "state.json")) continue;
+        const std::string tag = name.substr(11);
+        if (!done.count("jscc-" + tag + ".safetensors")) mid_pair = tag;
+      }
+    }
+    if (mid_pair.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
   kill(-pid, SIGKILL);
   int status = 0;
   waitpid(pid, &status, 0);
-  ASSERT_FALSE(fs::exists(dir + "/killed/bank/.done")) << "the bank finished before the kill: nothing was tested";
+  ASSERT_FALSE(mid_pair.empty()) << "never saw a pair between its epochs:\n" << read_file(dir + "/killed.log");
+  const std::set<std::string> done_at_kill = finished_pairs();
+  ASSERT_FALSE(done_at_kill.count("jscc-" + mid_pair + ".safetensors"))
+      << mid_pair << " finished before the kill landed: nothing was tested";
+  ASSERT_FALSE(fs::exists(bank + "/.done"));
 
-  ASSERT_EQ(test::run_cli(reproduce_args(dir + "/killed"), &output), 0) << output;
+  // The rerun reuses the finished pairs, resumes the killed one after its first epoch, and trains
+  // the others: 14 pairs in all, each accounted for once.
+  ASSERT_EQ(test::run_cli(reproduce_args(dir + "/killed", "info"), &output), 0) << output;
   EXPECT_NE(output.find("backbone: reused"), std::string::npos) << output;
+  EXPECT_EQ(count_of(output, "is up to date (same config), skipped"), done_at_kill.size()) << output;
+  EXPECT_EQ(count_of(output, "resumed from "), 1u) << output;
+  EXPECT_NE(output.find("checkpoint-" + mid_pair + " after epoch 1"), std::string::npos) << output;
+  EXPECT_EQ(count_of(output, ": wrote " + bank + "/jscc-"), 14 - done_at_kill.size()) << output;
   for (const std::string regime : {"robust", "noiseless"}) {
     for (double r : {0.001, 0.01, 0.05, 0.1, 0.15, 0.25, 0.5}) {
       const auto a = read_safetensors(jscc_file(dir + "/straight/bank", regime, r)).tensors;

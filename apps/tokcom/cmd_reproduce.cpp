@@ -46,6 +46,13 @@ struct ReproduceArgs {
     std::string* string_value = nullptr;
   };
   std::vector<Knob> knobs;
+
+  // Whether the knob's flag was given on the command line (it then wins over the config and --quick).
+  bool given(const std::string& key) const {
+    for (const Knob& k : knobs)
+      if (k.key == key) return k.option->count() > 0;
+    return false;
+  }
 };
 
 // Fills every scale knob not given as a flag from the config's `reproduce` section.
@@ -100,13 +107,22 @@ void run_reproduce(ReproduceArgs& a) {
 
   // Scale: the config's own epochs for stages 1–2 (METHOD §7 at our size), --jscc-epochs for each of
   // the 14 (r, regime) models and the ViT-AE bank; --quick shrinks everything to a smoke run.
-  const std::string max_batches = a.quick ? "3" : std::to_string(a.jscc_batches);
+  // (--quick shrinks the JSCC epochs and batches too, unless their flags are given: a smoke run
+  // whose pairs have several epochs is how the resume test kills one mid-pair.)
+  const std::string max_batches = a.quick && !a.given("jscc_batches") ? "3" : std::to_string(a.jscc_batches);
   const std::string sweep_batches = a.quick ? "1" : std::to_string(a.sweep_batches);
-  const std::string jscc_epochs = a.quick ? "1" : std::to_string(a.jscc_epochs);
+  const std::string jscc_epochs = a.quick && !a.given("jscc_epochs") ? "1" : std::to_string(a.jscc_epochs);
   std::vector<std::string> common = {};
   if (!a.device.empty()) common.push_back("train.device=" + a.device);
-  if (a.quick) common.insert(common.end(), {"train.epochs=1", "train.max_batches=" + max_batches});
+  const std::vector<std::string> quick = {"train.epochs=1", "train.max_batches=3"};
   auto with = [&](std::vector<std::string> v, const std::vector<std::string>& extra = {}) {
+    v.insert(v.end(), extra.begin(), extra.end());
+    v.insert(v.end(), common.begin(), common.end());
+    if (a.quick) v.insert(v.end(), quick.begin(), quick.end());
+    return v;
+  };
+  // A JSCC stage's scale is its own (`jscc` below), --quick included.
+  auto with_jscc = [&](std::vector<std::string> v, const std::vector<std::string>& extra) {
     v.insert(v.end(), extra.begin(), extra.end());
     v.insert(v.end(), common.begin(), common.end());
     return v;
@@ -144,10 +160,10 @@ void run_reproduce(ReproduceArgs& a) {
   plan.push_back({"adaptive", with({"train", "--resume", "-c", a.config, "train.stage=adaptive",
                                     "train.init=" + out + "/backbone/model.safetensors", "train.out=" + out + "/adaptive"},
                                    adaptive_epochs), {"backbone"}});
-  if (wanted("proposal")) plan.push_back({"bank", with({"train", "--resume", "-c", out + "/adaptive/config.yaml",
+  if (wanted("proposal")) plan.push_back({"bank", with_jscc({"train", "--resume", "-c", out + "/adaptive/config.yaml",
                                 "train.init=" + out + "/adaptive/model.safetensors", "train.out=" + bank},
                                jscc), {"adaptive"}});
-  if (wanted("vit-ae")) plan.push_back({"vit-ae", with({"train", "--resume", "-c", out + "/backbone/config.yaml",
+  if (wanted("vit-ae")) plan.push_back({"vit-ae", with_jscc({"train", "--resume", "-c", out + "/backbone/config.yaml",
                                   "train.init=" + out + "/backbone/model.safetensors", "train.out=" + vit_ae,
                                   "model.adaptive_blocks=[]"},
                                  jscc), {"backbone"}});
@@ -162,7 +178,7 @@ void run_reproduce(ReproduceArgs& a) {
                                     mobilenet_epochs), {}});
   for (const std::string method : {"mobilenet-flat", "mobilenet-cnn"}) {
     if (!wanted(method)) continue;
-    plan.push_back({method, with({"train", "--resume", "-c", mobilenet + "/config.yaml", "train.method=" + method,
+    plan.push_back({method, with_jscc({"train", "--resume", "-c", mobilenet + "/config.yaml", "train.method=" + method,
                                   "train.init=" + mobilenet + "/model.safetensors", "train.out=" + out + "/" + method,
                                   "train.lr=1e-3", "data.augment=randaugment"},
                                  jscc), {"mobilenet"}});
