@@ -115,16 +115,16 @@ void run_reproduce(ReproduceArgs& a) {
   std::vector<std::string> common = {};
   if (!a.device.empty()) common.push_back("train.device=" + a.device);
   const std::vector<std::string> quick = {"train.epochs=1", "train.max_batches=3"};
-  auto with = [&](std::vector<std::string> v, const std::vector<std::string>& extra = {}) {
-    v.insert(v.end(), extra.begin(), extra.end());
-    v.insert(v.end(), common.begin(), common.end());
-    if (a.quick) v.insert(v.end(), quick.begin(), quick.end());
-    return v;
-  };
-  // A JSCC stage's scale is its own (`jscc` below), --quick included.
+  // A JSCC stage's scale is its own (`jscc` below), --quick included; every other stage takes
+  // --quick's.
   auto with_jscc = [&](std::vector<std::string> v, const std::vector<std::string>& extra) {
     v.insert(v.end(), extra.begin(), extra.end());
     v.insert(v.end(), common.begin(), common.end());
+    return v;
+  };
+  auto with = [&](std::vector<std::string> v, const std::vector<std::string>& extra = {}) {
+    v = with_jscc(std::move(v), extra);
+    if (a.quick) v.insert(v.end(), quick.begin(), quick.end());
     return v;
   };
   // Fine-tuning stages start from trained weights: no warm-up for the banks, one epoch for the

@@ -16,38 +16,29 @@ using Action = std::function<void()>;
 // subcommand: `tokcom data info` runs the action of `info`.
 void set_action(CLI::App* command, Action action);
 
-// A finite number ≥ 0 (seconds, milliseconds): CLI::NonNegativeNumber lets NaN through (NaN < 0
-// is false) and accepts inf.
-inline const CLI::Validator kFiniteNonNegative(
-    [](std::string& text) -> std::string {
-      const std::optional<double> v = parse_double(text);
-      return v && *v >= 0 ? "" : "Value " + text + " is not a finite number >= 0";
-    },
-    "FINITE >= 0");
-
-// A finite number (an SNR in dB): CLI11's own types take NaN and ±inf.
-inline const CLI::Validator kFinite(
-    [](std::string& text) -> std::string {
-      const std::optional<double> v = parse_double(text);
-      return v ? "" : "Value " + text + " is not a finite number";
-    },
-    "FINITE");
-
-// A finite number > 0 (V, μ, ζ_max).
-inline const CLI::Validator kFinitePositive(
-    [](std::string& text) -> std::string {
-      const std::optional<double> v = parse_double(text);
-      return v && *v > 0 ? "" : "Value " + text + " is not a finite number > 0";
-    },
-    "FINITE > 0");
-
-// A budget α in (0, 1] (CLI::Range lets NaN through: every comparison with NaN is false).
-inline const CLI::Validator kBudget(
-    [](std::string& text) -> std::string {
-      const std::optional<double> v = parse_double(text);
-      return v && *v > 0 && *v <= 1 ? "" : "Value " + text + " is not a budget in (0, 1]";
-    },
-    "IN (0, 1]");
+// A number that parses finite (parse_double) and passes `ok`; otherwise "Value T is not <expected>".
+// CLI11's own number types take NaN and ±inf, and its comparisons (NonNegativeNumber, Range) let
+// NaN through: every comparison with NaN is false.
+inline CLI::Validator finite_number(std::function<bool(double)> ok, const std::string& expected,
+                                    const std::string& name) {
+  return CLI::Validator(
+      [ok, expected](std::string& text) -> std::string {
+        const std::optional<double> v = parse_double(text);
+        return v && ok(*v) ? "" : "Value " + text + " is not " + expected;
+      },
+      name);
+}
+// Durations (seconds, milliseconds).
+inline const CLI::Validator kFiniteNonNegative =
+    finite_number([](double v) { return v >= 0; }, "a finite number >= 0", "FINITE >= 0");
+// An SNR in dB.
+inline const CLI::Validator kFinite = finite_number([](double) { return true; }, "a finite number", "FINITE");
+// V, μ, ζ_max.
+inline const CLI::Validator kFinitePositive =
+    finite_number([](double v) { return v > 0; }, "a finite number > 0", "FINITE > 0");
+// A budget α.
+inline const CLI::Validator kBudget =
+    finite_number([](double v) { return v > 0 && v <= 1; }, "a budget in (0, 1]", "IN (0, 1]");
 
 // Returns the subcommand `name` of `parent`, creating it with `description` if needed, so several
 // files can add verbs under one group (`data info`, `data show`).

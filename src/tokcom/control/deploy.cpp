@@ -67,11 +67,12 @@ DeploySummary deploy(SplitModel& model, const Channel& channel, LyapunovControll
     const Payload sent = model.device->encode(image, d);
     torch::Generator noise = make_generator(o.seed ^ (repeat * 0x9E3779B97F4A7C15ull) ^ (static_cast<uint64_t>(t) << 20));
     const Received rx = channel.apply(sent, torch::full({1}, snr_db, torch::dtype(torch::kFloat).device(o.device)), noise);
-    if (o.note) o.note(SlotNote{t, snr_db, d.budget, d.ratio, z_before, zeta_max, data.labels[index].item<int64_t>()});
+    const int64_t label = data.labels[index].item<int64_t>();
+    if (o.note) o.note(SlotNote{t, snr_db, d.budget, d.ratio, z_before, zeta_max, label});
     const int64_t pred = model.server->decode(rx.payload).argmax(1).item<int64_t>();
     const double zeta = symbols_per_image(sent)[0].item<double>() / static_cast<double>(model.input_values);
     controller.observe(zeta);
-    const bool correct = pred == data.labels[index].item<int64_t>();
+    const bool correct = pred == label;
     s.accuracy += correct;
     s.constrained_accuracy += correct && zeta <= zeta_max;
     s.zeta += zeta;

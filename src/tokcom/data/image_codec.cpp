@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 #include <memory>
 
 #include "tokcom/core/errors.h"
@@ -98,6 +99,13 @@ std::vector<uint8_t> planar_to_interleaved(const uint8_t* planar, int channels, 
 }
 
 }  // namespace
+
+bool is_image_name(const std::string& name) {
+  if (name.empty() || name[0] == '.') return false;
+  std::string ext = std::filesystem::path(name).extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
+  return ext == ".jpg" || ext == ".jpeg" || ext == ".png";
+}
 
 DecodedImage decode_image(const std::string& bytes, const std::string& origin) {
   static const unsigned char kPng[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};

@@ -13,6 +13,9 @@ struct DecodedImage {
   std::vector<uint8_t> pixels;  // C*H*W, planar
 };
 
+// Whether a file name is an image the readers decode: .jpg/.jpeg/.png (any case), not hidden.
+bool is_image_name(const std::string& name);
+
 // Decodes JPEG or PNG bytes (detected by signature). Grayscale stays 1 channel; gray+alpha and
 // RGBA drop alpha; palette PNGs expand. `origin` names the file in the DataError thrown for
 // truncated, corrupt or non-image data.

@@ -21,13 +21,6 @@ namespace tokcom {
 namespace fs = std::filesystem;
 namespace {
 
-bool is_image_name(const std::string& name) {
-  if (name.empty() || name[0] == '.') return false;
-  std::string ext = fs::path(name).extension().string();
-  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
-  return ext == ".jpg" || ext == ".jpeg" || ext == ".png";
-}
-
 struct Entry {
   std::string origin;  // file path (folder) or "tarball:member" (tar)
   std::string bytes;   // tar: the member's bytes; folder: read lazily by the decoding thread

@@ -32,13 +32,6 @@ std::string lower(std::string s) {
   return s;
 }
 
-bool is_source_image(const fs::path& p) {
-  const std::string name = p.filename().string();
-  if (name.empty() || name[0] == '.') return false;
-  const std::string ext = lower(p.extension().string());
-  return ext == ".jpg" || ext == ".jpeg" || ext == ".png";
-}
-
 struct Item {
   std::string source;  // file path
   std::string member;  // <top>/<split>/<class>/<name>
@@ -78,7 +71,7 @@ std::vector<Item> list_items(const PrepareOptions& o, const std::string& top, Pr
     for (const auto& c : class_dirs) {
       std::vector<fs::path> files;
       for (const auto& f : fs::directory_iterator(c))
-        if (f.is_regular_file() && is_source_image(f.path())) files.push_back(f.path());
+        if (f.is_regular_file() && is_image_name(f.path().filename().string())) files.push_back(f.path());
       std::sort(files.begin(), files.end());
       std::map<std::string, std::string> seen;
       for (const auto& f : files) {

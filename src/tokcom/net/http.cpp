@@ -21,12 +21,12 @@ std::pair<std::string, int> parse_listen(const std::string& listen) {
   std::string host = colon == std::string::npos ? "127.0.0.1" : listen.substr(0, colon);
   const std::string port = colon == std::string::npos ? listen : listen.substr(colon + 1);
   if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
-  if (host.empty() || port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos ||
-      std::stoi(port) > 65535)
+  const std::optional<int> number = listen_port(port);
+  if (host.empty() || !number)
     throw UsageError(fmt::format("--http '{}': expected PORT (on 127.0.0.1) or host:port, with a port in 1–65535 "
                                  "(0 = any free port)",
                                  listen));
-  return {host, std::stoi(port)};
+  return {host, *number};
 }
 
 }  // namespace

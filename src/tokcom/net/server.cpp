@@ -255,11 +255,9 @@ EdgeServer::~EdgeServer() {
 }
 
 void EdgeServer::start() {
-  // host:port with a port in 0–65535 (0 = any free port); gRPC would silently wrap a larger one.
+  // host:port with a port in 0–65535 (0 = any free port).
   const size_t colon = options_.listen.rfind(':');
-  const std::string port_text = colon == std::string::npos ? "" : options_.listen.substr(colon + 1);
-  if (port_text.empty() || port_text.size() > 5 ||
-      port_text.find_first_not_of("0123456789") != std::string::npos || std::stoi(port_text) > 65535)
+  if (colon == std::string::npos || !listen_port(options_.listen.substr(colon + 1)))
     throw UsageError(fmt::format("serve: --listen '{}': expected host:port with a port in 1–65535 (0 = any free port)",
                                  options_.listen));
   grpc::EnableDefaultHealthCheckService(true);
@@ -330,6 +328,12 @@ void EdgeServer::shutdown() {
 void EdgeServer::wait() {
   std::unique_lock<std::mutex> lock(mutex_);
   stopped_cv_.wait(lock, [&] { return stopped_; });
+}
+
+std::optional<int> listen_port(const std::string& text) {
+  if (text.empty() || text.size() > 5 || text.find_first_not_of("0123456789") != std::string::npos) return std::nullopt;
+  const int port = std::stoi(text);
+  return port <= 65535 ? std::optional<int>(port) : std::nullopt;
 }
 
 ServedModel served_model(const Config& config, const std::vector<double>& ratios, const std::string& regime,

@@ -9,6 +9,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -87,6 +88,10 @@ class EdgeServer {
   bool stopped_ = false, shutting_down_ = false;
   std::thread metrics_thread_;
 };
+
+// The port of a listen address "host:port" (or a bare "port"): digits, 0–65535; nullopt otherwise
+// (gRPC would silently wrap a larger one).
+std::optional<int> listen_port(const std::string& port_text);
 
 // What a loaded bank serves: method/ratios/widths/token limit from the config and the model.
 ServedModel served_model(const class Config& config, const std::vector<double>& ratios, const std::string& regime,
