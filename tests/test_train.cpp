@@ -15,10 +15,13 @@
 #include "tokcom/core/state_dict.h"
 #include "tokcom/model/vit.h"
 #include "tokcom/model/budget_loss.h"
+#include "tokcom/data/dataset.h"
 #include "tokcom/data/loader.h"
 #include "tokcom/data/transforms.h"
+#include "tokcom/train/distill.h"
 #include "tokcom/train/hard_count.h"
 #include "tokcom/train/loop.h"
+#include "tokcom/train/mixup.h"
 #include "tokcom/train/schedule.h"
 #include "tokcom/train/trainer.h"
 
@@ -118,9 +121,152 @@ TEST(HardCount, CumulativeMarginIsTheRunningMinimumAndNeedsTheSoftPath) {
   EXPECT_DOUBLE_EQ(lambda_hard_at(2.0, 0, 0), 2.0);
 }
 
+// Mixup and CutMix (train/mixup.h) against what they must be, sample by sample.
+TEST(Mix, MixupBlendsEachSampleWithItsReverseAndWeighsTheLabelsAlike) {
+  const auto x = torch::rand({5, 2, 4, 6});
+  const auto y = torch::tensor({0, 3, 1, 3, 2}, torch::kLong);
+  MixOptions o;
+  o.mixup = 0.8;
+  const MixedBatch m = mix_batch(x, y, 4, /*smoothing=*/0.0, o, 7);
+  ASSERT_GT(m.lambda, 0.0);
+  ASSERT_LT(m.lambda, 1.0);
+  EXPECT_FALSE(m.cutmix);
+  EXPECT_TRUE(torch::allclose(m.images, m.lambda * x + (1 - m.lambda) * x.flip(0), 1e-6, 1e-6));
+  for (int64_t i = 0; i < 5; ++i) {
+    const int64_t own = y[i].item<int64_t>(), other = y[4 - i].item<int64_t>();
+    const double expect_own = own == other ? 1.0 : m.lambda;
+    EXPECT_NEAR(m.targets[i][own].item<double>(), expect_own, 1e-6) << i;
+    EXPECT_NEAR(m.targets[i].sum().item<double>(), 1.0, 1e-6);
+  }
+  // The same seed draws the same λ; another seed another; the input is left as it was.
+  EXPECT_EQ(mix_batch(x, y, 4, 0.0, o, 7).lambda, m.lambda);
+  EXPECT_NE(mix_batch(x, y, 4, 0.0, o, 8).lambda, m.lambda);
+  // Smoothing folds in as timm's mixup_target: on = 1 − ε + ε/C, off = ε/C, then the blend.
+  // Sample 0 (label 0) is mixed with sample 4 (label 2); class 1 is neither.
+  const MixedBatch s = mix_batch(x, y, 4, 0.1, o, 7);
+  EXPECT_NEAR(s.targets[0][1].item<double>(), 0.025, 1e-6);
+  EXPECT_NEAR(s.targets[0][0].item<double>(), m.lambda * 0.925 + (1 - m.lambda) * 0.025, 1e-6);
+  EXPECT_NEAR(s.targets[0][2].item<double>(), m.lambda * 0.025 + (1 - m.lambda) * 0.925, 1e-6);
+}
+
+TEST(Mix, CutMixPastesTheReversedSamplesBoxAndLambdaIsTheAreaLeft) {
+  const auto x = torch::rand({4, 3, 16, 12});
+  const auto y = torch::tensor({0, 1, 2, 3}, torch::kLong);
+  MixOptions o;
+  o.cutmix = 1.0;
+  int boxes = 0;
+  for (uint64_t seed = 0; seed < 20; ++seed) {
+    const MixedBatch m = mix_batch(x, y, 4, 0.0, o, seed);
+    ASSERT_TRUE(m.cutmix);
+    const int64_t y0 = m.box[0], y1 = m.box[1], x0 = m.box[2], x1 = m.box[3];
+    auto inside = torch::zeros({16, 12}, torch::kBool);
+    inside.index_put_({torch::indexing::Slice(y0, y1), torch::indexing::Slice(x0, x1)}, true);
+    const auto expect = torch::where(inside, x.flip(0), x);
+    EXPECT_TRUE(torch::equal(m.images, expect)) << "seed " << seed;
+    EXPECT_DOUBLE_EQ(m.lambda, 1.0 - double((y1 - y0) * (x1 - x0)) / (16.0 * 12.0));
+    EXPECT_NEAR(m.targets[1][1].item<double>(), m.lambda, 1e-6);
+    EXPECT_NEAR(m.targets[1][2].item<double>(), 1 - m.lambda, 1e-6);
+    boxes += (y1 > y0 && x1 > x0);
+  }
+  EXPECT_GT(boxes, 10);  // most draws paste a box
+  // Both on: switch_prob 1 always CutMix, 0 always mixup; prob 0 never mixes (smoothed one-hot).
+  o.mixup = 0.8;
+  o.switch_prob = 1.0;
+  EXPECT_TRUE(mix_batch(x, y, 4, 0.0, o, 3).cutmix);
+  o.switch_prob = 0.0;
+  EXPECT_FALSE(mix_batch(x, y, 4, 0.0, o, 3).cutmix);
+  o.prob = 0.0;
+  const MixedBatch none = mix_batch(x, y, 4, 0.2, o, 3);
+  EXPECT_EQ(none.lambda, 1.0);
+  EXPECT_TRUE(torch::equal(none.images, x));
+  EXPECT_NEAR(none.targets[2][2].item<double>(), 0.85, 1e-6);
+}
+
+TEST(Mix, SoftCrossEntropyIsCrossEntropyWithLabelSmoothing) {
+  const auto logits = torch::randn({6, 5}, torch::kDouble);
+  const auto y = torch::tensor({4, 0, 1, 1, 3, 2}, torch::kLong);
+  MixOptions off;
+  const MixedBatch m = mix_batch(torch::zeros({6, 1, 2, 2}), y, 5, 0.1, off, 0);
+  const auto expected = torch::nn::functional::cross_entropy(
+      logits, y, torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(0.1));
+  EXPECT_NEAR(soft_cross_entropy(logits, m.targets.to(torch::kDouble)).item<double>(), expected.item<double>(), 1e-6);
+  const Config bad = Config::load("", {"train.mixup=-1"});
+  EXPECT_NE(test::error_of([&] { mix_options_from_config(bad); }).find("train.mixup: -1 is not a Beta parameter"),
+            std::string::npos);
+  const Config bad_prob = Config::load("", {"train.mix_prob=1.5"});
+  EXPECT_NE(test::error_of([&] { mix_options_from_config(bad_prob); }).find("train.mix_prob: 1.5 is not a probability"),
+            std::string::npos);
+}
+
+// Stochastic depth: whole samples' branches dropped with probability p and the rest scaled by
+// 1/(1 − p); nothing in eval mode; the rate grows linearly over the blocks as timm's.
+TEST(DropPath, DropsWholeSamplesScalesTheRestAndOnlyInTraining) {
+  torch::manual_seed(0);
+  const auto branch = torch::ones({4000, 3, 2});
+  const auto out = drop_path(branch, 0.25, /*training=*/true);
+  const auto per_sample = out.flatten(1);
+  const auto dropped = (per_sample == 0).all(1), kept = (per_sample == 1.0 / 0.75).all(1);
+  EXPECT_TRUE((dropped | kept).all().item<bool>());  // never a partial sample
+  EXPECT_NEAR(dropped.to(torch::kDouble).mean().item<double>(), 0.25, 0.03);
+  EXPECT_TRUE(torch::equal(drop_path(branch, 0.25, false), branch));
+  Vit with(VitOptions().image_size(16).patch_size(4).dim(16).depth(5).heads(2).drop_path(0.4));
+  EXPECT_DOUBLE_EQ(with->blocks->ptr<BlockImpl>(0)->drop_path, 0.0);
+  EXPECT_DOUBLE_EQ(with->blocks->ptr<BlockImpl>(2)->drop_path, 0.2);
+  EXPECT_DOUBLE_EQ(with->blocks->ptr<BlockImpl>(4)->drop_path, 0.4);
+  // Eval mode is the model without it (same weights); training mode draws from the global generator.
+  Vit without(VitOptions().image_size(16).patch_size(4).dim(16).depth(5).heads(2));
+  torch::NoGradGuard no_grad;
+  const auto source = with->named_parameters();
+  for (auto& p : without->named_parameters()) p.value().copy_(source[p.key()]);
+  const auto images = torch::randn({3, 3, 16, 16});
+  with->eval();
+  without->eval();
+  EXPECT_TRUE(torch::equal(with->forward(images).logits, without->forward(images).logits));
+  with->train();
+  torch::manual_seed(5);
+  const auto a = with->forward(images).logits;
+  torch::manual_seed(5);
+  EXPECT_TRUE(torch::equal(with->forward(images).logits, a));
+  torch::manual_seed(6);
+  EXPECT_FALSE(torch::equal(with->forward(images).logits, a));
+  EXPECT_THROW(Vit(VitOptions().drop_path(1.0)), ConfigError);
+}
+
+// The distillation terms against their formulas.
+TEST(Distill, KlAndTokenTermsKnownAnswers) {
+  const auto s = torch::tensor({{1.0, 2.0, 0.5}, {0.0, -1.0, 3.0}}, torch::kDouble);
+  const auto t = torch::tensor({{2.0, 0.0, 1.0}, {1.0, 1.0, 1.0}}, torch::kDouble);
+  for (double temperature : {1.0, 2.5}) {
+    double expected = 0;
+    for (int64_t b = 0; b < 2; ++b) {
+      const auto pt = torch::softmax(t[b] / temperature, 0), ps = torch::softmax(s[b] / temperature, 0);
+      expected += (pt * (pt.log() - ps.log())).sum().item<double>();
+    }
+    expected = expected / 2 * temperature * temperature;
+    EXPECT_NEAR(distillation_kl(s, t, temperature).item<double>(), expected, 1e-6) << temperature;
+  }
+  EXPECT_NEAR(distillation_kl(t, t, 1.0).item<double>(), 0.0, 1e-7);
+  EXPECT_THROW(distillation_kl(s, t.slice(1, 0, 2), 1.0), ShapeError);
+
+  // Tokens: [cls, 4 patches, budget]; the student's mask keeps patches 0 and 2 (1.0 and 0.5).
+  Vit student(VitOptions().image_size(8).patch_size(4).dim(8).depth(1).heads(2).adaptive_blocks({}));
+  Vit teacher(VitOptions().image_size(8).patch_size(4).dim(8).depth(1).heads(2).adaptive_blocks({}));
+  TokenState a, b;
+  a.x = torch::randn({1, 6, 8});
+  b.x = torch::randn({1, 5, 8});
+  a.mask = torch::tensor({{1.0f, 1.0f, 0.0f, 0.5f, 0.0f, 1.0f}});
+  torch::NoGradGuard no_grad;
+  const auto d = (student->norm(a.x.slice(1, 1, 5)) - teacher->norm(b.x.slice(1, 1, 5))).pow(2).mean(-1)[0];
+  const double expected = (d[0].item<double>() + 0.5 * d[2].item<double>()) / 1.5;
+  EXPECT_NEAR(token_distillation(student, a, teacher, b).item<double>(), expected, 1e-5);
+  a.mask = torch::Tensor();
+  EXPECT_NEAR(token_distillation(student, a, teacher, b).item<double>(), d.mean().item<double>(), 1e-5);
+}
+
 namespace {
 // A tiny adaptive ViT on a slice of Fashion-MNIST (installed by setup.sh).
-Config tiny_config(const std::string& out, const std::string& stage, int epochs, int max_batches,
+Config tiny_config(
+const std::string& out, const std::string& stage, int epochs, int max_batches,
                    const std::vector<std::string>& extra = {}) {
   std::vector<std::string> o = {"data.dataset=fashion-mnist", "data.image_size=28", "data.augment=crop-flip",
                                 "model.image_size=28",       "model.patch_size=7",  "model.in_chans=1",
@@ -145,6 +291,11 @@ TEST(Trainer, ResumeEqualsUninterrupted) {
   const std::string dir = test::temp_dir("resume");
   TrainRunOptions run;
   run.seed = 3;
+  // With stochastic depth and mixup/CutMix on: their draws after a resume must be the uninterrupted
+  // run's (the loop seeds every step; without it the resumed epoch differs).
+  const auto tiny_config = [](const std::string& out, const std::string& stage, int epochs, int max_batches) {
+    return ::tiny_config(out, stage, epochs, max_batches, {"model.drop_path=0.3", "train.mixup=0.8", "train.cutmix=1.0"});
+  };
   const auto straight = train(tiny_config(dir + "/a", "backbone", 2, 4), run);
   TrainRunOptions first = run;
   first.stop_after_epochs = 1;
@@ -259,6 +410,68 @@ TEST(Trainer, AdaptiveStageLowersLossAndKeptFractionMovesTowardAlpha) {
   EXPECT_LT(kept_last, 0.6) << "first epoch kept " << kept_first;
   EXPECT_LT(kept_last, kept_first + 1e-9);
   EXPECT_DOUBLE_EQ(records.back().kept_fraction.at(1), 1.0);  // α = 1: static path, nothing dropped
+}
+
+// Distillation from a teacher pulls the student's predictions towards the teacher's: the same
+// student trained with and without the KL term, the KL to the teacher measured on 512 validation
+// images is lower with it. A teacher that was not loaded (random weights) would pull it elsewhere.
+// Token distillation runs in the adaptive stage from train.init; the config mistakes are named.
+TEST(Trainer, DistillationPullsTheStudentTowardsItsTeacher) {
+  const std::string dir = test::temp_dir("distill");
+  TrainRunOptions run;
+  run.seed = 4;
+  train(tiny_config(dir + "/teacher", "backbone", 2, 30, {"train.lr=3e-3"}), run);
+  const std::string teacher_file = dir + "/teacher/model.safetensors";
+  run.seed = 9;
+  const auto with = train(tiny_config(dir + "/with", "backbone", 1, 25,
+                                      {"train.lr=3e-3", "train.teacher=" + teacher_file, "train.distill_kl=10"}),
+                          run);
+  const auto without = train(tiny_config(dir + "/without", "backbone", 1, 25, {"train.lr=3e-3"}), run);
+  ASSERT_EQ(with.size(), 1u);
+  EXPECT_GT(with[0].distill, 0.0);
+  EXPECT_EQ(without[0].distill, 0.0);
+  const std::string header = read_file(dir + "/with/epochs.csv");
+  EXPECT_NE(header.substr(0, header.find('\n')).find(",distill_loss"), std::string::npos) << header;
+  EXPECT_EQ(read_file(dir + "/without/epochs.csv").find("distill_loss"), std::string::npos);
+
+  const Config config = tiny_config(dir + "/x", "backbone", 1, 1);
+  const ImageDataset val = load_dataset(config, "val");
+  const torch::Tensor images = eval_transform(val.images.slice(0, 0, 512), transform_options(config, val));
+  const auto logits = [&](const std::string& file) {
+    Vit m = make_vit(config);
+    load_module(file, *m, /*strict=*/false);
+    m->eval();
+    torch::NoGradGuard no_grad;
+    return m->forward(images).logits;
+  };
+  const torch::Tensor t = logits(teacher_file);
+  const double kl_with = distillation_kl(logits(dir + "/with/model.safetensors"), t, 1.0).item<double>();
+  const double kl_without = distillation_kl(logits(dir + "/without/model.safetensors"), t, 1.0).item<double>();
+  EXPECT_LT(kl_with, 0.6 * kl_without) << "with " << kl_with << ", without " << kl_without;
+
+  // The adaptive stage distils logits and kept tokens from the backbone it starts from.
+  const auto adaptive = train(tiny_config(dir + "/adaptive", "adaptive", 1, 3,
+                                          {"train.init=" + teacher_file, "train.distill_kl=1", "train.distill_tokens=1"}),
+                              run);
+  EXPECT_GT(adaptive.at(0).distill, 0.0);
+
+  const std::pair<std::vector<std::string>, std::string> mistakes[] = {
+      {{"train.distill_kl=1"}, "train.distill_kl / train.distill_tokens need a teacher"},
+      {{"train.distill_tokens=1", "train.teacher=" + teacher_file}, "train.distill_tokens: token distillation weighs"},
+      {{"train.distill_kl=1", "train.teacher=" + dir + "/with/epochs.csv"}, dir + "/with/epochs.csv"},
+      {{"train.distill_kl=-1"}, "train.distill_kl: -1"},
+      {{"train.distill_temperature=0"}, "train.distill_temperature: 0"}};
+  write_safetensors(dir + "/partial.safetensors", {{"head.bias", torch::zeros({10})}});
+  for (const auto& [overrides, expected] : mistakes) {
+    const std::string msg = test::error_of([&] { train(tiny_config(dir + "/bad", "backbone", 1, 1, overrides), run); });
+    EXPECT_NE(msg.find(expected), std::string::npos) << overrides.front() << ": " << msg;
+  }
+  const std::string partial = test::error_of([&] {
+    train(tiny_config(dir + "/bad", "backbone", 1, 1, {"train.distill_kl=1", "train.teacher=" + dir + "/partial.safetensors"}),
+          run);
+  });
+  EXPECT_NE(partial.find("lacks"), std::string::npos) << partial;
+  EXPECT_FALSE(std::filesystem::exists(dir + "/bad/epochs.csv"));
 }
 
 TEST(Trainer, BadStageAndOptimizerAreConfigErrors) {

@@ -66,8 +66,9 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor
   return proj(out);
 }
 
-BlockImpl::BlockImpl(int64_t dim, int64_t heads, double mlp_ratio, bool adaptive_)
+BlockImpl::BlockImpl(int64_t dim, int64_t heads, double mlp_ratio, bool adaptive_, double drop_path_)
     : adaptive(adaptive_),
+      drop_path(drop_path_),
       norm1(register_module("norm1", make_norm(dim))),
       norm2(register_module("norm2", make_norm(dim))),
       attn(register_module("attn", Attention(dim, heads))),
@@ -79,8 +80,20 @@ BlockImpl::BlockImpl(int64_t dim, int64_t heads, double mlp_ratio, bool adaptive
 }
 
 torch::Tensor BlockImpl::forward(const torch::Tensor& x, const torch::Tensor& key_bias) {
+  if (drop_path > 0.0 && is_training()) {
+    torch::Tensor h = x + tokcom::drop_path(attn(norm1(x), key_bias), drop_path, true);
+    return h + tokcom::drop_path(mlp(norm2(h)), drop_path, true);
+  }
   torch::Tensor h = x + attn(norm1(x), key_bias);
   return h + mlp(norm2(h));
+}
+
+torch::Tensor drop_path(const torch::Tensor& branch, double p, bool training) {
+  if (!training || p <= 0.0) return branch;
+  std::vector<int64_t> shape(static_cast<size_t>(branch.dim()), 1);
+  shape[0] = branch.size(0);
+  const torch::Tensor keep = torch::empty(shape, branch.options()).bernoulli_(1.0 - p).div_(1.0 - p);
+  return branch * keep;
 }
 
 PatchEmbedImpl::PatchEmbedImpl(int64_t in_chans, int64_t dim, int64_t patch)
@@ -123,6 +136,9 @@ void validate_vit_options(const VitOptions& o) {
       fail(fmt::format("adaptive_blocks [{}] must be sorted, unique and in [0, depth = {})",
                        fmt::join(blocks, ", "), o.depth()));
     }
+  }
+  if (!(o.drop_path() >= 0.0 && o.drop_path() < 1.0)) {
+    fail(fmt::format("drop_path {} must be in [0, 1)", o.drop_path()));
   }
   if (!(o.eval_cutoff() >= 0.0 && o.eval_cutoff() < 1.0)) {
     fail(fmt::format("eval_cutoff {} must be in [0, 1)", o.eval_cutoff()));
@@ -174,7 +190,9 @@ VitImpl::VitImpl(VitOptions options_) : options(std::move(options_)) {
   }
   blocks = register_module("blocks", torch::nn::ModuleList());
   for (int64_t i = 0; i < options.depth(); ++i) {
-    block_list_.emplace_back(dim, options.heads(), options.mlp_ratio(), adaptive_[i]);
+    // timm: the rate grows linearly with depth, from 0 at the first block to drop_path at the last.
+    const double rate = options.depth() > 1 ? options.drop_path() * double(i) / double(options.depth() - 1) : options.drop_path();
+    block_list_.emplace_back(dim, options.heads(), options.mlp_ratio(), adaptive_[i], rate);
     blocks->push_back(block_list_.back());
   }
   norm = register_module("norm", make_norm(dim));
@@ -342,6 +360,7 @@ VitOptions vit_options_from_config(const Config& c) {
       .depth(c.get_int("model.depth"))
       .heads(c.get_int("model.heads"))
       .mlp_ratio(c.get_double("model.mlp_ratio"))
+      .drop_path(c.get_double("model.drop_path"))
       .adaptive_blocks(c.get_ints("model.adaptive_blocks"))
       .reference(c.get_bool("model.reference"))
       .eval_cutoff(c.get_double("model.eval_cutoff"))

@@ -28,6 +28,10 @@ struct VitOptions {
   TORCH_ARG(int64_t, depth) = 12;
   TORCH_ARG(int64_t, heads) = 3;
   TORCH_ARG(double, mlp_ratio) = 4.0;
+  // Stochastic depth (training only; timm's drop_path_rate): block i skips its attention and MLP
+  // branches for a whole sample with probability drop_path·i/(depth − 1), the kept branches scaled by
+  // 1/(1 − p). 0 = off. Not a parameter: weights move between models with and without it.
+  TORCH_ARG(double, drop_path) = 0.0;
   // METHOD §3.2 / P2: blocks with gate + threshold heads; empty = static ViT (no budget token).
   TORCH_ARG(std::vector<int64_t>, adaptive_blocks) = std::vector<int64_t>{1, 2};
   // METHOD §10 reference mode: P1 threshold reads position −2 (last patch), P4 hard path does not
@@ -104,11 +108,13 @@ TORCH_MODULE(Attention);
 
 // Pre-norm block x ← x + Attn(LN1 x); x ← x + MLP(LN2 x) (METHOD §2). Adaptive blocks also own
 // `gate` and `threshold` (Linear D→1, sigmoid applied by the selection code, METHOD §3.3).
+// In training mode with drop_path p > 0 each branch is dropped per sample (stochastic depth).
 class BlockImpl : public torch::nn::Module {
  public:
-  BlockImpl(int64_t dim, int64_t heads, double mlp_ratio, bool adaptive);
+  BlockImpl(int64_t dim, int64_t heads, double mlp_ratio, bool adaptive, double drop_path = 0.0);
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& key_bias = {});
   bool adaptive;
+  double drop_path;
   torch::nn::LayerNorm norm1{nullptr}, norm2{nullptr};
   Attention attn{nullptr};
   Mlp mlp{nullptr};
@@ -176,6 +182,10 @@ void validate_vit_options(const VitOptions& options);
 // Builds the model from the `model` config section (configs/defaults/model.yaml).
 VitOptions vit_options_from_config(const Config& config);
 Vit make_vit(const Config& config);
+
+// Stochastic depth on a residual branch (B, …): in training mode with p > 0, each sample's branch
+// is zeroed with probability p (the global generator) and the rest scaled by 1/(1 − p); else as is.
+torch::Tensor drop_path(const torch::Tensor& branch, double p, bool training);
 
 // (B, 1, 1, T) additive attention bias, −inf at state.padding; undefined without padding.
 torch::Tensor key_padding_bias(const TokenState& state);

@@ -190,7 +190,7 @@ std::vector<JsccEpochRecord> train_pair(const Config& config, const TrainRunOpti
   std::vector<LinkPoint> val_points;
   for (double snr : jscc_eval_snrs()) val_points.push_back({Decision{1.0, 0}, awgn.get(), snr, val_points.size()});
 
-  EpochLoop loop = make_epoch_loop("jscc " + tag, *optimizer, trained, clip, data, device, dist);
+  EpochLoop loop = make_epoch_loop("jscc " + tag, *optimizer, trained, clip, data, device, dist, run.seed ^ tag_hash);
   loop.base_lr = {1.0};  // the schedule gives the lr itself
   loop.multiplier = [&sched](int64_t step) { return learning_rate(sched, step); };
 

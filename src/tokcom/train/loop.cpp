@@ -9,6 +9,7 @@
 
 #include "tokcom/core/errors.h"
 #include "tokcom/core/progress.h"
+#include "tokcom/data/transforms.h"
 
 namespace tokcom {
 namespace fs = std::filesystem;
@@ -45,6 +46,7 @@ EpochMetrics EpochLoop::run(int64_t epoch, const TrainStep& step) const {
       d.step(trained, 0.0, clip, *optimizer);
       continue;
     }
+    torch::manual_seed(batch_seed(rank_seed(seed ^ 0x5EEDull, d.rank()), epoch, s));
     const StepOutput out = step(in);
     // Checked before the gradient reaches the weights: a diverged run stops here, naming the step;
     // the checkpoint on disk is the last good epoch's.
@@ -86,8 +88,9 @@ EpochMetrics EpochLoop::run(int64_t epoch, const TrainStep& step) const {
 }
 
 EpochLoop make_epoch_loop(std::string label, torch::optim::Optimizer& optimizer, std::vector<torch::Tensor> trained,
-                          double clip, TrainData& data, torch::Device device, Distributed& dist) {
+                          double clip, TrainData& data, torch::Device device, Distributed& dist, uint64_t seed) {
   EpochLoop loop;
+  loop.seed = seed;
   loop.label = std::move(label);
   loop.optimizer = &optimizer;
   loop.trained = std::move(trained);

@@ -61,6 +61,9 @@ struct EpochLoop {
   torch::Device device = torch::kCPU;
   Distributed* dist = nullptr;
   size_t extra = 0;                             // StepOutput::extra.size()
+  // Before each step the global generator is seeded from (seed, rank, epoch, step), so dropout and
+  // stochastic depth draw the same on a resumed run as on an uninterrupted one.
+  uint64_t seed = 0;
 
   // One epoch of `step` over the loader (the caller sets training mode first). UsageError naming
   // the epoch and step when a loss is not finite (before it is backpropagated).
@@ -70,7 +73,7 @@ struct EpochLoop {
 // The loop over `data`'s loader, batches and epochs; the stage then sets base_lr, multiplier,
 // report_lr and extra.
 EpochLoop make_epoch_loop(std::string label, torch::optim::Optimizer& optimizer, std::vector<torch::Tensor> trained,
-                          double clip, TrainData& data, torch::Device device, Distributed& dist);
+                          double clip, TrainData& data, torch::Device device, Distributed& dist, uint64_t seed);
 
 // Loads `dir`'s checkpoint into module and optimiser when `resume` and one exists (ConfigError
 // when it was made with another config); warns that a checkpoint is ignored without --resume.

@@ -39,6 +39,9 @@ void check_training_ranges(const Config& config) {
   real_in("train.min_lr", 0.0, 10.0, false, false);
   real_in("train.label_smoothing", 0.0, 1.0, false, true);
   real_in("train.grad_clip", 0.0, std::numeric_limits<double>::max(), false, false);
+  real_in("train.distill_kl", 0.0, 1e3, false, false);
+  real_in("train.distill_tokens", 0.0, 1e3, false, false);
+  real_in("train.distill_temperature", 0.0, 1e3, true, false);
 }
 
 TrainData::TrainData(const Config& config, uint64_t seed, int world, int rank_index)

@@ -16,7 +16,8 @@ namespace tokcom {
 // Refuses, before any data is read, training numbers no run can mean (each message names the key,
 // the value and the range): train.epochs ≥ 1; train.batch_size ≥ 1; train.max_batches ≥ 0;
 // train.lr, train.selection_lr and train.min_lr finite in [0, 10]; train.warmup_epochs ≥ 0;
-// train.label_smoothing in [0, 1); train.grad_clip finite ≥ 0.
+// train.label_smoothing in [0, 1); train.grad_clip finite ≥ 0; train.distill_kl and
+// train.distill_tokens in [0, 1000]; train.distill_temperature in (0, 1000].
 void check_training_ranges(const Config& config);
 
 class TrainData {

@@ -24,10 +24,12 @@
 #include "tokcom/model/budget_loss.h"
 #include "tokcom/model/mobilenet_v3.h"
 #include "tokcom/model/vit.h"
+#include "tokcom/train/distill.h"
 #include "tokcom/train/distributed.h"
 #include "tokcom/train/hard_count.h"
 #include "tokcom/train/jscc_stage.h"
 #include "tokcom/train/loop.h"
+#include "tokcom/train/mixup.h"
 #include "tokcom/train/schedule.h"
 #include "tokcom/train/train_data.h"
 
@@ -35,8 +37,9 @@ namespace tokcom {
 namespace fs = std::filesystem;
 
 // Checkpoint state records (keys = field names, as written by earlier versions).
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(EpochRecord, epoch, lr, loss, ce, budget, train_accuracy, images_per_s, val_accuracy,
-                                   kept_fraction, val_accuracy_alpha)
+// (distill was added later: absent in an older checkpoint = 0.)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(EpochRecord, epoch, lr, loss, ce, budget, train_accuracy, images_per_s,
+                                                val_accuracy, kept_fraction, val_accuracy_alpha, distill)
 namespace {
 
 // Selection parameters (METHOD §3): budget tokens and the gate/threshold heads. They get their own lr
@@ -52,17 +55,19 @@ bool decays(const std::string& name, const torch::Tensor& p) {
 }
 
 
-csv::Writer epochs_writer(const std::vector<double>& alphas) {
+csv::Writer epochs_writer(const std::vector<double>& alphas, bool distill) {
   std::vector<std::string> extra;
+  if (distill) extra.push_back("distill_loss");
   for (double a : alphas) {
     extra.push_back(fmt::format("accuracy_hard_a{}", a));
     extra.push_back(fmt::format("kept_fraction_a{}", a));
   }
   return csv::Writer(epochs_schema(), extra);
 }
-void add_epoch_row(csv::Writer& out, const EpochRecord& r) {
+void add_epoch_row(csv::Writer& out, const EpochRecord& r, bool distill) {
   out.integer(r.epoch).number(r.lr, 6).fixed(r.loss, 6).fixed(r.ce, 6).fixed(r.budget, 6);
   out.fixed(r.train_accuracy, 6).fixed(r.val_accuracy, 6).fixed(r.images_per_s, 2);
+  if (distill) out.fixed(r.distill, 6);
   for (size_t i = 0; i < r.kept_fraction.size(); ++i) out.fixed(r.val_accuracy_alpha[i], 6).fixed(r.kept_fraction[i], 6);
   out.end_row();
 }
@@ -148,9 +153,26 @@ std::vector<EpochRecord> train(const Config& config, const TrainRunOptions& run)
     for (const auto& m : report.missing) spdlog::debug("  fresh: {}", m);
   }
   module.to(device);
-  const auto forward = [&](const torch::Tensor& images, const torch::Tensor& budget) {
-    return model ? model->forward(images, budget, SelectionMode::kSoft) : VitOutput{mobilenet->forward(images), {}};
+  // The student's forward; for the ViT also its final tokens and their cumulative mask (token distillation).
+  struct Forward {
+    VitOutput out;
+    TokenState tokens;
   };
+  const auto forward = [&](const torch::Tensor& images, const torch::Tensor& budget) {
+    Forward f;
+    if (!model) {
+      f.out.logits = mobilenet->forward(images);
+      return f;
+    }
+    f.tokens = model->forward_blocks(model->embed(images, budget), 0, model->options.depth(), SelectionMode::kSoft,
+                                     &f.out.stats);
+    f.out.logits = model->forward_head(f.tokens);
+    return f;
+  };
+  const Teacher teacher = make_teacher(config, stage, arch, device);
+  const bool distilling = teacher.kl > 0.0 || teacher.tokens > 0.0;
+  const MixOptions mix = mix_options_from_config(config);
+  const int64_t num_classes = model ? model->options.num_classes() : mobilenet->options.num_classes();
   const auto evaluate_split = [&](const ImageDataset& data, const EvalOptions& options) {
     return model ? evaluate(model, data, config, options) : evaluate(mobilenet, data, config, options);
   };
@@ -195,11 +217,11 @@ std::vector<EpochRecord> train(const Config& config, const TrainRunOptions& run)
   const Precision precision = parse_precision(config.get_string("train.precision"), "train.precision");
   const std::vector<double> eval_alphas = adaptive ? config.get_doubles("train.eval_alphas") : std::vector<double>{};
 
-  EpochLoop loop = make_epoch_loop(stage, *optimizer, trained, clip, data, device, dist);
+  EpochLoop loop = make_epoch_loop(stage, *optimizer, trained, clip, data, device, dist, run.seed);
   for (const auto& group : optimizer->param_groups()) loop.base_lr.push_back(group.options().get_lr());  // before a resume
   loop.multiplier = [&sched](int64_t step) { return learning_rate(sched, step); };
   loop.report_lr = lr;
-  loop.extra = 2;  // CE, budget term
+  loop.extra = 3;  // CE, budget term, distillation term
 
   const std::string ck_dir = out + "/checkpoint";
   CheckpointState ck = resume_or_start(ck_dir, run.resume, module, *optimizer, config.digest(), stage);
@@ -207,8 +229,8 @@ std::vector<EpochRecord> train(const Config& config, const TrainRunOptions& run)
   for (const auto& r : ck.records) records.push_back(r.get<EpochRecord>());
   sync_ranks(dist, module, ck.epoch, run.seed);
 
-  csv::Writer csv = epochs_writer(eval_alphas);
-  for (const auto& r : records) add_epoch_row(csv, r);
+  csv::Writer csv = epochs_writer(eval_alphas, distilling);
+  for (const auto& r : records) add_epoch_row(csv, r, distilling);
   // One step: the budgets (adaptive stage), the forward pass, CE + the budget terms.
   const TrainStep step = [&](const StepInput& in) {
     torch::Tensor budget;
@@ -218,15 +240,36 @@ std::vector<EpochRecord> train(const Config& config, const TrainRunOptions& run)
                    .slice(0, in.part.begin, in.part.end)
                    .to(device);
     }
-    VitOutput output;
+    // Mixup / CutMix (train/mixup.h): one λ per global step, the same on every rank.
+    torch::Tensor images = in.images, targets;
+    if (mix.enabled()) {
+      MixedBatch mixed = mix_batch(in.images, in.labels, num_classes, smoothing, mix,
+                                   batch_seed(run.seed ^ 0x313Bull, in.epoch, in.step_in_epoch));
+      images = mixed.images;
+      targets = mixed.targets;
+    }
+    Forward f;
     {
       const AutocastScope autocast(precision, device);  // the model's own scopes are fp32 in training
-      output = forward(in.images, budget);
+      f = forward(images, budget);
     }
+    VitOutput& output = f.out;
     const torch::Tensor logits = output.logits.to(torch::kFloat);
-    torch::Tensor ce = torch::nn::functional::cross_entropy(
-        logits, in.labels, torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(smoothing));
+    torch::Tensor ce = targets.defined() ? soft_cross_entropy(logits, targets)
+                                         : torch::nn::functional::cross_entropy(
+                                               logits, in.labels,
+                                               torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(smoothing));
     torch::Tensor loss = ce;
+    torch::Tensor distill_term = torch::zeros({}, logits.options());
+    if (distilling) {
+      const TeacherOutput t = teacher.forward(images);
+      if (teacher.kl > 0.0) distill_term = distill_term + teacher.kl * distillation_kl(logits, t.logits, teacher.temperature);
+      if (teacher.tokens > 0.0) {
+        Vit teacher_vit = teacher.vit;
+        distill_term = distill_term + teacher.tokens * token_distillation(model, f.tokens, teacher_vit, t.tokens);
+      }
+      loss = loss + distill_term;
+    }
     torch::Tensor budget_term = torch::zeros({}, logits.options());
     if (adaptive) {
       const BudgetLoss bl = budget_loss(output.stats, budget, inner_loss, margin);
@@ -243,7 +286,7 @@ std::vector<EpochRecord> train(const Config& config, const TrainRunOptions& run)
       }
       loss = loss + budget_term;
     }
-    return StepOutput{loss, logits, {ce, budget_term}};
+    return StepOutput{loss, logits, {ce, budget_term, distill_term}};
   };
 
   for (int64_t epoch = ck.epoch; epoch < epochs; ++epoch) {
@@ -255,6 +298,7 @@ std::vector<EpochRecord> train(const Config& config, const TrainRunOptions& run)
     rec.loss = m.loss;
     rec.ce = m.extra[0];
     rec.budget = m.extra[1];
+    rec.distill = m.extra[2];
     rec.train_accuracy = m.train_accuracy;
     rec.images_per_s = m.images_per_s;
 
@@ -280,7 +324,7 @@ std::vector<EpochRecord> train(const Config& config, const TrainRunOptions& run)
     if (dist.is_main()) spdlog::info("{}", summary);
 
     records.push_back(rec);
-    add_epoch_row(csv, rec);
+    add_epoch_row(csv, rec, distilling);
     if (finish_epoch(epoch, epochs, rec, ck, ck_dir, module, *optimizer, config.digest(), dist, run,
                      [&] { csv.write(out + "/epochs.csv"); })) {
       return records;

@@ -25,6 +25,7 @@ struct TrainRunOptions {
 struct EpochRecord {
   int64_t epoch = 0;
   double lr = 0, loss = 0, ce = 0, budget = 0, train_accuracy = 0, images_per_s = 0;
+  double distill = 0;                      // weighted distillation terms (0 without a teacher)
   double val_accuracy = 0;                 // static path (α = 1) or the backbone
   std::vector<double> kept_fraction;       // adaptive stage: hard kept fraction of the last block at each eval α
   std::vector<double> val_accuracy_alpha;  // adaptive stage: hard-mode accuracy at each eval α
@@ -33,7 +34,8 @@ struct EpochRecord {
 // Trains the stage named by train.stage; writes <train.out>/{config.yaml, epochs.csv, model.safetensors,
 // checkpoint/}. Returns the per-epoch records (all epochs, including resumed ones).
 std::vector<EpochRecord> train(const Config& config, const TrainRunOptions& options);
-// epochs.csv: its own columns, then accuracy_hard_a<α>,kept_fraction_a<α> per eval α (numbers).
+// epochs.csv: its own columns, then distill_loss (with a teacher), then accuracy_hard_a<α>,kept_fraction_a<α>
+// per eval α (numbers).
 const csv::Schema& epochs_schema();
 
 }  // namespace tokcom

@@ -1,0 +1,94 @@
+#include "tokcom/train/distill.h"
+
+#include <torch/torch.h>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "tokcom/core/config.h"
+#include "tokcom/core/errors.h"
+#include "tokcom/core/state_dict.h"
+
+namespace tokcom {
+
+Teacher make_teacher(const Config& config, const std::string& stage, const std::string& arch, torch::Device device) {
+  Teacher t;
+  t.kl = config.get_double("train.distill_kl");
+  t.tokens = config.get_double("train.distill_tokens");
+  t.temperature = config.get_double("train.distill_temperature");
+  if (t.kl <= 0.0 && t.tokens <= 0.0) return t;
+  if (t.tokens > 0.0 && (stage != "adaptive" || arch != "vit")) {
+    throw ConfigError("train.distill_tokens: token distillation weighs the kept tokens of the adaptive ViT; set it "
+                      "only with train.stage=adaptive (it is " + stage + ", train.model " + arch + ")");
+  }
+  t.weights = config.get_string("train.teacher");
+  if (t.weights.empty() && stage == "adaptive") t.weights = config.get_string("train.init");
+  if (t.weights.empty()) {
+    throw ConfigError("train.distill_kl / train.distill_tokens need a teacher: set train.teacher to its safetensors "
+                      "(the adaptive stage uses train.init when train.teacher is empty)");
+  }
+  torch::nn::Module* module = nullptr;
+  if (arch == "vit") {
+    VitOptions options = vit_options_from_config(config);
+    options.adaptive_blocks({}).calibration_kept({}).calibration_budget({}).budget_cap(false).drop_path(0.0);
+    t.vit = Vit(options);
+    module = t.vit.get();
+  } else {
+    t.mobilenet = make_mobilenet(config);
+    module = t.mobilenet.get();
+  }
+  const LoadReport report = load_module(t.weights, *module, /*strict=*/false);
+  if (!report.missing.empty()) {
+    throw ConfigError(fmt::format("train.teacher: {} lacks {} tensors of the teacher ({} of them: '{}'); expected the "
+                                  "weights of a trained {} with this config's shape",
+                                  t.weights, report.missing.size(), report.missing.size(), report.missing.front(), arch));
+  }
+  module->to(device);
+  module->eval();
+  for (auto& p : module->parameters()) p.requires_grad_(false);
+  spdlog::info("distilling from {} (KL weight {}, token weight {}, T = {})", t.weights, t.kl, t.tokens, t.temperature);
+  return t;
+}
+
+TeacherOutput Teacher::forward(const torch::Tensor& images) const {
+  torch::NoGradGuard no_grad;  // not InferenceMode: its tensors could not enter the student's graph
+  TeacherOutput out;
+  if (vit) {
+    Vit v = vit;
+    out.tokens = v->forward_blocks(v->embed(images), 0, v->options.depth(), SelectionMode::kSoft);
+    out.logits = v->forward_head(out.tokens);
+  } else {
+    MobileNetV3 m = mobilenet;
+    out.logits = m->forward(images);
+  }
+  return out;
+}
+
+torch::Tensor distillation_kl(const torch::Tensor& student_logits, const torch::Tensor& teacher_logits, double temperature) {
+  if (student_logits.sizes() != teacher_logits.sizes()) {
+    throw ShapeError(fmt::format("distillation_kl: student logits {} and teacher logits {} differ in shape",
+                                 c10::str(student_logits.sizes()), c10::str(teacher_logits.sizes())));
+  }
+  const torch::Tensor log_p_teacher = torch::log_softmax(teacher_logits.to(torch::kFloat) / temperature, 1);
+  const torch::Tensor log_p_student = torch::log_softmax(student_logits.to(torch::kFloat) / temperature, 1);
+  return (log_p_teacher.exp() * (log_p_teacher - log_p_student)).sum(1).mean() * (temperature * temperature);
+}
+
+torch::Tensor token_distillation(Vit& student, const TokenState& student_tokens, Vit& teacher,
+                                 const TokenState& teacher_tokens) {
+  const int64_t n = student->options.num_patches();
+  using torch::indexing::Slice;
+  if (teacher_tokens.x.size(1) < 1 + n || student_tokens.x.size(1) < 1 + n) {
+    throw ShapeError(fmt::format("token_distillation: expected at least 1 + {} tokens (soft path), got student {} and "
+                                 "teacher {}",
+                                 n, student_tokens.x.size(1), teacher_tokens.x.size(1)));
+  }
+  const torch::Tensor s = student->norm(student_tokens.x.index({Slice(), Slice(1, 1 + n)}));
+  const torch::Tensor t = teacher->norm(teacher_tokens.x.index({Slice(), Slice(1, 1 + n)}));
+  const torch::Tensor per_token = (s.to(torch::kFloat) - t.to(torch::kFloat)).pow(2).mean(-1);  // (B, N)
+  if (!student_tokens.mask.defined()) return per_token.mean();
+  const torch::Tensor m = student_tokens.mask.index({Slice(), Slice(1, 1 + n)}).to(torch::kFloat);
+  return (per_token * m).sum() / m.sum().clamp_min(1e-6);
+}
+
+}  // namespace tokcom

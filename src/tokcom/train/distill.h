@@ -1,0 +1,47 @@
+// Distillation from a frozen teacher (backbone and adaptive stages; docs/model.md "Distillation"):
+// the KL between the teacher's and the student's logits at temperature T (Hinton; DynamicViT's
+// self-distillation of the adaptive model from its backbone) and DynamicViT's token distillation,
+// the kept tokens' distance to the teacher's final tokens. The teacher has the student's
+// architecture (the `model` or `mobilenet` section) as a static model; it runs in eval mode without
+// gradients on the same (mixed) images as the student.
+#pragma once
+#include <torch/types.h>
+
+#include <string>
+
+#include "tokcom/model/mobilenet_v3.h"
+#include "tokcom/model/vit.h"
+
+namespace tokcom {
+class Config;
+
+struct TeacherOutput {
+  torch::Tensor logits;  // (B, classes)
+  TokenState tokens;     // the ViT's final tokens (B, 1 + N, D); undefined for MobileNet
+};
+
+struct Teacher {
+  double kl = 0.0, tokens = 0.0, temperature = 1.0;  // train.distill_kl, train.distill_tokens, train.distill_temperature
+  std::string weights;                              // where the teacher was loaded from ("" = no teacher)
+  Vit vit{nullptr};
+  MobileNetV3 mobilenet{nullptr};
+  TeacherOutput forward(const torch::Tensor& images) const;
+};
+
+// No teacher (weights "") when both weights are 0. Otherwise the student's architecture (`arch`:
+// vit | mobilenet; a ViT teacher without adaptive blocks or calibration) with every tensor from
+// train.teacher, or in the adaptive stage without one from train.init. ConfigError when no weights
+// file is named, when the file lacks a tensor of the model, or for token distillation outside the
+// adaptive stage.
+Teacher make_teacher(const Config& config, const std::string& stage, const std::string& arch, torch::Device device);
+
+// T² · KL(softmax(teacher / T) ‖ softmax(student / T)), summed over classes, mean over the batch.
+torch::Tensor distillation_kl(const torch::Tensor& student_logits, const torch::Tensor& teacher_logits, double temperature);
+
+// Σ over patches of m · mean over channels of (LN_s(x_s) − LN_t(x_t))² / Σ m: the student's final patch
+// tokens (after its final norm) against the teacher's, weighted by the student's cumulative mask m (1
+// where there is none), so dropped tokens do not count. Budget token and class token excluded.
+torch::Tensor token_distillation(Vit& student, const TokenState& student_tokens, Vit& teacher,
+                                 const TokenState& teacher_tokens);
+
+}  // namespace tokcom
