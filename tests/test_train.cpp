@@ -448,6 +448,18 @@ TEST(Trainer, DistillationPullsTheStudentTowardsItsTeacher) {
   const double kl_with = distillation_kl(logits(dir + "/with/model.safetensors"), t, 1.0).item<double>();
   const double kl_without = distillation_kl(logits(dir + "/without/model.safetensors"), t, 1.0).item<double>();
   EXPECT_LT(kl_with, 0.6 * kl_without) << "with " << kl_with << ", without " << kl_without;
+  // DeiT's hard-label distillation alone (w = 1: the teacher's argmax is the only label) makes the
+  // student agree with the teacher more often than the labels do.
+  const auto hard = train(tiny_config(dir + "/hard", "backbone", 1, 25,
+                                      {"train.lr=3e-3", "train.teacher=" + teacher_file, "train.distill_hard=1"}),
+                          run);
+  EXPECT_GT(hard.at(0).distill, 0.0);
+  const auto agreement = [&](const std::string& file) {
+    return logits(file).argmax(1).eq(t.argmax(1)).to(torch::kDouble).mean().item<double>();
+  };
+  const double agree_hard = agreement(dir + "/hard/model.safetensors");
+  const double agree_without = agreement(dir + "/without/model.safetensors");
+  EXPECT_GT(agree_hard, agree_without + 0.05) << "hard " << agree_hard << ", without " << agree_without;
 
   // The adaptive stage distils logits and kept tokens from the backbone it starts from.
   const auto adaptive = train(tiny_config(dir + "/adaptive", "adaptive", 1, 3,
@@ -456,7 +468,12 @@ TEST(Trainer, DistillationPullsTheStudentTowardsItsTeacher) {
   EXPECT_GT(adaptive.at(0).distill, 0.0);
 
   const std::pair<std::vector<std::string>, std::string> mistakes[] = {
-      {{"train.distill_kl=1"}, "train.distill_kl / train.distill_tokens need a teacher"},
+      {{"train.distill_kl=1"}, "need a teacher: set train.teacher"},
+      {{"train.distill_hard=0.5"}, "need a teacher: set train.teacher"},
+      {{"train.distill_hard=1.5", "train.teacher=" + teacher_file}, "train.distill_hard: 1.5"},
+      {{"train.distill_kl=1", "train.teacher=" + teacher_file, "train.teacher_model=resnet"},
+       "train.teacher_model: 'resnet', expected same, vit"},
+      {{"train.distill_kl=1", "train.teacher=" + teacher_file, "train.teacher_model=mobilenet-v3-small"}, "lacks"},
       {{"train.distill_tokens=1", "train.teacher=" + teacher_file}, "train.distill_tokens: token distillation weighs"},
       {{"train.distill_kl=1", "train.teacher=" + dir + "/with/epochs.csv"}, dir + "/with/epochs.csv"},
       {{"train.distill_kl=-1"}, "train.distill_kl: -1"},
@@ -472,6 +489,17 @@ TEST(Trainer, DistillationPullsTheStudentTowardsItsTeacher) {
   });
   EXPECT_NE(partial.find("lacks"), std::string::npos) << partial;
   EXPECT_FALSE(std::filesystem::exists(dir + "/bad/epochs.csv"));
+
+  // A convnet teacher for the ViT, as DeiT's: MobileNetV3-Small trained here (32 px, its smallest input).
+  const std::vector<std::string> at32 = {"data.image_size=32", "model.image_size=32", "model.patch_size=8",
+                                         "mobilenet.in_chans=1"};
+  std::vector<std::string> cnn = at32;
+  cnn.push_back("train.model=mobilenet");
+  train(tiny_config(dir + "/cnn", "backbone", 1, 3, cnn), run);
+  std::vector<std::string> student = at32;
+  for (const std::string o : {"train.teacher_model=mobilenet-v3-small", "train.distill_hard=0.5"}) student.push_back(o);
+  student.push_back("train.teacher=" + dir + "/cnn/model.safetensors");
+  EXPECT_GT(train(tiny_config(dir + "/vit-from-cnn", "backbone", 1, 3, student), run).at(0).distill, 0.0);
 }
 
 TEST(Trainer, BadStageAndOptimizerAreConfigErrors) {

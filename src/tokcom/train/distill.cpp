@@ -16,37 +16,50 @@ Teacher make_teacher(const Config& config, const std::string& stage, const std::
   t.kl = config.get_double("train.distill_kl");
   t.tokens = config.get_double("train.distill_tokens");
   t.temperature = config.get_double("train.distill_temperature");
-  if (t.kl <= 0.0 && t.tokens <= 0.0) return t;
-  if (t.tokens > 0.0 && (stage != "adaptive" || arch != "vit")) {
-    throw ConfigError("train.distill_tokens: token distillation weighs the kept tokens of the adaptive ViT; set it "
-                      "only with train.stage=adaptive (it is " + stage + ", train.model " + arch + ")");
+  t.hard = config.get_double("train.distill_hard");
+  if (!t.active()) return t;
+  std::string teacher_arch = config.get_string("train.teacher_model");
+  if (teacher_arch == "same") teacher_arch = arch;
+  if (teacher_arch != "vit" && teacher_arch != "mobilenet" && teacher_arch != "mobilenet-v3-small" &&
+      teacher_arch != "mobilenet-v3-large") {
+    throw ConfigError("train.teacher_model: '" + teacher_arch +
+                      "', expected same, vit, mobilenet-v3-small or mobilenet-v3-large");
+  }
+  if (t.tokens > 0.0 && (stage != "adaptive" || arch != "vit" || teacher_arch != "vit")) {
+    throw ConfigError("train.distill_tokens: token distillation weighs the kept tokens of the adaptive ViT against a "
+                      "ViT teacher's; set it only with train.stage=adaptive and a ViT teacher (it is " + stage +
+                      ", train.model " + arch + ", teacher " + teacher_arch + ")");
   }
   t.weights = config.get_string("train.teacher");
   if (t.weights.empty() && stage == "adaptive") t.weights = config.get_string("train.init");
   if (t.weights.empty()) {
-    throw ConfigError("train.distill_kl / train.distill_tokens need a teacher: set train.teacher to its safetensors "
-                      "(the adaptive stage uses train.init when train.teacher is empty)");
+    throw ConfigError("train.distill_kl / train.distill_hard / train.distill_tokens need a teacher: set train.teacher "
+                      "to its safetensors (the adaptive stage uses train.init when train.teacher is empty)");
   }
   torch::nn::Module* module = nullptr;
-  if (arch == "vit") {
+  if (teacher_arch == "vit") {
     VitOptions options = vit_options_from_config(config);
     options.adaptive_blocks({}).calibration_kept({}).calibration_budget({}).budget_cap(false).drop_path(0.0);
     t.vit = Vit(options);
     module = t.vit.get();
   } else {
-    t.mobilenet = make_mobilenet(config);
+    MobileNetV3Options options = mobilenet_options_from_config(config);
+    if (teacher_arch != "mobilenet") options.variant(mobilenet_variant_from_model_name(teacher_arch));
+    t.mobilenet = MobileNetV3(options);
     module = t.mobilenet.get();
   }
   const LoadReport report = load_module(t.weights, *module, /*strict=*/false);
   if (!report.missing.empty()) {
     throw ConfigError(fmt::format("train.teacher: {} lacks {} tensors of the teacher ({} of them: '{}'); expected the "
                                   "weights of a trained {} with this config's shape",
-                                  t.weights, report.missing.size(), report.missing.size(), report.missing.front(), arch));
+                                  t.weights, report.missing.size(), report.missing.size(), report.missing.front(),
+                                  teacher_arch));
   }
   module->to(device);
   module->eval();
   for (auto& p : module->parameters()) p.requires_grad_(false);
-  spdlog::info("distilling from {} (KL weight {}, token weight {}, T = {})", t.weights, t.kl, t.tokens, t.temperature);
+  spdlog::info("distilling from {} ({}; hard-label weight {}, KL weight {}, token weight {}, T = {})", t.weights,
+               teacher_arch, t.hard, t.kl, t.tokens, t.temperature);
   return t;
 }
 

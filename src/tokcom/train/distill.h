@@ -1,9 +1,11 @@
 // Distillation from a frozen teacher (backbone and adaptive stages; docs/model.md "Distillation"):
-// the KL between the teacher's and the student's logits at temperature T (Hinton; DynamicViT's
+// DeiT's hard-label distillation (CE to the teacher's argmax, weighed against the labels' CE), the
+// KL between the teacher's and the student's logits at temperature T (Hinton; DynamicViT's
 // self-distillation of the adaptive model from its backbone) and DynamicViT's token distillation,
-// the kept tokens' distance to the teacher's final tokens. The teacher has the student's
-// architecture (the `model` or `mobilenet` section) as a static model; it runs in eval mode without
-// gradients on the same (mixed) images as the student.
+// the kept tokens' distance to the teacher's final tokens. The teacher is the student's architecture
+// (a static ViT from the `model` section, or MobileNetV3 from `mobilenet`) or, by
+// train.teacher_model, a MobileNetV3 of either size (a convnet teacher for the ViT, as DeiT's); it
+// runs in eval mode without gradients on the same (mixed) images as the student.
 #pragma once
 #include <torch/types.h>
 
@@ -22,17 +24,20 @@ struct TeacherOutput {
 
 struct Teacher {
   double kl = 0.0, tokens = 0.0, temperature = 1.0;  // train.distill_kl, train.distill_tokens, train.distill_temperature
+  double hard = 0.0;                                // train.distill_hard: loss = (1 − hard)·CE(labels) + hard·CE(argmax)
+  bool active() const { return kl > 0.0 || tokens > 0.0 || hard > 0.0; }
   std::string weights;                              // where the teacher was loaded from ("" = no teacher)
   Vit vit{nullptr};
   MobileNetV3 mobilenet{nullptr};
   TeacherOutput forward(const torch::Tensor& images) const;
 };
 
-// No teacher (weights "") when both weights are 0. Otherwise the student's architecture (`arch`:
-// vit | mobilenet; a ViT teacher without adaptive blocks or calibration) with every tensor from
-// train.teacher, or in the adaptive stage without one from train.init. ConfigError when no weights
-// file is named, when the file lacks a tensor of the model, or for token distillation outside the
-// adaptive stage.
+// No teacher (weights "") when every weight is 0. Otherwise train.teacher_model (same = the student's
+// architecture `arch`, vit | mobilenet; vit; mobilenet-v3-small | mobilenet-v3-large; a ViT teacher
+// has no adaptive blocks or calibration) with every tensor from train.teacher, or in the adaptive
+// stage without one from train.init. ConfigError when no weights file is named, when the file lacks
+// a tensor of the model, for an unknown teacher_model, or for token distillation other than from a ViT
+// to the adaptive ViT.
 Teacher make_teacher(const Config& config, const std::string& stage, const std::string& arch, torch::Device device);
 
 // T² · KL(softmax(teacher / T) ‖ softmax(student / T)), summed over classes, mean over the batch.

@@ -40,6 +40,7 @@ void check_training_ranges(const Config& config) {
   real_in("train.label_smoothing", 0.0, 1.0, false, true);
   real_in("train.grad_clip", 0.0, std::numeric_limits<double>::max(), false, false);
   real_in("train.distill_kl", 0.0, 1e3, false, false);
+  real_in("train.distill_hard", 0.0, 1.0, false, false);
   real_in("train.distill_tokens", 0.0, 1e3, false, false);
   real_in("train.distill_temperature", 0.0, 1e3, true, false);
 }

@@ -170,7 +170,7 @@ std::vector<EpochRecord> train(const Config& config, const TrainRunOptions& run)
     return f;
   };
   const Teacher teacher = make_teacher(config, stage, arch, device);
-  const bool distilling = teacher.kl > 0.0 || teacher.tokens > 0.0;
+  const bool distilling = teacher.active();
   const MixOptions mix = mix_options_from_config(config);
   const int64_t num_classes = model ? model->options.num_classes() : mobilenet->options.num_classes();
   const auto evaluate_split = [&](const ImageDataset& data, const EvalOptions& options) {
@@ -263,6 +263,11 @@ std::vector<EpochRecord> train(const Config& config, const TrainRunOptions& run)
     torch::Tensor distill_term = torch::zeros({}, logits.options());
     if (distilling) {
       const TeacherOutput t = teacher.forward(images);
+      if (teacher.hard > 0.0) {  // DeiT's hard-label distillation: the teacher's decision as a second label
+        const torch::Tensor hard_ce = torch::nn::functional::cross_entropy(logits, t.logits.argmax(1));
+        loss = (1.0 - teacher.hard) * ce;
+        distill_term = distill_term + teacher.hard * hard_ce;
+      }
       if (teacher.kl > 0.0) distill_term = distill_term + teacher.kl * distillation_kl(logits, t.logits, teacher.temperature);
       if (teacher.tokens > 0.0) {
         Vit teacher_vit = teacher.vit;
