@@ -473,6 +473,35 @@ TEST(Loader, DeterministicAndCoversEverySampleOnce) {
   EXPECT_TRUE(torch::equal(run_epoch(a, 0)[3].images, ea[3].images));
 }
 
+// Repeated augmentation (DeiT's RASampler): each image r times in a row, differently augmented, N/r
+// distinct images per epoch; evaluation loaders never repeat.
+TEST(Loader, RepeatedAugmentationRepeatsEachImageInTheSameBatch) {
+  const ImageDataset& fm = fashion_train();
+  ImageDataset small{fm.images.slice(0, 0, 300), fm.labels.slice(0, 0, 300), fm.class_names, fm.class_ids,
+                     "fashion-mnist", "train", ""};
+  const Config config = Config::load("", {"data.repeated_aug=3", "data.augment=crop-flip", "data.batch_size=60"});
+  const TransformOptions t = transform_options(config, small);
+  const LoaderOptions o = loader_options(config, /*train=*/true, 11);
+  EXPECT_EQ(o.repeats, 3);
+  EXPECT_EQ(loader_options(config, /*train=*/false, 11).repeats, 1);
+  Loader loader(small, t, o);
+  const auto order = loader.epoch_order(0);
+  ASSERT_EQ(order.size(0), 300);
+  for (int64_t i = 0; i < 300; ++i) EXPECT_EQ(order[i].item<int64_t>(), order[i - i % 3].item<int64_t>()) << i;
+  EXPECT_EQ(std::get<0>(at::_unique(order)).size(0), 100);
+  const auto batches = run_epoch(loader, 0);
+  ASSERT_EQ(batches.size(), 5u);
+  int differ = 0;
+  for (int64_t k = 0; k < 60; k += 3) {
+    EXPECT_EQ(batches[1].indices[k].item<int64_t>(), batches[1].indices[k + 2].item<int64_t>());
+    differ += !torch::equal(batches[1].images[k], batches[1].images[k + 1]);
+  }
+  EXPECT_GT(differ, 15);  // the copies are augmented apart (a crop-flip can repeat by chance)
+  EXPECT_NE(test::error_of([] { loader_options(Config::load("", {"data.repeated_aug=0"}), true, 0); })
+                .find("data.repeated_aug: 0, expected an integer ≥ 1"),
+            std::string::npos);
+}
+
 TEST(Loader, DropLastAndNoShuffle) {
   const ImageDataset& fm = fashion_train();
   ImageDataset small{fm.images.slice(0, 0, 250), fm.labels.slice(0, 0, 250), fm.class_names, fm.class_ids,

@@ -207,6 +207,29 @@ TEST(Reproduce, PresetPlanIsTheDocumentedStudy) {
   EXPECT_NE(YAML::Dump(compact.node("reproduce")), YAML::Dump(long_.node("reproduce")));
 }
 
+// The teacher stage (issue: stronger models): a convnet trained first, the ViT backbone distilling
+// from it, the adaptive stage distilling from its backbone with its own weights; no teacher asked,
+// no teacher stage (the test above pins that plan).
+TEST(Reproduce, TeacherStageFeedsTheBackboneAndTheAdaptiveStageDistilsItsOwnWay) {
+  const std::string out = test::temp_dir("reproduce-teacher") + "/never-made";
+  std::string output;
+  ASSERT_EQ(test::run_cli("--seed 0 --log-level info reproduce -c imagenette64 --teacher-epochs 4 --teacher-model "
+                          "mobilenet-v3-small --adaptive-distill-kl 0.5 --plan -o " + out, &output), 0) << output;
+  const auto plan = plan_commands(output);
+  ASSERT_TRUE(plan.count("teacher")) << output;
+  EXPECT_LT(output.find("] teacher:"), output.find("] backbone:"));
+  EXPECT_NE(plan.at("teacher").find("train.model=mobilenet mobilenet.variant=small"), std::string::npos) << plan.at("teacher");
+  EXPECT_NE(plan.at("teacher").find("train.epochs=4"), std::string::npos) << plan.at("teacher");
+  EXPECT_NE(plan.at("backbone").find("train.teacher=" + out + "/teacher/model.safetensors train.teacher_model=mobilenet-v3-small"),
+            std::string::npos) << plan.at("backbone");
+  EXPECT_NE(plan.at("adaptive").find("train.teacher= train.teacher_model=same train.distill_hard=0 train.distill_kl=0.5 "
+                                     "train.distill_tokens=0"),
+            std::string::npos) << plan.at("adaptive");
+  EXPECT_NE(test::run_cli("reproduce -c imagenette64 --teacher-epochs 4 --teacher-model resnet --plan -o " + out, &output), 0);
+  EXPECT_NE(output.find("'resnet' is not one of mobilenet-v3-small, mobilenet-v3-large"), std::string::npos) << output;
+  EXPECT_FALSE(fs::exists(out));
+}
+
 TEST(Reproduce, RefusesABadScaleInTheConfig) {
   const std::string dir = test::temp_dir("reproduce-bad-scale");
   std::ofstream(dir + "/zero-shards.yaml") << "reproduce:\n  sweep_shards: 0\n";

@@ -21,6 +21,7 @@
 #include "tokcom/core/errors.h"
 #include "tokcom/core/text.h"
 #include "tokcom/eval/sweep.h"
+#include "tokcom/model/mobilenet_v3.h"
 #include "tokcom/report/report.h"
 #include "tokcom/split/method.h"
 
@@ -35,7 +36,9 @@ struct ReproduceArgs {
   // shrinks these, not the method.
   int64_t sweep_shards = 0, jscc_epochs = 0, deploy_images = 0, adaptive_epochs = 0, mobilenet_epochs = 0;
   int64_t backbone_epochs = 0, jscc_batches = 0, sweep_batches = 0, proxy_batches = 0, jscc_warm_start = 0;
+  int64_t teacher_epochs = 0;
   std::string alphas, snr, proxy_snr, channels, scenarios, methods;
+  std::string teacher_model, adaptive_distill_kl, adaptive_distill_tokens;
   bool fresh = false, quick = false, plan = false;
   // Each scale knob: its key in the `reproduce` section and the flag that overrides it.
   struct Knob {
@@ -151,15 +154,43 @@ void run_reproduce(ReproduceArgs& a) {
   const std::vector<std::string> backbone_epochs =
       a.quick || a.backbone_epochs == 0 ? std::vector<std::string>{}
                                         : std::vector<std::string>{"train.epochs=" + std::to_string(a.backbone_epochs)};
+  // A convnet teacher for the ViT backbone (DeiT's recipe; docs/model.md "Training recipe"): its own
+  // stage, from scratch; the backbone then distils from it with the config's train.distill_hard /
+  // train.distill_kl.
+  std::vector<std::string> backbone_teacher, backbone_reads;
+  if (a.teacher_epochs > 0) {
+    const std::string variant = mobilenet_variant_from_model_name(a.teacher_model);  // ConfigError for another name
+    const std::vector<std::string> teacher_epochs =
+        a.quick ? std::vector<std::string>{} : std::vector<std::string>{"train.epochs=" + std::to_string(a.teacher_epochs)};
+    plan.push_back({"teacher", with({"train", "--resume", "-c", a.config, "train.stage=backbone", "train.model=mobilenet",
+                                     "mobilenet.variant=" + variant, "train.lr=2e-3", "train.warmup_epochs=1",
+                                     "train.distill_hard=0", "train.distill_kl=0", "train.out=" + out + "/teacher"},
+                                    teacher_epochs), {}});
+    backbone_teacher = {"train.teacher=" + out + "/teacher/model.safetensors", "train.teacher_model=" + a.teacher_model};
+    backbone_reads = {"teacher"};
+  }
+  std::vector<std::string> backbone_extra = backbone_epochs;
+  backbone_extra.insert(backbone_extra.end(), backbone_teacher.begin(), backbone_teacher.end());
   plan.push_back({"backbone", with({"train", "--resume", "-c", a.config, "train.stage=backbone",
                                     "train.out=" + out + "/backbone"},
-                                   backbone_epochs), {}});
-  const std::vector<std::string> adaptive_epochs =
+                                   backbone_extra), backbone_reads});
+  // The adaptive stage distils from the backbone it starts from (self-distillation), with its own
+  // weights; the backbone's teacher and hard-label term are not its.
+  std::vector<std::string> adaptive_extra =
       a.quick ? std::vector<std::string>{}
               : std::vector<std::string>{"train.epochs=" + std::to_string(a.adaptive_epochs), "train.warmup_epochs=1"};
+  // (Only where some distillation is asked for, so the plans of configs without any stay as they were.)
+  const bool distills = a.teacher_epochs > 0 || a.adaptive_distill_kl != "0" || a.adaptive_distill_tokens != "0" ||
+                        config.get_double("train.distill_hard") > 0 || config.get_double("train.distill_kl") > 0 ||
+                        config.get_double("train.distill_tokens") > 0;
+  if (distills) {
+    adaptive_extra.insert(adaptive_extra.end(),
+                          {"train.teacher=", "train.teacher_model=same", "train.distill_hard=0",
+                           "train.distill_kl=" + a.adaptive_distill_kl, "train.distill_tokens=" + a.adaptive_distill_tokens});
+  }
   plan.push_back({"adaptive", with({"train", "--resume", "-c", a.config, "train.stage=adaptive",
                                     "train.init=" + out + "/backbone/model.safetensors", "train.out=" + out + "/adaptive"},
-                                   adaptive_epochs), {"backbone"}});
+                                   adaptive_extra), {"backbone"}});
   if (wanted("proposal")) plan.push_back({"bank", with_jscc({"train", "--resume", "-c", out + "/adaptive/config.yaml",
                                 "train.init=" + out + "/adaptive/model.safetensors", "train.out=" + bank},
                                jscc), {"adaptive"}});
@@ -309,6 +340,14 @@ void add_reproduce(CLI::App& app) {
   knob_int("mobilenet_epochs", &a->mobilenet_epochs, 1, "Epochs of the MobileNetV3 backbone (from scratch)");
   knob_int("deploy_images", &a->deploy_images, 0, "Images per deployment run (0: the whole validation split)");
   knob_int("backbone_epochs", &a->backbone_epochs, 0, "Epochs of the ViT backbone (0: the config's train.epochs)");
+  knob_int("teacher_epochs", &a->teacher_epochs, 0,
+           "Epochs of the convnet teacher the ViT backbone distils from (0: no teacher stage; the weights\n"
+           "are the config's train.distill_hard / train.distill_kl)");
+  knob_string("teacher_model", &a->teacher_model, "The teacher: mobilenet-v3-small | mobilenet-v3-large");
+  knob_string("adaptive_distill_kl", &a->adaptive_distill_kl,
+              "Adaptive stage: weight of the KL to the backbone's logits (train.distill_kl; 0 = off)");
+  knob_string("adaptive_distill_tokens", &a->adaptive_distill_tokens,
+              "Adaptive stage: weight of the kept tokens' distillation (train.distill_tokens; 0 = off)");
   knob_int("jscc_batches", &a->jscc_batches, 0, "Batches per epoch of every JSCC model (0: the whole training split)");
   knob_int("jscc_warm_start", &a->jscc_warm_start, 0,
            "Steps of each JSCC model's warm start (the codec alone learns to carry the device's output\n"

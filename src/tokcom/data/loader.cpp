@@ -5,6 +5,8 @@
 
 #include <cstring>
 
+#include <fmt/format.h>
+
 #include "tokcom/core/errors.h"
 
 namespace tokcom {
@@ -18,6 +20,11 @@ LoaderOptions loader_options(const Config& cfg, bool train, uint64_t seed) {
   o.shuffle = train;
   o.augment = train;
   o.seed = seed;
+  o.repeats = cfg.get_int("data.repeated_aug");
+  if (o.repeats < 1) {
+    throw ConfigError(fmt::format("data.repeated_aug: {}, expected an integer ≥ 1 (1 = off; DeiT uses 3)", o.repeats));
+  }
+  if (!train) o.repeats = 1;
   return o;
 }
 
@@ -50,7 +57,9 @@ torch::Tensor Loader::epoch_order(int64_t epoch) const {
   const int64_t n = dataset_.size();
   if (!options_.shuffle) return torch::arange(n, torch::kInt64);
   auto gen = at::make_generator<at::CPUGeneratorImpl>(batch_seed(options_.seed, epoch, -1));
-  return torch::randperm(n, gen, torch::kInt64);
+  const torch::Tensor perm = torch::randperm(n, gen, torch::kInt64);
+  if (options_.repeats <= 1) return perm;
+  return perm.repeat_interleave(options_.repeats).slice(0, 0, n);
 }
 
 Loader::Shard Loader::shard(int64_t b) const {

@@ -36,8 +36,13 @@ struct LoaderOptions {
   // part of every global batch (batch_size stays the global size), so the union over ranks of batch b
   // is batch b of one process. Rank k > 0 draws its augmentation from rank_seed(seed, k).
   int shard_count = 1, shard_index = 0;
+  // Repeated augmentation (DeiT's RASampler): with r > 1 (shuffle on) an epoch's order is a
+  // permutation's first ⌈N/r⌉ samples each r times in a row, cut to N, so a batch holds r different
+  // augmentations of B/r images and an epoch sees N/r distinct ones. 1 = off.
+  int64_t repeats = 1;
 };
-// batch_size, drop_last, workers, prefetch from data.*; seed/shuffle/augment as given.
+// batch_size, drop_last, workers, prefetch, repeats (data.repeated_aug, training only) from data.*;
+// seed/shuffle/augment as given. ConfigError for data.repeated_aug < 1.
 LoaderOptions loader_options(const Config& cfg, bool train, uint64_t seed);
 
 class Loader {
@@ -50,7 +55,8 @@ class Loader {
 
   int64_t batches_per_epoch() const;
   int64_t size() const { return dataset_.size(); }
-  // Sample order of `epoch` (a permutation of 0..N−1, or the identity without shuffle).
+  // Sample order of `epoch` (a permutation of 0..N−1, the identity without shuffle, or with repeats
+  // each of a permutation's first ⌈N/r⌉ samples r times in a row, N entries).
   torch::Tensor epoch_order(int64_t epoch) const;
   // Rows [begin, end) of global batch `b` (global = its full size) that this shard reads, as offsets
   // into the batch: [size·k/K, size·(k+1)/K) for shard k of K. An empty shard (a last batch smaller
