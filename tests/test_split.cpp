@@ -395,6 +395,30 @@ TEST(JsccStage, TrainsFrozenDeviceResumesAndSweepShardsMerge) {
   EXPECT_NE(out.find("jscc-noiseless-r0.1.safetensors"), std::string::npos) << out;
 }
 
+// train.jscc_distill_kl: the clean model's KL joins the CE with its weight. With lr 0 nothing moves,
+// so every run sees the same batches, budgets and noise: the loss exceeds the CE-only run's by w times
+// one and the same mean KL (w = 2 adds exactly twice what w = 1 adds), and a bad weight is named.
+TEST(JsccStage, CleanModelKlAddsItsWeightedTerm) {
+  const std::string dir = test::temp_dir("jscc-kl");
+  const std::string init = saved_random_vit(dir);
+  auto config_for = [&](const std::string& out, const std::string& weight) {
+    auto o = tiny_overrides(out);
+    o.insert(o.end(), {"train.stage=jscc", "train.init=" + init, "train.ratios=0.5", "comm.train_regime=robust",
+                       "train.epochs=1", "train.max_batches=2", "train.lr=0", "train.jscc_warm_start_steps=0",
+                       "train.jscc_distill_kl=" + weight});
+    return Config::load("", o);
+  };
+  TrainRunOptions run;
+  run.seed = 5;
+  const double ce = train_jscc(config_for(dir + "/ce", "0"), run).at(0).loss;
+  const double one = train_jscc(config_for(dir + "/one", "1"), run).at(0).loss;
+  const double two = train_jscc(config_for(dir + "/two", "2"), run).at(0).loss;
+  EXPECT_GT(one - ce, 1e-4) << ce << " " << one;
+  EXPECT_NEAR(two - ce, 2 * (one - ce), 1e-5 + 1e-3 * (one - ce));
+  EXPECT_NE(test::error_of([&] { train_jscc(config_for(dir + "/bad", "-1"), run); }).find("train.jscc_distill_kl: -1"),
+            std::string::npos);
+}
+
 // The warm start (train.jscc_warm_start_steps): before any CE step the codec learns to carry the
 // device's tokens. Checked outside the stage's own log: on validation images the saved codec
 // reconstructs the device output far better than the same pair trained cold with the same seed.

@@ -2,6 +2,8 @@
 
 #include <torch/torch.h>
 
+#include <cmath>
+
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -10,6 +12,38 @@
 #include "tokcom/core/state_dict.h"
 
 namespace tokcom {
+
+namespace {
+
+// The frozen teacher `arch` (vit | mobilenet | mobilenet-v3-small | mobilenet-v3-large) from
+// t.weights, every tensor required, in eval mode without gradients on `device`.
+// `key` names where the weights came from in messages.
+void load_teacher(const Config& config, const std::string& teacher_arch, const std::string& key, torch::Device device,
+                  Teacher& t) {
+  torch::nn::Module* module = nullptr;
+  if (teacher_arch == "vit") {
+    VitOptions options = vit_options_from_config(config);
+    options.adaptive_blocks({}).calibration_kept({}).calibration_budget({}).budget_cap(false).drop_path(0.0);
+    t.vit = Vit(options);
+    module = t.vit.get();
+  } else {
+    MobileNetV3Options options = mobilenet_options_from_config(config);
+    if (teacher_arch != "mobilenet") options.variant(mobilenet_variant_from_model_name(teacher_arch));
+    t.mobilenet = MobileNetV3(options);
+    module = t.mobilenet.get();
+  }
+  const LoadReport report = load_module(t.weights, *module, /*strict=*/false);
+  if (!report.missing.empty()) {
+    throw ConfigError(fmt::format("{}: {} lacks {} tensors of the teacher (the first: '{}'); expected the weights of a "
+                                  "trained {} with this config's shape",
+                                  key, t.weights, report.missing.size(), report.missing.front(), teacher_arch));
+  }
+  module->to(device);
+  module->eval();
+  for (auto& p : module->parameters()) p.requires_grad_(false);
+}
+
+}  // namespace
 
 Teacher make_teacher(const Config& config, const std::string& stage, const std::string& arch, torch::Device device) {
   Teacher t;
@@ -36,30 +70,24 @@ Teacher make_teacher(const Config& config, const std::string& stage, const std::
     throw ConfigError("train.distill_kl / train.distill_hard / train.distill_tokens need a teacher: set train.teacher "
                       "to its safetensors (the adaptive stage uses train.init when train.teacher is empty)");
   }
-  torch::nn::Module* module = nullptr;
-  if (teacher_arch == "vit") {
-    VitOptions options = vit_options_from_config(config);
-    options.adaptive_blocks({}).calibration_kept({}).calibration_budget({}).budget_cap(false).drop_path(0.0);
-    t.vit = Vit(options);
-    module = t.vit.get();
-  } else {
-    MobileNetV3Options options = mobilenet_options_from_config(config);
-    if (teacher_arch != "mobilenet") options.variant(mobilenet_variant_from_model_name(teacher_arch));
-    t.mobilenet = MobileNetV3(options);
-    module = t.mobilenet.get();
-  }
-  const LoadReport report = load_module(t.weights, *module, /*strict=*/false);
-  if (!report.missing.empty()) {
-    throw ConfigError(fmt::format("train.teacher: {} lacks {} tensors of the teacher ({} of them: '{}'); expected the "
-                                  "weights of a trained {} with this config's shape",
-                                  t.weights, report.missing.size(), report.missing.size(), report.missing.front(),
-                                  teacher_arch));
-  }
-  module->to(device);
-  module->eval();
-  for (auto& p : module->parameters()) p.requires_grad_(false);
+  load_teacher(config, teacher_arch, config.get_string("train.teacher").empty() ? "train.init" : "train.teacher", device, t);
   spdlog::info("distilling from {} ({}; hard-label weight {}, KL weight {}, token weight {}, T = {})", t.weights,
                teacher_arch, t.hard, t.kl, t.tokens, t.temperature);
+  return t;
+}
+
+Teacher make_clean_teacher(const Config& config, const std::string& arch, torch::Device device) {
+  Teacher t;
+  t.kl = config.get_double("train.jscc_distill_kl");
+  t.temperature = config.get_double("train.distill_temperature");
+  if (!(std::isfinite(t.kl) && t.kl >= 0.0 && t.kl <= 1e3)) {
+    throw ConfigError(fmt::format("train.jscc_distill_kl: {}, expected a finite number in [0, 1000] (0 = the paper's CE)", t.kl));
+  }
+  if (!t.active()) return t;
+  t.weights = config.get_string("train.init");
+  load_teacher(config, arch, "train.init", device, t);
+  spdlog::info("jscc: KL to the clean model's logits ({}, every token, no channel), weight {}, T = {}", t.weights, t.kl,
+               t.temperature);
   return t;
 }
 

@@ -40,6 +40,12 @@ struct Teacher {
 // to the adaptive ViT.
 Teacher make_teacher(const Config& config, const std::string& stage, const std::string& arch, torch::Device device);
 
+// The JSCC stage's clean model (train.jscc_distill_kl > 0; else no teacher): the pair's starting model
+// (train.init: the adaptive ViT, the backbone, or the MobileNet backbone; `arch` vit | mobilenet) as a
+// static model, every token, no codec and no channel — the logits the link should reproduce. A
+// deviation from the paper's CE, behind the switch. ConfigError for a weight outside [0, 1000].
+Teacher make_clean_teacher(const Config& config, const std::string& arch, torch::Device device);
+
 // T² · KL(softmax(teacher / T) ‖ softmax(student / T)), summed over classes, mean over the batch.
 torch::Tensor distillation_kl(const torch::Tensor& student_logits, const torch::Tensor& teacher_logits, double temperature);
 

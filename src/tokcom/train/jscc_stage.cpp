@@ -23,6 +23,7 @@
 #include "tokcom/split/method.h"
 #include "tokcom/split/proposal.h"
 #include "tokcom/train/checkpoint.h"
+#include "tokcom/train/distill.h"
 #include "tokcom/train/distributed.h"
 #include "tokcom/train/loop.h"
 #include "tokcom/train/schedule.h"
@@ -186,6 +187,8 @@ std::vector<JsccEpochRecord> train_pair(const Config& config, const TrainRunOpti
   const double smoothing = config.get_double("train.label_smoothing");
 
   SplitModel link = pn.link();  // validation through the real split pipeline
+  // train.jscc_distill_kl: the clean model's logits as a second target (off = the paper's CE).
+  const Teacher clean = make_clean_teacher(config, kind.kind == MethodKind::kMobileNet ? "mobilenet" : "vit", device);
   const auto awgn = make_channel("awgn");
   std::vector<LinkPoint> val_points;
   for (double snr : jscc_eval_snrs()) val_points.push_back({Decision{1.0, 0}, awgn.get(), snr, val_points.size()});
@@ -249,8 +252,9 @@ std::vector<JsccEpochRecord> train_pair(const Config& config, const TrainRunOpti
       received = channel->apply(sent, snr, noise).payload;
     }
     const torch::Tensor logits = pn.receive(received);
-    const torch::Tensor loss = torch::nn::functional::cross_entropy(
+    torch::Tensor loss = torch::nn::functional::cross_entropy(
         logits, in.labels, torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(smoothing));
+    if (clean.active()) loss = loss + clean.kl * distillation_kl(logits, clean.forward(in.images).logits, clean.temperature);
     return StepOutput{loss, logits, {}};
   };
 
