@@ -25,6 +25,19 @@ TEST(Demo, QuickRunWritesReportAndRerunReusesStages) {
   const std::string dir = test::temp_dir("demo");
   std::string out;
   ASSERT_EQ(test::run_cli("--log-level warn demo --quick -o " + dir, &out), 0) << out;
+  // Two stages at a time by default (--jobs 2): each starts only after the stages it reads are done,
+  // and at some point two run at once.
+  const auto started = [&](const std::string& name) { return out.find("/12] " + name + "\n"); };
+  const auto done = [&](const std::string& name) { return out.find("/12] " + name + ": done in"); };
+  const std::pair<std::string, std::vector<std::string>> reads[] = {
+      {"adaptive", {"backbone"}}, {"bank", {"adaptive"}},     {"vit-ae", {"backbone"}},
+      {"mobilenet-cnn", {"mobilenet"}}, {"sweep", {"bank", "vit-ae", "mobilenet-cnn"}},
+      {"proxy", {"bank"}},       {"control", {"proxy", "bank"}}, {"fig9", {"adaptive"}}};
+  for (const auto& [stage, inputs] : reads) {
+    ASSERT_NE(started(stage), std::string::npos) << stage << "\n" << out;
+    for (const auto& input : inputs) EXPECT_LT(done(input), started(stage)) << input << " before " << stage << "\n" << out;
+  }
+  EXPECT_LT(started("mobilenet"), done("backbone")) << "the MobileNet chain runs beside the ViT's\n" << out;
   for (const char* f : {"README.md", "report.md", "report.html", "sweep/sweep.csv", "digital/digital.csv",
                         "proxy/proxy.csv", "control/deploy_summary.csv", "control/summary.csv", "fig9/fig9.png",
                         "bank/jscc-robust-r0.1.safetensors", "bank/jscc-noiseless-r0.5.safetensors",

@@ -230,6 +230,22 @@ TEST(Reproduce, TeacherStageFeedsTheBackboneAndTheAdaptiveStageDistilsItsOwnWay)
   EXPECT_FALSE(fs::exists(out));
 }
 
+// Stages side by side (--jobs 2): a stage that fails stops the pipeline with its name and exit code,
+// and nothing that reads it starts.
+TEST(Reproduce, ParallelStagesStopAtTheFirstFailure) {
+  const std::string dir = test::temp_dir("reproduce-jobs");
+  std::ofstream(dir + "/diverges.yaml") << "train:\n  lr: 1.0e+308\n";
+  std::string output;
+  EXPECT_NE(test::run_cli("--log-level warn reproduce -c " + dir + "/diverges.yaml --quick --jobs 2 -o " + dir + "/out",
+                          &output),
+            0);
+  EXPECT_NE(output.find("stage 'backbone' failed"), std::string::npos) << output;
+  EXPECT_NE(output.find("train.lr: 1e+308"), std::string::npos) << output;
+  EXPECT_FALSE(fs::exists(dir + "/out/backbone/.done"));
+  EXPECT_FALSE(fs::exists(dir + "/out/adaptive")) << output;
+  EXPECT_FALSE(fs::exists(dir + "/out/bank")) << output;
+}
+
 TEST(Reproduce, RefusesABadScaleInTheConfig) {
   const std::string dir = test::temp_dir("reproduce-bad-scale");
   std::ofstream(dir + "/zero-shards.yaml") << "reproduce:\n  sweep_shards: 0\n";

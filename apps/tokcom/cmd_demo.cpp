@@ -25,6 +25,9 @@ namespace fs = std::filesystem;
 struct DemoArgs {
   std::string dataset = "fashion-mnist", out;
   bool fresh = false, quick = false;
+  // Two stage chains at once with one thread each (the ViT chain and the MobileNetV3 one): these small
+  // models use two one-thread processes better than one two-thread process (docs/PERF.md).
+  int jobs = 2;
 };
 
 void run_demo(const DemoArgs& a) {
@@ -92,7 +95,7 @@ void run_demo(const DemoArgs& a) {
 
   const int total = static_cast<int>(plan.size()) + 1;  // + the report
   Stages s("demo", out, total);
-  run_plan(s, plan);
+  run_plan(s, plan, {}, a.jobs);
 
   // Report (`tokcom report` on the folder), a README with the headline tables, and the summary in the terminal.
   std::fprintf(stderr, "[demo %d/%d] report\n  $ tokcom report %s\n", total, total, out.c_str());
@@ -125,6 +128,9 @@ void add_demo(CLI::App& app) {
       ->check(CLI::IsMember({"fashion-mnist", "imagenette"}))
       ->capture_default_str();
   cmd->add_option("-o,--out", a->out, "Output folder (default runs/demo-<dataset>)");
+  cmd->add_option("--jobs", a->jobs, "Stages run side by side, the cores shared among them (1: one after another)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 64));
   cmd->add_flag("--quick", a->quick, "Smoke run: one tiny epoch per stage, 64 images per sweep cell (minutes)");
   cmd->add_flag("--fresh", a->fresh, "Delete the output folder first (otherwise finished stages are reused)");
   cmd->footer("Stages: backbone → adaptive → JSCC bank (robust + noiseless) → ViT-AE → sweep → digital baselines →\n"

@@ -40,6 +40,7 @@ struct ReproduceArgs {
   std::string alphas, snr, proxy_snr, channels, scenarios, methods;
   std::string teacher_model, adaptive_distill_kl, adaptive_distill_tokens;
   bool fresh = false, quick = false, plan = false;
+  int jobs = 1;  // stages side by side (run_plan)
   // Each scale knob: its key in the `reproduce` section and the flag that overrides it.
   struct Knob {
     std::string key;
@@ -298,7 +299,7 @@ void run_reproduce(ReproduceArgs& a) {
   Stages stages("reproduce", out, static_cast<int>(plan.size()));
   if (a.plan) stages.set_dry_run(true);
   const std::vector<std::string> selected = split_list(a.stages);
-  run_plan(stages, plan, selected);
+  run_plan(stages, plan, selected, a.jobs);
   if (a.plan) {
     std::fprintf(stderr, "reproduce: plan only (--plan); nothing was run\n");
     return;
@@ -364,6 +365,11 @@ void add_reproduce(CLI::App& app) {
   knob_string("scenarios", &a->scenarios, "SNR scenarios of the controller (empty: the paper's five)");
   cmd->add_option("--stages", a->stages, "Only these stages, comma list (e.g. backbone,adaptive or sweep)");
   cmd->add_option("--device", a->device, "train.device for every stage (cpu | cuda)");
+  cmd->add_option("--jobs", a->jobs,
+                  "Stages run side by side, each once the stages it reads are done, the cores shared\n"
+                  "among them (small models train faster as 2 one-thread processes than as one 2-thread one)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 64));
   cmd->add_flag("--quick", a->quick, "Smoke run: one tiny epoch per stage, one batch per sweep cell");
   cmd->add_flag("--plan", a->plan,
                 "Print every stage's command and whether it would be reused or run, then exit (runs nothing)");

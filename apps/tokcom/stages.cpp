@@ -4,10 +4,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <csignal>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <map>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -15,6 +18,7 @@
 #include "command.h"
 #include "tokcom/core/atomic_file.h"
 #include "tokcom/core/errors.h"
+#include "tokcom/core/startup.h"
 #include "tokcom/core/text.h"
 #include "tokcom/net/wire.h"
 
@@ -43,9 +47,10 @@ std::string self_path() {
 Stages::Stages(std::string label, std::string out, int total)
     : label_(std::move(label)), out_(std::move(out)), total_(total) {}
 
-void Stages::skip(const std::string& name) {
-  ++index_;
-  std::fprintf(stderr, "[%s %d/%d] %s: not selected\n", label_.c_str(), index_, total_, name.c_str());
+void Stages::skip(const std::string& name) { skip(++index_, name); }
+
+void Stages::skip(int index, const std::string& name) {
+  std::fprintf(stderr, "[%s %d/%d] %s: not selected\n", label_.c_str(), index, total_, name.c_str());
 }
 
 // What identifies one finished run of a stage: its command digest and its wall time (a rerun with
@@ -55,78 +60,163 @@ static std::string stage_stamp(const std::string& dir) {
   return read_file(dir + "/.done") + (fs::exists(dir + "/.seconds") ? read_file(dir + "/.seconds") : "");
 }
 
+static double steady_seconds() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
 void Stages::run(const std::string& name, const std::vector<std::string>& args, const std::vector<std::string>& inputs) {
-  ++index_;
+  const Started started = start(++index_, name, args, inputs);
+  if (started.pid == 0) return;
+  int status = 0;
+  waitpid(started.pid, &status, 0);
+  finish(started, status);
+}
+
+Stages::Started Stages::start(int index, const std::string& name, const std::vector<std::string>& args,
+                              const std::vector<std::string>& inputs) {
   const StartupOptions& g = global_options();
-  std::vector<std::string> argv = {self_path(), "--seed", std::to_string(g.seed), "--threads", std::to_string(g.threads),
+  const int threads = child_threads_ > 0 ? child_threads_ : g.threads;
+  std::vector<std::string> argv = {self_path(), "--seed", std::to_string(g.seed), "--threads", std::to_string(threads),
                                    "--log-level", g.log_level};
   if (!g.precision.empty()) argv.insert(argv.end(), {"--precision", g.precision});
   const size_t globals = argv.size();
   argv.insert(argv.end(), args.begin(), args.end());
+  Started st;
+  st.index = index;
+  st.name = name;
   // `line` is the command without the global options (what identifies the stage); `full` is what
   // .command records and --plan prints.
-  std::string line = "tokcom", full = "tokcom";
-  for (size_t i = globals; i < argv.size(); ++i) line += " " + argv[i];
-  for (size_t i = 1; i < argv.size(); ++i) full += " " + argv[i];
+  st.line = "tokcom";
+  st.full = "tokcom";
+  for (size_t i = globals; i < argv.size(); ++i) st.line += " " + argv[i];
+  for (size_t i = 1; i < argv.size(); ++i) st.full += " " + argv[i];
   // The seed is part of what a stage computes (a rerun with another seed must not reuse it); the
   // thread count and log level are not. Seed 0 (the default) hashes the bare command, as every
   // stage did before the seed counted, so those runs are still reused; so does a precision given
   // with --precision (fp32, given or not, keeps the old digests).
   const bool bf16 = g.precision == "bf16";
-  const std::string identity = (bf16 ? "--precision bf16 " : "") + line;
-  const std::string dir = out_ + "/" + name, done = dir + "/.done",
-                    digest = fnv1a_hex(g.seed == 0 ? identity : fmt::format("--seed {} {}", g.seed, identity));
-  std::string stamps;
-  for (const auto& input : inputs) stamps += input + "\n" + stage_stamp(out_ + "/" + input);
-  const bool same_command = fs::exists(done) && read_file(done) == digest + "\n";
-  bool inputs_same = !fs::exists(dir + "/.inputs") || read_file(dir + "/.inputs") == stamps;
+  const std::string identity = (bf16 ? "--precision bf16 " : "") + st.line;
+  st.dir = out_ + "/" + name;
+  const std::string done = st.dir + "/.done";
+  st.digest = fnv1a_hex(g.seed == 0 ? identity : fmt::format("--seed {} {}", g.seed, identity));
+  for (const auto& input : inputs) st.stamps += input + "\n" + stage_stamp(out_ + "/" + input);
+  const bool same_command = fs::exists(done) && read_file(done) == st.digest + "\n";
+  bool inputs_same = !fs::exists(st.dir + "/.inputs") || read_file(st.dir + "/.inputs") == st.stamps;
   if (dry_run_) {
     for (const auto& input : inputs)
       inputs_same = inputs_same && std::find(would_run_.begin(), would_run_.end(), input) == would_run_.end();
     const bool reused = same_command && inputs_same;
     if (!reused) would_run_.push_back(name);
-    std::fprintf(stderr, "[%s %d/%d] %s: %s\n  $ %s\n", label_.c_str(), index_, total_, name.c_str(),
+    std::fprintf(stderr, "[%s %d/%d] %s: %s\n  $ %s\n", label_.c_str(), index, total_, name.c_str(),
                  reused ? "would be reused" : same_command ? "would run again (an input stage would run)" : "would run",
-                 full.c_str());
-    return;
+                 st.full.c_str());
+    return st;
   }
-  fs::create_directories(dir);
+  fs::create_directories(st.dir);
   if (same_command && inputs_same) {
-    std::fprintf(stderr, "[%s %d/%d] %s: reused (same command and inputs, finished before)\n", label_.c_str(), index_,
+    std::fprintf(stderr, "[%s %d/%d] %s: reused (same command and inputs, finished before)\n", label_.c_str(), index,
                  total_, name.c_str());
-    return;
+    return st;
   }
   if (same_command) {
-    std::fprintf(stderr, "[%s %d/%d] %s: an input stage ran again since; running it again\n", label_.c_str(), index_,
+    std::fprintf(stderr, "[%s %d/%d] %s: an input stage ran again since; running it again\n", label_.c_str(), index,
                  total_, name.c_str());
   }
   fs::remove(done);  // a stage killed from here on is not mistaken for finished
-  std::fprintf(stderr, "[%s %d/%d] %s\n  $ %s\n", label_.c_str(), index_, total_, name.c_str(), line.c_str());
-  const auto t0 = std::chrono::steady_clock::now();
+  std::fprintf(stderr, "[%s %d/%d] %s\n  $ %s\n", label_.c_str(), index, total_, name.c_str(), st.line.c_str());
+  st.t0 = steady_seconds();
   std::vector<char*> cargv;
   for (auto& a : argv) cargv.push_back(a.data());
   cargv.push_back(nullptr);
-  pid_t pid = 0;
-  if (posix_spawn(&pid, cargv[0], nullptr, nullptr, cargv.data(), environ) != 0) {
+  if (posix_spawn(&st.pid, cargv[0], nullptr, nullptr, cargv.data(), environ) != 0) {
     throw UsageError(label_ + ": cannot start " + argv[0]);
   }
-  int status = 0;
-  waitpid(pid, &status, 0);
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    throw Error(fmt::format("{} stage '{}' failed (exit {}): {}", label_, name,
-                            WIFEXITED(status) ? WEXITSTATUS(status) : -1, line),
-                WIFEXITED(status) ? WEXITSTATUS(status) : 1);
-  }
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  // For `tokcom report` (timing, provenance): the wall time and the full command line.
-  write_file_atomic(dir + "/.seconds", fmt::format("{:.3f}\n", seconds));
-  write_file_atomic(dir + "/.command", full + "\n");
-  write_file_atomic(dir + "/.inputs", stamps);
-  write_file_atomic(done, digest + "\n");
-  std::fprintf(stderr, "[%s %d/%d] %s: done in %.0f s\n", label_.c_str(), index_, total_, name.c_str(), seconds);
+  return st;
 }
 
-void run_plan(Stages& stages, const std::vector<PlannedStage>& plan, const std::vector<std::string>& selected) {
+void Stages::finish(const Started& st, int status) {
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    throw Error(fmt::format("{} stage '{}' failed (exit {}): {}", label_, st.name,
+                            WIFEXITED(status) ? WEXITSTATUS(status) : -1, st.line),
+                WIFEXITED(status) ? WEXITSTATUS(status) : 1);
+  }
+  const double seconds = steady_seconds() - st.t0;
+  // For `tokcom report` (timing, provenance): the wall time and the full command line.
+  write_file_atomic(st.dir + "/.seconds", fmt::format("{:.3f}\n", seconds));
+  write_file_atomic(st.dir + "/.command", st.full + "\n");
+  write_file_atomic(st.dir + "/.inputs", st.stamps);
+  write_file_atomic(st.dir + "/.done", st.digest + "\n");
+  std::fprintf(stderr, "[%s %d/%d] %s: done in %.0f s\n", label_.c_str(), st.index, total_, st.name.c_str(), seconds);
+}
+
+namespace {
+
+// Up to `jobs` stages at once, each starting when the stages it reads are finished.
+void run_parallel(Stages& stages, const std::vector<PlannedStage>& plan, const std::vector<bool>& selected, int jobs) {
+  const size_t n = plan.size();
+  std::vector<int> state(n, 0);  // 0 waiting, 1 running, 2 finished (or not selected)
+  std::map<pid_t, Stages::Started> running;
+  std::map<std::string, size_t> index_of;
+  for (size_t i = 0; i < n; ++i) index_of[plan[i].name] = i;
+  for (size_t i = 0; i < n; ++i) {
+    if (!selected[i]) {
+      stages.skip(static_cast<int>(i) + 1, plan[i].name);
+      state[i] = 2;
+    }
+  }
+  const auto stop_all = [&] {
+    for (const auto& [pid, st] : running) kill(pid, SIGTERM);
+    for (const auto& [pid, st] : running) waitpid(pid, nullptr, 0);
+    running.clear();
+  };
+  size_t finished = std::count(state.begin(), state.end(), 2);
+  while (finished < n) {
+    // Start every stage whose inputs are finished, in plan order, while there is room.
+    for (size_t i = 0; i < n && static_cast<int>(running.size()) < jobs; ++i) {
+      if (state[i] != 0) continue;
+      const bool ready = std::all_of(plan[i].inputs.begin(), plan[i].inputs.end(),
+                                     [&](const std::string& in) { return state[index_of.at(in)] == 2; });
+      if (!ready) continue;
+      Stages::Started st;
+      try {
+        st = stages.start(static_cast<int>(i) + 1, plan[i].name, plan[i].args, plan[i].inputs);
+      } catch (...) {
+        stop_all();
+        throw;
+      }
+      if (st.pid == 0) {  // reused: finished now, and may free others this same pass
+        state[i] = 2;
+        ++finished;
+        i = static_cast<size_t>(-1);  // rescan from the start (the loop's ++i makes it 0)
+        continue;
+      }
+      state[i] = 1;
+      running.emplace(st.pid, std::move(st));
+    }
+    if (running.empty()) {
+      if (finished < n) throw std::logic_error("pipeline: no stage can start (a cycle in the declared inputs?)");
+      break;
+    }
+    int status = 0;
+    const pid_t pid = waitpid(-1, &status, 0);
+    const auto it = running.find(pid);
+    if (it == running.end()) continue;  // not one of ours
+    const Stages::Started st = it->second;
+    running.erase(it);
+    try {
+      stages.finish(st, status);
+    } catch (...) {
+      stop_all();
+      throw;
+    }
+    state[index_of.at(st.name)] = 2;
+    ++finished;
+  }
+}
+
+}  // namespace
+
+void run_plan(Stages& stages, const std::vector<PlannedStage>& plan, const std::vector<std::string>& selected, int jobs) {
   const auto in = [](const std::string& name, const std::string& prefix) {
     return name == prefix || name.rfind(prefix + "/", 0) == 0;
   };
@@ -144,11 +234,20 @@ void run_plan(Stages& stages, const std::vector<PlannedStage>& plan, const std::
       throw UsageError(fmt::format("--stages: unknown stage '{}' (stages: {})", s, fmt::join(names, ", ")));
     }
   }
-  for (const PlannedStage& st : plan) {
-    const bool run = selected.empty() || std::any_of(selected.begin(), selected.end(),
-                                                     [&](const std::string& s) { return in(st.name, s); });
-    if (run) stages.run(st.name, st.args, st.inputs);
-    else stages.skip(st.name);
+  std::vector<bool> run(plan.size());
+  for (size_t i = 0; i < plan.size(); ++i) {
+    run[i] = selected.empty() ||
+             std::any_of(selected.begin(), selected.end(), [&](const std::string& s) { return in(plan[i].name, s); });
+  }
+  if (jobs > 1 && !stages.dry_run()) {
+    const int threads = global_options().threads > 0 ? global_options().threads : core_count();
+    stages.set_child_threads(std::max(1, threads / jobs));
+    run_parallel(stages, plan, run, jobs);
+    return;
+  }
+  for (size_t i = 0; i < plan.size(); ++i) {
+    if (run[i]) stages.run(plan[i].name, plan[i].args, plan[i].inputs);
+    else stages.skip(plan[i].name);
   }
 }
 

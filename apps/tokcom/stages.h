@@ -3,6 +3,8 @@
 // command did not change since its last success is reused (its folder holds .done with the
 // command's digest). Training stages pass --resume, so a killed pipeline loses at most one epoch.
 #pragma once
+#include <sys/types.h>
+
 #include <string>
 #include <vector>
 
@@ -21,15 +23,34 @@ class Stages {
   // The child gets this process's --seed, --threads and --log-level. Error with the child's exit
   // code if it fails.
   void run(const std::string& name, const std::vector<std::string>& args, const std::vector<std::string>& inputs = {});
+  // run() in two halves, for stages that run side by side (run_plan with jobs > 1): start() prints
+  // the stage as number `index` of the total and starts its child, or returns pid 0 when it is
+  // reused (or in a dry run); finish() records a child that exited with `status` (waitpid's), or
+  // throws as run() does.
+  struct Started {
+    pid_t pid = 0;
+    int index = 0;
+    std::string name, dir, digest, stamps, line, full;
+    double t0 = 0;  // steady-clock seconds at the start
+  };
+  Started start(int index, const std::string& name, const std::vector<std::string>& args,
+                const std::vector<std::string>& inputs);
+  void finish(const Started& started, int status);
+  // --threads of every child (0 = this process's own); run_plan gives each of J parallel stages
+  // its share of the cores.
+  void set_child_threads(int threads) { child_threads_ = threads; }
+  bool dry_run() const { return dry_run_; }
   // Dry run (`reproduce --plan`): run() prints each stage's full command (as its .command will read)
   // and whether it would be reused or run, and touches nothing.
   void set_dry_run(bool on) { dry_run_ = on; }
   // Counts a stage that is not run this time (filtered out), so the [k/n] numbering stays stable.
   void skip(const std::string& name);
+  void skip(int index, const std::string& name);
 
  private:
   std::string label_, out_;
   int total_, index_ = 0;
+  int child_threads_ = 0;
   bool dry_run_ = false;
   std::vector<std::string> would_run_;  // dry run: the stages that would run (their readers would too)
 };
@@ -43,10 +64,15 @@ struct PlannedStage {
   std::vector<std::string> inputs;  // names of earlier stages of the same plan
 };
 
-// Runs `plan` in order: every stage, or those `selected` names and their sub-stages ("sweep" selects
+// Runs `plan`: every stage, or those `selected` names and their sub-stages ("sweep" selects
 // "sweep/part-0-of-2" …; the others are counted as skipped). UsageError naming the stages for a
 // selected name that is not in the plan; std::logic_error for an input that is not an earlier stage.
-void run_plan(Stages& stages, const std::vector<PlannedStage>& plan, const std::vector<std::string>& selected = {});
+// jobs = 1 runs the stages in order. jobs > 1 runs up to that many side by side, a stage starting
+// once every stage it reads has finished (the declared inputs are the whole dependency graph), each
+// child with max(1, threads / jobs) threads; a stage that fails stops the others (SIGTERM; training
+// resumes from its last epoch) and run_plan throws its error. A dry run is always in order.
+void run_plan(Stages& stages, const std::vector<PlannedStage>& plan, const std::vector<std::string>& selected = {},
+              int jobs = 1);
 
 // The report options every verb that writes a report uses (the provenance names the transport
 // libraries, which report/ does not link).
