@@ -20,6 +20,7 @@
 #include "tokcom/core/csv.h"
 #include "tokcom/core/errors.h"
 #include "tokcom/core/progress.h"
+#include "tokcom/core/stats.h"
 #include "tokcom/core/text.h"
 
 using namespace tokcom;
@@ -430,4 +431,18 @@ TEST(BlasKernel, CliSwitchesAFallbackAndLeavesTheUsersChoice) {
   ASSERT_NE(at, std::string::npos) << out;
   const std::string core = out.substr(at + 11, out.find(' ', at + 11) - (at + 11));
   EXPECT_GE(blas_core_level(core), 2) << out;
+}
+
+// Wilson score intervals against published values (e.g. 0 of 10 → [0, 0.2775]).
+TEST(Stats, WilsonIntervalKnownAnswers) {
+  const auto near = [](Interval got, double low, double high) {
+    EXPECT_NEAR(got.low, low, 5e-5);
+    EXPECT_NEAR(got.high, high, 5e-5);
+  };
+  near(wilson_interval(0.5, 100), 0.4038, 0.5962);
+  near(wilson_interval(0.0, 10), 0.0, 0.2775);
+  near(wilson_interval(1.0, 10), 0.7225, 1.0);
+  near(wilson_interval(0.95, 3925), 0.9427, 0.9564);
+  near(wilson_interval(0.3, 0), 0.0, 1.0);
+  EXPECT_THROW(wilson_interval(1.5, 10), UsageError);
 }

@@ -9,6 +9,7 @@
 
 #include "tokcom/control/plots.h"
 #include "tokcom/core/atomic_file.h"
+#include "tokcom/core/stats.h"
 #include "tokcom/core/version.h"
 #include "tokcom/report/figures.h"
 #include "tokcom/report/paper.h"
@@ -32,6 +33,7 @@ namespace {
 // ---- Figs 6–7 data --------------------------------------------------------------------------------
 struct Curve {
   std::vector<std::pair<double, double>> points;  // (ζ, accuracy) of every decision
+  std::vector<int64_t> images;                     // n_images of each point
 };
 using Curves = std::map<std::string, Curve>;  // label → decisions
 
@@ -44,8 +46,9 @@ std::map<std::pair<std::string, double>, Curves> accuracy_curves(const RunData& 
     for (size_t i = 0; i < t.rows.size(); ++i) {
       const std::string regime = t.text(i, "regime");
       const std::string label = t.text(i, "method") + (regime == "none" ? "" : " (" + regime + ")");
-      out[{t.text(i, "channel"), t.number(i, "snr_db")}][label].points.emplace_back(t.number(i, "zeta"),
-                                                                                   t.number(i, "accuracy"));
+      Curve& c = out[{t.text(i, "channel"), t.number(i, "snr_db")}][label];
+      c.points.emplace_back(t.number(i, "zeta"), t.number(i, "accuracy"));
+      c.images.push_back(static_cast<int64_t>(t.number(i, "n_images")));
     }
   }
   return out;
@@ -89,9 +92,17 @@ TableBlock accuracy_block(const Curves& curves) {
     std::vector<std::string> row = {label};
     for (double b : bounds) {
       double best = -1;
-      for (const auto& [z, a] : c.points)
-        if (z <= b) best = std::max(best, a);
-      row.push_back(best < 0 ? "–" : fmt::format("{:.3f}", best));
+      int64_t n = 0;
+      for (size_t i = 0; i < c.points.size(); ++i) {
+        const auto& [z, a] = c.points[i];
+        if (z <= b && a > best) best = a, n = c.images[i];
+      }
+      if (best < 0) {
+        row.push_back("–");
+        continue;
+      }
+      const Interval ci = wilson_interval(best, n);
+      row.push_back(fmt::format("{:.3f} ({:.3f}–{:.3f})", best, ci.low, ci.high));
     }
     t.rows.push_back(row);
   }
@@ -180,7 +191,9 @@ void accuracy_section(Document& doc, ReportContext& ctx) {
   } else {
     doc.text("Best accuracy over each method's decisions at each ζ budget (upper envelope over (α, r) for the "
              "proposal, over r for ViT-AE, over the ζ settings for the digital baselines), one curve per method and "
-             "training regime, per channel and SNR. Sources: " +
+             "training regime, per channel and SNR; in brackets the 95 % Wilson interval of that accuracy over the "
+             "cell's images (an envelope picks the best of many noisy cells, so it favours a method with more "
+             "decisions: read two methods as different only where their intervals do not overlap). Sources: " +
              [&] {
                std::string s;
                for (const auto& f : run.sweeps)
