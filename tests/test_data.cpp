@@ -547,6 +547,11 @@ TEST(DataCli, InfoPrintsSplitsAndClasses) {
   EXPECT_NE(out.find("n03888257  parachute"), std::string::npos) << out;
   EXPECT_EQ(test::run_cli("data info --dataset folder --root /nonexistent/x data.cache=false", &out), 3) << out;
   EXPECT_NE(out.find("DataError: /nonexistent/x"), std::string::npos) << out;
+  // A config's data set is the one shown (--dataset used to default to Fashion-MNIST over it).
+  ASSERT_EQ(test::run_cli("data info -c imagenette64 data.cache_dir=" + cache_dir() + " data.imagenette_tar=" + tarball(),
+                          &out), 0) << out;
+  EXPECT_NE(out.find("n03888257  parachute"), std::string::npos) << out;
+  EXPECT_NE(out.find("3x64x64"), std::string::npos) << out;
 }
 
 TEST(DataCli, ShowWritesALabelledGrid) {

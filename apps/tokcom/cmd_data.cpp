@@ -19,7 +19,7 @@ namespace tokcom::cli {
 namespace {
 
 struct DataArgs {
-  std::string config, dataset = "fashion-mnist", root, out, augment, split = "train";
+  std::string config, dataset, root, out, augment, split = "train";  // dataset "": the config's (fashion-mnist without one)
   int count = 32, columns = 8;
   std::vector<std::string> overrides;
 };
@@ -28,10 +28,11 @@ struct DataArgs {
 // folders default to 64 px unless data.image_size is set explicitly (the schema default, 28,
 // is Fashion-MNIST's side).
 Config data_config(const DataArgs& a) {
-  std::vector<std::string> overrides = {"data.dataset=" + a.dataset};
+  std::vector<std::string> overrides;
+  if (!a.dataset.empty()) overrides.push_back("data.dataset=" + a.dataset);  // else the config's data set
   bool size_given = false;
   for (const auto& o : a.overrides) size_given |= o.rfind("data.image_size=", 0) == 0;
-  if (a.dataset != "fashion-mnist" && !size_given && a.config.empty())
+  if (!a.dataset.empty() && a.dataset != "fashion-mnist" && !size_given && a.config.empty())
     overrides.push_back("data.image_size=64");
   if (!a.root.empty()) overrides.push_back("data.root=" + a.root);
   if (!a.augment.empty()) overrides.push_back("data.augment=" + a.augment);
@@ -42,8 +43,8 @@ Config data_config(const DataArgs& a) {
 void run_info(const DataArgs& a) {
   const Config cfg = data_config(a);
   const std::vector<std::string> splits =
-      a.dataset == "fashion-mnist" ? std::vector<std::string>{"train", "test"}
-                                   : std::vector<std::string>{"train", "val"};
+      cfg.get_string("data.dataset") == "fashion-mnist" ? std::vector<std::string>{"train", "test"}
+                                                        : std::vector<std::string>{"train", "val"};
   std::vector<ImageDataset> sets;
   for (const auto& s : splits) sets.push_back(load_dataset(cfg, s));
   const ImageDataset& first = sets.front();
@@ -97,9 +98,9 @@ void run_prepare(PrepareOptions o) {
 }
 
 void add_common(CLI::App* cmd, const std::shared_ptr<DataArgs>& args) {
-  cmd->add_option("--dataset", args->dataset, "imagenette|fashion-mnist|folder")
-      ->check(CLI::IsMember({"imagenette", "fashion-mnist", "folder"}))
-      ->capture_default_str();
+  cmd->add_option("--dataset", args->dataset,
+                  "imagenette|fashion-mnist|folder (default: the config's data.dataset, fashion-mnist without -c)")
+      ->check(CLI::IsMember({"imagenette", "fashion-mnist", "folder"}));
   cmd->add_option("--root", args->root, "ImageFolder root (<root>/<split>/<class>/<image>)");
   cmd->add_option("-c,--config", args->config, "Named config in configs/ (default: defaults only)");
   cmd->add_option("overrides", args->overrides, "key.sub=value ...");
