@@ -80,12 +80,9 @@ BlockImpl::BlockImpl(int64_t dim, int64_t heads, double mlp_ratio, bool adaptive
 }
 
 torch::Tensor BlockImpl::forward(const torch::Tensor& x, const torch::Tensor& key_bias) {
-  if (drop_path > 0.0 && is_training()) {
-    torch::Tensor h = x + tokcom::drop_path(attn(norm1(x), key_bias), drop_path, true);
-    return h + tokcom::drop_path(mlp(norm2(h)), drop_path, true);
-  }
-  torch::Tensor h = x + attn(norm1(x), key_bias);
-  return h + mlp(norm2(h));
+  // drop_path returns the branch itself in eval mode or at rate 0.
+  torch::Tensor h = x + tokcom::drop_path(attn(norm1(x), key_bias), drop_path, is_training());
+  return h + tokcom::drop_path(mlp(norm2(h)), drop_path, is_training());
 }
 
 torch::Tensor drop_path(const torch::Tensor& branch, double p, bool training) {
