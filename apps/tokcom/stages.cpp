@@ -184,10 +184,9 @@ void run_parallel(Stages& stages, const std::vector<PlannedStage>& plan, const s
         stop_all();
         throw;
       }
-      if (st.pid == 0) {  // reused: finished now, and may free others this same pass
+      if (st.pid == 0) {  // reused: finished now; the stages it frees come later in the plan, so this pass reaches them
         state[i] = 2;
         ++finished;
-        i = static_cast<size_t>(-1);  // rescan from the start (the loop's ++i makes it 0)
         continue;
       }
       state[i] = 1;
