@@ -546,8 +546,11 @@ TEST(ServeCli, TwoDeviceProcessesWriteTheInProcessCsv) {
     EXPECT_EQ(d["connected"], false);
     EXPECT_EQ(d["history"]["budget"].size(), n);
     EXPECT_EQ(d["history"]["budget"][last].get<double>(), value("tokcom_device_budget"));
-    if (k == 0) EXPECT_NEAR(d["accuracy"].get<double>(), correct / double(n), 1e-12);
-    if (k == 1) EXPECT_TRUE(d["accuracy"].is_null());
+    if (k == 0) {
+      EXPECT_NEAR(d["accuracy"].get<double>(), correct / double(n), 1e-12);
+    } else {
+      EXPECT_TRUE(d["accuracy"].is_null());
+    }
   }
   // An independent reader of the exposition format (Prometheus's Python client) reads it all.
   if (std::system("/usr/bin/python3 -c 'import prometheus_client' > /dev/null 2>&1") == 0) {
@@ -573,6 +576,81 @@ TEST(ServeCli, TwoDeviceProcessesWriteTheInProcessCsv) {
                           &output),
             0);
   EXPECT_NE(output.find("NetworkError: server 127.0.0.1:1: not reachable"), std::string::npos) << output;
+}
+
+// `tokcom serve` killed (SIGKILL) under two running `tokcom device`s (one deciding itself, one
+// asking the server's controller) and started again on its port: each device reconnects with
+// backoff, resends what was not answered under its ids, the server-controlled one restores the
+// new stream's controller from its mirror, and each writes the CSV of an uninterrupted run.
+TEST(ServeCli, DevicesFinishTheirRunAcrossAServerRestart) {
+  const std::string dir = test::temp_dir("serve-restart");
+  const test::TinyDeployment tiny = test::tiny_deployment(dir);
+  const int images = 60;
+  std::string output;
+  ASSERT_EQ(test::run_cli("--threads 1 --seed 5 optimize --bank " + tiny.bank + " " + tiny.common +
+                              " --deploy-images " + std::to_string(images) + " -o " + dir + "/local",
+                          &output),
+            0)
+      << output;
+  // Each batch waits up to 40 ms for a third device that never sends (the idle stream below), so
+  // the run lasts seconds and the kill lands in its middle.
+  auto serve = [&](const std::string& listen, const std::string& tag) {
+    return spawn_cli("--threads 1 serve --checkpoint-dir " + tiny.bank + " --listen " + listen +
+                         " --max-batch 8 --max-wait-ms 40 --metrics-interval 0 --table " + tiny.table +
+                         " --port-file " + dir + "/port-" + tag + " --http 0 --http-port-file " + dir + "/http-" + tag,
+                     dir + "/serve-" + tag + ".log");
+  };
+  const pid_t first = serve("127.0.0.1:0", "a");
+  const int port = test::read_port_file(dir + "/port-a");
+  ASSERT_GT(port, 0) << slurp(dir + "/serve-a.log");
+  const int http_port = test::read_port_file(dir + "/http-a");
+  ASSERT_GT(http_port, 0) << slurp(dir + "/serve-a.log");
+  const std::string address = "127.0.0.1:" + std::to_string(port);
+  auto idle = std::make_unique<net::EdgeClient>(client_options(address));
+  std::vector<pid_t> devices;
+  for (int k = 0; k < 2; ++k) {
+    devices.push_back(spawn_cli("--threads 1 --seed 5 device --server " + address + " --bank " + tiny.bank + " " +
+                                    tiny.common + " --images " + std::to_string(images) + " --reconnect 60" +
+                                    " --controller " + (k == 0 ? "device" : "server") + " -o " + dir + "/device" +
+                                    std::to_string(k),
+                                dir + "/device" + std::to_string(k) + ".log"));
+  }
+  double answered = 0;
+  for (int i = 0; i < 3000 && answered < 20; ++i) {
+    const test::HttpReply r = test::http_get(http_port, "/metrics");
+    if (r.status == 200) answered = parse_prometheus(r.body)["tokcom_requests_answered_total"];
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ASSERT_GE(answered, 20) << slurp(dir + "/serve-a.log");
+  kill(first, SIGKILL);
+  EXPECT_EQ(wait_exit(first), 128 + SIGKILL);
+  ASSERT_LT(answered, 2 * images - 10);  // the devices were mid-run
+  idle.reset();
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the devices are retrying now
+  const pid_t second = serve(address, "b");
+  for (int k = 0; k < 2; ++k) {
+    const std::string log = dir + "/device" + std::to_string(k) + ".log";
+    EXPECT_EQ(wait_exit(devices[k]), 0) << slurp(log);
+    EXPECT_NE(slurp(log).find("reconnected after"), std::string::npos) << slurp(log);
+    EXPECT_EQ(slurp(log).find("remote controller decided"), std::string::npos) << slurp(log);
+  }
+  kill(second, SIGTERM);
+  EXPECT_EQ(wait_exit(second), 0) << slurp(dir + "/serve-b.log");
+  const std::string trace = "/deploy/trace_gauss_10_2.5_zmax0.03_rep0.csv";
+  const std::string expected = slurp(dir + "/local" + trace);
+  ASSERT_EQ(std::count(expected.begin(), expected.end(), '\n'), images + 1) << expected;
+  for (int k = 0; k < 2; ++k) {
+    EXPECT_EQ(slurp(dir + "/device" + std::to_string(k) + trace), expected) << "device " << k;
+    EXPECT_EQ(slurp(dir + "/device" + std::to_string(k) + "/deploy_summary.csv"),
+              slurp(dir + "/local/deploy_summary.csv"));
+  }
+  // The restarted server answered the rest: at least what the first had not, never more than all.
+  const std::string log_b = slurp(dir + "/serve-b.log");
+  const size_t at = log_b.find("final metrics: requests ");
+  ASSERT_NE(at, std::string::npos) << log_b;
+  const int by_second = std::stoi(log_b.substr(at + 24));
+  EXPECT_GE(by_second, 2 * images - static_cast<int>(answered) - 2 * 8) << log_b;
+  EXPECT_LE(by_second, 2 * images) << log_b;
 }
 
 TEST(Credentials, TokenFileLineEndingsAndControlCharacters) {
@@ -801,3 +879,92 @@ TEST(Service, DeadlineAndVanishedDeviceCancelOnlyTheirQueuedRequests) {
   EXPECT_EQ(status["vanishing"], "CANCELLED");
 }
 
+
+// The server goes away with a device's requests unanswered (its drain times out on a held decode)
+// and another starts on the same port: the device reconnects, resends the unanswered requests
+// under their ids, and gets the in-process logits, each sample once. A server that never comes
+// back, or comes back serving another model, is a clear error.
+TEST(Service, RemoteServerResendsTheUnansweredToARestartedServer) {
+  const Config config = Config::load("", tiny_overrides("x"));
+  SplitModel m = tiny_model(config);
+  auto held = std::make_shared<HeldServerHalf>(m.server);
+  SplitModel gated = m;
+  gated.server = held;
+  net::ServeOptions o;
+  o.batching.max_batch = 1;
+  o.drain_timeout_s = 0.2;
+  auto first = std::make_unique<LocalServer>(gated, config, o);
+  const int port = first->server->port();
+  torch::manual_seed(4);
+  const Payload p = m.device->encode(torch::randn({4, 1, 28, 28}), Decision{0.5, 1});
+  const torch::Tensor expected = m.server->decode(p);
+
+  net::ClientOptions co = client_options(first->address);
+  co.reconnect_s = 20;
+  auto client = std::make_shared<net::EdgeClient>(co);
+  net::RemoteServer remote(client, {0.1, 0.5});
+  torch::Tensor logits;
+  std::string error;
+  std::thread device([&] {
+    try {
+      logits = remote.decode(p);
+    } catch (const Error& e) {
+      error = e.what();
+    }
+  });
+  held->wait_entered();  // request 0 is in decode, 1–3 queued behind it: none answered
+  for (int i = 0; i < 400 && first->server->metrics().received() < 4; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  ASSERT_EQ(first->server->metrics().received(), 4);
+  // The drain (0.2 s) ends with the decode still held: the stream is cancelled unanswered. The
+  // decode is released afterwards, its answer goes nowhere, the queued three are skipped.
+  std::thread releaser([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(600));
+    held->release();
+  });
+  first->server->shutdown();
+  releaser.join();
+  EXPECT_EQ(first->server->metrics().cancelled(), 3);
+  EXPECT_EQ(client->reconnects(), 0);
+  net::ServeOptions o2;
+  o2.listen = "127.0.0.1:" + std::to_string(port);
+  o2.metrics_interval_s = 0;
+  o2.drain_timeout_s = 0.2;  // an idle stream holds a shutdown this long
+  net::EdgeServer second(m.server, tiny_served(config), o2);
+  second.start();
+  device.join();
+  ASSERT_TRUE(error.empty()) << error;
+  EXPECT_EQ(client->reconnects(), 1);
+  EXPECT_TRUE(torch::allclose(logits, expected, 1e-5, 1e-5));
+  EXPECT_EQ(second.metrics().requests(), 4);  // all four again, under their ids
+  // The stream goes on: the next decode is answered by the restarted server.
+  EXPECT_TRUE(torch::allclose(remote.decode(p), expected, 1e-5, 1e-5));
+  EXPECT_EQ(second.metrics().requests(), 8);
+
+  // A server that comes back serving another model: its answers would not continue this run.
+  net::ServedModel other = tiny_served(config);
+  other.regime = "noiseless";
+  second.shutdown();
+  net::EdgeServer third(m.server, other, o2);
+  third.start();
+  error = test::error_of([&] { remote.decode(p); });
+  EXPECT_NE(error.find("came back serving another model"), std::string::npos) << error;
+  third.shutdown();
+
+  // No server at all: the device gives up after reconnect_s, naming the server and the wait;
+  // with reconnect_s 0 (the library's default) the loss is an error at once.
+  for (double wait_s : {0.5, 0.0}) {
+    co.reconnect_s = wait_s;
+    std::shared_ptr<net::EdgeClient> stranded_client;
+    {
+      net::EdgeServer fourth(m.server, tiny_served(config), o2);
+      fourth.start();
+      stranded_client = std::make_shared<net::EdgeClient>(co);
+    }  // the server is gone
+    net::RemoteServer stranded(stranded_client, {0.1, 0.5});
+    error = test::error_of([&] { stranded.decode(p); });
+    EXPECT_NE(error.find("ended the stream"), std::string::npos) << error;
+    EXPECT_EQ(error.find("did not come back within 0.5 s") != std::string::npos, wait_s > 0) << error;
+  }
+  EXPECT_EQ(net::ClientOptions().reconnect_s, 0.0);
+}

@@ -72,6 +72,11 @@ void add_device(CLI::App& app) {
   cmd->add_option("--auth-token-file", a->auth_token_file, "File whose first line is the server's shared token");
   cmd->add_option("--connect-timeout", o.server.connect_timeout_s, "Seconds to wait for the server")
       ->capture_default_str()->check(kFiniteNonNegative);
+  o.server.reconnect_s = 30;
+  cmd->add_option("--reconnect", o.server.reconnect_s,
+                  "Seconds to keep reconnecting (backoff 0.1 s doubling to 2 s) when the server goes away mid-run; "
+                  "the unanswered requests are then resent under their ids, each image counted once (0: fail at once)")
+      ->capture_default_str()->check(kFiniteNonNegative);
   cmd->add_flag("--no-plots", o.no_plots, "Skip the gnuplot figures");
   cmd->add_option("-o,--out", o.out, "Output folder")->required();
   cmd->add_option("overrides", o.overrides, "key.sub=value overrides of the bank's config");

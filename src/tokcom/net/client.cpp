@@ -4,9 +4,12 @@
 
 #include <algorithm>
 #include <chrono>
+#include <random>
+#include <thread>
 
 #include <fmt/format.h>
 #include <grpcpp/grpcpp.h>
+#include <spdlog/spdlog.h>
 #include <torch/torch.h>
 
 #include "edge.grpc.pb.h"
@@ -26,6 +29,23 @@ std::string status_text(const grpc::Status& s) {
   return fmt::format("{}: {}", code >= 0 && code <= 16 ? names[code] : "?", s.error_message());
 }
 
+// The server went away (killed: UNAVAILABLE; shut down: UNAVAILABLE after its drain, or CANCELLED
+// when the drain timed out). This client never cancels a stream it still uses.
+bool server_went_away(const grpc::Status& s) {
+  return s.error_code() == grpc::StatusCode::UNAVAILABLE || s.error_code() == grpc::StatusCode::CANCELLED;
+}
+
+bool same_model(const ServedModel& a, const ServedModel& b) {
+  return a.method == b.method && a.mode == b.mode && a.regime == b.regime && a.ratios == b.ratios &&
+         a.symbols_per_token == b.symbols_per_token && a.max_tokens == b.max_tokens &&
+         a.num_classes == b.num_classes && a.input_values == b.input_values && a.controller == b.controller &&
+         a.max_codec_bytes == b.max_codec_bytes;
+}
+
+std::chrono::system_clock::time_point after(double seconds) {
+  return std::chrono::system_clock::now() + std::chrono::microseconds(static_cast<int64_t>(seconds * 1e6));
+}
+
 }  // namespace
 
 class EdgeClient::Impl {
@@ -41,16 +61,27 @@ class EdgeClient::Impl {
   void authorise(grpc::ClientContext* c) const {
     if (!token.empty()) c->AddMetadata("authorization", "Bearer " + token);
   }
-  // The stream's status after the server ended it: NetworkError with it.
+  // The stream's status after the server ended it: StreamLost when the server went away,
+  // NetworkError otherwise.
   [[noreturn]] void fail(const std::string& during) {
     if (!finished) {
       stream->WritesDone();
       final_status = stream->Finish();
       finished = true;
     }
-    throw NetworkError(fmt::format("server {} ended the stream during {}: {}", address, during,
-                                   final_status.ok() ? std::string("OK (no more predictions)")
-                                                     : status_text(final_status)));
+    const std::string message = fmt::format("server {} ended the stream during {}: {}", address, during,
+                                            final_status.ok() ? std::string("OK (no more predictions)")
+                                                              : status_text(final_status));
+    if (server_went_away(final_status)) throw StreamLost(message);
+    throw NetworkError(message);
+  }
+  // The server's Info, waiting for the channel up to `deadline`.
+  grpc::Status info(std::chrono::system_clock::time_point deadline, v1::ModelInfo* out) {
+    grpc::ClientContext context;
+    authorise(&context);
+    context.set_deadline(deadline);
+    context.set_wait_for_ready(true);
+    return stub->Info(&context, v1::InfoRequest(), out);
   }
 };
 
@@ -71,29 +102,80 @@ EdgeClient::EdgeClient(ClientOptions options) : options_(std::move(options)), im
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(static_cast<int>(options_.max_message_bytes));
   args.SetMaxSendMessageSize(static_cast<int>(options_.max_message_bytes));
+  // gRPC's own reconnection backoff (1 s, growing to 120 s) would outlast a restart of the server;
+  // reconnect() paces the attempts itself.
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
   impl_->channel = grpc::CreateCustomChannel(options_.address, credentials, args);
-  const auto deadline = std::chrono::system_clock::now() +
-                        std::chrono::milliseconds(static_cast<int64_t>(options_.connect_timeout_s * 1000));
+  const auto deadline = after(options_.connect_timeout_s);
   if (!impl_->channel->WaitForConnected(deadline)) {
     throw NetworkError(fmt::format("server {}: not reachable within {} s (is `tokcom serve` running there?)",
                                    options_.address, options_.connect_timeout_s));
   }
   impl_->stub = v1::EdgeInference::NewStub(impl_->channel);
-  grpc::ClientContext info_context;
-  impl_->authorise(&info_context);
-  info_context.set_deadline(deadline);
   v1::ModelInfo info;
-  const grpc::Status s = impl_->stub->Info(&info_context, v1::InfoRequest(), &info);
+  const grpc::Status s = impl_->info(deadline, &info);
   if (!s.ok()) throw NetworkError(fmt::format("server {}: Info failed: {}", options_.address, status_text(s)));
   served_ = from_info(info);
+  open_stream();
+}
+
+void EdgeClient::open_stream() {
   impl_->stream_context = std::make_unique<grpc::ClientContext>();
   impl_->authorise(impl_->stream_context.get());
   if (!options_.device_name.empty()) impl_->stream_context->AddMetadata("tokcom-device", options_.device_name);
-  if (options_.stream_deadline_s > 0) {
-    impl_->stream_context->set_deadline(
-        std::chrono::system_clock::now() + std::chrono::milliseconds(static_cast<int64_t>(options_.stream_deadline_s * 1000)));
-  }
+  if (options_.stream_deadline_s > 0) impl_->stream_context->set_deadline(after(options_.stream_deadline_s));
   impl_->stream = impl_->stub->Infer(impl_->stream_context.get());
+  impl_->finished = false;
+  impl_->final_status = grpc::Status::OK;
+}
+
+void EdgeClient::reconnect(const StreamLost& lost) {
+  if (options_.reconnect_s <= 0) throw lost;
+  if (!impl_->finished) {  // fail() has always finished it; be safe for a caller's own StreamLost
+    impl_->stream_context->TryCancel();
+    impl_->stream->Finish();
+    impl_->finished = true;
+  }
+  const auto start = std::chrono::steady_clock::now();
+  const auto give_up = start + std::chrono::microseconds(static_cast<int64_t>(options_.reconnect_s * 1e6));
+  std::mt19937_64 rng(std::random_device{}());
+  std::uniform_real_distribution<double> jitter(0.8, 1.2);  // devices restarted together spread out
+  double wait_s = 0.1;
+  int attempts = 0;
+  std::string last;
+  while (std::chrono::steady_clock::now() < give_up) {
+    ++attempts;
+    const auto window_end = std::min(std::chrono::steady_clock::now() +
+                                         std::chrono::microseconds(static_cast<int64_t>(wait_s * jitter(rng) * 1e6)),
+                                     give_up);
+    const double window_s = std::chrono::duration<double>(window_end - std::chrono::steady_clock::now()).count();
+    v1::ModelInfo info;
+    const grpc::Status s = impl_->info(after(std::max(0.0, window_s)), &info);
+    if (s.ok()) {
+      const ServedModel back = from_info(info);
+      if (!same_model(back, served_)) {
+        throw UsageError(fmt::format("server {} came back serving another model ('{}', ratios [{}]; this run began "
+                                     "with '{}', ratios [{}]): its answers would not continue this run",
+                                     options_.address, back.method, fmt::join(back.ratios, ", "), served_.method,
+                                     fmt::join(served_.ratios, ", ")));
+      }
+      open_stream();
+      ++reconnects_;
+      spdlog::warn("{} — reconnected after {} attempt(s), {:.2f} s; resending what was not answered", lost.detail(),
+                   attempts, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+      return;
+    }
+    if (!server_went_away(s) && s.error_code() != grpc::StatusCode::DEADLINE_EXCEEDED) {
+      throw NetworkError(fmt::format("{} — reconnecting: Info failed: {}", lost.detail(), status_text(s)));
+    }
+    last = status_text(s);
+    std::this_thread::sleep_until(window_end);
+    wait_s = std::min(2.0, wait_s * 2.0);
+  }
+  throw NetworkError(fmt::format("{} — and it did not come back within {} s ({} attempts; last: {})", lost.detail(),
+                                 options_.reconnect_s, attempts, last));
 }
 
 EdgeClient::~EdgeClient() {
@@ -178,6 +260,12 @@ void EdgeClient::finish() {
   }
   impl_->final_status = impl_->stream->Finish();
   impl_->finished = true;
+  if (options_.reconnect_s > 0 && server_went_away(impl_->final_status)) {
+    // Called after every answer came: a server gone now has nothing of this run left to answer.
+    spdlog::warn("server {}: the stream ended {} after the last answer", options_.address,
+                 status_text(impl_->final_status));
+    return;
+  }
   if (!impl_->final_status.ok()) impl_->fail("finish");
 }
 
@@ -198,9 +286,24 @@ RemoteController::RemoteController(std::shared_ptr<EdgeClient> client, std::vect
   }
 }
 
+void RemoteController::begin(const LyapunovController& mirror) {
+  mirror_ = &mirror;
+  stream_ = -1;  // the run's first decision carries the state
+}
+
 Decision RemoteController::decide(double snr_db, double* queue) {
-  Decision d = client_->decide(snr_db, state_, next_id_++, queue);
-  state_.clear();  // sent once per run
+  const uint64_t id = next_id_++;
+  Decision d;
+  for (;;) {
+    const bool send_state = mirror_ && stream_ != client_->reconnects();
+    try {
+      d = client_->decide(snr_db, send_state ? mirror_->save_state() : std::string(), id, queue);
+      stream_ = client_->reconnects();
+      break;
+    } catch (const StreamLost& lost) {
+      client_->reconnect(lost);  // rethrows unless the server is back; then ask again, same id
+    }
+  }
   int64_t index = -1;
   for (size_t i = 0; i < ratios_.size(); ++i)
     if (std::abs(ratios_[i] - d.ratio) <= 1e-9) index = static_cast<int64_t>(i);
@@ -225,21 +328,35 @@ torch::Tensor RemoteServer::decode(const Payload& received) {
                                   received.ratio_index, ratios_.size()));
   }
   const uint64_t first = next_id_;
+  next_id_ += static_cast<uint64_t>(batch);
   const SlotNote* note = note_ && batch == 1 ? &*note_ : nullptr;  // a slot is one image
-  for (int64_t b = 0; b < batch; ++b)
-    client_->send(received, b, digital ? 0.0 : ratios_[received.ratio_index], next_id_++, note, send_label_);
-  note_.reset();
+  const double ratio = digital ? 0.0 : ratios_[received.ratio_index];
   torch::Tensor logits = torch::empty({batch, client_->served().num_classes}, torch::kFloat);
-  for (int64_t i = 0; i < batch; ++i) {
-    Prediction p = client_->receive();
-    const int64_t row = static_cast<int64_t>(p.request_id - first);
-    if (row < 0 || row >= batch || static_cast<int64_t>(p.scores.size()) != logits.size(1)) {
-      throw NetworkError(fmt::format("server sent prediction {} with {} scores, expected an id in [{}, {}) and {} "
-                                     "scores",
-                                     p.request_id, p.scores.size(), first, first + batch, logits.size(1)));
+  std::vector<bool> answered(static_cast<size_t>(batch), false);
+  int64_t left = batch;
+  for (;;) {
+    try {
+      for (int64_t b = 0; b < batch; ++b)
+        if (!answered[b]) client_->send(received, b, ratio, first + static_cast<uint64_t>(b), note, send_label_);
+      while (left > 0) {
+        Prediction p = client_->receive();
+        const int64_t row = static_cast<int64_t>(p.request_id - first);
+        if (row < 0 || row >= batch || static_cast<int64_t>(p.scores.size()) != logits.size(1)) {
+          throw NetworkError(fmt::format("server sent prediction {} with {} scores, expected an id in [{}, {}) and {} "
+                                         "scores",
+                                         p.request_id, p.scores.size(), first, first + batch, logits.size(1)));
+        }
+        if (answered[row]) continue;  // an id answered twice counts once: retries are idempotent
+        std::copy(p.scores.begin(), p.scores.end(), logits[row].data_ptr<float>());
+        answered[row] = true;
+        --left;
+      }
+      break;
+    } catch (const StreamLost& lost) {
+      client_->reconnect(lost);  // rethrows unless the server is back; then resend the unanswered
     }
-    std::copy(p.scores.begin(), p.scores.end(), logits[row].data_ptr<float>());
   }
+  note_.reset();
   return digital ? logits : logits.to(received.symbols.device());
 }
 
