@@ -653,6 +653,52 @@ TEST(ServeCli, DevicesFinishTheirRunAcrossAServerRestart) {
   EXPECT_LE(by_second, 2 * images) << log_b;
 }
 
+// Every bad `serve` argument is refused before the port is bound, naming the argument and what
+// was expected (a bad TLS certificate once read "address in use or malformed?").
+TEST(ServeCli, BadArgumentsAreClearErrors) {
+  const std::string dir = test::temp_dir("serve-args");
+  const test::TinyDeployment tiny = test::tiny_deployment(dir);
+  write_file_atomic(dir + "/not-a-pem.pem", "hello\n");
+  // Two self-signed pairs: a's certificate with b's key is a mismatch.
+  for (const std::string tag : {"a", "b"}) {
+    const std::string make = "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost -keyout " + dir +
+                             "/" + tag + ".key -out " + dir + "/" + tag + ".pem > " + dir + "/openssl.log 2>&1";
+    ASSERT_EQ(std::system(make.c_str()), 0) << "openssl could not make a test certificate";
+  }
+  const std::string serve = "serve --checkpoint-dir " + tiny.bank + " ";
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"serve --checkpoint-dir " + dir + "/missing", "--checkpoint-dir '" + dir + "/missing': no such folder"},
+      {"serve --checkpoint-dir " + dir + "/a.pem", "--checkpoint-dir '" + dir + "/a.pem': is a file, expected a bank folder"},
+      {"serve --checkpoint-dir " + dir, dir + "/config.yaml: not found (--checkpoint-dir must be a bank folder"},
+      {serve + "--listen 127.0.0.1:99999", "--listen '127.0.0.1:99999': expected host:port with a port in 1–65535"},
+      {serve + "--listen 127.0.0.1", "--listen '127.0.0.1': expected host:port"},
+      {serve + "--listen 127.0.0.1:-5", "--listen '127.0.0.1:-5': expected host:port"},
+      {serve + "--tls-cert " + dir + "/a.pem", "give both --tls-cert and --tls-key, or neither"},
+      {serve + "--tls-cert " + dir + "/a.pem --tls-key " + dir + "/missing.key", "--tls-key '" + dir + "/missing.key': cannot read the file"},
+      {serve + "--tls-cert " + dir + " --tls-key " + dir + "/a.key", "--tls-cert '" + dir + "': is a folder, expected a PEM file"},
+      {serve + "--tls-cert " + dir + "/not-a-pem.pem --tls-key " + dir + "/a.key",
+       "--tls-cert '" + dir + "/not-a-pem.pem': expected a PEM certificate"},
+      {serve + "--tls-cert " + dir + "/a.pem --tls-key " + dir + "/a.pem", "--tls-key '" + dir + "/a.pem': expected a PEM private key"},
+      {serve + "--tls-cert " + dir + "/a.pem --tls-key " + dir + "/b.key",
+       "--tls-key '" + dir + "/b.key' is not the private key of --tls-cert '" + dir + "/a.pem'"},
+      {serve + "--auth-token-file " + dir + "/missing", "--auth-token-file '" + dir + "/missing': cannot read the file"},
+      {serve + "--table " + dir + "/missing.csv", "cannot open '" + dir + "/missing.csv'"},
+  };
+  for (const auto& [args, expected] : cases) {
+    std::string out;
+    EXPECT_NE(test::run_cli("--threads 1 " + args + " --port-file " + dir + "/port", &out), 0) << args;
+    EXPECT_NE(out.find(expected), std::string::npos) << args << "\n" << out;
+    EXPECT_FALSE(fs::exists(dir + "/port")) << args;  // refused before listening
+  }
+  // The matching pair serves (the check refuses only what is wrong).
+  const pid_t server = spawn_cli("--threads 1 " + serve + "--listen 127.0.0.1:0 --tls-cert " + dir + "/a.pem --tls-key " +
+                                     dir + "/a.key --port-file " + dir + "/port --metrics-interval 0 --drain-timeout 0.2",
+                                 dir + "/serve.log");
+  EXPECT_GT(test::read_port_file(dir + "/port"), 0) << slurp(dir + "/serve.log");
+  kill(server, SIGTERM);
+  EXPECT_EQ(wait_exit(server), 0) << slurp(dir + "/serve.log");
+}
+
 TEST(Credentials, TokenFileLineEndingsAndControlCharacters) {
   // One reader for `serve` and `device`: both sides see the same token or the same error.
   const std::string dir = tokcom::test::temp_dir("token");

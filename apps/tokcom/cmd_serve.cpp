@@ -44,6 +44,9 @@ struct ServeArgs {
 };
 
 void run_serve(const ServeArgs& a) {
+  if (!fs::exists(a.checkpoint_dir)) throw UsageError("--checkpoint-dir '" + a.checkpoint_dir + "': no such folder");
+  if (!fs::is_directory(a.checkpoint_dir))
+    throw UsageError("--checkpoint-dir '" + a.checkpoint_dir + "': is a file, expected a bank folder");
   const std::string cfg = a.checkpoint_dir + "/config.yaml";
   if (!fs::exists(cfg)) {
     throw ConfigError(cfg + ": not found (--checkpoint-dir must be a bank folder written by `tokcom train "

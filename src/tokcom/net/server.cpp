@@ -268,7 +268,9 @@ void EdgeServer::start() {
   std::shared_ptr<grpc::ServerCredentials> credentials = grpc::InsecureServerCredentials();
   if (!options_.tls_cert.empty()) {
     grpc::SslServerCredentialsOptions ssl;
-    ssl.pem_key_cert_pairs.push_back({read_pem(options_.tls_key, "--tls-key"), read_pem(options_.tls_cert, "--tls-cert")});
+    const std::string key = read_pem(options_.tls_key, "--tls-key"), cert = read_pem(options_.tls_cert, "--tls-cert");
+    check_tls_pair(cert, options_.tls_cert, key, options_.tls_key);
+    ssl.pem_key_cert_pairs.push_back({key, cert});
     credentials = grpc::SslServerCredentials(ssl);
   }
   builder.AddListeningPort(options_.listen, credentials, &port_);
@@ -279,7 +281,8 @@ void EdgeServer::start() {
   server_ = builder.BuildAndStart();
   if (!server_ || port_ == 0) {
     server_.reset();
-    throw UsageError(fmt::format("serve: cannot listen on '{}' (address in use or malformed? expected host:port)",
+    throw UsageError(fmt::format("serve: cannot listen on '{}': the address is in use by another process, or its host "
+                                 "is not an address of this machine (expected host:port)",
                                  options_.listen));
   }
   server_->GetHealthCheckService()->SetServingStatus(true);
