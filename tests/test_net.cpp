@@ -1014,3 +1014,77 @@ TEST(Service, RemoteServerResendsTheUnansweredToARestartedServer) {
   }
   EXPECT_EQ(net::ClientOptions().reconnect_s, 0.0);
 }
+
+// Malformed and oversized messages at full rate (four attackers, each opening stream after stream
+// as fast as the server ends them) while a well-formed device works: its every answer equals the
+// in-process logits, every attack is refused (INVALID_ARGUMENT or RESOURCE_EXHAUSTED) and counted,
+// and the server stays healthy.
+TEST(Service, MalformedFloodLeavesWellFormedDevicesTheirAnswers) {
+  const Config config = Config::load("", tiny_overrides("x"));
+  SplitModel m = tiny_model(config);
+  net::ServeOptions o;
+  o.batching.max_batch = 8;
+  o.batching.max_wait_ms = 2;
+  LocalServer local(m, config, o);
+  torch::manual_seed(8);
+  const Payload p = m.device->encode(torch::randn({3, 1, 28, 28}), Decision{0.5, 0});
+  torch::Tensor expected;
+  {
+    torch::NoGradGuard no_grad;
+    expected = m.server->decode(p);
+  }
+  std::vector<std::string> attacks;
+  {
+    v1::InferRequest r;
+    r.set_request_id(1);
+    *r.mutable_payload() = valid_message(m);
+    v1::InferRequest bad_tokens = r, bad_ratio = r, bad_bytes = r, huge = r;
+    bad_tokens.mutable_payload()->set_tokens(999);
+    bad_ratio.mutable_payload()->set_ratio(0.3);
+    bad_bytes.mutable_payload()->mutable_symbols()->append("xyz");
+    huge.mutable_payload()->mutable_symbols()->append(std::string(1 << 20, '\0'));
+    for (const auto* a : {&bad_tokens, &bad_ratio, &bad_bytes, &huge}) attacks.push_back(a->SerializeAsString());
+  }
+  std::atomic<bool> stop{false};
+  std::atomic<int64_t> refused{0}, invalid{0}, unexpected{0};
+  std::mutex mutex;
+  std::string unexpected_error;
+  std::vector<std::thread> attackers;
+  for (int t = 0; t < 4; ++t) {
+    attackers.emplace_back([&, t] {
+      for (int64_t i = 0; !stop.load(); ++i) {
+        const std::string error = test::error_of([&] {
+          net::EdgeClient c(client_options(local.address));
+          c.send_raw(attacks[static_cast<size_t>(t + i) % attacks.size()]);
+          c.receive();
+        });
+        const bool is_invalid = error.find("INVALID_ARGUMENT") != std::string::npos;
+        if (is_invalid || error.find("RESOURCE_EXHAUSTED") != std::string::npos) {
+          ++refused;
+          invalid += is_invalid;
+        } else {
+          ++unexpected;
+          std::lock_guard<std::mutex> lock(mutex);
+          unexpected_error = error;
+        }
+      }
+    });
+  }
+  auto good = std::make_shared<net::EdgeClient>(client_options(local.address));
+  net::RemoteServer remote(good, {0.1, 0.5});
+  // At least 60 decodes, and on until the flood has been refused 40 times (a slow machine).
+  int matched = 0, decodes = 0;
+  for (; decodes < 60 || (refused.load() < 40 && decodes < 20000); ++decodes)
+    matched += torch::allclose(remote.decode(p), expected, 1e-5, 1e-5);
+  EXPECT_TRUE(good->healthy());
+  stop = true;
+  for (auto& a : attackers) a.join();
+  good->finish();
+  EXPECT_EQ(matched, decodes);
+  EXPECT_GE(refused.load(), 40);  // the flood ran all along
+  EXPECT_EQ(unexpected.load(), 0) << unexpected_error;
+  EXPECT_EQ(local.server->metrics().requests(), 3 * decodes);  // only the good device's requests were decoded
+  EXPECT_EQ(local.server->metrics().errors(), invalid.load());  // each parsed bad request counted once
+  EXPECT_GT(invalid.load(), 0);
+  EXPECT_GT(refused.load(), invalid.load());  // and gRPC refused the oversized ones before parsing
+}
