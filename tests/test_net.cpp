@@ -129,7 +129,8 @@ TEST(Wire, RoundTripKeepsOnlyRealSlots) {
     EXPECT_EQ(r.payload.ratio_index, 1);
     const auto keep = batch.token_mask[b].nonzero().squeeze(1);
     EXPECT_TRUE(torch::equal(r.payload.symbols[0], batch.symbols[b].index_select(0, keep)));
-    EXPECT_TRUE(torch::equal(r.payload.token_scale[0], batch.token_scale[b].index_select(0, keep)));
+    EXPECT_TRUE(msg.token_scale().empty());  // nothing outside ζ (comm.token_scale none)
+    EXPECT_FALSE(r.payload.token_scale.defined());
     // ζ of the message = ζ the sender counted for that image.
     EXPECT_EQ(symbols_per_image(r.payload)[0].item<int64_t>(), batch.symbols_per_image(b));
   }
@@ -159,16 +160,14 @@ TEST(Wire, EveryMalformedFieldIsNamed) {
   EXPECT_PRED2(has, broken([](v1::Payload& p) { p.set_tokens(-5); }), "payload.tokens is -5");
   EXPECT_PRED2(has, broken([](v1::Payload& p) { p.set_tokens(p.tokens() - 1); }), "payload.symbols has");
   EXPECT_PRED2(has, broken([](v1::Payload& p) { p.mutable_symbols()->pop_back(); }), "payload.symbols has");
-  EXPECT_PRED2(has, broken([](v1::Payload& p) { p.mutable_token_scale()->append("x"); }), "payload.token_scale has");
+  // A hard payload carries nothing beside its symbols (METHOD §10 P27).
+  EXPECT_PRED2(has, broken([](v1::Payload& p) { p.set_token_scale(std::string(4 * p.tokens(), '\0')); }),
+               "payload.token_scale is set, expected empty");
   EXPECT_PRED2(has, broken([](v1::Payload& p) { p.set_codec_bytes("\xff\xd8"); }), "payload.codec_bytes is set");
   EXPECT_PRED2(has, broken([](v1::Payload& p) {
     const float nan = std::nanf("");
     std::memcpy(p.mutable_symbols()->data() + 8, &nan, 4);
   }), "payload.symbols holds NaN or Inf");
-  EXPECT_PRED2(has, broken([](v1::Payload& p) {
-    const float negative = -1.0f;
-    std::memcpy(p.mutable_token_scale()->data(), &negative, 4);
-  }), "payload.token_scale holds");
   // The monitoring fields too (`serve --http` shows them): a device cannot poison the page.
   EXPECT_PRED2(has, broken([](v1::Payload& p) { p.set_snr_db(std::nan("")); }), "payload.snr_db is nan");
   EXPECT_PRED2(has, broken([](v1::Payload& p) { p.set_budget(1.5); }), "payload.budget is 1.5, expected in [0, 1]");
@@ -187,10 +186,24 @@ TEST(Wire, EveryMalformedFieldIsNamed) {
     EXPECT_EQ(r.report.zeta_max, 0.01);
     EXPECT_EQ(net::from_message(good, served).report.label, -1);  // no label sent: none
   }
-  // Soft-mode servers take full-length payloads only.
+  // Soft-mode servers take full-length payloads only, whose token_scale says only which positions
+  // were kept (0 or 1).
   net::ServedModel soft = served;
   soft.mode = "soft";
   EXPECT_PRED2(has, error_of_message(good, soft), "soft mode sends every position");
+  v1::Payload full = good;
+  full.set_tokens(18);
+  full.set_symbols(std::string(18 * 3 * 8, '\0'));
+  EXPECT_EQ(error_of_message(full, soft), "<no error>");
+  std::vector<float> kept(18, 1.0f);
+  kept[5] = 0.0f;
+  full.set_token_scale(kept.data(), kept.size() * 4);
+  EXPECT_EQ(error_of_message(full, soft), "<no error>");
+  kept[6] = 0.5f;  // a soft mask value would be information outside ζ
+  full.set_token_scale(kept.data(), kept.size() * 4);
+  EXPECT_PRED2(has, error_of_message(full, soft), "payload.token_scale holds values other than 0 and 1");
+  full.mutable_token_scale()->append("x");
+  EXPECT_PRED2(has, error_of_message(full, soft), "payload.token_scale has");
 }
 
 TEST(Batcher, PackedBatchGivesTheSameLogitsAsSingleImages) {

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <cmath>
 #include <cstdio>
+#include <map>
 #include <set>
 #include <tuple>
 #include <sstream>
@@ -51,7 +52,7 @@ struct TinyLink {
   SplitModel model;
 };
 
-TinyLink tiny_link(const Config& config, double ratio, SelectionMode mode) {
+TinyLink tiny_link(const Config& config, double ratio, SelectionMode mode, TokenScale scale = TokenScale::kNone) {
   TinyLink t;
   t.vit = random_vit(config, 7);
   torch::manual_seed(11);
@@ -60,6 +61,7 @@ TinyLink tiny_link(const Config& config, double ratio, SelectionMode mode) {
   ProposalOptions o;
   o.split = 3;
   o.mode = mode;
+  o.token_scale = scale;
   t.model.device = std::make_shared<ProposalDevice>(t.vit, std::vector<JsccEncoder>{t.codec->encoder},
                                                     std::vector<double>{ratio}, o);
   t.model.server = std::make_shared<ProposalServer>(std::vector<Vit>{t.vit}, std::vector<JsccDecoder>{t.codec->decoder}, o);
@@ -197,9 +199,62 @@ TEST(Split, BadDecisionsAndPayloadsAreRejectedByName) {
   index.ratio_index = 4;
   EXPECT_NE(test::error_of([&] { link.model.server->decode(index); }).find("ratio_index is 4"), std::string::npos);
   Payload nan = p;
-  nan.token_scale = p.token_scale.clone();
+  nan.token_scale = torch::ones({p.symbols.size(0), p.symbols.size(1)});
   nan.token_scale[0][0] = std::nanf("");
   EXPECT_NE(test::error_of([&] { validate(nan, "test"); }).find("token_scale"), std::string::npos);
+}
+
+// Nothing reaches the server outside ζ (METHOD §10 P27). In hard mode with comm.token_scale none or
+// channel, a payload after the channel holds symbols (every one counted in ζ) and the padding mask
+// only; the server's logits from exactly that equal its logits from everything the device made. The
+// channel mode's mask travels as one more counted symbol per token: through a noiseless channel the
+// server reads it exactly (the logits of the free mask), and it is used (changing it changes them).
+TEST(Split, NoValueReachesTheServerOutsideZeta) {
+  const Config config = Config::load("", tiny_overrides("x"));
+  const auto images = torch::randn({4, 1, 28, 28});
+  torch::Generator rng = make_generator(3);
+  const auto noiseless = make_channel("noiseless"), awgn = make_channel("awgn");
+  const torch::Tensor snr = torch::full({4}, 10.0);
+  std::map<std::string, torch::Tensor> logits;
+  std::map<std::string, torch::Tensor> symbols;
+  for (TokenScale scale : {TokenScale::kNone, TokenScale::kChannel, TokenScale::kFree}) {
+    TinyLink link = tiny_link(config, 0.1, SelectionMode::kHard, scale);
+    const Payload sent = link.model.device->encode(images, Decision{0.4, 0});
+    ASSERT_TRUE(sent.token_mask.defined());  // something was dropped: lengths differ
+    const int64_t d_r = 3;                   // max(⌊0.1·32/2⌋, 1)... of the tiny codec
+    ASSERT_EQ(sent.symbols.size(2), d_r + (scale == TokenScale::kChannel ? 1 : 0)) << token_scale_name(scale);
+    EXPECT_EQ(sent.token_scale.defined(), scale == TokenScale::kFree) << token_scale_name(scale);
+    for (const auto* channel : {noiseless.get(), awgn.get()}) {
+      const Payload rx = channel->apply(sent, snr, rng).payload;
+      Payload bare;  // what a receiver has: the method, the code used, the symbols and which slots came
+      bare.method = rx.method;
+      bare.ratio_index = rx.ratio_index;
+      bare.symbols = rx.symbols;
+      bare.token_mask = rx.token_mask;
+      const torch::Tensor full = link.model.server->decode(rx), minimal = link.model.server->decode(bare);
+      EXPECT_EQ(torch::equal(full, minimal), scale != TokenScale::kFree) << token_scale_name(scale);
+      if (channel == noiseless.get()) logits[token_scale_name(scale)] = full;
+    }
+    symbols[token_scale_name(scale)] = symbols_per_image(sent);
+  }
+  // ζ: channel = none + one symbol per sent token (the mask), free = none (its mask is not counted).
+  const torch::Tensor tokens = symbols["none"] / 3;
+  EXPECT_TRUE(torch::equal(symbols["channel"], symbols["none"] + tokens));
+  EXPECT_TRUE(torch::equal(symbols["free"], symbols["none"]));
+  // Through a noiseless channel the channel mode's server reads the mask exactly: the free logits.
+  EXPECT_TRUE(torch::allclose(logits["channel"], logits["free"], 1e-4, 1e-5));
+  EXPECT_FALSE(torch::allclose(logits["none"], logits["free"], 1e-3, 1e-3));  // the mask matters here
+  // And the mask symbol is what the server uses: set it to 1 everywhere and the logits are none's.
+  TinyLink link = tiny_link(config, 0.1, SelectionMode::kHard, TokenScale::kChannel);
+  Payload sent = link.model.device->encode(images, Decision{0.4, 0});
+  const double one = 1.0 / std::sqrt(2.0 * 3);
+  sent.symbols.select(2, 3).copy_(torch::complex(torch::full({}, one), torch::full({}, one)).expand({4, sent.symbols.size(1)}));
+  EXPECT_TRUE(torch::allclose(link.model.server->decode(sent), logits["none"], 1e-4, 1e-5));
+  // α = 1 takes the static path (no selection runs): the mask symbol is still sent, as 1.
+  const Payload all = link.model.device->encode(images, Decision{1.0, 0});
+  ASSERT_EQ(all.symbols.size(2), 4);
+  EXPECT_TRUE(torch::allclose(torch::real(all.symbols.select(2, 3)), torch::full({}, one)));
+  EXPECT_EQ(link.model.server->decode(all).size(0), 4);
 }
 
 // Gradients reach the codec and the server blocks only; the device half has none (METHOD §10 P10).
@@ -215,10 +270,10 @@ TEST(Split, GradientsReachOnlyJsccAndServer) {
     torch::NoGradGuard no_grad;
     state = device_tokens(vit, torch::randn({4, 1, 28, 28}), torch::full({4}, 0.5), 3, SelectionMode::kSoft);
   }
-  const Payload sent = encode_tokens(codec->encoder, state, 0, "proposal");
+  const Payload sent = encode_tokens(codec->encoder, state, 0, "proposal", TokenScale::kFree, true);
   torch::Generator rng = make_generator(1);
   const Payload rx = make_channel("awgn")->apply(sent, torch::full({4}, 5.0), rng).payload;
-  server_logits(vit, codec->decoder, rx, 3, SelectionMode::kSoft).logsumexp(1).sum().backward();
+  server_logits(vit, codec->decoder, rx, 3, SelectionMode::kSoft, TokenScale::kFree).logsumexp(1).sum().backward();
   for (auto& item : vit->named_parameters()) {
     const bool server = item.key().rfind("blocks.3.", 0) == 0;
     EXPECT_EQ(item.value().grad().defined(), server) << item.key();

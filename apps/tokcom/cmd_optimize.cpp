@@ -117,6 +117,7 @@ void run_optimize(const OptimizeArgs& a) {
     deployment->options.device = torch::Device(deployment->config.get_string("train.device"));
     deployment->options.max_images = a.deploy_images;
     deployment->options.seed = q.seed;
+    require_counted_token_scale(deployment->config, "a deployment (optimize --bank, device)");
     deployment->model = load_split(deployment->config, a.bank, table.method(), table.regime(), table.ratios(),
                                    SelectionMode::kHard, deployment->options.device);
     if (!a.server.address.empty()) {

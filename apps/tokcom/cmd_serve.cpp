@@ -94,6 +94,7 @@ void run_serve(const ServeArgs& a) {
     model.server = server_half;
     served = net::served_digital_model(config, a.method, server_half->max_codec_bytes());
   } else {
+    require_counted_token_scale(config, "serve");
     model = load_proposal(config, a.checkpoint_dir, a.regime, ratios, mode, o.device);
     served = net::served_model(config, ratios, a.regime, a.mode);
   }

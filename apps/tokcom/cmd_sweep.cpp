@@ -175,6 +175,8 @@ void run_sweep(const SweepArgs& a) {
           const VitOptions vo = vit_options_from_config(config);
           const double sent_tokens = method_has_budget(method) ? row.kept_tokens + 2 : vo.num_patches() + 1;
           row.zeta = proxy_zeta_reference(sent_tokens, row.cell.ratio, vo.dim(), model.input_values);
+          if (method_has_budget(method) && token_scale_from_config(config) == TokenScale::kChannel)
+            row.zeta += sent_tokens / static_cast<double>(model.input_values);  // the mask's symbol per token
         }
         row.accuracy = results[i].accuracy();
         row.n_images = results[i].n_images;

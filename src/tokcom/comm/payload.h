@@ -19,10 +19,11 @@ struct Payload {
   // Optional (B, T) bool: which token slots are real (hard mode, packed batches). Undefined = all.
   // False slots are padding: never transmitted, not counted in ζ, zero after any channel.
   torch::Tensor token_mask;
-  // Optional (B, T) float side information for token payloads: the cumulative selection mask the
-  // server multiplies the decoded tokens by (METHOD §5.4) and keeps applying in later blocks (METHOD §3.4,
-  // 10 P4). One real value per sent token, carried outside the channel and not counted in ζ, as in
-  // the reference (docs/comm.md). Undefined = ones.
+  // Optional (B, T) float for token payloads, outside the channel and not counted in ζ: with
+  // comm.token_scale free (for the record only) the cumulative selection mask the server multiplies
+  // the decoded tokens by (METHOD §5.4, §3.4, 10 P4, P27); with none or channel, on the soft path
+  // only, which positions were dropped (0) — what their absence says on the hard path, where it
+  // stays undefined. Undefined = ones.
   torch::Tensor token_scale;
   int64_t ratio_index = -1;      // index into the trained JSCC bank (-1: none / digital)
   std::vector<std::string> bytes;  // digital codecs: encoded image per sample

@@ -17,6 +17,7 @@
 #include "tokcom/core/errors.h"
 #include "tokcom/net/credentials.h"
 #include "tokcom/model/vit.h"
+#include "tokcom/split/proposal.h"
 
 namespace tokcom::net {
 namespace {
@@ -347,7 +348,10 @@ ServedModel served_model(const Config& config, const std::vector<double>& ratios
   m.mode = mode;
   m.regime = regime;
   m.ratios = ratios;
-  for (double r : ratios) m.symbols_per_token.push_back(symbols_per_token(vit.dim(), r));
+  const TokenScale scale = token_scale_from_config(config);
+  for (double r : ratios)
+    m.symbols_per_token.push_back(sent_symbols_per_token(symbols_per_token(vit.dim(), r), scale,
+                                                         !vit.adaptive_blocks().empty()));
   m.max_tokens = 1 + vit.num_patches() + (vit.adaptive_blocks().empty() ? 0 : 1);
   m.num_classes = vit.num_classes();
   m.input_values = input_values(config);

@@ -153,6 +153,12 @@ DecodedRequest from_message(const v1::Payload& m, const ServedModel& model) {
     throw field_error("symbols", fmt::format("has {} bytes, expected {} (tokens {} × d_r {} × 8 bytes of complex64)",
                                              m.symbols().size(), symbol_bytes, tokens, width));
   }
+  // Nothing reaches the server outside ζ (METHOD §10 P27): a hard payload is its kept tokens, and
+  // the mask, when the bank uses it, travels inside the symbols (comm.token_scale channel).
+  if (model.mode != "soft" && !m.token_scale().empty()) {
+    throw field_error("token_scale", "is set, expected empty: a hard-mode payload sends its kept tokens only, and "
+                                     "every value the server uses is counted in zeta");
+  }
   if (!m.token_scale().empty() && m.token_scale().size() != static_cast<size_t>(tokens * 4)) {
     throw field_error("token_scale", fmt::format("has {} bytes, expected 0 or {} (tokens {} × 4 bytes of float32)",
                                                  m.token_scale().size(), tokens * 4, tokens));
@@ -172,8 +178,9 @@ DecodedRequest from_message(const v1::Payload& m, const ServedModel& model) {
   if (!m.token_scale().empty()) {
     p.token_scale = torch::empty({1, tokens}, torch::kFloat);
     std::memcpy(p.token_scale.data_ptr(), m.token_scale().data(), m.token_scale().size());
-    if (!p.token_scale.isfinite().all().item<bool>() || (p.token_scale < 0).any().item<bool>()) {
-      throw field_error("token_scale", "holds NaN, Inf or negative values, expected finite values ≥ 0");
+    // Soft mode sends every position; token_scale only says which ones were dropped (0) or kept (1).
+    if (!(p.token_scale.eq(0) | p.token_scale.eq(1)).all().item<bool>()) {
+      throw field_error("token_scale", "holds values other than 0 and 1, expected which positions were kept");
     }
   }
   return r;

@@ -1,8 +1,10 @@
 #include "tokcom/split/proposal.h"
 
+#include <cmath>
 #include <filesystem>
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 #include <torch/torch.h>
 
 #include "tokcom/core/check.h"
@@ -42,31 +44,88 @@ TokenState device_tokens(Vit& vit, const torch::Tensor& images, const torch::Ten
   return vit->forward_blocks(vit->embed(images, budget), 0, split, mode, stats);
 }
 
-Payload encode_tokens(JsccEncoder& encoder, const TokenState& state, int64_t ratio_index, const std::string& method) {
+TokenScale token_scale_from_config(const Config& config) {
+  const std::string v = config.get_string("comm.token_scale");
+  if (v == "none") return TokenScale::kNone;
+  if (v == "channel") return TokenScale::kChannel;
+  if (v == "free") return TokenScale::kFree;
+  throw ConfigError(fmt::format("comm.token_scale is '{}', expected none | channel | free (METHOD §10 P27)", v));
+}
+
+const char* token_scale_name(TokenScale scale) {
+  switch (scale) {
+    case TokenScale::kNone: return "none";
+    case TokenScale::kChannel: return "channel";
+    case TokenScale::kFree: return "free";
+  }
+  return "?";
+}
+
+int64_t sent_symbols_per_token(int64_t d_r, TokenScale scale, bool selects) {
+  return d_r + (selects && scale == TokenScale::kChannel ? 1 : 0);
+}
+
+void require_counted_token_scale(const Config& config, const std::string& what) {
+  if (token_scale_from_config(config) == TokenScale::kFree) {
+    throw ConfigError(fmt::format("comm.token_scale is 'free' (the selection mask beside the symbols, outside ζ): "
+                                  "{} sends only what ζ counts; use a bank trained with none or channel",
+                                  what));
+  }
+}
+
+Payload encode_tokens(JsccEncoder& encoder, const TokenState& state, int64_t ratio_index, const std::string& method,
+                      TokenScale scale, bool selects) {
   Payload p;
   p.method = method;
   p.ratio_index = ratio_index;
   p.symbols = encoder(state.x);
   if (state.padding.defined()) p.token_mask = state.padding.logical_not();
-  if (state.mask.defined()) p.token_scale = state.mask.to(torch::kFloat);
+  if (!selects || (!state.mask.defined() && scale != TokenScale::kChannel)) return p;
+  const torch::Tensor mask = state.mask.defined()
+                                 ? state.mask.to(torch::kFloat)
+                                 : torch::ones({state.x.size(0), state.x.size(1)}, state.x.options().dtype(torch::kFloat));
+  if (scale == TokenScale::kFree) {
+    p.token_scale = mask;
+    return p;
+  }
+  if (scale == TokenScale::kChannel) {
+    // m·(1 + j)/√(2·d_r): at m = 1 the power of an average unit-norm token symbol (1/d_r). The
+    // channel measures the power of what is sent, so the SNR stays the nominal one.
+    const double d_r = static_cast<double>(p.symbols.size(-1));
+    const torch::Tensor amplitude = (mask * (1.0 / std::sqrt(2.0 * d_r))).unsqueeze(-1);
+    p.symbols = torch::cat({p.symbols, torch::view_as_complex(torch::stack({amplitude, amplitude}, -1))}, -1);
+  }
+  // Which sent positions were dropped: only the soft path sends them (the hard path's absence says it).
+  torch::Tensor kept = mask > 0;
+  if (p.token_mask.defined()) kept = kept.logical_or(p.token_mask.logical_not());
+  if (!kept.all().item<bool>()) p.token_scale = (mask > 0).to(torch::kFloat);
   return p;
 }
 
 torch::Tensor server_logits(Vit& vit, JsccDecoder& decoder, const Payload& received, int64_t split,
-                            SelectionMode mode) {
-  validate(received, "server_logits", decoder->options.symbols_per_token(), /*check_values=*/false);
+                            SelectionMode mode, TokenScale scale) {
+  const bool selects = !vit->options.adaptive_blocks().empty();
+  const int64_t d_r = decoder->options.symbols_per_token();
+  validate(received, "server_logits", sent_symbols_per_token(d_r, scale, selects), /*check_values=*/false);
   if (received.symbols.dim() != 3) {
     throw ShapeError(fmt::format("server_logits: payload '{}' has map symbols of rank {}, expected tokens (B, T, d_r)",
                                  received.method, received.symbols.dim()));
   }
+  torch::Tensor symbols = received.symbols, mask;
+  if (selects && scale == TokenScale::kChannel) {
+    const torch::Tensor s = symbols.select(-1, d_r);
+    mask = ((torch::real(s) + torch::imag(s)) * std::sqrt(d_r / 2.0)).clamp(0.0, 1.0);
+    symbols = symbols.slice(-1, 0, d_r);
+  }
   TokenState state;
-  state.x = decoder(received.symbols);
+  state.x = decoder(symbols);
   if (received.token_mask.defined()) {
     state.padding = received.token_mask.logical_not();
     state.x = state.x * received.token_mask.unsqueeze(-1).to(state.x.dtype());
   }
-  if (received.token_scale.defined()) {
-    state.mask = received.token_scale;
+  if (received.token_scale.defined()) mask = mask.defined() ? mask * received.token_scale : received.token_scale;
+  if (mask.defined()) {
+    state.mask = mask;
     state.x = state.x * state.mask.unsqueeze(-1);  // METHOD §5.4: dropped positions back to exact zeros
   }
   return vit->forward_head(vit->forward_blocks(std::move(state), split, vit->options.depth(), mode));
@@ -100,7 +159,8 @@ Payload ProposalDevice::encode(const torch::Tensor& images, const Decision& deci
                               ? torch::full({batch}, o.num_patches(), images.options().dtype(torch::kLong))
                               : block_stats.back().kept;
   }
-  return encode_tokens(encoders_[decision.ratio_index], state, decision.ratio_index, options_.method);
+  return encode_tokens(encoders_[decision.ratio_index], state, decision.ratio_index, options_.method,
+                       options_.token_scale, !o.adaptive_blocks().empty());
 }
 
 ProposalServer::ProposalServer(std::vector<Vit> models, std::vector<JsccDecoder> decoders, ProposalOptions options)
@@ -122,7 +182,7 @@ torch::Tensor ProposalServer::decode(const Payload& received) {
   }
   torch::NoGradGuard no_grad;
   return server_logits(models_[received.ratio_index], decoders_[received.ratio_index], received, options_.split,
-                       options_.mode);
+                       options_.mode, options_.token_scale);
 }
 
 SplitModel load_proposal(const Config& config, const std::string& bank_dir, const std::string& regime,
@@ -132,6 +192,12 @@ SplitModel load_proposal(const Config& config, const std::string& bank_dir, cons
   options.mode = mode;
   const VitOptions vit_options = vit_options_from_config(config);
   options.method = vit_options.adaptive_blocks().empty() ? "vit-ae" : "proposal";
+  options.token_scale = token_scale_from_config(config);
+  if (options.token_scale == TokenScale::kFree && !vit_options.adaptive_blocks().empty()) {
+    spdlog::warn("{}: comm.token_scale is 'free': the server gets each token's selection mask beside the symbols, "
+                 "outside the channel and outside zeta (the reference's evaluation) — for the record only",
+                 bank_dir);
+  }
   validate_split(vit_options, options.split);
   if (ratios.empty()) throw UsageError("load_proposal: no ratios asked for");
 
@@ -178,7 +244,7 @@ namespace {
 class ProposalPair : public TrainablePair {
  public:
   ProposalPair(const Config& config, const std::string& init, double ratio)
-      : split_(config.get_int("comm.split")), vit_(make_vit(config)) {
+      : split_(config.get_int("comm.split")), token_scale_(token_scale_from_config(config)), vit_(make_vit(config)) {
     validate_split(vit_->options, split_);
     const LoadReport report = load_module(init, *vit_, /*strict=*/false);
     if (!report.missing.empty()) {
@@ -202,6 +268,7 @@ class ProposalPair : public TrainablePair {
     popts.split = split_;
     popts.mode = SelectionMode::kHard;
     popts.method = method_;
+    popts.token_scale = token_scale_;
     link_.device = std::make_shared<ProposalDevice>(vit_, std::vector<JsccEncoder>{codec_->encoder},
                                                     std::vector<double>{ratio}, popts);
     link_.server =
@@ -224,10 +291,10 @@ class ProposalPair : public TrainablePair {
       torch::NoGradGuard no_grad;
       state = device_tokens(vit_, images, budgets, split_, SelectionMode::kSoft);
     }
-    return encode_tokens(codec_->encoder, state, 0, method_);
+    return encode_tokens(codec_->encoder, state, 0, method_, token_scale_, adaptive_);
   }
   torch::Tensor receive(const Payload& received) override {
-    return server_logits(vit_, codec_->decoder, received, split_, SelectionMode::kSoft);
+    return server_logits(vit_, codec_->decoder, received, split_, SelectionMode::kSoft, token_scale_);
   }
   // Rows = the tokens the server keeps (mask > 0: cls, budget, surviving patches), one per row.
   torch::Tensor codec_rows(const torch::Tensor& images, const torch::Tensor& budgets) override {
@@ -240,13 +307,14 @@ class ProposalPair : public TrainablePair {
   Payload encode_rows(const torch::Tensor& rows) override {
     TokenState rows_state;
     rows_state.x = rows;
-    return encode_tokens(codec_->encoder, rows_state, 0, method_);
+    return encode_tokens(codec_->encoder, rows_state, 0, method_, token_scale_, false);  // the codec alone
   }
   torch::Tensor decode_rows(const Payload& received) override { return codec_->decoder(received.symbols); }
   SplitModel link() override { return link_; }
 
  private:
   int64_t split_;
+  TokenScale token_scale_;
   Vit vit_;
   JsccCodec codec_{nullptr};
   JsccStageNet net_{nullptr};

@@ -1,7 +1,7 @@
 // split/proposal.h — the proposal as a split model (METHOD §5): the device runs the patch embedding
 // and blocks [0, split) with token selection under α, encodes every sent token with the JSCC
-// encoder of ratio r; the server decodes, multiplies by the cumulative mask (METHOD §5.4) and runs
-// blocks [split, depth), the final LayerNorm and the head.
+// encoder of ratio r; the server decodes, multiplies by the cumulative mask as comm.token_scale
+// says (METHOD §5.4) and runs blocks [split, depth), the final LayerNorm and the head.
 //
 // Soft mode sends every position (the reference's batched path); hard mode sends only the kept
 // tokens (cls and budget included), packed per batch with padded slots that are never sent.
@@ -42,17 +42,40 @@ void validate_split(const VitOptions& options, int64_t split);
 // heads, norm, head) is the frozen model every file of a bank shares.
 bool is_proposal_pair_tensor(const std::string& name, int64_t split);
 
+// comm.token_scale (METHOD §5.4, 10 P27): how the server learns each sent token's cumulative
+// selection mask m, which it multiplies into the decoded token and keeps applying in its blocks.
+//  none    — not sent: the server uses 1 for every sent token (0 for a dropped one, which the
+//            hard path does not send at all; the soft training path marks dropped positions).
+//  channel — sent through the channel and counted in ζ: one more complex symbol per sent token,
+//            m·(1 + j)/√(2·d_r) (the power of an average token symbol at m = 1); the server reads
+//            m̂ = √(d_r/2)·(Re + Im), clipped to [0, 1].
+//  free    — beside the symbols, outside the channel and outside ζ (the reference's evaluation):
+//            for the record only; serving and deployment refuse it.
+enum class TokenScale { kNone, kChannel, kFree };
+// comm.token_scale of a config. ConfigError naming the key and the three values.
+TokenScale token_scale_from_config(const Config& config);
+const char* token_scale_name(TokenScale scale);
+// Complex symbols one sent token occupies: d_r, plus 1 for `channel` on a model that selects.
+int64_t sent_symbols_per_token(int64_t d_r, TokenScale scale, bool selects);
+// Refuses `free` for `what` (serving, deployment): ConfigError naming the key.
+void require_counted_token_scale(const Config& config, const std::string& what);
+
 // Device side: embed with budget (B) (undefined or all 1 = static path), blocks [0, split).
 TokenState device_tokens(Vit& vit, const torch::Tensor& images, const torch::Tensor& budget, int64_t split,
                          SelectionMode mode, std::vector<BlockStats>* stats = nullptr);
-// Sent tokens → payload: symbols = encoder(x), token_mask = not padding (hard mode), token_scale
-// = the cumulative mask (when selection ran).
-Payload encode_tokens(JsccEncoder& encoder, const TokenState& state, int64_t ratio_index,
-                      const std::string& method);
-// Received payload → logits: decoder, zero at padded slots, × token_scale, blocks [split, depth),
-// norm, head. `expected_width` = the decoder's d_r (ShapeError otherwise).
+// Sent tokens → payload: symbols = encoder(x), token_mask = not padding (hard mode); when
+// selection ran, the mask as `scale` says (channel: one more symbol per token; free: token_scale
+// = the mask; none and channel: token_scale = which positions were kept, only when some sent
+// position was dropped — the soft path; the hard path sends kept tokens only and leaves it unset).
+// `selects`: the model has adaptive blocks (with `channel` every sent token then carries its mask
+// symbol, 1 on the static path where selection did not run).
+Payload encode_tokens(JsccEncoder& encoder, const TokenState& state, int64_t ratio_index, const std::string& method,
+                      TokenScale scale, bool selects);
+// Received payload → logits: decoder, zero at padded slots, × the mask as `scale` says, blocks
+// [split, depth), norm, head. ShapeError unless the payload's width is
+// sent_symbols_per_token(d_r, scale, selects) (`selects`: the model has adaptive blocks).
 torch::Tensor server_logits(Vit& vit, JsccDecoder& decoder, const Payload& received, int64_t split,
-                            SelectionMode mode);
+                            SelectionMode mode, TokenScale scale);
 
 // File of one trained (regime, r) in a bank folder.
 std::string jscc_file(const std::string& bank_dir, const std::string& regime, double ratio);
@@ -61,6 +84,7 @@ struct ProposalOptions {
   int64_t split = 3;
   SelectionMode mode = SelectionMode::kHard;
   std::string method = "proposal";
+  TokenScale token_scale = TokenScale::kNone;
 };
 
 class ProposalDevice final : public DeviceHalf {
