@@ -25,6 +25,7 @@
 #include "tokcom/data/loader.h"
 #include "tokcom/data/transforms.h"
 #include "tokcom/eval/link_eval.h"
+#include "tokcom/core/csv.h"
 #include "tokcom/eval/sweep.h"
 #include "tokcom/split/method.h"
 #include "tokcom/split/mobilenet_split.h"
@@ -366,7 +367,16 @@ TEST(JsccStage, TrainsFrozenDeviceResumesAndSweepShardsMerge) {
   const std::string full = read_file(dir + "/full.csv");
   EXPECT_EQ(full, read_file(dir + "/full2.csv"));
   EXPECT_EQ(full.substr(0, full.find('\n')),
-            "method,regime,channel,snr_db,ratio,alpha,zeta,kept_tokens,symbols,accuracy,n_images,seed,mode");
+            "method,regime,channel,snr_db,ratio,alpha,zeta,kept_tokens,symbols,accuracy,n_images,seed,mode,kept_fraction");
+  {
+    // The measured kept fraction beside α: kept patch tokens over the 16 patches.
+    const csv::Table t = csv::read(dir + "/full.csv", "sweep", sweep_schema());
+    for (size_t i = 0; i < t.rows.size(); ++i) {
+      EXPECT_NEAR(t.number(i, "kept_fraction"), t.number(i, "kept_tokens") / 16.0, 1e-4) << t.where(i);
+      EXPECT_GT(t.number(i, "kept_fraction"), 0.0) << t.where(i);
+      EXPECT_LE(t.number(i, "kept_fraction"), 1.0) << t.where(i);
+    }
+  }
   EXPECT_EQ(std::count(full.begin(), full.end(), '\n'), 1 + 2 * 2 * 2 * 2);  // ratios × α × channels × SNRs
   for (int k = 0; k < 3; ++k) {
     ASSERT_EQ(test::run_cli(fmt::format("--seed 3 {}--shard {}/3 -o {}/part{}.csv", sweep, k, dir, k), &out), 0) << out;
@@ -383,6 +393,16 @@ TEST(JsccStage, TrainsFrozenDeviceResumesAndSweepShardsMerge) {
   EXPECT_NE(out.find("appears in both"), std::string::npos) << out;
   EXPECT_FALSE(fs::exists(dir + "/gap.csv"));
   EXPECT_FALSE(fs::exists(dir + "/dup.csv"));
+  {
+    // A shard from before kept_fraction reads, alone, but does not merge with a newer one.
+    std::stringstream in(read_file(dir + "/part0.csv")), old_format;
+    for (std::string l; std::getline(in, l);) old_format << l.substr(0, l.rfind(',')) << "\n";
+    write_file_atomic(dir + "/old0.csv", old_format.str());
+    fs::copy_file(dir + "/part0.csv.json", dir + "/old0.csv.json");
+    EXPECT_NO_THROW(csv::read(dir + "/old0.csv", "old sweep", sweep_schema()));
+    EXPECT_EQ(test::run_cli(fmt::format("merge {0}/old0.csv {0}/part1.csv {0}/part2.csv -o {0}/mixed.csv", dir), &out), 4);
+    EXPECT_NE(out.find("shards of different tokcom versions"), std::string::npos) << out;
+  }
   // Proxy table straight from a sweep on the training split, then the controller on the real model
   // (deployment, METHOD §8.5): every slot's ζ is a whole number of tokens × d_r of the chosen r.
   ASSERT_EQ(test::run_cli("--seed 3 sweep --bank " + bank + " --split train --snr 0,10,20 --alphas 0.25,0.5,1 "

@@ -168,6 +168,8 @@ void run_sweep(const SweepArgs& a) {
         SweepRow row;
         row.cell = *owners[i];
         row.kept_tokens = results[i].kept_tokens();
+        // The measured fraction beside the asked α (the budget is what was sent, not what was asked).
+        if (method_has_budget(method)) row.kept_fraction = row.kept_tokens / static_cast<double>(vit_options_from_config(config).num_patches());
         row.symbols = results[i].symbols();
         row.zeta = row.symbols / static_cast<double>(model.input_values);
         if (config.get_bool("comm.proxy_zeta_reference") && !is_mobilenet_method(method)) {
@@ -240,7 +242,7 @@ void add_sweep(CLI::App& app) {
                                                "budget_bits, choice, bytes, fits");
   cmd->add_option("--shard", a->shard, "k/n: run the k-th (0-based) of n contiguous parts of the grid")->capture_default_str();
   cmd->add_option("-o,--out", a->out, "CSV: method,regime,channel,snr_db,ratio,alpha,zeta,kept_tokens,symbols,"
-                                      "accuracy,n_images,seed,mode (+ .json sidecar)")
+                                      "accuracy,n_images,seed,mode,kept_fraction (+ .json sidecar)")
       ->required();
   cmd->add_option("overrides", a->overrides, "key.sub=value overrides of the bank's config");
   cmd->footer(

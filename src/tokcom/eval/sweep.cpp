@@ -109,18 +109,24 @@ std::vector<double> parse_range(const std::string& text, const std::string& flag
 }
 
 const csv::Schema& sweep_schema() {
+  // Open: kept_fraction follows (sweeps written before it existed end at `mode` and still read).
   static const csv::Schema s =
       csv::schema("a sweep CSV written by `tokcom sweep`",
                   "method,regime,channel,snr_db,ratio,alpha,zeta,kept_tokens,symbols,accuracy,n_images,seed,mode",
-                  {"method", "regime", "channel", "mode"});
+                  {"method", "regime", "channel", "mode"}, {}, /*open=*/true);
   return s;
+}
+
+const std::vector<std::string>& sweep_extra_columns() {
+  static const std::vector<std::string> extra = {"kept_fraction"};
+  return extra;
 }
 
 void add_sweep_row(csv::Writer& out, const SweepRow& r) {
   out.text(r.cell.method).text(r.cell.regime).text(r.cell.channel);  // a channel may hold commas: quoted
   out.number(r.cell.snr_db).number(r.cell.ratio).number(r.cell.alpha).number(r.zeta, 8);
   out.fixed(r.kept_tokens, 4).fixed(r.symbols, 2).fixed(r.accuracy, 6);
-  out.integer(r.n_images).integer(static_cast<int64_t>(r.seed)).text(r.mode).end_row();
+  out.integer(r.n_images).integer(static_cast<int64_t>(r.seed)).text(r.mode).fixed(r.kept_fraction, 4).end_row();
 }
 
 nlohmann::json grid_to_json(const SweepGrid& g) {
@@ -147,7 +153,7 @@ SweepGrid grid_from_json(const nlohmann::json& j, const std::string& origin) {
 
 void write_sweep(const std::string& path, const SweepGrid& grid, const Shard& shard, uint64_t seed,
                  const std::vector<SweepRow>& rows, const nlohmann::json& extra) {
-  csv::Writer csv(sweep_schema());
+  csv::Writer csv(sweep_schema(), sweep_extra_columns());
   for (const auto& r : rows) add_sweep_row(csv, r);
   nlohmann::json side = extra;
   side["grid"] = grid_to_json(grid);
@@ -166,7 +172,7 @@ void merge_sweeps(const std::vector<std::string>& inputs, const std::string& out
   std::map<std::string, int64_t> index_of;
   std::vector<SweepCell> cells;
   std::vector<std::vector<std::string>> lines;
-  std::vector<std::string> source;
+  std::vector<std::string> source, header;
   for (const auto& path : inputs) {
     nlohmann::json side;
     try {
@@ -195,6 +201,12 @@ void merge_sweeps(const std::vector<std::string>& inputs, const std::string& out
       }
     }
     const csv::Table table = csv::read(path, path, sweep_schema());
+    if (header.empty()) {
+      header = table.header;
+    } else if (table.header != header) {
+      throw FormatError(fmt::format("merge: {} has the columns {}, {} has {} (shards of different tokcom versions)", path,
+                                    fmt::join(table.header, ","), inputs.front(), fmt::join(header, ",")));
+    }
     for (size_t i = 0; i < table.rows.size(); ++i) {
       const std::vector<std::string>& f = table.rows[i];
       // Coordinates compared as numbers (written "0.5", read back the same double).
@@ -227,7 +239,8 @@ void merge_sweeps(const std::vector<std::string>& inputs, const std::string& out
                                   std::count_if(lines.begin(), lines.end(), [](const auto& l) { return l.empty(); }), cells.size(),
                                   fmt::join(missing, ", ")));
   }
-  csv::Writer csv(sweep_schema());
+  csv::Writer csv(sweep_schema(), std::vector<std::string>(header.begin() + static_cast<std::ptrdiff_t>(sweep_schema().columns.size()),
+                                                           header.end()));
   for (const auto& l : lines) csv.row(l);
   nlohmann::json side = first;
   side["shard"] = "0/1";

@@ -52,13 +52,16 @@ std::vector<double> parse_range(const std::string& text, const std::string& flag
 struct SweepRow {
   SweepCell cell;
   double zeta = 0, kept_tokens = 0, symbols = 0, accuracy = 0;
+  double kept_fraction = 1;  // kept patch tokens / patches, measured (1 for static and digital methods)
   int64_t n_images = 0;
   uint64_t seed = 0;
   std::string mode;
 };
 
-// The sweep CSV: method,regime,channel,snr_db,ratio,alpha,zeta,kept_tokens,symbols,accuracy,n_images,seed,mode.
+// The sweep CSV: method,regime,channel,snr_db,ratio,alpha,zeta,kept_tokens,symbols,accuracy,n_images,seed,mode,
+// then kept_fraction (an open schema: sweeps from before it end at `mode` and still read).
 const csv::Schema& sweep_schema();
+const std::vector<std::string>& sweep_extra_columns();
 // One row of it (channel specs with commas come out quoted).
 void add_sweep_row(csv::Writer& out, const SweepRow& row);
 
