@@ -40,6 +40,7 @@ for mode in none channel free; do
     --regimes robust --channels awgn --snr 0,10,20 --alphas 0.25,0.5,1 --ratios "$RATIOS" --split val \
     -o "runs/ts-$mode/sweep.csv"
   cp "runs/ts-$mode/sweep.csv" "$OUT/sweep-$mode.csv"
+  cp "runs/ts-$mode/sweep.csv.json" "$OUT/sweep-$mode.csv.json"
   cp "runs/ts-$mode/config.yaml" "$OUT/jscc-$mode.config.yaml"
   cp "runs/ts-$mode.seconds" "$OUT/jscc-$mode.seconds"
 done
@@ -105,7 +106,7 @@ for snr in sorted({float(r["snr_db"]) for r in rows["none"]}):
 lines += ["", f"Budgets where one counted mode is ahead with separated intervals: none {wins['none']}, channel "
           f"{wins['channel']}; undecided or equal {wins['tie']}.", ""]
 for m in modes:
-    lines.append(f"JSCC training time ({m}): {float(open(f'{out}/jscc-{m}.seconds').read()):.0f} s (1 thread, three banks side by side).")
+    lines.append(f"JSCC training time ({m}): {float(open(f'{out}/jscc-{m}.seconds').read()):.0f} s (1 thread; wall clock, with whatever else ran beside it).")
 open(f"{out}/README.md", "w").write("\n".join(lines) + "\n")
 print("\n".join(lines))
 PY
