@@ -121,6 +121,13 @@ TEST(Report, SyntheticRunGivesItsNumbers) {
   expect_has(md, "`tokcom --seed 0 train -c fmnist`");
   expect_has(md, "| control/summary.json | tokcom optimize | 3 | abc123 |");
   expect_has(md, "![fig9/fig9.png");
+  // Claims, computed from the CSVs: the proposal's 0.700 (0.579–0.798) at ζ ≤ 0.2 and 20 dB is above jpeg's
+  // 0.400 (0.289–0.522); jpeg's best (0.4 at ζ 0.2) the proposal reaches at ζ 0.01; one deployment misses ζ_max.
+  expect_has(md, "## Claims\n");
+  expect_has(md, "| proposal at or above jpeg | 1 | 0 | 0 | – |");
+  expect_has(md, "| awgn | 20 | proposal (robust) | jpeg | 0.400 | 0.2 | 0.01 | 20.0× |");
+  expect_has(md, "| ζ_max met, strict: proposal (control) | 1 | 1 | 0 | fixed:20 ζ_max 0.02 (ζ 0.03) |");
+  expect_has(md, "| ζ_max met within 1 %: proposal (control) | 1 | 1 | 0 | fixed:20 ζ_max 0.02 (ζ 0.03) |");
   // Kept fraction vs α from the eval CSV, with the tracking error |kept − α|.
   ASSERT_EQ(run.evals.size(), 1u);
   expect_has(md, "| eval/adaptive-hard.csv | hard | 0.25 | 61.30 | 0.276 | 0.026 | 447 |");
@@ -239,4 +246,27 @@ TEST(Report, CliRefusesABadFolderWithAClearMessage) {
   EXPECT_EQ(test::run_cli("report --no-plots " + good + " -o " + out_dir, &out), 0) << out;
   EXPECT_TRUE(fs::exists(out_dir + "/report.md"));
   EXPECT_TRUE(fs::exists(out_dir + "/report.html"));
+}
+
+// Each verdict of the claims table from known cells: separated intervals decide, overlapping ones do
+// not (3,925 images: ±1.5 points; 64 images: ±12).
+TEST(Report, ClaimsTableCountsHoldsFailsAndUndecided) {
+  const std::string dir = test::temp_dir("report-claims");
+  put(dir + "/sweep/sweep.csv", std::string(kSweepHeader) +
+                                    "proposal,robust,awgn,0,0.1,0.5,0.01,10,100,0.60,3925,1,hard\n"
+                                    "proposal,noiseless,awgn,0,0.1,0.5,0.01,10,100,0.50,3925,1,hard\n"
+                                    "proposal,robust,awgn,0,0.1,1,0.02,20,200,0.62,3925,1,hard\n"
+                                    "proposal,noiseless,awgn,0,0.1,1,0.02,20,200,0.61,3925,1,hard\n"
+                                    "vit-ae,robust,awgn,0,0.1,1,0.01,17,170,0.70,3925,1,hard\n"
+                                    "vit-ae,robust,awgn,0,0.2,1,0.02,17,340,0.71,64,1,hard\n");
+  report::ReportOptions options;
+  options.plots = false;
+  report::write_report(report::load_run(dir), options);
+  const std::string md = read_file(dir + "/report.md");
+  // Each proposal regime against ViT-AE: ζ ≤ 0.01: 0.60 and 0.50 vs 0.70 (3925 images each) fail; ζ ≤ 0.02:
+  // 0.62 and 0.61 vs 0.71 (64 images) are undecided.
+  expect_has(md, "| proposal at or above vit-ae (robust) | 0 | 2 | 2 | awgn 0 dB ζ ≤ 0.01 (proposal (noiseless)); "
+                 "awgn 0 dB ζ ≤ 0.01 (proposal (robust)) |");
+  // Below 10 dB, robust vs noiseless: 0.60 vs 0.50 holds at ζ ≤ 0.01; 0.62 vs 0.61 is undecided at ζ ≤ 0.02.
+  expect_has(md, "| robust-trained at or above noiseless-trained below 10 dB | 1 | 0 | 1 | – |");
 }

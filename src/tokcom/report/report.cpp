@@ -33,8 +33,8 @@ ReportFiles write_report(const RunData& run, const ReportOptions& options) {
                            : "Figures were switched off; the tables hold the same numbers.");
   }
   ReportContext ctx{run, options, out, figdir, plots, &files};
-  for (auto* section : {accuracy_section, controller_section, deployment_section, selection_section, budget_section,
-                        training_section, timing_section, provenance_section}) {
+  for (auto* section : {accuracy_section, controller_section, deployment_section, claims_section, selection_section,
+                        budget_section, training_section, timing_section, provenance_section}) {
     section(doc, ctx);
   }
   write_file_atomic(files.markdown, doc.markdown());

@@ -14,6 +14,7 @@
 #include "tokcom/report/figures.h"
 #include "tokcom/report/paper.h"
 #include "tokcom/report/report_util.h"
+#include "tokcom/split/method.h"
 
 namespace tokcom::report {
 namespace fs = std::filesystem;
@@ -221,6 +222,159 @@ void accuracy_section(Document& doc, ReportContext& ctx) {
       if (f) doc.figure(*f);
     }
     doc.table(accuracy_block(c));
+  }
+}
+
+// ---- Claims ------------------------------------------------------------------------------------
+namespace {
+
+// Best accuracy of a curve within ζ ≤ bound, with the images it was measured on (n 0: no point).
+std::pair<double, int64_t> best_within(const Curve& c, double bound) {
+  double best = -1;
+  int64_t n = 0;
+  for (size_t i = 0; i < c.points.size(); ++i)
+    if (c.points[i].first <= bound && c.points[i].second > best) best = c.points[i].second, n = c.images[i];
+  return {best, n};
+}
+
+// A above B with separated 95 % Wilson intervals: "holds"; B above A, separated: "fails"; else "undecided".
+std::string verdict(std::pair<double, int64_t> a, std::pair<double, int64_t> b) {
+  const Interval ia = wilson_interval(a.first, a.second), ib = wilson_interval(b.first, b.second);
+  if (ia.low > ib.high) return "holds";
+  if (ib.low > ia.high) return "fails";
+  return "undecided";
+}
+
+struct Tally {
+  int holds = 0, fails = 0, undecided = 0;
+  std::vector<std::string> failing;  // where it fails
+  void add(const std::string& v, const std::string& where) {
+    if (v == "holds") ++holds;
+    if (v == "fails") ++fails, failing.push_back(where);
+    if (v == "undecided") ++undecided;
+  }
+  std::vector<std::string> row(const std::string& claim) const {
+    std::string where;
+    for (size_t i = 0; i < failing.size() && i < 4; ++i) where += (i ? "; " : "") + failing[i];
+    if (failing.size() > 4) where += fmt::format("; … ({} more)", failing.size() - 4);
+    return {claim, std::to_string(holds), std::to_string(fails), std::to_string(undecided), where.empty() ? "–" : where};
+  }
+};
+
+bool is_proposal(const std::string& label) { return starts_with(label, "proposal"); }
+
+}  // namespace
+
+// The paper's claims, tested cell by cell on this run's CSVs (never written by hand).
+void claims_section(Document& doc, ReportContext& ctx) {
+  const RunData& run = ctx.run;
+  doc.heading(2, "Claims");
+  const auto curves = accuracy_curves(run);
+  doc.text("Each claim of the paper, tested on this run's evaluation sweeps and deployments. A cell is one (channel, "
+           "SNR, ζ budget) of the accuracy tables above: \"holds\" when the claim's side is ahead with separated 95 % "
+           "Wilson intervals, \"fails\" when the other side is, \"undecided\" when the intervals overlap. Budgets where "
+           "a side has no operating point are not counted.");
+  TableBlock t;
+  t.header = {"claim", "holds", "fails", "undecided", "fails at"};
+  std::map<std::string, Tally> versus;  // baseline → tally of "proposal at or above it"
+  Tally robust;                         // robust ≥ noiseless below 10 dB
+  std::vector<std::vector<std::string>> savings;
+  for (const auto& [key, c] : curves) {
+    const auto& [channel, snr] = key;
+    const std::vector<double> bounds = zeta_bounds(c);
+    for (double b : bounds) {
+      const std::string where = fmt::format("{} {} dB ζ ≤ {}", channel, num(snr), num(b));
+      for (const auto& [label, curve] : c) {
+        if (!is_proposal(label)) continue;
+        const auto mine = best_within(curve, b);
+        if (mine.second == 0) continue;
+        for (const auto& [other, other_curve] : c) {
+          if (is_proposal(other)) continue;
+          const auto theirs = best_within(other_curve, b);
+          if (theirs.second > 0) versus[other].add(verdict(mine, theirs), where + " (" + label + ")");
+        }
+      }
+      if (snr < 10) {
+        for (const auto& [label, curve] : c) {
+          const size_t at = label.find(" (robust)");
+          if (at == std::string::npos) continue;
+          const auto other = c.find(label.substr(0, at) + " (noiseless)");
+          if (other == c.end()) continue;
+          const auto r = best_within(curve, b), n = best_within(other->second, b);
+          if (r.second > 0 && n.second > 0) robust.add(verdict(r, n), where + " (" + label.substr(0, at) + ")");
+        }
+      }
+    }
+    // Fewer symbols than the best digital codec at equal accuracy: at the best accuracy any digital
+    // codec reaches here, the least ζ each side needs for it.
+    double target = -1, digital_zeta = 0;
+    std::string digital_label;
+    for (const auto& [label, curve] : c) {
+      if (!is_digital_method(label.substr(0, label.find(' ')))) continue;
+      for (const auto& [z, a] : curve.points)
+        if (a > target || (a == target && z < digital_zeta)) target = a, digital_zeta = z, digital_label = label;
+    }
+    if (target < 0) continue;
+    for (const auto& [label, curve] : c) {
+      if (!is_proposal(label)) continue;
+      double need = -1;
+      for (const auto& [z, a] : curve.points)
+        if (a >= target && (need < 0 || z < need)) need = z;
+      savings.push_back({channel, num(snr), label, digital_label, fmt::format("{:.3f}", target), zeta_text(digital_zeta),
+                         need < 0 ? "never reached" : zeta_text(need),
+                         need > 0 ? fmt::format("{:.1f}×", digital_zeta / need) : "–"});
+    }
+  }
+  for (const auto& [baseline, tally] : versus) t.rows.push_back(tally.row("proposal at or above " + baseline));
+  if (robust.holds + robust.fails + robust.undecided > 0)
+    t.rows.push_back(robust.row("robust-trained at or above noiseless-trained below 10 dB"));
+  // Deployments: ζ_max met by the strict rule (every repeat's mean ζ ≤ ζ_max) and within 1 %.
+  std::map<std::string, std::map<std::pair<std::string, double>, double>> deployed;  // method → (scenario, ζ_max) → acc
+  for (const ControlRun& c : run.controls) {
+    if (!c.deploy) continue;
+    const std::string method = table_field(c, "method");
+    Tally strict, loose;
+    for (const DeployCell& d : deploy_cells(c)) {
+      const double worst = *std::max_element(d.zeta.begin(), d.zeta.end());
+      const std::string where = fmt::format("{} ζ_max {} (ζ {})", d.scenario, num(d.zeta_max), zeta_text(worst));
+      strict.add(worst <= d.zeta_max ? "holds" : "fails", where);
+      loose.add(worst <= 1.01 * d.zeta_max ? "holds" : "fails", where);
+      deployed[method][{d.scenario, d.zeta_max}] = mean(d.accuracy);
+    }
+    const std::string who = method.empty() ? c.dir : method + " (" + c.dir + ")";
+    t.rows.push_back(strict.row("ζ_max met, strict: " + who));
+    t.rows.push_back(loose.row("ζ_max met within 1 %: " + who));
+  }
+  // The gap to ViT-AE narrows as ζ_max grows (per scenario, point estimates of the deployments).
+  if (deployed.count("proposal") && deployed.count("vit-ae")) {
+    Tally gap;
+    std::map<std::string, std::vector<std::pair<double, double>>> gaps;  // scenario → (ζ_max, gap)
+    for (const auto& [cell, acc] : deployed["proposal"]) {
+      const auto it = deployed["vit-ae"].find(cell);
+      if (it != deployed["vit-ae"].end()) gaps[cell.first].emplace_back(cell.second, acc - it->second);
+    }
+    for (auto& [scenario, g] : gaps) {
+      if (g.size() < 2) continue;
+      std::sort(g.begin(), g.end());
+      gap.add(g.back().second < g.front().second ? "holds" : "fails",
+              fmt::format("{}: gap {} at ζ_max {} → {} at {}", scenario, pct(g.front().second), num(g.front().first),
+                          pct(g.back().second), num(g.back().first)));
+    }
+    if (gap.holds + gap.fails > 0) t.rows.push_back(gap.row("gap to ViT-AE narrows as ζ_max grows (point estimates)"));
+  }
+  if (t.rows.empty()) {
+    doc.text("No claim can be tested: the run has no evaluation sweep with two methods and no deployment.");
+  } else {
+    doc.table(t);
+  }
+  if (!savings.empty()) {
+    doc.text("Fewer channel symbols than the best digital codec at equal accuracy: per channel and SNR, the best "
+             "accuracy any digital codec reaches, the least ζ it needs, the least ζ the proposal needs for the same "
+             "accuracy, and the ratio (point estimates).");
+    TableBlock s;
+    s.header = {"channel", "SNR dB", "proposal", "best digital", "accuracy", "digital ζ", "proposal ζ", "fewer symbols"};
+    s.rows = savings;
+    doc.table(s);
   }
 }
 

@@ -25,6 +25,7 @@ struct ReportContext {
 };
 
 void accuracy_section(Document& doc, ReportContext& ctx);    // Figs 6–7
+void claims_section(Document& doc, ReportContext& ctx);      // the paper's claims, cell by cell
 void controller_section(Document& doc, ReportContext& ctx);  // Fig. 8
 void deployment_section(Document& doc, ReportContext& ctx);  // Table II
 void selection_section(Document& doc, ReportContext& ctx);   // Fig. 9
