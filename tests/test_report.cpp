@@ -2,6 +2,8 @@
 // the self-contained HTML, and the errors for a folder with missing or malformed files.
 #include <gtest/gtest.h>
 
+#include <fmt/format.h>
+
 #include <filesystem>
 
 #include "common/helpers.h"
@@ -259,10 +261,30 @@ TEST(Report, ClaimsTableCountsHoldsFailsAndUndecided) {
                                     "proposal,noiseless,awgn,0,0.1,1,0.02,20,200,0.61,3925,1,hard\n"
                                     "vit-ae,robust,awgn,0,0.1,1,0.01,17,170,0.70,3925,1,hard\n"
                                     "vit-ae,robust,awgn,0,0.2,1,0.02,17,340,0.71,64,1,hard\n");
+  // Two deployments of the same regime: the gap proposal − ViT-AE shrinks at gauss:0 (10 → 2 points) and grows
+  // at fixed:20 (1 → 3).
+  for (const auto& [name, accuracies] : std::vector<std::pair<std::string, std::vector<double>>>{
+           {"proposal", {0.80, 0.90, 0.70, 0.93}}, {"vit-ae", {0.70, 0.88, 0.69, 0.90}}}) {
+    const std::string c = dir + "/control/" + name;
+    put(c + "/summary.csv", "scenario,zeta_max,rule,V,mu,accuracy,zeta,feasible,queue_final,oracle_accuracy,oracle_zeta,gap\n"
+                            "\"gauss:0,2.5\",0.01,paper,100,10,0.8,0.009,1,0.5,0.88,0.0099,0.08\n");
+    put(c + "/summary.json", R"({"selection": "paper", "table": {"method": ")" + name + R"(", "regime": "robust"}})");
+    put(c + "/deploy_summary.csv",
+        "scenario,zeta_max,repeat,V,mu,accuracy,constrained_accuracy,zeta,slots,queue_final\n" +
+            fmt::format("\"gauss:0,2.5\",0.01,0,100,10,{},0.5,0.009,100,0\n", accuracies[0]) +
+            fmt::format("\"gauss:0,2.5\",0.1,0,100,10,{},0.5,0.09,100,0\n", accuracies[1]) +
+            fmt::format("fixed:20,0.01,0,100,10,{},0.5,0.01,100,0\n", accuracies[2]) +
+            fmt::format("fixed:20,0.1,0,100,10,{},0.5,0.1005,100,0\n", accuracies[3]));
+  }
   report::ReportOptions options;
   options.plots = false;
   report::write_report(report::load_run(dir), options);
   const std::string md = read_file(dir + "/report.md");
+  expect_has(md, "| gap to ViT-AE narrows as ζ_max grows (point estimates) | 1 | 1 | 0 | robust fixed:20: gap 1.00 at "
+                 "ζ_max 0.01 → 3.00 at 0.1 |");
+  // ζ 0.1005 against ζ_max 0.1: over by the strict rule, within 1 %.
+  expect_has(md, "| ζ_max met, strict: proposal (control/proposal) | 3 | 1 | 0 | fixed:20 ζ_max 0.1 (ζ 0.1005) |");
+  expect_has(md, "| ζ_max met within 1 %: proposal (control/proposal) | 4 | 0 | 0 | – |");
   // Each proposal regime against ViT-AE: ζ ≤ 0.01: 0.60 and 0.50 vs 0.70 (3925 images each) fail; ζ ≤ 0.02:
   // 0.62 and 0.61 vs 0.71 (64 images) are undecided.
   expect_has(md, "| proposal at or above vit-ae (robust) | 0 | 2 | 2 | awgn 0 dB ζ ≤ 0.01 (proposal (noiseless)); "
