@@ -200,11 +200,18 @@ TEST(Reproduce, PresetPlanIsTheDocumentedStudy) {
   EXPECT_NE(full.at("bank").find("train.epochs=3 train.max_batches=0 train.jscc_warm_start_steps=500"), std::string::npos)
       << full.at("bank");
   EXPECT_TRUE(full.count("sweep/part-7-of-8")) << output;
-  const Config compact = Config::load("imagenette64"), long_ = Config::load("imagenette64-long");
-  for (const std::string section : {"data", "model", "train", "comm"}) {
-    EXPECT_EQ(YAML::Dump(compact.node(section)), YAML::Dump(long_.node(section))) << section;
+  for (const std::string size : {"64", "128"}) {
+    const Config compact = Config::load("imagenette" + size), long_ = Config::load("imagenette" + size + "-long");
+    for (const std::string section : {"data", "model", "train", "comm"}) {
+      EXPECT_EQ(YAML::Dump(compact.node(section)), YAML::Dump(long_.node(section))) << size << " " << section;
+    }
+    EXPECT_NE(YAML::Dump(compact.node("reproduce")), YAML::Dump(long_.node("reproduce"))) << size;
+    EXPECT_EQ(compact.get_string("reproduce.adaptive_distill_kl"), long_.get_string("reproduce.adaptive_distill_kl"));
   }
-  EXPECT_NE(YAML::Dump(compact.node("reproduce")), YAML::Dump(long_.node("reproduce")));
+  // The 128-px long preset plans the full grids: eight sweep shards over the whole validation split.
+  ASSERT_EQ(test::run_cli("--seed 0 --log-level info reproduce -c imagenette128-long --plan -o " + out, &output), 0)
+      << output;
+  EXPECT_TRUE(plan_commands(output).count("sweep/part-7-of-8")) << output;
 }
 
 // The teacher stage (issue: stronger models): a convnet trained first, the ViT backbone distilling
