@@ -877,15 +877,29 @@ class HeldServerHalf final : public ServerHalf {
   bool entered_ = false, released_ = false, first_done_ = false;
 };
 
+// The tiny link, and the same link whose server half holds its first decode (one request per batch
+// then leaves the rest queued behind it).
+struct HeldLink {
+  SplitModel model, gated;
+  std::shared_ptr<HeldServerHalf> held;
+};
+HeldLink held_link(const Config& config) {
+  HeldLink l;
+  l.model = tiny_model(config);
+  l.held = std::make_shared<HeldServerHalf>(l.model.server);
+  l.gated = l.model;
+  l.gated.server = l.held;
+  return l;
+}
+
 // A stream deadline that passes, and a device that vanishes, with requests still queued: each ends
 // its own stream (DEADLINE_EXCEEDED; CANCELLED), its queued requests are skipped and counted as
 // cancelled, and a well-behaved device on the same server gets every answer.
 TEST(Service, DeadlineAndVanishedDeviceCancelOnlyTheirQueuedRequests) {
   const Config config = Config::load("", tiny_overrides("x"));
-  SplitModel m = tiny_model(config);
-  auto held = std::make_shared<HeldServerHalf>(m.server);
-  SplitModel gated = m;
-  gated.server = held;
+  HeldLink link = held_link(config);
+  SplitModel &m = link.model, &gated = link.gated;
+  const std::shared_ptr<HeldServerHalf>& held = link.held;
   net::ServeOptions o;
   o.batching.max_batch = 1;  // one request per decode: three wait behind the held one
   LocalServer local(gated, config, o);
@@ -945,10 +959,9 @@ TEST(Service, DeadlineAndVanishedDeviceCancelOnlyTheirQueuedRequests) {
 // back, or comes back serving another model, is a clear error.
 TEST(Service, RemoteServerResendsTheUnansweredToARestartedServer) {
   const Config config = Config::load("", tiny_overrides("x"));
-  SplitModel m = tiny_model(config);
-  auto held = std::make_shared<HeldServerHalf>(m.server);
-  SplitModel gated = m;
-  gated.server = held;
+  HeldLink link = held_link(config);
+  SplitModel &m = link.model, &gated = link.gated;
+  const std::shared_ptr<HeldServerHalf>& held = link.held;
   net::ServeOptions o;
   o.batching.max_batch = 1;
   o.drain_timeout_s = 0.2;
