@@ -292,3 +292,26 @@ TEST(Report, ClaimsTableCountsHoldsFailsAndUndecided) {
   // Below 10 dB, robust vs noiseless: 0.60 vs 0.50 holds at ζ ≤ 0.01; 0.62 vs 0.61 is undecided at ζ ≤ 0.02.
   expect_has(md, "| robust-trained at or above noiseless-trained below 10 dB | 1 | 0 | 1 | – |");
 }
+
+// Beside the val envelope, each method at the decision its proxy table (training split) picks for each
+// budget, with that decision's val accuracy: at ζ ≤ 0.05 the training split prefers (r 0.5, α 1), whose
+// val accuracy (0.650) is below the envelope's best-of-val (0.700).
+TEST(Report, OperatingPointsArePickedOnTheTrainingSplit) {
+  const std::string dir = test::temp_dir("report-picked");
+  put(dir + "/sweep/sweep.csv", std::string(kSweepHeader) +
+                                    "proposal,robust,awgn,10,0.1,0.5,0.01,10,100,0.60,3925,1,hard\n"
+                                    "proposal,robust,awgn,10,0.1,1,0.02,20,200,0.70,3925,1,hard\n"
+                                    "proposal,robust,awgn,10,0.5,1,0.05,20,1000,0.65,3925,1,hard\n");
+  put(dir + "/proxy/proxy.csv", std::string(kSweepHeader) +
+                                    "proposal,robust,awgn,10,0.1,0.5,0.01,10,100,0.50,512,1,hard\n"
+                                    "proposal,robust,awgn,10,0.1,1,0.02,20,200,0.80,512,1,hard\n"
+                                    "proposal,robust,awgn,10,0.5,1,0.045,20,1000,0.90,512,1,hard\n");
+  put(dir + "/proxy/proxy.csv.json", R"({"grid": {}, "seed": 7, "split": "train"})");
+  report::ReportOptions options;
+  options.plots = false;
+  report::write_report(report::load_run(dir), options);
+  const std::string md = read_file(dir + "/report.md");
+  expect_has(md, "| proposal (robust) | 0.600 (0.585–0.615) | 0.700 (0.685–0.714) | 0.700 (0.685–0.714) |");
+  expect_has(md, "| method, picked on the training split | ζ ≤ 0.01 | ζ ≤ 0.02 | ζ ≤ 0.05 |");
+  expect_has(md, "| proposal (robust) | 0.600 (0.585–0.615) | 0.700 (0.685–0.714) | 0.650 (0.635–0.665) |");
+}

@@ -212,6 +212,17 @@ TEST(Reproduce, PresetPlanIsTheDocumentedStudy) {
   ASSERT_EQ(test::run_cli("--seed 0 --log-level info reproduce -c imagenette128-long --plan -o " + out, &output), 0)
       << output;
   EXPECT_TRUE(plan_commands(output).count("sweep/part-7-of-8")) << output;
+  // At 128 px the bank's device half is the calibrated model with the budget cap (issue: the budget exact
+  // through the pipeline), planned after its calibration; the 64-px study's stays the adaptive model.
+  const auto p128 = plan_commands(output);
+  EXPECT_NE(p128.at("bank").find("-c " + out + "/calibrated/config.yaml train.init=" + out +
+                                 "/calibrated/model.safetensors train.out=" + out + "/bank model.budget_cap=true"),
+            std::string::npos) << p128.at("bank");
+  EXPECT_LT(output.find("] calibrated:"), output.find("] bank:"));
+  EXPECT_NE(full.at("bank").find("train.init=" + out + "/adaptive/model.safetensors"), std::string::npos);
+  EXPECT_NE(test::run_cli("reproduce -c imagenette128 --device-model calibrated --plan -o " + out, &output), 0);
+  EXPECT_NE(output.find("reproduce.device_model is 'calibrated', expected adaptive | calibrated-capped"),
+            std::string::npos) << output;
 }
 
 // The teacher stage (issue: stronger models): a convnet trained first, the ViT backbone distilling

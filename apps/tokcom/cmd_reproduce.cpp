@@ -38,7 +38,7 @@ struct ReproduceArgs {
   int64_t backbone_epochs = 0, jscc_batches = 0, sweep_batches = 0, proxy_batches = 0, jscc_warm_start = 0;
   int64_t teacher_epochs = 0;
   std::string alphas, snr, proxy_snr, channels, scenarios, methods;
-  std::string teacher_model, adaptive_distill_kl, adaptive_distill_tokens;
+  std::string teacher_model, adaptive_distill_kl, adaptive_distill_tokens, device_model;
   bool fresh = false, quick = false, plan = false;
   int jobs = 1;  // stages side by side (run_plan)
   // Each scale knob: its key in the `reproduce` section and the flag that overrides it.
@@ -192,9 +192,22 @@ void run_reproduce(ReproduceArgs& a) {
   plan.push_back({"adaptive", with({"train", "--resume", "-c", a.config, "train.stage=adaptive",
                                     "train.init=" + out + "/backbone/model.safetensors", "train.out=" + out + "/adaptive"},
                                    adaptive_extra), {"backbone"}});
-  if (wanted("proposal")) plan.push_back({"bank", with_jscc({"train", "--resume", "-c", out + "/adaptive/config.yaml",
-                                "train.init=" + out + "/adaptive/model.safetensors", "train.out=" + bank},
-                               jscc), {"adaptive"}});
+  // The budget calibration (docs/model.md) on the training split. With reproduce.device_model
+  // calibrated-capped it is the device half of the proposal's bank, with the cap: every α in every
+  // later CSV is then what was sent (kept within 0.05 of α where the model can drop that much).
+  const bool capped = a.device_model == "calibrated-capped";
+  if (!capped && a.device_model != "adaptive") {
+    throw ConfigError(fmt::format("reproduce.device_model is '{}', expected adaptive | calibrated-capped", a.device_model));
+  }
+  plan.push_back({"calibrated", {"calibrate", "--checkpoint", out + "/adaptive/model.safetensors", "--images",
+                                 a.quick ? "128" : "1024", "--budgets", "0.01:0.99:0.02", "-o", out + "/calibrated"},
+                  {"adaptive"}});
+  const std::string device_model = capped ? "calibrated" : "adaptive";
+  std::vector<std::string> bank_command = {"train", "--resume", "-c", out + "/" + device_model + "/config.yaml",
+                                           "train.init=" + out + "/" + device_model + "/model.safetensors",
+                                           "train.out=" + bank};
+  if (capped) bank_command.push_back("model.budget_cap=true");
+  if (wanted("proposal")) plan.push_back({"bank", with_jscc(bank_command, jscc), {device_model}});
   if (wanted("vit-ae")) plan.push_back({"vit-ae", with_jscc({"train", "--resume", "-c", out + "/backbone/config.yaml",
                                   "train.init=" + out + "/backbone/model.safetensors", "train.out=" + vit_ae,
                                   "model.adaptive_blocks=[]"},
@@ -270,11 +283,7 @@ void run_reproduce(ReproduceArgs& a) {
       plan.push_back({fmt::format("control/{}-{}", method, regime), args, present({"proxy", bank_stage})});
     }
   }
-  // The budget calibration (docs/model.md) measured on the training split, and both models' hard
-  // kept fraction and accuracy per α on the val split: the kept-fraction-tracks-α evidence.
-  plan.push_back({"calibrated", {"calibrate", "--checkpoint", out + "/adaptive/model.safetensors", "--images",
-                                 a.quick ? "128" : "1024", "--budgets", "0.01:0.99:0.02", "-o", out + "/calibrated"},
-                  {"adaptive"}});
+  // Both models' hard kept fraction and accuracy per α on the val split: the kept-fraction-tracks-α evidence.
   for (const std::string model : {"adaptive", "calibrated"}) {
     for (const std::string mode : {"hard", "soft"}) {
       plan.push_back({fmt::format("eval/{}-{}", model, mode),
@@ -363,6 +372,9 @@ void add_reproduce(CLI::App& app) {
               "Neural methods trained, swept and controlled (a study that must fit a machine's time may drop\n"
               "baselines; the digital ones always run)");
   knob_string("scenarios", &a->scenarios, "SNR scenarios of the controller (empty: the paper's five)");
+  knob_string("device_model", &a->device_model,
+              "Device half of the proposal's bank: adaptive (the adaptive stage's model) | calibrated-capped\n"
+              "(its budget calibration with model.budget_cap: every α in the CSVs is what was sent)");
   cmd->add_option("--stages", a->stages, "Only these stages, comma list (e.g. backbone,adaptive or sweep)");
   cmd->add_option("--device", a->device, "train.device for every stage (cpu | cuda)");
   cmd->add_option("--jobs", a->jobs,
