@@ -34,7 +34,7 @@ sed -e 's/@TOKCOM_VERSION@/fuzz/' -e 's/@TOKCOM_GIT_HASH@/fuzz/' -e 's/@PROJECT_
   src/tokcom/core/version.h.in > "$OUT/generated/tokcom/core/version.h"
 SOURCES=(src/tokcom/net/wire.cpp src/tokcom/comm/payload.cpp src/tokcom/comm/zeta.cpp src/tokcom/core/check.cpp
          src/tokcom/core/safetensors.cpp src/tokcom/core/atomic_file.cpp src/tokcom/core/config.cpp
-         "$OUT/proto/edge.pb.cc")
+         src/tokcom/core/text.cpp "$OUT/proto/edge.pb.cc")
 objects=()
 for s in "${SOURCES[@]}"; do
   o="$OUT/obj/$(basename "${s%.*}").o"
@@ -44,7 +44,8 @@ for s in "${SOURCES[@]}"; do
   fi
   objects+=("$o")
 done
-LIBS=(-ltorch -ltorch_cpu -lc10 -lprotobuf -lyaml-cpp -lfmt -lspdlog -lpthread)
+# grpc++: wire.cpp names grpc::Version() in its version-mismatch message.
+LIBS=(-ltorch -ltorch_cpu -lc10 -lprotobuf -lgrpc++ -lyaml-cpp -lfmt -lspdlog -lpthread)
 build_target() {
   local t=$1
   local stale=0 f
