@@ -39,11 +39,12 @@ struct Curve {
 };
 using Curves = std::map<std::string, Curve>;  // label → decisions
 
-// (channel, SNR) → curves, over the evaluation sweeps (not the proxy tables).
-std::map<std::pair<std::string, double>, Curves> accuracy_curves(const RunData& run) {
+// (channel, SNR) → curves, over the evaluation sweeps, or (proxy) over the proxy tables: the
+// training split, where a controller picks its decisions.
+std::map<std::pair<std::string, double>, Curves> sweep_curves(const RunData& run, bool proxy) {
   std::map<std::pair<std::string, double>, Curves> out;
   for (const SweepFile& f : run.sweeps) {
-    if (f.proxy) continue;
+    if (f.proxy != proxy) continue;
     const csv::Table& t = f.table;
     for (size_t i = 0; i < t.rows.size(); ++i) {
       const std::string regime = t.text(i, "regime");
@@ -56,24 +57,7 @@ std::map<std::pair<std::string, double>, Curves> accuracy_curves(const RunData& 
   }
   return out;
 }
-
-// The same curves from the proxy tables (the training split): where a controller picks its decisions.
-std::map<std::pair<std::string, double>, Curves> proxy_curves(const RunData& run) {
-  std::map<std::pair<std::string, double>, Curves> out;
-  for (const SweepFile& f : run.sweeps) {
-    if (!f.proxy) continue;
-    const csv::Table& t = f.table;
-    for (size_t i = 0; i < t.rows.size(); ++i) {
-      const std::string regime = t.text(i, "regime");
-      const std::string label = t.text(i, "method") + (regime == "none" ? "" : " (" + regime + ")");
-      Curve& c = out[{t.text(i, "channel"), t.number(i, "snr_db")}][label];
-      c.points.emplace_back(t.number(i, "zeta"), t.number(i, "accuracy"));
-      c.images.push_back(static_cast<int64_t>(t.number(i, "n_images")));
-      c.decisions.emplace_back(t.number(i, "ratio"), t.number(i, "alpha"));
-    }
-  }
-  return out;
-}
+std::map<std::pair<std::string, double>, Curves> accuracy_curves(const RunData& run) { return sweep_curves(run, false); }
 
 // Upper envelope: sorted by ζ, the points where the best accuracy so far rises.
 std::vector<std::pair<double, double>> envelope(std::vector<std::pair<double, double>> p) {
@@ -245,7 +229,7 @@ void accuracy_section(Document& doc, ReportContext& ctx) {
   const bool plots = ctx.plots;
   doc.heading(2, "Accuracy vs ζ (Figs 6–7)");
   const auto curves = accuracy_curves(run);
-  const auto proxies = proxy_curves(run);
+  const auto proxies = sweep_curves(run, /*proxy=*/true);
   if (curves.empty()) {
     doc.text("No evaluation sweep (sweep.csv / digital.csv) in this run.");
   } else {
