@@ -164,21 +164,23 @@ void run_sweep(const SweepArgs& a) {
       lo.device = device;
       lo.progress_label = fmt::format("sweep {} {} ({} cells)", method, regime, points.size());
       const auto results = evaluate_link(model, points, data, config, lo);
+      // Once per bank, not per row: the ViT's shape and whether each sent token carries a mask symbol.
+      const bool vit_tokens = !is_mobilenet_method(method);
+      const VitOptions vo = vit_tokens ? vit_options_from_config(config) : VitOptions();
+      const bool mask_symbol = method_has_budget(method) && token_scale_from_config(config) == TokenScale::kChannel;
       for (size_t i = 0; i < results.size(); ++i) {
         SweepRow row;
         row.cell = *owners[i];
         row.kept_tokens = results[i].kept_tokens();
         // The measured fraction beside the asked α (the budget is what was sent, not what was asked).
-        if (method_has_budget(method)) row.kept_fraction = row.kept_tokens / static_cast<double>(vit_options_from_config(config).num_patches());
+        if (method_has_budget(method)) row.kept_fraction = row.kept_tokens / static_cast<double>(vo.num_patches());
         row.symbols = results[i].symbols();
         row.zeta = row.symbols / static_cast<double>(model.input_values);
-        if (config.get_bool("comm.proxy_zeta_reference") && !is_mobilenet_method(method)) {
+        if (config.get_bool("comm.proxy_zeta_reference") && vit_tokens) {
           // METHOD §10 P15 reference mode: E[tokens sent]·dim·r with the fractional dim·r.
-          const VitOptions vo = vit_options_from_config(config);
           const double sent_tokens = method_has_budget(method) ? row.kept_tokens + 2 : vo.num_patches() + 1;
           row.zeta = proxy_zeta_reference(sent_tokens, row.cell.ratio, vo.dim(), model.input_values);
-          if (method_has_budget(method) && token_scale_from_config(config) == TokenScale::kChannel)
-            row.zeta += sent_tokens / static_cast<double>(model.input_values);  // the mask's symbol per token
+          if (mask_symbol) row.zeta += sent_tokens / static_cast<double>(model.input_values);  // the mask's symbol per token
         }
         row.accuracy = results[i].accuracy();
         row.n_images = results[i].n_images;

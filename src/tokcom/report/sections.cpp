@@ -88,6 +88,15 @@ std::vector<double> zeta_bounds(const Curves& curves) {
   return out;
 }
 
+// Best accuracy of a curve within ζ ≤ bound, with the images it was measured on (n 0: no point).
+std::pair<double, int64_t> best_within(const Curve& c, double bound) {
+  double best = -1;
+  int64_t n = 0;
+  for (size_t i = 0; i < c.points.size(); ++i)
+    if (c.points[i].first <= bound && c.points[i].second > best) best = c.points[i].second, n = c.images[i];
+  return {best, n};
+}
+
 TableBlock accuracy_block(const Curves& curves) {
   const std::vector<double> bounds = zeta_bounds(curves);
   TableBlock t;
@@ -96,12 +105,7 @@ TableBlock accuracy_block(const Curves& curves) {
   for (const auto& [label, c] : curves) {
     std::vector<std::string> row = {label};
     for (double b : bounds) {
-      double best = -1;
-      int64_t n = 0;
-      for (size_t i = 0; i < c.points.size(); ++i) {
-        const auto& [z, a] = c.points[i];
-        if (z <= b && a > best) best = a, n = c.images[i];
-      }
+      const auto [best, n] = best_within(c, b);
       if (best < 0) {
         row.push_back("–");
         continue;
@@ -278,15 +282,6 @@ void accuracy_section(Document& doc, ReportContext& ctx) {
 
 // ---- Claims ------------------------------------------------------------------------------------
 namespace {
-
-// Best accuracy of a curve within ζ ≤ bound, with the images it was measured on (n 0: no point).
-std::pair<double, int64_t> best_within(const Curve& c, double bound) {
-  double best = -1;
-  int64_t n = 0;
-  for (size_t i = 0; i < c.points.size(); ++i)
-    if (c.points[i].first <= bound && c.points[i].second > best) best = c.points[i].second, n = c.images[i];
-  return {best, n};
-}
 
 // A above B with separated 95 % Wilson intervals: "holds"; B above A, separated: "fails"; else "undecided".
 std::string verdict(std::pair<double, int64_t> a, std::pair<double, int64_t> b) {
