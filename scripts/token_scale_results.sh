@@ -45,9 +45,10 @@ for mode in none channel free; do
   cp "runs/ts-$mode.seconds" "$OUT/jscc-$mode.seconds"
 done
 
-python3 - "$OUT" "$SEED" "$RATIOS" "$EPOCHS" <<'PY'
+KERNEL=$($T --version | sed -n 's/^BLAS core: //p')
+python3 - "$OUT" "$SEED" "$RATIOS" "$EPOCHS" "$KERNEL" <<'PY'
 import csv, math, sys
-out, seed, ratios, epochs = sys.argv[1:5]
+out, seed, ratios, epochs, kernel = sys.argv[1:6]
 modes = ["none", "channel", "free"]
 rows = {m: list(csv.DictReader(open(f"{out}/sweep-{m}.csv"))) for m in modes}
 def wilson(p, n, z=1.96):
@@ -107,6 +108,7 @@ lines += ["", f"Budgets where one counted mode is ahead with separated intervals
           f"{wins['channel']}; undecided or equal {wins['tie']}.", ""]
 for m in modes:
     lines.append(f"JSCC training time ({m}): {float(open(f'{out}/jscc-{m}.seconds').read()):.0f} s (1 thread; wall clock, with whatever else ran beside it).")
+lines.append(f"OpenBLAS core: {kernel}.")
 open(f"{out}/README.md", "w").write("\n".join(lines) + "\n")
 print("\n".join(lines))
 PY
