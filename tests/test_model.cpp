@@ -5,6 +5,7 @@
 
 #include <torch/torch.h>
 
+#include <filesystem>
 #include <map>
 #include <set>
 
@@ -15,6 +16,7 @@
 #include "tokcom/core/safetensors.h"
 #include "tokcom/core/state_dict.h"
 #include "tokcom/eval/budget_calibration.h"
+#include "tokcom/eval/checkpoint_config.h"
 #include "tokcom/eval/evaluate.h"
 #include "common/tiny_vit.h"
 #include "tokcom/model/budget_loss.h"
@@ -689,4 +691,19 @@ TEST(Precision, Bf16ForwardIsCloseToFp32AndLeavesTheModelInFp32) {
   EXPECT_TRUE(torch::equal(training.logits, twin->forward(images, budget, SelectionMode::kSoft).logits));
   EXPECT_NE(error_of([] { parse_precision("fp16", "--precision"); }).find("--precision: 'fp16', expected fp32 or bf16"),
             std::string::npos);
+}
+
+// Several models in one folder (a study's weights/) each find their own config; a training run's
+// model.safetensors finds the folder's config.yaml.
+TEST(Weights, CheckpointConfigPrefersTheModelsOwnConfig) {
+  const std::string dir = test::temp_dir("ckcfg");
+  Config::load("", {"model.depth=2"}).save(dir + "/config.yaml");
+  Config::load("", {"model.depth=3"}).save(dir + "/adaptive.config.yaml");
+  EXPECT_EQ(checkpoint_config(dir + "/adaptive.safetensors", "", {}).get_int("model.depth"), 3);
+  EXPECT_EQ(checkpoint_config(dir + "/model.safetensors", "", {}).get_int("model.depth"), 2);
+  EXPECT_EQ(checkpoint_config(dir + "/adaptive.safetensors", "", {"model.depth=4"}).get_int("model.depth"), 4);
+  std::filesystem::remove(dir + "/config.yaml");
+  const std::string msg = error_of([&] { checkpoint_config(dir + "/backbone.safetensors", "", {}); });
+  EXPECT_NE(msg.find("backbone.config.yaml"), std::string::npos) << msg;
+  EXPECT_NE(msg.find(dir + "/config.yaml"), std::string::npos) << msg;
 }

@@ -516,7 +516,7 @@ TEST(StateDict, WrongShapeNamedWithBothShapes) {
       << msg;
 }
 
-TEST(StateDict, WrongDtypeIsNotConvertedSilently) {
+TEST(StateDict, OnlyExactWideningLoads) {
   TinyNet net;
   TensorMap tensors = named_tensors(*net);
   tensors["norm.running_mean"] = torch::zeros({4}, torch::kDouble);
@@ -526,14 +526,27 @@ TEST(StateDict, WrongDtypeIsNotConvertedSilently) {
           "ShapeError: x.safetensors: tensor 'norm.running_mean' has dtype Double, expected Float"),
       std::string::npos)
       << msg;
-  // Same through a file: a half-precision export is rejected, not converted.
-  const std::string path = test::temp_dir("dt") + "/half.safetensors";
-  TensorMap half = named_tensors(*net);
-  half["cls_token"] = half.at("cls_token").to(torch::kHalf);
-  write_safetensors(path, half);
-  EXPECT_NE(
-      error_of([&] { load_module(path, *net); }).find("'cls_token' has dtype Half, expected Float"),
-      std::string::npos);
+  // Integers never load into floats (a count is not a weight).
+  tensors = named_tensors(*net);
+  tensors["cls_token"] = torch::ones({1, 1, 4}, torch::kInt);
+  EXPECT_NE(error_of([&] { load_tensors(*net, tensors, "x.safetensors"); }).find("has dtype Int, expected Float"),
+            std::string::npos);
+  // A half-precision file (how a study commits its weights) loads into the fp32 model exactly as
+  // stored: every value equals its F16 / BF16 rounding, nothing else changes.
+  for (const auto dtype : {torch::kHalf, torch::kBFloat16}) {
+    const std::string path = test::temp_dir("dt") + "/half.safetensors";
+    TinyNet source;
+    TensorMap half;
+    for (const auto& [name, t] : named_tensors(*source)) half[name] = t.is_floating_point() ? t.to(dtype) : t;
+    write_safetensors(path, half);
+    TinyNet loaded;
+    load_module(path, *loaded);
+    for (const auto& [name, t] : named_tensors(*loaded)) {
+      EXPECT_EQ(t.scalar_type(), named_tensors(*source).at(name).scalar_type()) << name;
+      EXPECT_TRUE(torch::equal(t, half.at(name).to(t.scalar_type()))) << name;
+      if (name == "head.weight") EXPECT_FALSE(torch::equal(t, named_tensors(*source).at(name))) << "no rounding?";
+    }
+  }
 }
 
 // --- CLI -----------------------------------------------------------------------------------------
@@ -556,4 +569,52 @@ TEST(WeightsCli, InfoOnTruncatedFileExitsWithFormatError) {
   EXPECT_EQ(test::run_cli("weights info " + dir + "/cut.safetensors", &out), 4) << out;
   EXPECT_NE(out.find("FormatError"), std::string::npos) << out;
   EXPECT_NE(out.find("cut.safetensors"), std::string::npos) << out;
+}
+
+TEST(WeightsCli, ConvertToHalfKeepsNamesIntegersAndMetadata) {
+  const std::string dir = test::temp_dir("convert");
+  TensorMap in;
+  in["w"] = torch::randn({3, 5});
+  in["b"] = torch::randn({5}, torch::kDouble);
+  in["count"] = torch::tensor({7}, torch::kLong);
+  write_safetensors(dir + "/in.safetensors", in, {{"stage", "backbone"}});
+  std::string out;
+  ASSERT_EQ(test::run_cli("weights convert " + dir + "/in.safetensors -o " + dir + "/half.safetensors --dtype f16", &out),
+            0)
+      << out;
+  EXPECT_NE(out.find("2 of 3 tensors to F16"), std::string::npos) << out;
+  const Safetensors half = read_safetensors(dir + "/half.safetensors");
+  EXPECT_EQ(half.tensors.at("w").scalar_type(), torch::kHalf);
+  EXPECT_TRUE(torch::equal(half.tensors.at("w"), in.at("w").to(torch::kHalf)));
+  EXPECT_TRUE(torch::equal(half.tensors.at("b"), in.at("b").to(torch::kHalf)));
+  EXPECT_TRUE(torch::equal(half.tensors.at("count"), in.at("count")));
+  EXPECT_EQ(half.metadata.at("stage"), "backbone");
+  EXPECT_EQ(half.metadata.at("dtype"), "F16");
+  // Back to F32: the half values exactly (widening is exact), in place through the temp file.
+  ASSERT_EQ(test::run_cli("weights convert " + dir + "/half.safetensors -o " + dir + "/half.safetensors --dtype f32",
+                          &out),
+            0)
+      << out;
+  EXPECT_TRUE(torch::equal(read_safetensors(dir + "/half.safetensors").tensors.at("w"),
+                           in.at("w").to(torch::kHalf).to(torch::kFloat)));
+}
+
+TEST(WeightsCli, ConvertRefusesWhatTheTargetCannotHold) {
+  const std::string dir = test::temp_dir("convert");
+  TensorMap in;
+  in["ok"] = torch::ones({2});
+  in["big"] = torch::tensor({1.0f, -1.0e6f});
+  write_safetensors(dir + "/in.safetensors", in);
+  std::string out;
+  EXPECT_EQ(test::run_cli("weights convert " + dir + "/in.safetensors -o " + dir + "/out.safetensors", &out), 3) << out;
+  EXPECT_NE(out.find("tensor 'big' holds 1e+06, beyond F16's largest finite value 65504"), std::string::npos) << out;
+  EXPECT_FALSE(std::filesystem::exists(dir + "/out.safetensors"));
+  // BF16 has F32's range: the same file converts.
+  EXPECT_EQ(test::run_cli("weights convert " + dir + "/in.safetensors -o " + dir + "/out.safetensors --dtype bf16", &out),
+            0)
+      << out;
+  EXPECT_EQ(test::run_cli("weights convert " + dir + "/in.safetensors -o " + dir + "/x.safetensors --dtype int8", &out),
+            6)
+      << out;
+  EXPECT_NE(out.find("--dtype 'int8': expected f16, bf16 or f32"), std::string::npos) << out;
 }

@@ -111,7 +111,7 @@ void add_calibrate(CLI::App& app) {
       "Make an adaptive ViT keep α of its patches when told α: measure the hard kept fraction\n"
       "against the budget token's input on a split, write a model folder whose config inverts it");
   cmd->add_option("--checkpoint", a->checkpoint, "model.safetensors of the adaptive stage")->required()->check(CLI::ExistingFile);
-  cmd->add_option("-c,--config", a->config, "Config (default: the config.yaml beside the checkpoint)");
+  cmd->add_option("-c,--config", a->config, "Config (default: <stem>.config.yaml, else config.yaml, beside the checkpoint)");
   cmd->add_option("--split", a->split, "Split measured on (train keeps val for evaluation)")->capture_default_str();
   cmd->add_option("--images", a->images, "Random images of the split (seeded by --seed)")->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_option("--budgets", a->budgets, "Budgets fed to the budget token, lo:hi:step or a list, in (0, 1)")

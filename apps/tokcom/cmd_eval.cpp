@@ -48,7 +48,7 @@ void add_eval(CLI::App& app) {
   auto args = std::make_shared<EvalArgs>();
   CLI::App* cmd = app.add_subcommand("eval", "Accuracy and kept tokens of a checkpoint at several budgets");
   cmd->add_option("--checkpoint", args->checkpoint, "model.safetensors from `tokcom train`")->required()->check(CLI::ExistingFile);
-  cmd->add_option("-c,--config", args->config, "Config (default: the config.yaml beside the checkpoint)");
+  cmd->add_option("-c,--config", args->config, "Config (default: <stem>.config.yaml, else config.yaml, beside the checkpoint)");
   cmd->add_option("--alphas", args->alphas, "Comma list of budgets in (0, 1]; 1 = static path")->capture_default_str();
   cmd->add_option("--mode", args->mode, "soft (reference batched masks) | hard (tokens gathered)")
       ->check(CLI::IsMember({"soft", "hard"}))->capture_default_str();

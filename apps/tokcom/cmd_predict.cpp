@@ -149,7 +149,7 @@ void add_predict(CLI::App& app) {
   auto args = std::make_shared<PredictArgs>();
   CLI::App* cmd = app.add_subcommand("predict", "Top-5 classes of image files, or logits/hidden states of a tensor");
   cmd->add_option("--checkpoint,--weights", args->checkpoint, "Model weights (safetensors)")->required()->check(CLI::ExistingFile);
-  cmd->add_option("-c,--config", args->config, "Config (default: config.yaml beside the checkpoint)");
+  cmd->add_option("-c,--config", args->config, "Config (default: <stem>.config.yaml, else config.yaml, beside the checkpoint)");
   cmd->add_option("--model", args->model, "vit | mobilenet-v3-small | mobilenet-v3-large")
       ->check(CLI::IsMember({"vit", "mobilenet-v3-small", "mobilenet-v3-large"}))
       ->capture_default_str();

@@ -84,7 +84,7 @@ void add_visualize(CLI::App& app) {
   auto args = std::make_shared<VisualizeArgs>();
   CLI::App* cmd = app.add_subcommand("visualize", "Fig. 9: images with dropped patches greyed out at several budgets");
   cmd->add_option("--checkpoint", args->checkpoint, "Adaptive model weights (safetensors)")->required()->check(CLI::ExistingFile);
-  cmd->add_option("-c,--config", args->config, "Config (default: config.yaml beside the checkpoint)");
+  cmd->add_option("-c,--config", args->config, "Config (default: <stem>.config.yaml, else config.yaml, beside the checkpoint)");
   cmd->add_option("--alphas", args->alphas, "Comma list of budgets")->capture_default_str();
   cmd->add_option("--count", args->count, "Number of images")->capture_default_str()->check(CLI::Range(1, 1000));
   cmd->add_option("--first", args->first, "Index of the first image of the split")

@@ -17,6 +17,14 @@ std::string first_and_count(const std::vector<std::string>& names) {
   return s;
 }
 
+// A stored dtype that converts into the module's without loss: the same, or a narrower float into a
+// wider one (F16/BF16 weights committed to save space load into an fp32 model exactly as stored).
+bool widens_exactly(c10::ScalarType from, c10::ScalarType to) {
+  if (from == to) return true;
+  const bool half = from == c10::kHalf || from == c10::kBFloat16;
+  return (half && (to == c10::kFloat || to == c10::kDouble)) || (from == c10::kFloat && to == c10::kDouble);
+}
+
 }  // namespace
 
 TensorMap named_tensors(const torch::nn::Module& module) {
@@ -52,8 +60,8 @@ LoadReport load_tensors(torch::nn::Module& module,
     const at::Tensor& value = it->second;
     if (!value.defined())
       throw ShapeError(fmt::format("{}: tensor '{}' is undefined", origin, name));
-    if (value.scalar_type() != target.scalar_type())
-      throw ShapeError(fmt::format("{}: tensor '{}' has dtype {}, expected {}", origin, name,
+    if (!widens_exactly(value.scalar_type(), target.scalar_type()))
+      throw ShapeError(fmt::format("{}: tensor '{}' has dtype {}, expected {} (or a narrower float)", origin, name,
                                    c10::toString(value.scalar_type()),
                                    c10::toString(target.scalar_type())));
     if (!value.sizes().equals(target.sizes()))

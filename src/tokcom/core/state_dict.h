@@ -22,8 +22,9 @@ struct LoadReport {
 };
 
 // Copies `tensors` into the module's parameters/buffers in place (under NoGradGuard; each value
-// goes onto the device of the tensor it replaces). No silent conversion: a dtype or shape that
-// differs from the module's is a ShapeError naming the tensor, expected vs actual. With `strict`,
+// goes onto the device of the tensor it replaces). No lossy conversion: a shape that differs from
+// the module's, or a dtype that does not widen into it exactly (F16/BF16 into F32 does; F64 into F32
+// does not), is a ShapeError naming the tensor, expected vs actual. With `strict`,
 // a missing or unexpected name is a FormatError naming it; otherwise they are only reported.
 // Everything is checked before anything is copied: on error the module is unchanged.
 // `origin` (a file name) prefixes the messages.

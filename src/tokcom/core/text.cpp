@@ -1,5 +1,6 @@
 #include "tokcom/core/text.h"
 
+#include <cctype>
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
@@ -33,6 +34,11 @@ std::optional<double> parse_double(const std::string& text) {
   const double v = std::strtod(begin, &end);
   if (text.empty() || end != begin + text.size() || errno == ERANGE || !std::isfinite(v)) return std::nullopt;
   return v;
+}
+
+std::string to_lower(std::string text) {
+  for (char& c : text) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return text;
 }
 
 std::vector<double> parse_number_list(const std::string& text, const std::string& what) {

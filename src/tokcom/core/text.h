@@ -10,6 +10,8 @@ namespace tokcom {
 
 // Splits `text` at `sep`, trimming spaces around each item; "" gives no items, "a,,b" an empty one.
 std::vector<std::string> split_list(const std::string& text, char sep = ',');
+// ASCII lowercase (file extensions, enum-like flag values).
+std::string to_lower(std::string text);
 // The whole of `text` as a finite double, or nullopt ("1e999", "0.5x", "" are not numbers).
 std::optional<double> parse_double(const std::string& text);
 // A comma list of numbers for a flag named `what` (empty items skipped); UsageError naming the item

@@ -10,6 +10,7 @@
 #include <memory>
 
 #include "tokcom/core/errors.h"
+#include "tokcom/core/text.h"
 
 namespace tokcom {
 namespace {
@@ -102,8 +103,7 @@ std::vector<uint8_t> planar_to_interleaved(const uint8_t* planar, int channels, 
 
 bool is_image_name(const std::string& name) {
   if (name.empty() || name[0] == '.') return false;
-  std::string ext = std::filesystem::path(name).extension().string();
-  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
+  const std::string ext = to_lower(std::filesystem::path(name).extension().string());
   return ext == ".jpg" || ext == ".jpeg" || ext == ".png";
 }
 

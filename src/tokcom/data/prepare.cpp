@@ -16,6 +16,7 @@
 #include "tokcom/core/atomic_file.h"
 #include "tokcom/core/errors.h"
 #include "tokcom/core/progress.h"
+#include "tokcom/core/text.h"
 #include "tokcom/data/dataset.h"
 #include "tokcom/data/image_codec.h"
 
@@ -27,11 +28,6 @@ namespace {
 // the same bytes.
 constexpr time_t kMemberTime = 1767225600;
 
-std::string lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return char(std::tolower(c)); });
-  return s;
-}
-
 struct Item {
   std::string source;  // file path
   std::string member;  // <top>/<split>/<class>/<name>
@@ -42,14 +38,14 @@ struct Item {
 
 // The name inside the tarball: JPEG sources keep theirs, others get ".jpg".
 std::string member_name(const fs::path& p) {
-  const std::string ext = lower(p.extension().string());
+  const std::string ext = to_lower(p.extension().string());
   return ext == ".jpg" || ext == ".jpeg" ? p.filename().string() : p.stem().string() + ".jpg";
 }
 
 std::string top_folder(const std::string& out) {
   std::string name = fs::path(out).filename().string();
   for (const std::string suffix : {".tar.gz", ".tgz"})
-    if (name.size() > suffix.size() && lower(name.substr(name.size() - suffix.size())) == suffix)
+    if (name.size() > suffix.size() && to_lower(name.substr(name.size() - suffix.size())) == suffix)
       return name.substr(0, name.size() - suffix.size());
   throw UsageError("-o " + out + ": expected a file name ending in .tar.gz or .tgz");
 }

@@ -1,0 +1,162 @@
+#!/usr/bin/env bash
+# The study at the paper's geometry: `tokcom reproduce -c imagenette128` (Imagenette at 128 px, patch 16:
+# 64 tokens of 192 values for 49,152 input values, the token-to-pixel ratio of DeiT-Tiny at 224 px), at
+# the scale of the preset's `reproduce` section (configs/imagenette128.yaml), into $RUN, and what it
+# wrote into docs/results/imagenette128-study/: CSVs, JSON sidecars, configs, stage commands and
+# times, the report — and the weights every later stage reads, as fp16 safetensors, so that a new
+# machine continues the study instead of starting over (the study spans sessions):
+#   weights/backbone.safetensors  the ViT backbone (backbone/model.safetensors), config weights/backbone.config.yaml
+#   weights/adaptive.safetensors  the adaptive model with its budget calibration (calibrated/; the
+#                                 adaptive stage's own file is the same weights), config weights/adaptive.config.yaml
+#   <bank>/jscc-*.safetensors     each JSCC model of the banks (bank, vit-ae, mobilenet-flat, mobilenet-cnn)
+#   mobilenet/model.safetensors   the MobileNetV3-Small backbone
+# fp16 loads back into the fp32 models exactly as stored (it widens), so a stage that runs after a
+# restore reads the fp16 rounding of what the uninterrupted run read: its results may differ from an
+# uninterrupted run's by that rounding (weights/*.eval-*.csv measure the committed files themselves).
+#
+#   SEED=0 scripts/imagenette128_study.sh         restore, run the rest (resumable), save, eval the weights
+#   STEP=save scripts/imagenette128_study.sh      copy what has finished so far (safe while a run goes on)
+#   STEP=restore scripts/imagenette128_study.sh   put the committed stages back into $RUN, then stop
+# JOBS (default 2) stages run side by side (tokcom reproduce --jobs).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
+T=${T:-build/tokcom}
+SEED=${SEED:-0}
+JOBS=${JOBS:-2}
+STEP=${STEP:-all}
+RUN=${RUN:-runs/study-imagenette128}
+OUT=docs/results/imagenette128-study
+BANKS=(bank vit-ae mobilenet-flat mobilenet-cnn)
+
+# run-folder file ↔ committed file, for the two models a user runs (`predict`, `eval`, `serve`).
+weight_pairs() {
+  echo "backbone/model.safetensors weights/backbone.safetensors"
+  # The adaptive stage's file until the calibration is done, then the calibrated one (the same
+  # weights; its config carries the calibration), in this order so the calibrated config wins.
+  echo "adaptive/model.safetensors weights/adaptive.safetensors"
+  echo "calibrated/model.safetensors weights/adaptive.safetensors"
+}
+
+restore() {
+  [ -d "$OUT" ] || return 0
+  mkdir -p "$RUN"
+  # Everything committed that the run folder lacks (an existing file is never overwritten: the run
+  # folder is the newer one on the machine that made it).
+  (cd "$OUT" && find . -type f -not -path './weights/*' -print0) | while IFS= read -r -d '' f; do
+    [ -e "$RUN/$f" ] || { mkdir -p "$(dirname "$RUN/$f")"; cp "$OUT/$f" "$RUN/$f"; }
+  done
+  weight_pairs | while read -r run_file out_file; do
+    if [ -f "$OUT/$out_file" ] && [ ! -e "$RUN/$run_file" ] && [ -f "$RUN/$(dirname "$run_file")/.done" ]; then
+      cp "$OUT/$out_file" "$RUN/$run_file"
+    fi
+  done
+  echo "restored $OUT into $RUN"
+}
+
+# fp16 copy of $1 at $2 unless $2 is already newer.
+save_weights() {
+  if [ ! -e "$2" ] || [ "$1" -nt "$2" ]; then
+    mkdir -p "$(dirname "$2")"
+    "$T" --log-level warn weights convert "$1" -o "$2" --dtype f16 > /dev/null
+  fi
+}
+
+save() {
+  mkdir -p "$OUT"
+  # Small files of every stage, as in the 64-px study; not the per-slot traces (traces/, deploy/),
+  # the mid-stage checkpoints (a new machine restarts an unfinished stage or JSCC model) or any file
+  # over 1 MiB (listed in not-copied.txt).
+  LEFT=(-path '*/traces/*' -o -path '*/deploy/*' -o -path '*/checkpoint*' -o -size +1023k)
+  (cd "$RUN" && find . -type f \( -name '*.csv' -o -name '*.json' -o -name '*.yaml' -o -name '*.png' -o -name '*.md' \
+       -o -name '*.html' -o -name '.command' -o -name '.seconds' -o -name '.done' -o -name '.inputs' \
+       -o -name 'study-seconds-this-call' \) -not \( "${LEFT[@]}" \) -print0) |
+    while IFS= read -r -d '' f; do
+      mkdir -p "$(dirname "$OUT/$f")"
+      cp -p "$RUN/$f" "$OUT/$f.tmp" && mv "$OUT/$f.tmp" "$OUT/$f"
+    done
+  (cd "$RUN" && find . -type f \( -name '*.csv' -o -name '*.html' \) \( -path '*/traces/*' -o -path '*/deploy/*' \
+       -o -size +1023k \) | sort) > "$OUT/not-copied.txt"
+  # Weights: the two models of finished stages, every finished JSCC model (a bank's file is written
+  # when its model is done), the MobileNet backbone.
+  weight_pairs | while read -r run_file out_file; do
+    if [ -f "$RUN/$run_file" ] && [ -f "$RUN/$(dirname "$run_file")/.done" ]; then
+      save_weights "$RUN/$run_file" "$OUT/$out_file"
+      cp "$RUN/$(dirname "$run_file")/config.yaml" "$OUT/${out_file%.safetensors}.config.yaml"
+    fi
+  done
+  if [ -f "$RUN/mobilenet/.done" ]; then save_weights "$RUN/mobilenet/model.safetensors" "$OUT/mobilenet/model.safetensors"; fi
+  for b in "${BANKS[@]}"; do
+    for w in "$RUN/$b"/jscc-*.safetensors; do
+      [ -f "$w" ] && save_weights "$w" "$OUT/$b/$(basename "$w")"
+    done
+  done
+  echo "saved $RUN into $OUT ($(du -sh "$OUT" | cut -f1))"
+}
+
+# The committed weights themselves, evaluated on the whole validation split: what `tokcom eval` gives a
+# user who runs them without training (compare with the report's clean accuracies).
+eval_weights() {
+  if [ -f "$OUT/weights/backbone.safetensors" ]; then
+    "$T" --seed "$SEED" eval --checkpoint "$OUT/weights/backbone.safetensors" --max-batches 0 \
+      -o "$OUT/weights/backbone.eval.csv"
+  fi
+  if [ -f "$OUT/weights/adaptive.safetensors" ]; then
+    "$T" --seed "$SEED" eval --checkpoint "$OUT/weights/adaptive.safetensors" --alphas 0.1,0.25,0.5,0.75,1 \
+      --mode hard --max-batches 0 -o "$OUT/weights/adaptive.eval-hard-capped.csv" model.budget_cap=true
+  fi
+}
+
+readme() {
+  {
+    echo "# Imagenette-128, the study at the paper's geometry (generated by scripts/imagenette128_study.sh, seed $SEED)"
+    echo
+    echo "Do not edit: rerun \`SEED=$SEED scripts/imagenette128_study.sh\` (it restores what is here into $RUN and"
+    echo "continues). The report of the run is [report.md](report.md) (and report.html); every stage's folder"
+    echo "holds its \`.command\` and \`.seconds\`. Command: \`tokcom --seed $SEED reproduce -c imagenette128 -o $RUN"
+    echo "--jobs $JOBS\` (scale: the \`reproduce\` section of configs/imagenette128.yaml)."
+    echo
+    echo "Weights (fp16 safetensors, timm names; \`tokcom weights info\` lists them):"
+    echo "[weights/backbone.safetensors](weights/backbone.safetensors) (the ViT backbone) and"
+    echo "[weights/adaptive.safetensors](weights/adaptive.safetensors) (the adaptive model with its budget calibration),"
+    echo "each with its config beside it (\`*.config.yaml\`), and every JSCC model of the banks in its stage folder."
+    echo "Without training:"
+    echo
+    echo '```'
+    echo "tokcom eval --checkpoint $OUT/weights/adaptive.safetensors --alphas 0.25,0.5,1 model.budget_cap=true"
+    echo "tokcom predict --checkpoint $OUT/weights/backbone.safetensors some.jpg"
+    echo "tokcom serve --checkpoint-dir $OUT/bank train.init=$OUT/weights/adaptive.safetensors"
+    echo '```'
+    for f in "$OUT"/weights/*.eval*.csv; do
+      [ -f "$f" ] || continue
+      echo
+      echo "\`tokcom eval\` of the committed $(basename "$f" | cut -d. -f1) weights on the whole validation split ($(basename "$f")):"
+      echo
+      echo '```'
+      cat "$f"
+      echo '```'
+    done
+    if [ -f "$RUN/study-seconds-this-call" ]; then
+      echo
+      echo "Wall-clock time of the last call of the script: $(cat "$RUN/study-seconds-this-call") s (stages reused from"
+      echo "earlier calls are not in it; the per-stage \`.seconds\` are)."
+    fi
+  } > "$OUT/README.md.tmp"
+  mv "$OUT/README.md.tmp" "$OUT/README.md"
+}
+
+case "$STEP" in
+  restore) restore ;;
+  save) save; readme ;;
+  all)
+    restore
+    start=$(date +%s)
+    "$T" --seed "$SEED" reproduce -c imagenette128 -o "$RUN" --jobs "$JOBS"
+    echo "$(( $(date +%s) - start ))" > "$RUN/study-seconds-this-call"
+    save
+    eval_weights
+    readme
+    echo "wrote $OUT"
+    ;;
+  *) echo "STEP='$STEP': expected all, save or restore" >&2; exit 2 ;;
+esac
