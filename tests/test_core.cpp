@@ -446,3 +446,21 @@ TEST(Stats, WilsonIntervalKnownAnswers) {
   near(wilson_interval(0.3, 0), 0.0, 1.0);
   EXPECT_THROW(wilson_interval(1.5, 10), UsageError);
 }
+
+// Student's t critical values against published tables, and the interval of a mean over repeats.
+TEST(Stats, MeanIntervalOverRepeatsKnownAnswers) {
+  EXPECT_NEAR(student_t95(1), 12.7062, 1e-4);
+  EXPECT_NEAR(student_t95(2), 4.3027, 1e-4);
+  EXPECT_NEAR(student_t95(30), 2.0423, 1e-4);
+  EXPECT_NEAR(student_t95(40), 2.0211, 1e-4);   // beyond the table: the expansion
+  EXPECT_NEAR(student_t95(100), 1.9840, 1e-4);
+  EXPECT_NEAR(student_t95(1000000), 1.9600, 1e-4);
+  EXPECT_THROW(student_t95(0), UsageError);
+  const Interval i = mean_interval({1.0, 2.0, 3.0});  // mean 2, s = 1: 2 ± 4.302653/√3
+  EXPECT_NEAR(i.low, -0.484138, 1e-5);
+  EXPECT_NEAR(i.high, 4.484138, 1e-5);
+  const Interval same = mean_interval({0.4, 0.4, 0.4, 0.4});
+  EXPECT_DOUBLE_EQ(same.low, 0.4);
+  EXPECT_DOUBLE_EQ(same.high, 0.4);
+  EXPECT_THROW(mean_interval({0.5}), UsageError);
+}

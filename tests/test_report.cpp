@@ -111,9 +111,15 @@ TEST(Report, SyntheticRunGivesItsNumbers) {
   expect_has(md, "| gauss:10,2.5 | 0.05 | paper | 100 | 10 | 86.00 | 0.048 | yes | 88.00 | 2.00 |");
   expect_has(md, "| fixed:20 | 0.02 | paper | – | – | – | – | no | 80.00 | – |");
   EXPECT_EQ(md.find("| reference |"), std::string::npos);
-  // Table II: means over repeats, ζ check, oracle, and the paper's G1–G5 range (Proposal, robust = b).
-  expect_has(md, "| gauss:10,2.5 | 0.05 | 2 | 85.00 | 75.00 | 0.0425 | yes | 88.00 | 82.04–84.46 |");
-  expect_has(md, "| fixed:20 | 0.02 | 1 | 50.00 | 25.00 | 0.03 | NO (largest repeat 0.03) | 80.00 | 79.88–83.73 |");
+  // Table II: means over repeats with their 95 % interval (2 repeats 0.8, 0.9: 0.85 ± 12.706·0.05, clipped
+  // at 100 %; one run of 20 images: Wilson), ζ check, oracle, and the paper's G1–G5 range (Proposal, robust = b).
+  expect_has(md, "| gauss:10,2.5 | 0.05 | 2 | 85.00 (21.47–100.00) | 75.00 | 0.0425 | yes | 88.00 | 82.04–84.46 |");
+  expect_has(md, "| fixed:20 | 0.02 | 1 | 50.00 (29.93–70.07) | 25.00 | 0.03 | NO (largest repeat 0.03) | 80.00 | "
+                 "79.88–83.73 |");
+  // The same in the paper's layout; † where the real model's ζ exceeded ζ_max.
+  expect_has(md, "| method | regime | scenario | ζ_max 0.02 | ζ_max 0.05 |\n| --- | --- | --- | --- | --- |\n"
+                 "| proposal | robust | gauss:10,2.5 |  | 85.00 (21.47–100.00) |\n"
+                 "| proposal | robust | fixed:20 | 50.00 (29.93–70.07) † |  |\n");
   expect_has(md, "| G1 | Proposal | 63.41 – 72.20 | 71.14 – 76.61 |");
   // Training: the last epoch; the JSCC stage's validation accuracy is the mean over its SNRs.
   expect_has(md, "| backbone | backbone/epochs.csv | 2 | 0.5000 | 0.8000 | 0.7500 | 200 |");
@@ -145,7 +151,7 @@ TEST(Report, SyntheticRunGivesItsNumbers) {
   EXPECT_EQ(count(html, "<table>"), count(html, "</table>"));
   EXPECT_EQ(html.find("<script"), std::string::npos);
   EXPECT_EQ(html.find("<link"), std::string::npos);
-  expect_has(html, "<td>gauss:10,2.5</td><td>0.05</td><td>2</td><td>85.00</td>");
+  expect_has(html, "<td>gauss:10,2.5</td><td>0.05</td><td>2</td><td>85.00 (21.47–100.00)</td>");
   expect_has(html, report::base64(read_file(dir + "/fig9/fig9.png")));
 }
 
@@ -291,6 +297,37 @@ TEST(Report, ClaimsTableCountsHoldsFailsAndUndecided) {
                  "awgn 0 dB ζ ≤ 0.01 (proposal (robust)) |");
   // Below 10 dB, robust vs noiseless: 0.60 vs 0.50 holds at ζ ≤ 0.01; 0.62 vs 0.61 is undecided at ζ ≤ 0.02.
   expect_has(md, "| robust-trained at or above noiseless-trained below 10 dB | 1 | 0 | 1 | – |");
+}
+
+// Table II in the paper's layout says why a cell is empty: ζ_max below every mix of the method's decisions
+// (the oracle has none), the closest (V, μ) over ζ_max on the proxy table (by how much), or exactly at it
+// (the paper's strict "<"); a deployed cell carries its interval over 3 repeats (0.5, 0.6, 0.7: 0.6 ± 4.303·0.1/√3).
+TEST(Report, TableTwoSaysWhyACellIsEmpty) {
+  const std::string dir = test::temp_dir("report-table2");
+  const std::string c = dir + "/control/proposal-robust";
+  put(c + "/summary.csv", "scenario,zeta_max,rule,V,mu,accuracy,zeta,feasible,queue_final,oracle_accuracy,oracle_zeta,gap\n"
+                          "fixed:10,0.001,paper,,,,,0,,,,\n"
+                          "fixed:10,0.002,paper,,,,,0,,0.3,0.002,\n"
+                          "fixed:10,0.005,paper,,,,,0,,0.4,0.005,\n"
+                          "fixed:10,0.01,paper,100,10,0.6,0.009,1,0.5,0.62,0.0099,0.02\n");
+  put(c + "/summary.json", R"({"selection": "paper", "table": {"method": "proposal", "regime": "robust"}})");
+  put(c + "/search.csv", "scenario,zeta_max,V,mu,accuracy,zeta,feasible,selected_paper,selected_reference\n"
+                         "fixed:10,0.002,1,1,0.3,0.00203,0,0,0\n"
+                         "fixed:10,0.002,10,1,0.3,0.00201,0,0,0\n"
+                         "fixed:10,0.005,1,1,0.4,0.005,0,0,0\n"
+                         "fixed:10,0.01,100,10,0.6,0.009,1,1,0\n");
+  put(c + "/deploy_summary.csv", "scenario,zeta_max,repeat,V,mu,accuracy,constrained_accuracy,zeta,slots,queue_final\n"
+                                 "fixed:10,0.01,0,100,10,0.5,0.5,0.009,100,0\n"
+                                 "fixed:10,0.01,1,100,10,0.6,0.5,0.009,100,0\n"
+                                 "fixed:10,0.01,2,100,10,0.7,0.5,0.009,100,0\n");
+  report::ReportOptions options;
+  options.plots = false;
+  report::write_report(report::load_run(dir), options);
+  const std::string md = read_file(dir + "/report.md");
+  expect_has(md, "| proposal | robust | fixed:10 | – below | – over +0.5 % | – at ζ_max | 60.00 (35.16–84.84) |\n");
+  expect_has(md, "1 cells deployed, 3 \"–\": 1 below the method's cheapest operating point");
+  expect_has(md, "2 where no (V, μ) the controller tried stayed strictly below ζ_max");
+  expect_has(md, "the largest such overshoot +0.5 %");
 }
 
 // Beside the val envelope, each method at the decision its proxy table (training split) picks for each
