@@ -291,6 +291,11 @@ TEST(Report, ClaimsTableCountsHoldsFailsAndUndecided) {
   // ζ 0.1005 against ζ_max 0.1: over by the strict rule, within 1 %.
   expect_has(md, "| ζ_max met, strict: proposal (control/proposal) | 3 | 1 | 0 | fixed:20 ζ_max 0.1 (ζ 0.1005) |");
   expect_has(md, "| ζ_max met within 1 %: proposal (control/proposal) | 4 | 0 | 0 | – |");
+  // The same counts as CSV, for comparing runs.
+  const std::string claims = read_file(dir + "/report/claims.csv");
+  EXPECT_EQ(claims.rfind("claim,holds,fails,undecided,fails_at\n", 0), 0u) << claims;
+  expect_has(claims, "\nζ_max met within 1 %: proposal (control/proposal),4,0,0,–\n");
+  expect_has(claims, "\n\"ζ_max met, strict: proposal (control/proposal)\",3,1,0,fixed:20 ζ_max 0.1 (ζ 0.1005)\n");
   // Each proposal regime against ViT-AE: ζ ≤ 0.01: 0.60 and 0.50 vs 0.70 (3925 images each) fail; ζ ≤ 0.02:
   // 0.62 and 0.61 vs 0.71 (64 images) are undecided.
   expect_has(md, "| proposal at or above vit-ae (robust) | 0 | 2 | 2 | awgn 0 dB ζ ≤ 0.01 (proposal (noiseless)); "
@@ -328,6 +333,12 @@ TEST(Report, TableTwoSaysWhyACellIsEmpty) {
   expect_has(md, "1 cells deployed, 3 \"–\": 1 below the method's cheapest operating point");
   expect_has(md, "2 where no (V, μ) the controller tried stayed strictly below ζ_max");
   expect_has(md, "the largest such overshoot +0.5 %");
+  EXPECT_EQ(read_file(dir + "/report/table2.csv"),
+            "method,regime,scenario,zeta_max,status,accuracy,low,high,repeats,zeta_exceeded,overshoot\n"
+            "proposal,robust,fixed:10,0.001,below,,,,,,\n"
+            "proposal,robust,fixed:10,0.002,over,,,,,,0.005\n"
+            "proposal,robust,fixed:10,0.005,at,,,,,,0\n"
+            "proposal,robust,fixed:10,0.01,deployed,0.6,0.351586,0.848414,3,0,\n");
 }
 
 // Beside the val envelope, each method at the decision its proxy table (training split) picks for each

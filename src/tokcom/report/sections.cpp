@@ -429,6 +429,19 @@ void claims_section(Document& doc, ReportContext& ctx) {
     doc.text("No claim can be tested: the run has no evaluation sweep with two methods and no deployment.");
   } else {
     doc.table(t);
+    // The same counts for machines (two runs' tables side by side: scripts/geometry_claims.sh).
+    static const csv::Schema schema =
+        csv::schema("a claims.csv written by `tokcom report`", "claim,holds,fails,undecided,fails_at", {"claim", "fails_at"});
+    csv::Writer w(schema);
+    for (const auto& row : t.rows) {
+      w.text(row[0]);
+      for (int k = 1; k <= 3; ++k) w.integer(std::stoll(row[k]));
+      w.text(row[4]).end_row();
+    }
+    const fs::path file = ctx.figdir.parent_path() / "claims.csv";
+    fs::create_directories(file.parent_path());
+    w.write(file.string());
+    doc.text("These counts as CSV: " + ctx.relative(file) + ".");
   }
   if (!savings.empty()) {
     doc.text("Fewer channel symbols than the best digital codec at equal accuracy: per channel and SNR, the best "
@@ -502,7 +515,8 @@ void controller_section(Document& doc, ReportContext& ctx) {
 
 // The paper's Table II layout: one row per (method, regime, scenario), one column per ζ_max; each
 // cell the deployed accuracy with its 95 % interval, or "–" and why no controller ran there.
-void table2_overview(Document& doc, const RunData& run) {
+void table2_overview(Document& doc, const ReportContext& ctx) {
+  const RunData& run = ctx.run;
   std::vector<double> budgets;
   for (const ControlRun& c : run.controls)
     if (c.deploy)
@@ -516,6 +530,15 @@ void table2_overview(Document& doc, const RunData& run) {
   for (double z : budgets) t.header.push_back("ζ_max " + num(z));
   int deployed = 0, below = 0, over = 0, other = 0, exceeded = 0;
   double largest_over = 0;
+  // The same cells for machines, one per line (comparing runs: scripts/geometry_claims.py).
+  static const csv::Schema schema = csv::schema(
+      "a table2.csv written by `tokcom report`",
+      "method,regime,scenario,zeta_max,status,accuracy,low,high,repeats,zeta_exceeded,overshoot",
+      {"method", "regime", "scenario", "status"}, {"accuracy", "low", "high", "repeats", "zeta_exceeded", "overshoot"});
+  csv::Writer cells_csv(schema);
+  const auto add = [&](const std::vector<std::string>& row, double z, const char* status) {
+    cells_csv.text(row[0]).text(row[1]).text(row[2]).number(z).text(status);
+  };
   const auto same = [](double a, double b) { return std::fabs(a - b) < 1e-12; };
   for (const ControlRun& c : run.controls) {
     if (!c.deploy) continue;
@@ -535,7 +558,11 @@ void table2_overview(Document& doc, const RunData& run) {
           ++deployed;
           const bool exceeds = *std::max_element(d->zeta.begin(), d->zeta.end()) > z;
           exceeded += exceeds;
-          row.push_back(with_interval(mean(d->accuracy), deploy_interval(*d)) + (exceeds ? " †" : ""));
+          const Interval ci = deploy_interval(*d);
+          row.push_back(with_interval(mean(d->accuracy), ci) + (exceeds ? " †" : ""));
+          add(row, z, "deployed");
+          cells_csv.number(mean(d->accuracy), 6).number(std::max(0.0, ci.low), 6).number(std::min(1.0, ci.high), 6);
+          cells_csv.integer(static_cast<int64_t>(d->accuracy.size())).integer(exceeds).empty().end_row();
           continue;
         }
         int at = -1;
@@ -550,6 +577,8 @@ void table2_overview(Document& doc, const RunData& run) {
         if (!c.summary.optional_number(at, "oracle_accuracy")) {
           ++below;
           row.push_back("– below");
+          add(row, z, "below");
+          cells_csv.empty().empty().empty().empty().empty().empty().end_row();
           continue;
         }
         // Every (V, μ) tried overshot ζ_max on the proxy table: by how much the closest one did.
@@ -562,17 +591,24 @@ void table2_overview(Document& doc, const RunData& run) {
           const double by = std::max(0.0, *closest / z - 1);
           largest_over = std::max(largest_over, by);
           row.push_back(by < 1e-9 ? std::string("– at ζ_max") : fmt::format("– over +{:.2g} %", 100 * by));
+          add(row, z, by < 1e-9 ? "at" : "over");
+          cells_csv.empty().empty().empty().empty().empty().number(by, 6).end_row();
         } else {
           ++other;
           row.push_back("– not deployed");
+          add(row, z, "other");
+          cells_csv.empty().empty().empty().empty().empty().empty().end_row();
         }
       }
       t.rows.push_back(row);
     }
   }
+  const fs::path file = ctx.figdir.parent_path() / "table2.csv";
+  fs::create_directories(file.parent_path());
+  cells_csv.write(file.string());
   doc.text("Every deployment at a glance, in the paper's layout: accuracy (%) of the picked controller on the real "
            "model with its 95 % interval (over the repeats, Student t, where there are several; Wilson over the run's "
-           "images where there is one).");
+           "images where there is one). The same cells as CSV: " + ctx.relative(file) + ".");
   doc.table(t);
   doc.text(fmt::format(
       "{} cells deployed, {} \"–\": {} below the method's cheapest operating point (\"– below\": no mix of its "
@@ -591,7 +627,7 @@ void deployment_section(Document& doc, ReportContext& ctx) {
   const RunData& run = ctx.run;
   doc.heading(2, "Deployment (Table II)");
   bool any_deploy = false;
-  table2_overview(doc, run);
+  table2_overview(doc, ctx);
   for (const ControlRun& c : run.controls) {
     if (!c.deploy) continue;
     any_deploy = true;
