@@ -8,8 +8,15 @@
 #   weights/backbone.safetensors  the ViT backbone (backbone/model.safetensors), config weights/backbone.config.yaml
 #   weights/adaptive.safetensors  the adaptive model with its budget calibration (calibrated/; the
 #                                 adaptive stage's own file is the same weights), config weights/adaptive.config.yaml
-#   <bank>/jscc-*.safetensors     each JSCC model of the banks (bank, vit-ae, mobilenet-flat, mobilenet-cnn)
 #   mobilenet/model.safetensors   the MobileNetV3-Small backbone
+#   bank/jscc-robust-*.safetensors the proposal's robust-trained JSCC models, so that `tokcom serve` runs the
+#                                 trained split model without training (SAVE_BANKS, below)
+# SAVE_BANKS (default "bank:robust") lists the banks whose JSCC models are kept, each as <bank> or
+# <bank>:<regime>, from bank, vit-ae, mobilenet-flat, mobilenet-cnn ("all": the four whole; "none").
+# Each file holds its whole model (the server half is fine-tuned per pair: ~6 MB at fp16), so the four
+# banks are ~300 MB, 20 times the repository: by default the others stay on the machine that trained
+# them, and a restore on another machine marks a bank stage that is not whole here unfinished, so it
+# trains again (its models that are here are reused: same config digest) and so does what reads it.
 # fp16 loads back into the fp32 models exactly as stored (it widens), so a stage that runs after a
 # restore reads the fp16 rounding of what the uninterrupted run read: its results may differ from an
 # uninterrupted run's by that rounding (weights/*.eval-*.csv measure the committed files themselves).
@@ -25,8 +32,11 @@ T=${T:-build/tokcom}
 SEED=${SEED:-0}
 JOBS=${JOBS:-2}
 STEP=${STEP:-all}
+SAVE_BANKS=${SAVE_BANKS:-bank:robust}
+[ "$SAVE_BANKS" = all ] && SAVE_BANKS="bank,vit-ae,mobilenet-flat,mobilenet-cnn"
+[ "$SAVE_BANKS" = none ] && SAVE_BANKS=""
 RUN=${RUN:-runs/study-imagenette128}
-OUT=docs/results/imagenette128-study
+OUT=${OUT:-docs/results/imagenette128-study}
 BANKS=(bank vit-ae mobilenet-flat mobilenet-cnn)
 
 # run-folder file ↔ committed file, for the two models a user runs (`predict`, `eval`, `serve`).
@@ -41,14 +51,23 @@ weight_pairs() {
 restore() {
   [ -d "$OUT" ] || return 0
   mkdir -p "$RUN"
+  local missing=()
+  for b in "${BANKS[@]}"; do [ -f "$RUN/$b/.done" ] || missing+=("$b"); done
   # Everything committed that the run folder lacks (an existing file is never overwritten: the run
   # folder is the newer one on the machine that made it).
-  (cd "$OUT" && find . -type f -not -path './weights/*' -print0) | while IFS= read -r -d '' f; do
+  (cd "$OUT" && find . -type f -not -path './weights/*' -not -name README.md -not -name not-copied.txt -print0) | while IFS= read -r -d '' f; do
     [ -e "$RUN/$f" ] || { mkdir -p "$(dirname "$RUN/$f")"; cp "$OUT/$f" "$RUN/$f"; }
   done
   weight_pairs | while read -r run_file out_file; do
     if [ -f "$OUT/$out_file" ] && [ ! -e "$RUN/$run_file" ] && [ -f "$RUN/$(dirname "$run_file")/.done" ]; then
       cp "$OUT/$out_file" "$RUN/$run_file"
+    fi
+  done
+  # A bank restored without all of its JSCC models is not finished here: it trains what is missing.
+  for b in "${missing[@]}"; do
+    if [ -f "$RUN/$b/.done" ] && [ ! -f "$OUT/$b/.weights-whole" ]; then
+      rm -f "$RUN/$b/.done" "$RUN/$b/.inputs"
+      echo "restore: $b was saved without all its JSCC models (SAVE_BANKS); it trains again here"
     fi
   done
   echo "restored $OUT into $RUN"
@@ -86,10 +105,16 @@ save() {
     fi
   done
   if [ -f "$RUN/mobilenet/.done" ]; then save_weights "$RUN/mobilenet/model.safetensors" "$OUT/mobilenet/model.safetensors"; fi
-  for b in "${BANKS[@]}"; do
-    for w in "$RUN/$b"/jscc-*.safetensors; do
+  IFS=, read -r -a keep <<< "$SAVE_BANKS"
+  for item in "${keep[@]}"; do
+    b=${item%%:*}
+    regime=${item#*:}
+    [ "$regime" = "$item" ] && regime=""
+    for w in "$RUN/$b"/jscc-${regime:+$regime-}*.safetensors; do
       [ -f "$w" ] && save_weights "$w" "$OUT/$b/$(basename "$w")"
     done
+    # Whole: a finished bank with every model kept (a restore may then reuse the stage as it is).
+    if [ -z "$regime" ] && [ -f "$RUN/$b/.done" ]; then touch "$OUT/$b/.weights-whole"; fi
   done
   echo "saved $RUN into $OUT ($(du -sh "$OUT" | cut -f1))"
 }
@@ -119,13 +144,14 @@ readme() {
     echo "Weights (fp16 safetensors, timm names; \`tokcom weights info\` lists them):"
     echo "[weights/backbone.safetensors](weights/backbone.safetensors) (the ViT backbone) and"
     echo "[weights/adaptive.safetensors](weights/adaptive.safetensors) (the adaptive model with its budget calibration),"
-    echo "each with its config beside it (\`*.config.yaml\`), and every JSCC model of the banks in its stage folder."
+    echo "each with its config beside it (\`*.config.yaml\`), the MobileNetV3-Small backbone (mobilenet/model.safetensors)"
+    echo "and the JSCC models of: ${SAVE_BANKS:-no bank} (the banks' own folders)."
     echo "Without training:"
     echo
     echo '```'
     echo "tokcom eval --checkpoint $OUT/weights/adaptive.safetensors --alphas 0.25,0.5,1 model.budget_cap=true"
     echo "tokcom predict --checkpoint $OUT/weights/backbone.safetensors some.jpg"
-    echo "tokcom serve --checkpoint-dir $OUT/bank train.init=$OUT/weights/adaptive.safetensors"
+    echo "tokcom serve --checkpoint-dir $OUT/bank --regime robust"
     echo '```'
     for f in "$OUT"/weights/*.eval*.csv; do
       [ -f "$f" ] || continue
