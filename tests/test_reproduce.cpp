@@ -275,3 +275,45 @@ TEST(Reproduce, RefusesABadScaleInTheConfig) {
   EXPECT_NE(output.find("unknown key 'reproduce.backbone_epoch'"), std::string::npos) << output;
   EXPECT_FALSE(fs::exists(dir + "/out"));
 }
+
+// A study saved by scripts/imagenette128_study.sh (CSVs, stage stamps, fp16 weights) and restored into
+// an empty run folder at the same path, as on a new machine with a fresh checkout, continues: its
+// finished stages are reused, not retrained, the stage that reads the restored fp16 model runs on it,
+// and the committed weights run through `eval` with the config beside them. (The script's save and
+// restore steps do not depend on the preset.)
+TEST(Reproduce, StudySavedOnOneMachineContinuesOnAnother) {
+  const char* cli = std::getenv("TOKCOM_CLI");
+  if (!cli) GTEST_SKIP() << "TOKCOM_CLI not set";
+  const std::string dir = test::temp_dir("study-restore");
+  const std::string script = std::string(TOKCOM_TEST_DATA) + "/../../scripts/imagenette128_study.sh";
+  const std::string stages = "--threads 1 --seed 3 --log-level info reproduce -c fmnist --quick -o " + dir + "/run";
+  std::string output;
+  ASSERT_EQ(test::run_cli(stages + " --stages backbone,adaptive", &output), 0) << output;
+  const std::string env = std::string("T=") + cli + " OUT=" + dir + "/committed RUN=" + dir + "/run ";
+  ASSERT_EQ(std::system((env + "STEP=save bash " + script + " > " + dir + "/save.log 2>&1").c_str()), 0)
+      << read_file(dir + "/save.log");
+  const Safetensors backbone = read_safetensors(dir + "/committed/weights/backbone.safetensors");
+  EXPECT_EQ(backbone.tensors.at("blocks.0.attn.qkv.weight").scalar_type(), torch::kHalf);
+  EXPECT_TRUE(fs::exists(dir + "/committed/weights/adaptive.config.yaml"));
+  EXPECT_FALSE(fs::exists(dir + "/committed/backbone/model.safetensors")) << "weights live in weights/ only";
+
+  fs::rename(dir + "/run", dir + "/first-machine");  // the new machine has only the committed folder
+  ASSERT_EQ(std::system((env + "STEP=restore bash " + script + " > " + dir + "/restore.log 2>&1").c_str()), 0)
+      << read_file(dir + "/restore.log");
+  ASSERT_EQ(test::run_cli(stages + " --stages backbone,adaptive,calibrated", &output), 0) << output;
+  EXPECT_NE(output.find("backbone: reused"), std::string::npos) << output;
+  EXPECT_NE(output.find("adaptive: reused"), std::string::npos) << output;
+  EXPECT_EQ(output.find("epoch 1"), std::string::npos) << "nothing trains again:\n" << output;
+  EXPECT_TRUE(fs::exists(dir + "/run/calibrated/.done")) << output;
+  // The calibrated model is the restored (fp16) adaptive file, byte for byte.
+  EXPECT_EQ(read_file(dir + "/run/calibrated/model.safetensors"), read_file(dir + "/run/adaptive/model.safetensors"));
+  EXPECT_EQ(read_safetensors(dir + "/run/calibrated/model.safetensors").tensors.at("cls_token").scalar_type(),
+            torch::kHalf);
+
+  ASSERT_EQ(test::run_cli("--log-level warn eval --checkpoint " + dir + "/committed/weights/backbone.safetensors "
+                              "--max-batches 1 -o " + dir + "/eval.csv",
+                          &output),
+            0)
+      << output;
+  EXPECT_NE(read_file(dir + "/eval.csv").find("accuracy"), std::string::npos);
+}
