@@ -243,6 +243,20 @@ TEST(Reproduce, TeacherStageFeedsTheBackboneAndTheAdaptiveStageDistilsItsOwnWay)
   EXPECT_NE(plan.at("adaptive").find("train.teacher= train.teacher_model=same train.distill_hard=0 train.distill_kl=0.5 "
                                      "train.distill_tokens=0"),
             std::string::npos) << plan.at("adaptive");
+  // The study's own MobileNetV3 baseline as the teacher: no stage of its own, planned before the backbone
+  // that reads it, the hard-label weight given by the scale knob.
+  ASSERT_EQ(test::run_cli("--seed 0 --log-level info reproduce -c imagenette64 --teacher-model baseline "
+                          "--teacher-distill-hard 0.5 --methods proposal --plan -o " + out, &output), 0) << output;
+  const auto baseline = plan_commands(output);
+  EXPECT_FALSE(baseline.count("teacher")) << output;
+  ASSERT_TRUE(baseline.count("mobilenet")) << "the teacher is planned even without a MobileNet method\n" << output;
+  EXPECT_LT(output.find("] mobilenet:"), output.find("] backbone:"));
+  EXPECT_NE(baseline.at("backbone").find("train.teacher=" + out + "/mobilenet/model.safetensors "
+                                         "train.teacher_model=mobilenet-v3-small train.distill_hard=0.5"),
+            std::string::npos) << baseline.at("backbone");
+  EXPECT_EQ(baseline.at("mobilenet"), plan.at("mobilenet")) << "the baseline itself is unchanged";
+  EXPECT_NE(test::run_cli("reproduce -c imagenette64 --teacher-distill-hard 0.5 --plan -o " + out, &output), 0);
+  EXPECT_NE(output.find("teacher_distill_hard is set but the backbone has no teacher"), std::string::npos) << output;
   EXPECT_NE(test::run_cli("reproduce -c imagenette64 --teacher-epochs 4 --teacher-model resnet --plan -o " + out, &output), 0);
   EXPECT_NE(output.find("'resnet' is not one of mobilenet-v3-small, mobilenet-v3-large"), std::string::npos) << output;
   EXPECT_FALSE(fs::exists(out));

@@ -38,7 +38,7 @@ struct ReproduceArgs {
   int64_t backbone_epochs = 0, jscc_batches = 0, sweep_batches = 0, proxy_batches = 0, jscc_warm_start = 0;
   int64_t teacher_epochs = 0;
   std::string alphas, snr, proxy_snr, channels, scenarios, methods;
-  std::string teacher_model, adaptive_distill_kl, adaptive_distill_tokens, device_model;
+  std::string teacher_model, teacher_distill_hard, adaptive_distill_kl, adaptive_distill_tokens, device_model;
   bool fresh = false, quick = false, plan = false;
   int jobs = 1;  // stages side by side (run_plan)
   // Each scale knob: its key in the `reproduce` section and the flag that overrides it.
@@ -158,8 +158,25 @@ void run_reproduce(ReproduceArgs& a) {
   // A convnet teacher for the ViT backbone (DeiT's recipe; docs/model.md "Training recipe"): its own
   // stage, from scratch; the backbone then distils from it with the config's train.distill_hard /
   // train.distill_kl.
+  const std::string mobilenet = out + "/mobilenet";
+  const std::vector<std::string> mobilenet_epochs =
+      a.quick ? std::vector<std::string>{} : std::vector<std::string>{"train.epochs=" + std::to_string(a.mobilenet_epochs)};
+  const PlannedStage mobilenet_stage{"mobilenet",
+                                     with({"train", "--resume", "-c", a.config, "train.stage=backbone",
+                                           "train.model=mobilenet", "train.lr=2e-3", "train.warmup_epochs=1",
+                                           "data.augment=crop-flip", "train.out=" + mobilenet},
+                                          mobilenet_epochs),
+                                     {}};
   std::vector<std::string> backbone_teacher, backbone_reads;
-  if (a.teacher_epochs > 0) {
+  // teacher_model "baseline": the study's own MobileNetV3 baseline (the `mobilenet` stage, trained
+  // anyway) is the teacher; no stage of its own.
+  const bool baseline_teacher = a.teacher_model == "baseline";
+  if (baseline_teacher) {
+    plan.push_back(mobilenet_stage);
+    backbone_teacher = {"train.teacher=" + out + "/mobilenet/model.safetensors",
+                        "train.teacher_model=mobilenet-v3-" + config.get_string("mobilenet.variant")};
+    backbone_reads = {"mobilenet"};
+  } else if (a.teacher_epochs > 0) {
     const std::string variant = mobilenet_variant_from_model_name(a.teacher_model);  // ConfigError for another name
     const std::vector<std::string> teacher_epochs =
         a.quick ? std::vector<std::string>{} : std::vector<std::string>{"train.epochs=" + std::to_string(a.teacher_epochs)};
@@ -169,6 +186,12 @@ void run_reproduce(ReproduceArgs& a) {
                                     teacher_epochs), {}});
     backbone_teacher = {"train.teacher=" + out + "/teacher/model.safetensors", "train.teacher_model=" + a.teacher_model};
     backbone_reads = {"teacher"};
+  }
+  if (!a.teacher_distill_hard.empty()) {
+    if (backbone_teacher.empty())
+      throw ConfigError("reproduce.teacher_distill_hard is set but the backbone has no teacher (set teacher_epochs, or "
+                        "teacher_model: baseline)");
+    backbone_teacher.push_back("train.distill_hard=" + a.teacher_distill_hard);
   }
   std::vector<std::string> backbone_extra = backbone_epochs;
   backbone_extra.insert(backbone_extra.end(), backbone_teacher.begin(), backbone_teacher.end());
@@ -181,7 +204,7 @@ void run_reproduce(ReproduceArgs& a) {
       a.quick ? std::vector<std::string>{}
               : std::vector<std::string>{"train.epochs=" + std::to_string(a.adaptive_epochs), "train.warmup_epochs=1"};
   // (Only where some distillation is asked for, so the plans of configs without any stay as they were.)
-  const bool distills = a.teacher_epochs > 0 || a.adaptive_distill_kl != "0" || a.adaptive_distill_tokens != "0" ||
+  const bool distills = a.teacher_epochs > 0 || baseline_teacher || a.adaptive_distill_kl != "0" || a.adaptive_distill_tokens != "0" ||
                         config.get_double("train.distill_hard") > 0 || config.get_double("train.distill_kl") > 0 ||
                         config.get_double("train.distill_tokens") > 0;
   if (distills) {
@@ -213,14 +236,9 @@ void run_reproduce(ReproduceArgs& a) {
                                   "model.adaptive_blocks=[]"},
                                  jscc), {"backbone"}});
   // MobileNetV3 baselines (METHOD §6.2): backbone from scratch (docs/mobilenet.md's recipe), then the
-  // flat and CNN JSCC banks on its frozen device half.
-  const std::string mobilenet = out + "/mobilenet";
-  const std::vector<std::string> mobilenet_epochs =
-      a.quick ? std::vector<std::string>{} : std::vector<std::string>{"train.epochs=" + std::to_string(a.mobilenet_epochs)};
-  if (wanted("mobilenet-flat") || wanted("mobilenet-cnn")) plan.push_back({"mobilenet", with({"train", "--resume", "-c", a.config, "train.stage=backbone", "train.model=mobilenet",
-                                     "train.lr=2e-3", "train.warmup_epochs=1", "data.augment=crop-flip",
-                                     "train.out=" + mobilenet},
-                                    mobilenet_epochs), {}});
+  // flat and CNN JSCC banks on its frozen device half. (Planned before the ViT backbone when it is that
+  // backbone's teacher.)
+  if ((wanted("mobilenet-flat") || wanted("mobilenet-cnn")) && !baseline_teacher) plan.push_back(mobilenet_stage);
   for (const std::string method : {"mobilenet-flat", "mobilenet-cnn"}) {
     if (!wanted(method)) continue;
     plan.push_back({method, with_jscc({"train", "--resume", "-c", mobilenet + "/config.yaml", "train.method=" + method,
@@ -353,7 +371,12 @@ void add_reproduce(CLI::App& app) {
   knob_int("teacher_epochs", &a->teacher_epochs, 0,
            "Epochs of the convnet teacher the ViT backbone distils from (0: no teacher stage; the weights\n"
            "are the config's train.distill_hard / train.distill_kl)");
-  knob_string("teacher_model", &a->teacher_model, "The teacher: mobilenet-v3-small | mobilenet-v3-large");
+  knob_string("teacher_model", &a->teacher_model,
+              "The teacher: mobilenet-v3-small | mobilenet-v3-large (a teacher stage of teacher_epochs) |\n"
+              "baseline (the study's MobileNetV3 baseline, the mobilenet stage: no stage of its own)");
+  knob_string("teacher_distill_hard", &a->teacher_distill_hard,
+              "Weight of the backbone's hard-label distillation from its teacher (train.distill_hard;\n"
+              "empty: the config's)");
   knob_string("adaptive_distill_kl", &a->adaptive_distill_kl,
               "Adaptive stage: weight of the KL to the backbone's logits (train.distill_kl; 0 = off)");
   knob_string("adaptive_distill_tokens", &a->adaptive_distill_tokens,
