@@ -494,6 +494,32 @@ TEST(JsccStage, CleanModelKlAddsItsWeightedTerm) {
             std::string::npos);
 }
 
+// A bank trained again under another config (a preset whose JSCC scale changed), with --resume: each
+// finished model of the old config and its checkpoint are outdated, so the pair starts over instead of
+// refusing the old checkpoint; the model it writes carries the new config and is then up to date.
+TEST(JsccStage, OutdatedModelAndItsCheckpointTrainAgainUnderResume) {
+  const std::string dir = test::temp_dir("jscc-outdated");
+  const std::string init = saved_random_vit(dir);
+  auto config_for = [&](const std::string& out, const std::string& batches) {
+    auto o = tiny_overrides(out);
+    o.insert(o.end(), {"train.stage=jscc", "train.init=" + init, "train.ratios=0.5", "comm.train_regime=robust",
+                       "train.epochs=1", "train.max_batches=" + batches, "train.jscc_warm_start_steps=0"});
+    return Config::load("", o);
+  };
+  TrainRunOptions run;
+  run.seed = 5;
+  run.resume = true;
+  train_jscc(config_for(dir + "/bank", "1"), run);
+  const std::string file = jscc_file(dir + "/bank", "robust", 0.5);
+  ASSERT_TRUE(fs::exists(dir + "/bank/checkpoint-robust-r0.5/state.json"));
+  const std::string old_digest = read_safetensors(file).metadata.at("config_digest");
+  const auto records = train_jscc(config_for(dir + "/bank", "2"), run);  // used to refuse the old checkpoint
+  ASSERT_EQ(records.size(), 1u);
+  EXPECT_EQ(records[0].epoch, 1) << "started over, not resumed after the old config's epoch";
+  EXPECT_NE(read_safetensors(file).metadata.at("config_digest"), old_digest);
+  EXPECT_TRUE(train_jscc(config_for(dir + "/bank", "2"), run).empty()) << "now up to date: skipped";
+}
+
 // The warm start (train.jscc_warm_start_steps): before any CE step the codec learns to carry the
 // device's tokens. Checked outside the stage's own log: on validation images the saved codec
 // reconstructs the device output far better than the same pair trained cold with the same seed.

@@ -131,12 +131,13 @@ std::vector<JsccEpochRecord> train_pair(const Config& config, const TrainRunOpti
   const std::string file = jscc_file(out, regime, ratio);
   const std::string tag = fmt::format("{}-r{}", regime, ratio);
   const std::string digest = pair.digest();
-  bool up_to_date = false;
+  bool up_to_date = false, outdated = false;
   if (fs::exists(file)) {
     const Safetensors existing = read_safetensors(file);
     const auto it = existing.metadata.find("config_digest");
     up_to_date = it != existing.metadata.end() && it->second == digest;
-    if (!up_to_date) spdlog::warn("jscc {}: {} was trained with another config; training it again", tag, file);
+    outdated = !up_to_date;
+    if (outdated) spdlog::warn("jscc {}: {} was trained with another config; training it again", tag, file);
   }
   dist.expect_same(up_to_date ? 1.0 : 0.0, fmt::format("whether {} is up to date (train.out must be shared by the ranks)", file));
   if (up_to_date) {
@@ -198,7 +199,9 @@ std::vector<JsccEpochRecord> train_pair(const Config& config, const TrainRunOpti
   loop.multiplier = [&sched](int64_t step) { return learning_rate(sched, step); };
 
   const std::string ck_dir = fmt::format("{}/checkpoint-{}", out, tag);
-  CheckpointState ck = resume_or_start(ck_dir, run.resume, net, *optimizer, digest, "jscc " + tag);
+  // A model trained with another config left its checkpoint from that config: training it again starts
+  // over (resuming it would mix the two configs; it is refused as such).
+  CheckpointState ck = resume_or_start(ck_dir, run.resume && !outdated, net, *optimizer, digest, "jscc " + tag);
   std::vector<JsccEpochRecord> records;
   for (const auto& r : ck.records) records.push_back(r.get<JsccEpochRecord>());
   const int64_t warm_steps = config.get_int("train.jscc_warm_start_steps");
