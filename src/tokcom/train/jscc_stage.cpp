@@ -200,7 +200,12 @@ std::vector<JsccEpochRecord> train_pair(const Config& config, const TrainRunOpti
 
   const std::string ck_dir = fmt::format("{}/checkpoint-{}", out, tag);
   // A model trained with another config left its checkpoint from that config: training it again starts
-  // over (resuming it would mix the two configs; it is refused as such).
+  // over (resuming it would mix the two configs; it is refused as such), and the new one replaces it.
+  if (outdated && dist.is_main() && fs::exists(ck_dir)) {
+    spdlog::info("jscc {}: {} is from that config too; starting over", tag, ck_dir);
+    fs::remove_all(ck_dir);
+  }
+  dist.barrier();
   CheckpointState ck = resume_or_start(ck_dir, run.resume && !outdated, net, *optimizer, digest, "jscc " + tag);
   std::vector<JsccEpochRecord> records;
   for (const auto& r : ck.records) records.push_back(r.get<JsccEpochRecord>());
