@@ -1,0 +1,1 @@
+tokcom --seed 0 --threads 1 --log-level info train --resume -c imagenette128 train.stage=backbone train.out=runs/study-imagenette128/backbone train.epochs=12 train.teacher=runs/study-imagenette128/mobilenet/model.safetensors train.teacher_model=mobilenet-v3-small train.distill_hard=0.5

@@ -1,0 +1,1 @@
+tokcom --seed 0 --threads 1 --log-level info train --resume -c imagenette128 train.stage=backbone train.model=mobilenet train.lr=2e-3 train.warmup_epochs=1 data.augment=crop-flip train.out=runs/study-imagenette128/mobilenet train.epochs=12
