@@ -1,0 +1,1 @@
+tokcom --seed 0 --threads 1 --log-level info train --resume -c imagenette128 train.stage=adaptive train.init=runs/study-imagenette128/backbone/model.safetensors train.out=runs/study-imagenette128/adaptive train.epochs=3 train.warmup_epochs=1 train.teacher= train.teacher_model=same train.distill_hard=0 train.distill_kl=0.5 train.distill_tokens=0
