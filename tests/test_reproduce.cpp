@@ -74,7 +74,12 @@ TEST(Reproduce, KilledMidStageThenRerunEqualsUninterrupted) {
     return done;
   };
   std::string mid_pair;  // "robust-r0.05": the pair killed between its epochs
-  for (int i = 0; i < 6000 && mid_pair.empty(); ++i) {
+  // Watched until seen or until the run ends by itself (then the assertion below reports it): how fast
+  // the run gets there depends on the machine's load, so no time bound but a generous cap.
+  bool exited = false;
+  int early_status = 0;
+  for (int i = 0; i < 90000 && mid_pair.empty() && !exited; ++i) {
+    exited = waitpid(pid, &early_status, WNOHANG) == pid;
     const std::set<std::string> done = finished_pairs();
     if (done.size() >= 2) {
       for (const auto& e : fs::directory_iterator(bank)) {
@@ -87,8 +92,8 @@ TEST(Reproduce, KilledMidStageThenRerunEqualsUninterrupted) {
     if (mid_pair.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   kill(-pid, SIGKILL);
-  int status = 0;
-  waitpid(pid, &status, 0);
+  int status = early_status;
+  if (!exited) waitpid(pid, &status, 0);
   ASSERT_FALSE(mid_pair.empty()) << "never saw a pair between its epochs:\n" << read_file(dir + "/killed.log");
   const std::set<std::string> done_at_kill = finished_pairs();
   ASSERT_FALSE(done_at_kill.count("jscc-" + mid_pair + ".safetensors"))
