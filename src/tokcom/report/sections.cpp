@@ -189,15 +189,21 @@ std::string table_field(const ControlRun& c, const char* key) {
   return "";
 }
 
-std::optional<double> oracle_of(const ControlRun& c, const std::string& scenario, double zeta_max) {
+// The summary.csv row of (scenario, ζ_max) under the run's selection rule; -1 when the run has none.
+int summary_row(const ControlRun& c, const std::string& scenario, double zeta_max) {
   const std::string rule = selection_of(c);
   for (size_t i = 0; i < c.summary.rows.size(); ++i) {
     if (c.summary.text(i, "scenario") != scenario || std::fabs(c.summary.number(i, "zeta_max") - zeta_max) > 1e-12)
       continue;
     if (c.summary.text(i, "rule") != rule && c.summary.text(i, "rule") != "given") continue;
-    return c.summary.optional_number(i, "oracle_accuracy");
+    return static_cast<int>(i);
   }
-  return std::nullopt;
+  return -1;
+}
+
+std::optional<double> oracle_of(const ControlRun& c, const std::string& scenario, double zeta_max) {
+  const int i = summary_row(c, scenario, zeta_max);
+  return i < 0 ? std::nullopt : c.summary.optional_number(i, "oracle_accuracy");
 }
 
 std::vector<DeployCell> deploy_cells(const ControlRun& c) {
@@ -431,7 +437,7 @@ void claims_section(Document& doc, ReportContext& ctx) {
     doc.text("No claim can be tested: the run has no evaluation sweep with two methods and no deployment.");
   } else {
     doc.table(t);
-    // The same counts for machines (two runs' tables side by side: scripts/geometry_claims.sh).
+    // The same counts for machines (two runs' tables side by side: scripts/geometry_claims.py).
     static const csv::Schema schema =
         csv::schema("a claims.csv written by `tokcom report`", "claim,holds,fails,undecided,fails_at", {"claim", "fails_at"});
     csv::Writer w(schema);
@@ -524,9 +530,9 @@ void table2_overview(Document& doc, const ReportContext& ctx) {
     if (c.deploy)
       for (size_t i = 0; i < c.summary.rows.size(); ++i) budgets.push_back(c.summary.number(i, "zeta_max"));
   if (budgets.empty()) return;
+  const auto same = [](double a, double b) { return std::fabs(a - b) < 1e-12; };
   std::sort(budgets.begin(), budgets.end());
-  budgets.erase(std::unique(budgets.begin(), budgets.end(), [](double a, double b) { return std::fabs(a - b) < 1e-12; }),
-                budgets.end());
+  budgets.erase(std::unique(budgets.begin(), budgets.end(), same), budgets.end());
   TableBlock t;
   t.header = {"method", "regime", "scenario"};
   for (double z : budgets) t.header.push_back("ζ_max " + num(z));
@@ -541,11 +547,9 @@ void table2_overview(Document& doc, const ReportContext& ctx) {
   const auto add = [&](const std::vector<std::string>& row, double z, const char* status) {
     cells_csv.text(row[0]).text(row[1]).text(row[2]).number(z).text(status);
   };
-  const auto same = [](double a, double b) { return std::fabs(a - b) < 1e-12; };
   for (const ControlRun& c : run.controls) {
     if (!c.deploy) continue;
     const std::vector<DeployCell> cells = deploy_cells(c);
-    const std::string rule = selection_of(c);
     std::vector<std::string> scenarios;
     for (size_t i = 0; i < c.summary.rows.size(); ++i) {
       const std::string sc = c.summary.text(i, "scenario");
@@ -567,11 +571,7 @@ void table2_overview(Document& doc, const ReportContext& ctx) {
           cells_csv.integer(static_cast<int64_t>(d->accuracy.size())).integer(exceeds).empty().end_row();
           continue;
         }
-        int at = -1;
-        for (size_t i = 0; i < c.summary.rows.size() && at < 0; ++i)
-          if (c.summary.text(i, "scenario") == sc && same(c.summary.number(i, "zeta_max"), z) &&
-              (c.summary.text(i, "rule") == rule || c.summary.text(i, "rule") == "given"))
-            at = static_cast<int>(i);
+        const int at = summary_row(c, sc, z);
         if (at < 0) {
           row.push_back("");  // not asked of this method
           continue;
@@ -707,13 +707,15 @@ void bank_quality(Document& doc, const RunData& run) {
   TableBlock t;
   t.header = {"bank", "regime", "r", "val accuracy at 20 dB", "clean model", "clean val accuracy", "% of clean"};
   int rated = 0, reached = 0;
+  std::map<std::string, std::string> clean_of;  // bank stage → its clean stage (one config read per bank)
   for (const EpochsFile& e : run.epochs) {
     const csv::Table& c = e.table;
     if (!e.jscc || c.rows.empty() || std::find(c.header.begin(), c.header.end(), "val_accuracy_snr20") == c.header.end())
       continue;
-    std::string clean_stage;
+    const bool known = clean_of.count(e.stage) > 0;
+    std::string& clean_stage = clean_of[e.stage];
     const fs::path config = fs::path(run.dir) / e.stage / "config.yaml";
-    if (fs::exists(config)) {
+    if (!known && fs::exists(config)) {
       try {
         const std::string init = Config::load(config.string(), {}).get_string("train.init");
         clean_stage = fs::path(init).parent_path().filename().string();
