@@ -377,6 +377,39 @@ TEST(JsccStage, TrainsFrozenDeviceResumesAndSweepShardsMerge) {
       EXPECT_LE(t.number(i, "kept_fraction"), 1.0) << t.where(i);
     }
   }
+  {
+    // With the selection mask on the channel (comm.token_scale channel) every sent token carries one
+    // symbol more, and ζ counts it: in the symbols sent and in the reference-mode proxy ζ
+    // (comm.proxy_zeta_reference: E[tokens sent]·dim·r with the fractional dim·r). Tiny model: dim 32,
+    // d_r = 3 and 16 for r = 0.1 and 0.5, 28·28 input values; cls and budget are sent too.
+    const std::string one = "--seed 3 sweep --bank " + bank +
+                            " --channels awgn --snr 10 --alphas 0.5 --max-batches 1 --batch-size 64 -o " + dir;
+    const std::map<std::string, std::string> runs = {
+        {"none", "/scale-none.csv comm.token_scale=none"},
+        {"channel", "/scale-channel.csv comm.token_scale=channel"},
+        {"none-ref", "/scale-none-ref.csv comm.token_scale=none comm.proxy_zeta_reference=true"},
+        {"channel-ref", "/scale-channel-ref.csv comm.token_scale=channel comm.proxy_zeta_reference=true"}};
+    std::map<std::string, csv::Table> t;
+    for (const auto& [name, args] : runs) {
+      ASSERT_EQ(test::run_cli(one + args, &out), 0) << out;
+      t.emplace(name, csv::read(dir + args.substr(0, args.find(' ')), "sweep", sweep_schema()));
+      ASSERT_EQ(t.at(name).rows.size(), 2u) << name;
+    }
+    for (size_t i = 0; i < 2; ++i) {
+      const double r = t.at("none").number(i, "ratio"), d_r = r == 0.1 ? 3 : 16;
+      const double sent = t.at("none").number(i, "kept_tokens") + 2;
+      for (const auto& [name, table] : t) EXPECT_EQ(table.number(i, "kept_tokens") + 2, sent) << name;
+      // The CSV holds kept_tokens to 6 significant digits and symbols to 2 decimals.
+      const auto near = [](double actual, double expected) { return std::abs(actual - expected) <= 1e-5 * expected; };
+      const auto near_symbols = [](double actual, double expected) { return std::abs(actual - expected) <= 5e-3; };
+      EXPECT_PRED2(near_symbols, t.at("none").number(i, "symbols"), sent * d_r);
+      EXPECT_PRED2(near, t.at("none").number(i, "zeta"), sent * d_r / 784);
+      EXPECT_PRED2(near_symbols, t.at("channel").number(i, "symbols"), sent * (d_r + 1));
+      EXPECT_PRED2(near, t.at("channel").number(i, "zeta"), sent * (d_r + 1) / 784);
+      EXPECT_PRED2(near, t.at("none-ref").number(i, "zeta"), sent * 32 * r / 784);
+      EXPECT_PRED2(near, t.at("channel-ref").number(i, "zeta"), sent * (32 * r + 1) / 784);
+    }
+  }
   EXPECT_EQ(std::count(full.begin(), full.end(), '\n'), 1 + 2 * 2 * 2 * 2);  // ratios × α × channels × SNRs
   for (int k = 0; k < 3; ++k) {
     ASSERT_EQ(test::run_cli(fmt::format("--seed 3 {}--shard {}/3 -o {}/part{}.csv", sweep, k, dir, k), &out), 0) << out;
