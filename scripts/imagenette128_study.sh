@@ -11,12 +11,18 @@
 #   mobilenet/model.safetensors   the MobileNetV3-Small backbone
 #   bank/jscc-robust-*.safetensors the proposal's robust-trained JSCC models, so that `tokcom serve` runs the
 #                                 trained split model without training (SAVE_BANKS, below)
-# SAVE_BANKS (default "bank:robust") lists the banks whose JSCC models are kept, each as <bank> or
+# SAVE_BANKS (default "bank:robust") lists the banks whose JSCC models are kept whole, each as <bank> or
 # <bank>:<regime>, from bank, vit-ae, mobilenet-flat, mobilenet-cnn ("all": the four whole; "none").
-# Each file holds its whole model (the server half is fine-tuned per pair: ~6 MB at fp16), so the four
-# banks are ~300 MB, 20 times the repository: by default the others stay on the machine that trained
-# them, and a restore on another machine marks a bank stage that is not whole here unfinished, so it
-# trains again (its models that are here are reused: same config digest) and so does what reads it.
+# Each file holds its whole model (~6 MB at fp16 for a ViT pair). Every other finished JSCC model is
+# kept as a delta (SAVE_DELTAS=1, the default): `tokcom weights convert --delta-from` leaves out the
+# frozen device half, equal to the model it was trained from (weights/adaptive.safetensors for bank,
+# weights/backbone.safetensors for vit-ae, mobilenet/model.safetensors for the MobileNet banks), so
+# <bank>/jscc-*.delta.safetensors is ~3 MB for a ViT pair, ~2 MB for a MobileNet one, and a restore
+# fills it back (`--fill-from`, checked against the digest the delta carries). Later stages (eval,
+# sweep, proxy tables, control) read every model of every bank, and the study spans machines: without
+# them a restore on another machine would train the banks again. A bank that is not whole here after a
+# restore is marked unfinished, so it trains what is missing (its models that are here are reused:
+# same config digest) and so does what reads it.
 # fp16 loads back into the fp32 models exactly as stored (it widens), so a stage that runs after a
 # restore reads the fp16 rounding of what the uninterrupted run read: its results may differ from an
 # uninterrupted run's by that rounding (weights/*.eval-*.csv measure the committed files themselves).
@@ -33,11 +39,21 @@ SEED=${SEED:-0}
 JOBS=${JOBS:-2}
 STEP=${STEP:-all}
 SAVE_BANKS=${SAVE_BANKS:-bank:robust}
+SAVE_DELTAS=${SAVE_DELTAS:-1}
 [ "$SAVE_BANKS" = all ] && SAVE_BANKS="bank,vit-ae,mobilenet-flat,mobilenet-cnn"
 [ "$SAVE_BANKS" = none ] && SAVE_BANKS=""
 RUN=${RUN:-runs/study-imagenette128}
 OUT=${OUT:-docs/results/imagenette128-study}
 BANKS=(bank vit-ae mobilenet-flat mobilenet-cnn)
+
+# The committed model a bank's JSCC models were trained from (their frozen device half is its).
+delta_base() {
+  case "$1" in
+    bank) echo "$OUT/weights/adaptive.safetensors" ;;
+    vit-ae) echo "$OUT/weights/backbone.safetensors" ;;
+    mobilenet-flat | mobilenet-cnn) echo "$OUT/mobilenet/model.safetensors" ;;
+  esac
+}
 
 # run-folder file ↔ committed file, for the two models a user runs (`predict`, `eval`, `serve`).
 weight_pairs() {
@@ -53,9 +69,20 @@ restore() {
   mkdir -p "$RUN"
   local missing=()
   for b in "${BANKS[@]}"; do [ -f "$RUN/$b/.done" ] || missing+=("$b"); done
-  # Everything committed that the run folder lacks (an existing file is never overwritten: the run
-  # folder is the newer one on the machine that made it).
-  (cd "$OUT" && find . -type f -not -path './weights/*' -not -name README.md -not -name not-copied.txt -print0) | while IFS= read -r -d '' f; do
+  # JSCC models kept as deltas, filled back from their base (an existing file is never overwritten).
+  for b in "${BANKS[@]}"; do
+    for d in "$OUT/$b"/jscc-*.delta.safetensors; do
+      [ -f "$d" ] || continue
+      full="$RUN/$b/$(basename "$d" .delta.safetensors).safetensors"
+      [ -e "$full" ] && continue
+      mkdir -p "$RUN/$b"
+      "$T" --log-level warn weights convert "$d" -o "$full" --dtype f16 --fill-from "$(delta_base "$b")" > /dev/null
+    done
+  done
+  # Everything else committed that the run folder lacks (an existing file is never overwritten: the
+  # run folder is the newer one on the machine that made it).
+  (cd "$OUT" && find . -type f -not -path './weights/*' -not -name README.md -not -name not-copied.txt \
+     -not -name '*.delta.safetensors' -print0) | while IFS= read -r -d '' f; do
     [ -e "$RUN/$f" ] || { mkdir -p "$(dirname "$RUN/$f")"; cp "$OUT/$f" "$RUN/$f"; }
   done
   weight_pairs | while read -r run_file out_file; do
@@ -73,11 +100,11 @@ restore() {
   echo "restored $OUT into $RUN"
 }
 
-# fp16 copy of $1 at $2 unless $2 is already newer.
+# fp16 copy of $1 at $2 unless $2 is already newer; with $3, a delta from that base.
 save_weights() {
   if [ ! -e "$2" ] || [ "$1" -nt "$2" ]; then
     mkdir -p "$(dirname "$2")"
-    "$T" --log-level warn weights convert "$1" -o "$2" --dtype f16 > /dev/null
+    "$T" --log-level warn weights convert "$1" -o "$2" --dtype f16 ${3:+--delta-from "$3"} > /dev/null
   fi
 }
 
@@ -106,15 +133,28 @@ save() {
   done
   if [ -f "$RUN/mobilenet/.done" ]; then save_weights "$RUN/mobilenet/model.safetensors" "$OUT/mobilenet/model.safetensors"; fi
   IFS=, read -r -a keep <<< "$SAVE_BANKS"
-  for item in "${keep[@]}"; do
-    b=${item%%:*}
-    regime=${item#*:}
-    [ "$regime" = "$item" ] && regime=""
-    for w in "$RUN/$b"/jscc-${regime:+$regime-}*.safetensors; do
-      [ -f "$w" ] && save_weights "$w" "$OUT/$b/$(basename "$w")"
+  for b in "${BANKS[@]}"; do
+    kept_all=1
+    for w in "$RUN/$b"/jscc-*.safetensors; do
+      [ -f "$w" ] || continue
+      name=$(basename "$w" .safetensors)
+      whole=0
+      for item in "${keep[@]}"; do
+        regime=${item#*:}
+        [ "$regime" = "$item" ] && regime=""
+        [ "${item%%:*}" = "$b" ] && [[ "$name" == jscc-${regime:+$regime-}* ]] && whole=1
+      done
+      if [ "$whole" = 1 ]; then
+        save_weights "$w" "$OUT/$b/$name.safetensors"
+        rm -f "$OUT/$b/$name.delta.safetensors"  # superseded
+      elif [ "$SAVE_DELTAS" = 1 ] && [ -f "$(delta_base "$b")" ]; then
+        save_weights "$w" "$OUT/$b/$name.delta.safetensors" "$(delta_base "$b")"
+      else
+        kept_all=0
+      fi
     done
     # Whole: a finished bank with every model kept (a restore may then reuse the stage as it is).
-    if [ -z "$regime" ] && [ -f "$RUN/$b/.done" ]; then touch "$OUT/$b/.weights-whole"; fi
+    if [ "$kept_all" = 1 ] && [ -f "$RUN/$b/.done" ]; then touch "$OUT/$b/.weights-whole"; fi
   done
   echo "saved $RUN into $OUT ($(du -sh "$OUT" | cut -f1))"
 }
@@ -145,7 +185,9 @@ readme() {
     echo "[weights/backbone.safetensors](weights/backbone.safetensors) (the ViT backbone) and"
     echo "[weights/adaptive.safetensors](weights/adaptive.safetensors) (the adaptive model with its budget calibration),"
     echo "each with its config beside it (\`*.config.yaml\`), the MobileNetV3-Small backbone (mobilenet/model.safetensors)"
-    echo "and the JSCC models of: ${SAVE_BANKS:-no bank} (the banks' own folders)."
+    echo "and the JSCC models of: ${SAVE_BANKS:-no bank} (the banks' own folders; \`tokcom serve\` runs them). Every other"
+    echo "finished JSCC model is kept as a delta of the model it was trained from (\`<bank>/jscc-*.delta.safetensors\`:"
+    echo "its frozen device half left out), which \`STEP=restore\` fills back for the study's later stages."
     echo "Without training:"
     echo
     echo '```'

@@ -307,8 +307,9 @@ TEST(Reproduce, StudySavedOnOneMachineContinuesOnAnother) {
   const std::string script = std::string(TOKCOM_TEST_DATA) + "/../../scripts/imagenette128_study.sh";
   const std::string stages = "--threads 1 --seed 3 --log-level info reproduce -c fmnist --quick -o " + dir + "/run";
   std::string output;
-  ASSERT_EQ(test::run_cli(stages + " --stages backbone,adaptive", &output), 0) << output;
-  const std::string env = std::string("T=") + cli + " OUT=" + dir + "/committed RUN=" + dir + "/run ";
+  ASSERT_EQ(test::run_cli(stages + " --stages backbone,adaptive,vit-ae", &output), 0) << output;
+  // No bank kept whole: the ViT-AE bank's models are committed as deltas of the backbone.
+  const std::string env = std::string("T=") + cli + " OUT=" + dir + "/committed RUN=" + dir + "/run SAVE_BANKS=none ";
   ASSERT_EQ(std::system((env + "STEP=save bash " + script + " > " + dir + "/save.log 2>&1").c_str()), 0)
       << read_file(dir + "/save.log");
   const Safetensors backbone = read_safetensors(dir + "/committed/weights/backbone.safetensors");
@@ -316,12 +317,36 @@ TEST(Reproduce, StudySavedOnOneMachineContinuesOnAnother) {
   EXPECT_TRUE(fs::exists(dir + "/committed/weights/adaptive.config.yaml"));
   EXPECT_FALSE(fs::exists(dir + "/committed/backbone/model.safetensors")) << "weights live in weights/ only";
 
+  std::vector<std::string> models;
+  for (const auto& e : fs::directory_iterator(dir + "/run/vit-ae")) {
+    const std::string name = e.path().filename().string();
+    if (name.rfind("jscc-", 0) == 0 && e.path().extension() == ".safetensors") models.push_back(name);
+  }
+  ASSERT_FALSE(models.empty());
+  for (const auto& name : models) {
+    const std::string delta = dir + "/committed/vit-ae/" + name.substr(0, name.size() - 12) + ".delta.safetensors";
+    ASSERT_TRUE(fs::exists(delta)) << delta;
+    EXPECT_FALSE(fs::exists(dir + "/committed/vit-ae/" + name)) << "kept as a delta only";
+    EXPECT_EQ(read_safetensors(delta).tensors.count("patch_embed.proj.weight"), 0u) << "the frozen device half is left out";
+  }
+  EXPECT_TRUE(fs::exists(dir + "/committed/vit-ae/.weights-whole"));
+
   fs::rename(dir + "/run", dir + "/first-machine");  // the new machine has only the committed folder
   ASSERT_EQ(std::system((env + "STEP=restore bash " + script + " > " + dir + "/restore.log 2>&1").c_str()), 0)
       << read_file(dir + "/restore.log");
-  ASSERT_EQ(test::run_cli(stages + " --stages backbone,adaptive,calibrated", &output), 0) << output;
+  for (const auto& name : models) {
+    // Filled back: every tensor of the first machine's model, at fp16.
+    const Safetensors first = read_safetensors(dir + "/first-machine/vit-ae/" + name),
+                      restored = read_safetensors(dir + "/run/vit-ae/" + name);
+    ASSERT_EQ(restored.tensors.size(), first.tensors.size()) << name;
+    for (const auto& [tensor, value] : first.tensors)
+      EXPECT_TRUE(torch::equal(restored.tensors.at(tensor), value.is_floating_point() ? value.to(torch::kHalf) : value))
+          << name << " " << tensor;
+  }
+  ASSERT_EQ(test::run_cli(stages + " --stages backbone,adaptive,calibrated,vit-ae", &output), 0) << output;
   EXPECT_NE(output.find("backbone: reused"), std::string::npos) << output;
   EXPECT_NE(output.find("adaptive: reused"), std::string::npos) << output;
+  EXPECT_NE(output.find("vit-ae: reused"), std::string::npos) << output;
   EXPECT_EQ(output.find("epoch 1"), std::string::npos) << "nothing trains again:\n" << output;
   EXPECT_TRUE(fs::exists(dir + "/run/calibrated/.done")) << output;
   // The calibrated model is the restored (fp16) adaptive file, byte for byte.

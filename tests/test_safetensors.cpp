@@ -544,7 +544,9 @@ TEST(StateDict, OnlyExactWideningLoads) {
     for (const auto& [name, t] : named_tensors(*loaded)) {
       EXPECT_EQ(t.scalar_type(), named_tensors(*source).at(name).scalar_type()) << name;
       EXPECT_TRUE(torch::equal(t, half.at(name).to(t.scalar_type()))) << name;
-      if (name == "head.weight") EXPECT_FALSE(torch::equal(t, named_tensors(*source).at(name))) << "no rounding?";
+      if (name == "head.weight") {
+        EXPECT_FALSE(torch::equal(t, named_tensors(*source).at(name))) << "no rounding?";
+      }
     }
   }
 }
@@ -597,6 +599,72 @@ TEST(WeightsCli, ConvertToHalfKeepsNamesIntegersAndMetadata) {
       << out;
   EXPECT_TRUE(torch::equal(read_safetensors(dir + "/half.safetensors").tensors.at("w"),
                            in.at("w").to(torch::kHalf).to(torch::kFloat)));
+}
+
+TEST(WeightsCli, DeltaLeavesOutTheBaseTensorsAndFillPutsThemBackFromThatBaseOnly) {
+  const std::string dir = test::temp_dir("delta");
+  TensorMap base, full;
+  base["device.w"] = torch::randn({4, 6});
+  base["device.count"] = torch::tensor({3}, torch::kLong);
+  base["server.w"] = torch::randn({6});
+  full = base;
+  full["server.w"] = base["server.w"] + 1;      // trained: differs from the base
+  full["jscc.w"] = torch::randn({2, 6});         // not in the base
+  write_safetensors(dir + "/base.safetensors", base);
+  write_safetensors(dir + "/full.safetensors", full, {{"stage", "jscc"}});
+  std::string out;
+  ASSERT_EQ(test::run_cli("weights convert " + dir + "/full.safetensors -o " + dir + "/delta.safetensors --dtype f16 "
+                              "--delta-from " + dir + "/base.safetensors",
+                          &out),
+            0)
+      << out;
+  EXPECT_NE(out.find("2 equal to"), std::string::npos) << out;
+  const Safetensors delta = read_safetensors(dir + "/delta.safetensors");
+  ASSERT_EQ(delta.tensors.size(), 2u);
+  EXPECT_EQ(delta.tensors.count("server.w") + delta.tensors.count("jscc.w"), 2u);
+  EXPECT_EQ(delta.metadata.at("delta_tensors"), "device.count,device.w");
+  // Filled from the same base: the whole model at F16, as a plain convert gives it, without the delta keys.
+  ASSERT_EQ(test::run_cli("weights convert " + dir + "/delta.safetensors -o " + dir + "/filled.safetensors --dtype f16 "
+                              "--fill-from " + dir + "/base.safetensors",
+                          &out),
+            0)
+      << out;
+  ASSERT_EQ(test::run_cli("weights convert " + dir + "/full.safetensors -o " + dir + "/plain.safetensors --dtype f16",
+                          &out),
+            0)
+      << out;
+  const Safetensors filled = read_safetensors(dir + "/filled.safetensors"),
+                    plain = read_safetensors(dir + "/plain.safetensors");
+  ASSERT_EQ(filled.tensors.size(), plain.tensors.size());
+  for (const auto& [name, t] : plain.tensors) {
+    EXPECT_EQ(filled.tensors.at(name).scalar_type(), t.scalar_type()) << name;
+    EXPECT_TRUE(torch::equal(filled.tensors.at(name), t)) << name;
+  }
+  EXPECT_EQ(filled.metadata, plain.metadata);
+  // Another base (one element of a left-out tensor differs): refused, nothing written.
+  TensorMap other = base;
+  other["device.w"] = base["device.w"].clone();
+  other["device.w"][1][2] += 0.5;
+  write_safetensors(dir + "/other.safetensors", other);
+  EXPECT_EQ(test::run_cli("weights convert " + dir + "/delta.safetensors -o " + dir + "/wrong.safetensors --fill-from " +
+                              dir + "/other.safetensors",
+                          &out),
+            3)
+      << out;
+  EXPECT_NE(out.find("is a delta of another base than"), std::string::npos) << out;
+  EXPECT_FALSE(std::filesystem::exists(dir + "/wrong.safetensors"));
+  // A file that is not a delta, and both flags at once: usage errors.
+  EXPECT_EQ(test::run_cli("weights convert " + dir + "/full.safetensors -o " + dir + "/x.safetensors --fill-from " + dir +
+                              "/base.safetensors",
+                          &out),
+            6)
+      << out;
+  EXPECT_NE(out.find("is not a delta"), std::string::npos) << out;
+  EXPECT_EQ(test::run_cli("weights convert " + dir + "/full.safetensors -o " + dir + "/x.safetensors --fill-from " + dir +
+                              "/base.safetensors --delta-from " + dir + "/base.safetensors",
+                          &out),
+            6)
+      << out;
 }
 
 TEST(WeightsCli, ConvertRefusesWhatTheTargetCannotHold) {
