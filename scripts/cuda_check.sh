@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The CUDA check: builds tests/test_device.cpp with the layers it needs (CMake option TOKCOM_DEVICE_CHECK:
 # core, model, comm) against this machine's CUDA LibTorch and runs it, so that every CUDA result is held to
-# the CPU's on the same weights and inputs (ViT soft and hard paths, a training step, MobileNetV3, bf16
-# autocast, the JSCC code over the channels). It needs no data, no gRPC and no CLI.
+# the CPU's on the same weights and inputs (ViT soft and hard paths, a training step, MobileNetV3 and its
+# CNN JSCC, bf16 autocast, the JSCC code over the channels). It needs no data, no gRPC and no CLI.
 #
 #   scripts/cuda_check.sh [BUILD_DIR]            build (default build-cuda/) and run; exit status = the tests'
 #   scripts/cuda_check.sh --fetch-debs DIR       on a Debian 12 machine with apt: download the Debian packages

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "tokcom/comm/channel.h"
+#include "tokcom/comm/cnn_jscc.h"
 #include "tokcom/comm/jscc.h"
 #include "tokcom/comm/payload.h"
 #include "tokcom/core/precision.h"
@@ -58,8 +59,12 @@ class ExactFp32 {
 // max |a − b| / (atol + rtol·max|a|) ≤ 1, with the worst element named on failure.
 ::testing::AssertionResult close(const torch::Tensor& actual, const torch::Tensor& expected, double rtol,
                                  double atol) {
-  const auto a = actual.detach().cpu().to(torch::kDouble);
-  const auto e = expected.detach().cpu().to(torch::kDouble);
+  // Complex symbols compare as (re, im) pairs: a cast to a real dtype would drop the imaginary part.
+  const auto real = [](const torch::Tensor& t) {
+    const auto c = t.detach().cpu();
+    return (c.is_complex() ? torch::view_as_real(c) : c).to(torch::kDouble);
+  };
+  const auto a = real(actual), e = real(expected);
   if (a.sizes() != e.sizes())
     return ::testing::AssertionFailure() << "shape " << a.sizes() << ", expected " << e.sizes();
   const double scale = e.abs().max().item<double>();
@@ -182,6 +187,34 @@ TEST(Device, MobileNetV3GivesTheCpuLogitsInBothModes) {
   }
   EXPECT_TRUE(close(gpu->forward_server(gpu->forward_device(images.to(other))),
                     cpu->forward_server(cpu->forward_device(images)), 1e-4, 1e-5));
+}
+
+// The MobileNetV3 baseline's CNN JSCC (convolutions down to an s×s map, transposed ones back, the
+// power normalisation over the map): the same symbols, decoded map and gradients on both devices, at a
+// ratio whose plan has both kinds of step.
+TEST(Device, CnnJsccGivesTheCpuSymbolsMapAndGradients) {
+  SKIP_WITHOUT_CUDA();
+  ExactFp32 exact;
+  const torch::Device other = test_device();
+  const auto options = CnnJsccOptions().channels(24).side(16).ratio(0.25);
+  torch::manual_seed(11);
+  CnnJsccCodec cpu(options);
+  torch::manual_seed(11);
+  CnnJsccCodec gpu(options);
+  gpu->to(other);
+  torch::manual_seed(12);
+  const auto maps = torch::randn({4, 24, 16, 16});
+  const auto sent_cpu = cpu->encoder->forward(maps), sent_gpu = gpu->encoder->forward(maps.to(other));
+  EXPECT_TRUE(sent_cpu.is_complex());
+  EXPECT_TRUE(close(sent_gpu, sent_cpu, 1e-4, 1e-5));
+  const auto back_cpu = cpu->decoder->forward(sent_cpu), back_gpu = gpu->decoder->forward(sent_gpu);
+  EXPECT_EQ(back_cpu.sizes(), maps.sizes());
+  EXPECT_TRUE(close(back_gpu, back_cpu, 1e-4, 1e-5));
+  (back_cpu - maps).pow(2).mean().backward();
+  (back_gpu - maps.to(other)).pow(2).mean().backward();
+  const auto pc = cpu->parameters(), pg = gpu->parameters();
+  ASSERT_EQ(pc.size(), pg.size());
+  for (size_t i = 0; i < pc.size(); ++i) EXPECT_TRUE(close(pg[i].grad(), pc[i].grad(), 1e-3, 1e-6)) << "parameter " << i;
 }
 
 TEST(Device, Bf16AutocastRunsTheViTInBf16OnCuda) {
