@@ -30,7 +30,7 @@ if [ "${1:-}" = --fetch-debs ]; then
 fi
 
 case "${1:-}" in
-  -h | --help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  -h | --help) awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; exit 0 ;;
   -*) echo "cuda_check: unknown option '$1': expected [BUILD_DIR] or --fetch-debs DIR (--help)" >&2; exit 2 ;;
 esac
 BUILD=${1:-build-cuda}
