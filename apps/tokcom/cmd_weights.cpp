@@ -127,10 +127,11 @@ void fill_delta(Safetensors& st, const std::string& file, const std::string& bas
     append_digest_bytes(bytes, name, as_stored);
     st.tensors[name] = as_stored.is_floating_point() ? as_stored.to(to) : as_stored;
   }
-  if (fnv1a_hex(bytes) != st.metadata.at(kDeltaDigest))
+  const std::string digest = fnv1a_hex(bytes);
+  if (digest != st.metadata.at(kDeltaDigest))
     throw DataError(fmt::format("{} is a delta of another base than {}: the {} tensors it left out have digest {}, "
                                 "that file's {}",
-                                file, base_path, names.size(), st.metadata.at(kDeltaDigest), fnv1a_hex(bytes)));
+                                file, base_path, names.size(), st.metadata.at(kDeltaDigest), digest));
   st.metadata.erase(kDeltaTensors);
   st.metadata.erase(kDeltaDigest);
 }
