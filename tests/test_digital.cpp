@@ -16,6 +16,7 @@
 #include <random>
 
 #include "common/helpers.h"
+#include "common/tiny_vit.h"
 #include "tokcom/comm/digital/capacity.h"
 #include "tokcom/comm/digital/codec.h"
 #include "tokcom/comm/digital/options.h"
@@ -24,6 +25,8 @@
 #include "tokcom/core/atomic_file.h"
 #include "tokcom/core/config.h"
 #include "tokcom/core/errors.h"
+#include "tokcom/data/transforms.h"
+#include "tokcom/eval/digital_eval.h"
 
 using namespace tokcom;
 using tokcom::test::error_of;
@@ -504,6 +507,69 @@ TEST(PerImage, CsvRowsAndAtomicWrite) {
   const std::string path = test::temp_dir("digital") + "/per_image.csv";
   write_per_image_csv(path, rows);
   EXPECT_EQ(read_file(path), expected);
+}
+
+// ---------------------------------------------------------------- the grid over a split
+
+// evaluate_digital classifies each image's distinct decoded settings in one batch. Each cell must be
+// what one codec, one budget and one batch-1 forward of that image give, computed here independently.
+TEST(DigitalEval, EachCellIsTheBackbonesAnswerOnItsOwnDecodedImage) {
+  std::vector<std::string> overrides = test::tiny_vit_overrides(test::temp_dir("digital-eval"), "none");
+  for (const char* o : {"data.image_size=32", "model.image_size=32", "model.patch_size=8", "model.in_chans=3"}) {
+    overrides.push_back(o);
+  }
+  const Config config = Config::load("", overrides);
+  Vit vit = test::random_tiny_vit(config, 3);
+  ImageDataset data;
+  data.name = "folder";
+  data.split = "val";
+  const int64_t n = 12;
+  std::vector<at::Tensor> images;
+  for (int64_t i = 0; i < n; ++i) images.push_back(natural_image(static_cast<uint32_t>(40 + i), 3, 32, 32));
+  data.images = torch::stack(images);
+  // Labels the model answers right for about half the images, so a wrong row of the batch shows.
+  {
+    torch::NoGradGuard no_grad;
+    const at::Tensor pred = vit->forward(eval_transform(data.images, transform_options(config, data))).logits.argmax(1);
+    data.labels = torch::where(torch::arange(n) % 2 == 0, pred, (pred + 1) % 10);
+  }
+  std::vector<DigitalPoint> points;
+  for (const char* codec : {"resize", "jpeg", "webp"}) {
+    for (double zeta : {0.01, 0.05, 0.1, 0.3, 1.0}) {
+      for (double snr : {0.0, 10.0}) points.push_back(DigitalPoint{codec, CapacityModel::kShannon, zeta, snr});
+    }
+  }
+  DigitalEvalOptions o;
+  o.input_values = 3 * 32 * 32;
+  const CodecOptions codec_options;
+  std::vector<PerImageRow> rows;
+  const std::vector<LinkResult> got = evaluate_digital(vit, points, data, config, codec_options, o, &rows);
+  ASSERT_EQ(got.size(), points.size());
+  ASSERT_EQ(rows.size(), points.size() * n);
+  const TransformOptions transform = transform_options(config, data);
+  int64_t decoded = 0, lost = 0;
+  for (size_t i = 0; i < points.size(); ++i) {
+    const std::unique_ptr<DigitalCodec> codec = make_codec(points[i].codec, codec_options);
+    const int64_t budget = budget_bits_of(link_bits(points[i].capacity, points[i].zeta, o.input_values,
+                                                    points[i].snr_db));
+    int64_t correct = 0;
+    for (int64_t k = 0; k < n; ++k) {
+      const Encoded e = codec->encode_many(data.images[k], {budget}).at(0);
+      if (!e.fits) {
+        ++lost;
+        continue;
+      }
+      ++decoded;
+      torch::NoGradGuard no_grad;
+      const at::Tensor x = eval_transform(codec->decode(e, 3, 32, 32).unsqueeze(0), transform);
+      correct += vit->forward(x).logits.argmax(1).item<int64_t>() == data.labels[k].item<int64_t>();
+    }
+    EXPECT_EQ(got[i].correct, correct) << points[i].codec << " zeta " << points[i].zeta << " snr " << points[i].snr_db;
+    EXPECT_EQ(got[i].n_images, n);
+  }
+  // The grid has both lost and received cells, and images the model gets right and wrong.
+  EXPECT_GT(decoded, 0);
+  EXPECT_GT(lost, 0);
 }
 
 // ---------------------------------------------------------------- config section
