@@ -16,6 +16,7 @@
 #include "common/helpers.h"
 #include "common/tiny_vit.h"
 #include "tokcom/comm/channel.h"
+#include "tokcom/comm/digital/codec.h"
 #include "tokcom/core/atomic_file.h"
 #include "tokcom/core/config.h"
 #include "tokcom/core/errors.h"
@@ -27,6 +28,7 @@
 #include "tokcom/eval/link_eval.h"
 #include "tokcom/core/csv.h"
 #include "tokcom/eval/sweep.h"
+#include "tokcom/split/digital_server.h"
 #include "tokcom/split/method.h"
 #include "tokcom/split/mobilenet_split.h"
 #include "tokcom/split/proposal.h"
@@ -798,4 +800,67 @@ TEST(MobileNetSplit, TrainsBackboneAndBothBanksWithAFrozenDeviceHalfAndSweeps) {
   EXPECT_NE(out.find("trained for method 'mobilenet-flat', expected 'mobilenet-cnn'"), std::string::npos) << out;
   EXPECT_EQ(test::run_cli("sweep --methods mobilenet-cnn -o " + dir + "/x.csv", &out), 6) << out;
   EXPECT_NE(out.find("--mobilenet-cnn-bank"), std::string::npos) << out;
+}
+
+// Issue "fair study" item 2, for every method of the registry: a payload through the method's own
+// link (the JSCC stage's pair, the sweep's and serve's pipeline) and a channel; the server's logits
+// from what a receiver has — the method, the code index, the channel's output symbols and which
+// slots came (digital: the bytes, sent at the capacity) — equal its logits from the whole received
+// payload. A server that read a value the device set outside the channel would differ (with
+// comm.token_scale=free the proposal's does: Split.NoValueReachesTheServerOutsideZeta).
+TEST(Split, EachMethodsServerReadsOnlyWhatTheChannelDelivered) {
+  const std::string dir = test::temp_dir("outside-zeta");
+  const std::string vit_init = saved_random_vit(dir);
+  const Config mobilenet_config = Config::load("", tiny_mobilenet_overrides(dir + "/mnv3"));
+  const std::string mobilenet_init = dir + "/mobilenet.safetensors";
+  torch::manual_seed(4);
+  save_module(mobilenet_init, *make_mobilenet(mobilenet_config));
+  const auto awgn = make_channel("awgn");
+  torch::Generator rng = make_generator(6);
+  int checked = 0;
+  for (const Method& m : methods()) {
+    const bool mobilenet = m.kind == MethodKind::kMobileNet;
+    const Config config = mobilenet ? mobilenet_config : Config::load("", tiny_overrides(dir));
+    const int64_t side = mobilenet ? 32 : 28;
+    const torch::Tensor images = torch::rand({4, 1, side, side});
+    std::shared_ptr<DeviceHalf> device;
+    std::shared_ptr<ServerHalf> server;
+    std::unique_ptr<TrainablePair> pair;
+    Vit backbone{nullptr};
+    if (m.digital()) {
+      backbone = random_vit(config, 2);
+      server = std::make_shared<DigitalServer>(backbone, m.name, config, torch::kCPU);
+    } else {
+      ASSERT_NE(m.make_pair, nullptr) << m.name;
+      pair = m.make_pair(config, mobilenet ? mobilenet_init : vit_init, m.name, 0.1);
+      pair->module().eval();  // as the stage validates it (dropout off)
+      const SplitModel link = pair->link();
+      device = link.device;
+      server = link.server;
+    }
+    Payload sent;
+    if (m.digital()) {
+      const auto codec = digital::make_codec(m.name, digital::CodecOptions());
+      sent.method = m.name;
+      for (int64_t b = 0; b < 4; ++b) {
+        const torch::Tensor image = (images[b] * 255).round().to(torch::kUInt8);
+        sent.bytes.push_back(codec->encode_many(image, {int64_t{1} << 20}).at(0).bytes);
+      }
+    } else {
+      sent = device->encode(images, Decision{m.has_budget ? 0.5 : 1.0, 0});
+    }
+    const Payload rx = awgn->apply(sent, torch::full({4}, 5.0), rng).payload;
+    Payload bare;
+    bare.method = rx.method;
+    bare.ratio_index = rx.ratio_index;
+    bare.symbols = rx.symbols;
+    bare.token_mask = rx.token_mask;
+    bare.bytes = rx.bytes;
+    const torch::Tensor full = server->decode(rx), minimal = server->decode(bare);
+    ASSERT_EQ(full.size(0), 4) << m.name;
+    EXPECT_TRUE(torch::equal(full, minimal)) << m.name << ": its server used a value sent outside the channel";
+    if (!m.digital()) EXPECT_FALSE(torch::equal(rx.symbols, sent.symbols)) << m.name << ": the channel did nothing";
+    ++checked;
+  }
+  EXPECT_EQ(checked, static_cast<int>(methods().size()));
 }
