@@ -2,7 +2,6 @@
 
 #include <map>
 #include <memory>
-#include <utility>
 
 #include <fmt/format.h>
 #include <torch/torch.h>
@@ -49,20 +48,49 @@ std::vector<LinkResult> evaluate_digital(Vit& backbone, const std::vector<Digita
   std::unique_ptr<Progress> progress;
   if (!o.progress_label.empty()) progress = std::make_unique<Progress>(o.progress_label, n, "img");
   const int64_t channels = data.images.size(1), height = data.images.size(2), width = data.images.size(3);
-  // Per image: every codec encodes at all its budgets, each distinct (codec, setting) that fits is
-  // decoded once, and all of them are classified in one batch (a batch-1 forward per setting left the
-  // cores mostly idle: the grid has tens of settings per image).
+  // Every codec encodes an image at all its budgets; each distinct (codec, setting) that fits is decoded
+  // once (it decodes to the same image at every budget) and becomes a row of a batch, classified with
+  // the rows of the next images once about kRows are pending (a batch-1 forward per setting left the
+  // cores mostly idle).
+  constexpr int64_t kRows = 128;
   struct Cell {
     size_t point;
+    int64_t image;
+    int64_t row;  // in the pending batch; −1 when lost
     digital::Encoded encoded;
+  };
+  std::vector<Cell> cells;
+  std::vector<torch::Tensor> received;
+  std::vector<int64_t> row_labels;
+  int64_t pending_images = 0;
+  auto flush = [&] {
+    torch::Tensor correct_rows;
+    if (!received.empty()) {
+      const torch::Tensor x = eval_transform(torch::stack(received), transform).to(o.device);
+      const torch::Tensor labels = torch::tensor(row_labels, torch::kInt64).to(o.device);
+      correct_rows = (backbone->forward(x).logits.argmax(1) == labels).to(torch::kCPU);
+    }
+    for (const Cell& c : cells) {
+      const DigitalPoint& p = points[c.point];
+      LinkResult& r = results[c.point];
+      r.correct += c.row >= 0 && correct_rows[c.row].item<bool>();
+      r.n_images += 1;
+      r.symbols_sum += p.zeta * static_cast<double>(o.input_values);
+      if (per_image) {
+        per_image->push_back(digital::per_image_row(digital_method_name(p), std::to_string(c.image), p.zeta,
+                                                    p.snr_db, c.encoded));
+      }
+    }
+    if (progress) progress->tick(pending_images);
+    cells.clear();
+    received.clear();
+    row_labels.clear();
+    pending_images = 0;
   };
   for (int64_t k = 0; k < n; ++k) {
     const int64_t img = order[k].item<int64_t>();
     const torch::Tensor image = data.images[img];  // uint8 (C, H, W)
     const int64_t label = data.labels[img].item<int64_t>();
-    std::vector<Cell> cells;
-    std::map<std::pair<std::string, int64_t>, int64_t> row_of;  // (codec, setting) → row of the batch
-    std::vector<torch::Tensor> received;
     for (const auto& [name, codec] : codecs) {
       std::vector<size_t> mine;
       std::vector<int64_t> wanted;
@@ -70,34 +98,24 @@ std::vector<LinkResult> evaluate_digital(Vit& backbone, const std::vector<Digita
         if (points[i].codec == name) mine.push_back(i), wanted.push_back(budgets[i]);
       }
       std::vector<digital::Encoded> encoded = codec->encode_many(image, wanted);
+      std::map<int64_t, int64_t> row_of_choice;
       for (size_t j = 0; j < mine.size(); ++j) {
         digital::Encoded& e = encoded[j];
-        // A setting decodes to the same image at every budget: one row per distinct setting.
-        if (e.fits && !row_of.count({name, e.choice})) {
-          row_of.emplace(std::make_pair(name, e.choice), static_cast<int64_t>(received.size()));
-          received.push_back(codec->decode(e, channels, height, width));
+        int64_t row = -1;
+        if (e.fits) {
+          auto it = row_of_choice.find(e.choice);
+          if (it == row_of_choice.end()) {
+            it = row_of_choice.emplace(e.choice, static_cast<int64_t>(received.size())).first;
+            received.push_back(codec->decode(e, channels, height, width));
+            row_labels.push_back(label);
+          }
+          row = it->second;
         }
-        cells.push_back(Cell{mine[j], std::move(e)});
+        cells.push_back(Cell{mine[j], img, row, std::move(e)});
       }
     }
-    torch::Tensor correct_rows;
-    if (!received.empty()) {
-      const torch::Tensor x = eval_transform(torch::stack(received), transform).to(o.device);
-      correct_rows = (backbone->forward(x).logits.argmax(1) == label).to(torch::kCPU);
-    }
-    for (const Cell& c : cells) {
-      const DigitalPoint& p = points[c.point];
-      const bool correct = c.encoded.fits && correct_rows[row_of.at({p.codec, c.encoded.choice})].item<bool>();
-      LinkResult& r = results[c.point];
-      r.correct += correct;
-      r.n_images += 1;
-      r.symbols_sum += p.zeta * static_cast<double>(o.input_values);
-      if (per_image) {
-        per_image->push_back(digital::per_image_row(digital_method_name(p), std::to_string(img), p.zeta, p.snr_db,
-                                                    c.encoded));
-      }
-    }
-    if (progress) progress->tick(1);
+    ++pending_images;
+    if (static_cast<int64_t>(received.size()) >= kRows || k + 1 == n) flush();
   }
   if (progress) progress->finish();
   if (was_training) backbone->train();

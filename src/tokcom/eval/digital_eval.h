@@ -1,8 +1,8 @@
 // eval/digital_eval.h — the digital baselines over a grid of (codec, ζ, SNR) cells (METHOD §6.3, Q7):
 // each image is compressed to fit B = ζ·n·log₂(1 + SNR) bits (or the practical 5G NR rate), a
 // fitting image is received perfectly and classified by the clean backbone, a lost one counts as
-// misclassified. Per image each distinct (codec, chosen setting) is decoded once and all of them are
-// classified in one batch, so a grid of many budgets costs one classification per distinct setting.
+// misclassified. Per image each distinct (codec, chosen setting) is decoded once and classified in
+// batches of about 128 such images, so a grid of many budgets costs one classification per setting.
 #pragma once
 #include <c10/core/Device.h>
 
