@@ -859,8 +859,70 @@ TEST(Split, EachMethodsServerReadsOnlyWhatTheChannelDelivered) {
     const torch::Tensor full = server->decode(rx), minimal = server->decode(bare);
     ASSERT_EQ(full.size(0), 4) << m.name;
     EXPECT_TRUE(torch::equal(full, minimal)) << m.name << ": its server used a value sent outside the channel";
-    if (!m.digital()) EXPECT_FALSE(torch::equal(rx.symbols, sent.symbols)) << m.name << ": the channel did nothing";
+    if (!m.digital()) {
+      EXPECT_FALSE(torch::equal(rx.symbols, sent.symbols)) << m.name << ": the channel did nothing";
+    }
     ++checked;
   }
   EXPECT_EQ(checked, static_cast<int>(methods().size()));
+}
+
+// A sweep's device half runs once per budget and encodes every ratio index from the same tokens
+// (DeviceHalf::encode_each_ratio): each payload must be exactly what encode() gives for its own
+// decision, for the token methods (adaptive hard and soft, static) and both MobileNet codecs.
+TEST(Split, EncodeEachRatioEqualsOneEncodePerDecision) {
+  auto same = [](const Payload& a, const Payload& b, const std::string& what) {
+    EXPECT_EQ(a.method, b.method) << what;
+    EXPECT_EQ(a.ratio_index, b.ratio_index) << what;
+    EXPECT_TRUE(torch::equal(a.symbols, b.symbols)) << what;
+    EXPECT_EQ(a.token_mask.defined(), b.token_mask.defined()) << what;
+    if (a.token_mask.defined() && b.token_mask.defined()) {
+      EXPECT_TRUE(torch::equal(a.token_mask, b.token_mask)) << what;
+    }
+    EXPECT_EQ(a.token_scale.defined(), b.token_scale.defined()) << what;
+  };
+  std::vector<std::pair<std::string, std::shared_ptr<DeviceHalf>>> devices;
+  const Config config = Config::load("", tiny_overrides("x"));
+  const Vit vit = random_vit(config, 7);
+  std::vector<JsccEncoder> encoders;
+  for (double r : {0.1, 0.5}) {
+    torch::manual_seed(static_cast<uint64_t>(100 * r));
+    JsccCodec codec(JsccOptions().dim(32).ratio(r));
+    codec->eval();
+    encoders.push_back(codec->encoder);
+  }
+  for (SelectionMode mode : {SelectionMode::kHard, SelectionMode::kSoft}) {
+    ProposalOptions o;
+    o.split = 3;
+    o.mode = mode;
+    devices.push_back({mode == SelectionMode::kHard ? "proposal hard" : "proposal soft",
+                       std::make_shared<ProposalDevice>(vit, encoders, std::vector<double>{0.1, 0.5}, o)});
+  }
+  const Config mobilenet_config = Config::load("", tiny_mobilenet_overrides("x"));
+  torch::manual_seed(3);
+  MobileNetV3 m = make_mobilenet(mobilenet_config);
+  for (const std::string method : {"mobilenet-flat", "mobilenet-cnn"}) {
+    std::vector<MobileNetJsccNet> nets;
+    for (double r : {0.1, 0.5}) {
+      nets.emplace_back(m, method, r, 32);
+      nets.back()->eval();
+    }
+    devices.push_back({method, std::make_shared<MobileNetDevice>(nets)});
+  }
+  for (const auto& [name, device] : devices) {
+    const bool mobilenet = name.rfind("mobilenet", 0) == 0;
+    const torch::Tensor images = torch::randn({3, 1, mobilenet ? 32 : 28, mobilenet ? 32 : 28});
+    for (double budget : {0.4, 1.0}) {
+      DeviceStats together;
+      const std::vector<Payload> payloads = device->encode_each_ratio(images, budget, {1, 0, 1}, &together);
+      ASSERT_EQ(payloads.size(), 3u) << name;
+      for (size_t j = 0; j < 3; ++j) {
+        const int64_t r = j == 1 ? 0 : 1;
+        DeviceStats alone;
+        same(payloads[j], device->encode(images, Decision{budget, r}, &alone), name + " ratio index " + std::to_string(r));
+        EXPECT_TRUE(torch::equal(together.kept_patches, alone.kept_patches)) << name;
+      }
+    }
+    EXPECT_THROW(device->encode_each_ratio(images, 0.5, {0, 2}), UsageError) << name;
+  }
 }

@@ -20,7 +20,9 @@ std::vector<LinkResult> evaluate_link(SplitModel& model, const std::vector<LinkP
     if (p.channel == nullptr) throw UsageError("evaluate_link: a point has no channel");
     validate_decision(p.decision, model.device->num_ratios(), "evaluate_link");
   }
-  // Distinct decisions, in first-seen order: the device half runs once per decision and batch.
+  // Distinct decisions, in first-seen order, grouped by budget: per batch the device half runs once per
+  // budget (DeviceHalf::encode_each_ratio encodes every ratio index of it from the same tokens), and
+  // each decision's payload goes through all of its points' channels.
   std::vector<std::pair<double, int64_t>> decisions;
   std::vector<size_t> decision_of(points.size());
   for (size_t i = 0; i < points.size(); ++i) {
@@ -29,6 +31,13 @@ std::vector<LinkResult> evaluate_link(SplitModel& model, const std::vector<LinkP
     while (d < decisions.size() && decisions[d] != key) ++d;
     if (d == decisions.size()) decisions.push_back(key);
     decision_of[i] = d;
+  }
+  std::vector<std::pair<double, std::vector<size_t>>> budgets;  // budget → its decisions
+  for (size_t d = 0; d < decisions.size(); ++d) {
+    size_t g = 0;
+    while (g < budgets.size() && budgets[g].first != decisions[d].first) ++g;
+    if (g == budgets.size()) budgets.push_back({decisions[d].first, {}});
+    budgets[g].second.push_back(d);
   }
 
   torch::NoGradGuard no_grad;
@@ -52,21 +61,27 @@ std::vector<LinkResult> evaluate_link(SplitModel& model, const std::vector<LinkP
     const torch::Tensor images = batch.images.to(o.device);
     const torch::Tensor labels = batch.labels;
     const int64_t n = images.size(0);
-    for (size_t d = 0; d < decisions.size(); ++d) {
+    for (const auto& [budget, group] : budgets) {
+      std::vector<int64_t> ratio_indices;
+      for (size_t d : group) ratio_indices.push_back(decisions[d].second);
       DeviceStats stats;
-      const Payload sent = model.device->encode(images, Decision{decisions[d].first, decisions[d].second}, &stats);
+      const std::vector<Payload> payloads = model.device->encode_each_ratio(images, budget, ratio_indices, &stats);
       const double kept = stats.kept_patches.to(torch::kCPU).sum().item<double>();
-      const double symbols = symbols_per_image(sent).sum().item<double>();
-      for (size_t i = 0; i < points.size(); ++i) {
-        if (decision_of[i] != d) continue;
-        torch::Generator rng = make_generator(batch_seed(o.seed ^ (0x5EEDull + points[i].id * 0x9E3779B97F4A7C15ull), 0, b));
-        const torch::Tensor snr = torch::full({n}, points[i].snr_db, torch::dtype(torch::kFloat).device(o.device));
-        const Received received = points[i].channel->apply(sent, snr, rng);
-        const torch::Tensor pred = model.server->decode(received.payload).argmax(1).to(torch::kCPU);
-        results[i].correct += pred.eq(labels).sum().item<int64_t>();
-        results[i].n_images += n;
-        results[i].kept_sum += kept;
-        results[i].symbols_sum += symbols;
+      for (size_t j = 0; j < group.size(); ++j) {
+        const Payload& sent = payloads[j];
+        const double symbols = symbols_per_image(sent).sum().item<double>();
+        for (size_t i = 0; i < points.size(); ++i) {
+          if (decision_of[i] != group[j]) continue;
+          torch::Generator rng =
+              make_generator(batch_seed(o.seed ^ (0x5EEDull + points[i].id * 0x9E3779B97F4A7C15ull), 0, b));
+          const torch::Tensor snr = torch::full({n}, points[i].snr_db, torch::dtype(torch::kFloat).device(o.device));
+          const Received received = points[i].channel->apply(sent, snr, rng);
+          const torch::Tensor pred = model.server->decode(received.payload).argmax(1).to(torch::kCPU);
+          results[i].correct += pred.eq(labels).sum().item<int64_t>();
+          results[i].n_images += n;
+          results[i].kept_sum += kept;
+          results[i].symbols_sum += symbols;
+        }
       }
     }
     if (progress) progress->tick(1);

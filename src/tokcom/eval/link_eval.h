@@ -1,6 +1,7 @@
 // eval/link_eval.h — one pass over a data split through a split model for many (decision,
-// channel, SNR) points: per batch the device half runs once per distinct decision, the channel
-// and the server half once per point. Noise is drawn from a generator seeded by (seed, point id,
+// channel, SNR) points: per batch the device half runs once per distinct budget (every ratio index of
+// it encoded from the same tokens, DeviceHalf::encode_each_ratio), the channel and the server half
+// once per point. Noise is drawn from a generator seeded by (seed, point id,
 // batch), so a point's result does not depend on which other points run beside it (sweep shards
 // merge to the unsharded result) nor on the order they run in.
 #pragma once

@@ -96,12 +96,21 @@ MobileNetDevice::MobileNetDevice(std::vector<MobileNetJsccNet> nets) : nets_(std
 
 Payload MobileNetDevice::encode(const torch::Tensor& images, const Decision& decision, DeviceStats* stats) {
   validate_decision(decision, num_ratios(), "MobileNetDevice::encode");
-  auto& net = nets_[decision.ratio_index];
+  return encode_each_ratio(images, decision.budget, {decision.ratio_index}, stats).front();
+}
+
+std::vector<Payload> MobileNetDevice::encode_each_ratio(const torch::Tensor& images, double budget,
+                                                        const std::vector<int64_t>& ratio_indices, DeviceStats* stats) {
+  for (int64_t r : ratio_indices) validate_decision(Decision{budget, r}, num_ratios(), "MobileNetDevice::encode");
   torch::NoGradGuard no_grad;
   // The frozen device half is the same in every file of a bank (checked at load): the first one runs.
   const torch::Tensor f = nets_.front()->mobilenet->forward_device(images);
-  if (stats) stats->kept_patches = torch::full({images.size(0)}, net->map_shape[0], images.options().dtype(torch::kLong));
-  return mobilenet_encode(net, f, decision.ratio_index);
+  if (stats) {
+    stats->kept_patches = torch::full({images.size(0)}, nets_.front()->map_shape[0], images.options().dtype(torch::kLong));
+  }
+  std::vector<Payload> out;
+  for (int64_t r : ratio_indices) out.push_back(mobilenet_encode(nets_[r], f, r));
+  return out;
 }
 
 MobileNetServer::MobileNetServer(std::vector<MobileNetJsccNet> nets) : nets_(std::move(nets)) {

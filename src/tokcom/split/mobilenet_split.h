@@ -63,6 +63,9 @@ class MobileNetDevice final : public DeviceHalf {
   int64_t num_ratios() const override { return static_cast<int64_t>(nets_.size()); }
   double ratio(int64_t index) const override { return nets_.at(index)->ratio; }
   Payload encode(const torch::Tensor& images, const Decision& decision, DeviceStats* stats = nullptr) override;
+  std::vector<Payload> encode_each_ratio(const torch::Tensor& images, double budget,
+                                         const std::vector<int64_t>& ratio_indices,
+                                         DeviceStats* stats = nullptr) override;
 
  private:
   std::vector<MobileNetJsccNet> nets_;

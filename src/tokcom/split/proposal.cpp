@@ -146,21 +146,31 @@ ProposalDevice::ProposalDevice(Vit vit, std::vector<JsccEncoder> encoders, std::
 
 Payload ProposalDevice::encode(const torch::Tensor& images, const Decision& decision, DeviceStats* stats) {
   validate_decision(decision, num_ratios(), "ProposalDevice::encode");
+  return encode_each_ratio(images, decision.budget, {decision.ratio_index}, stats).front();
+}
+
+std::vector<Payload> ProposalDevice::encode_each_ratio(const torch::Tensor& images, double budget,
+                                                       const std::vector<int64_t>& ratio_indices, DeviceStats* stats) {
+  for (int64_t r : ratio_indices) validate_decision(Decision{budget, r}, num_ratios(), "ProposalDevice::encode");
   const auto& o = vit_->options;
   check_shape("ProposalDevice::encode", "images", images, {-1, o.in_chans(), o.image_size(), o.image_size()});
   torch::NoGradGuard no_grad;
   const int64_t batch = images.size(0);
-  torch::Tensor budget;
-  if (!o.adaptive_blocks().empty()) budget = torch::full({batch}, decision.budget, images.options().dtype(torch::kFloat));
+  torch::Tensor budgets;
+  if (!o.adaptive_blocks().empty()) budgets = torch::full({batch}, budget, images.options().dtype(torch::kFloat));
   std::vector<BlockStats> block_stats;
-  const TokenState state = device_tokens(vit_, images, budget, options_.split, options_.mode, &block_stats);
+  const TokenState state = device_tokens(vit_, images, budgets, options_.split, options_.mode, &block_stats);
   if (stats) {
     stats->kept_patches = block_stats.empty()
                               ? torch::full({batch}, o.num_patches(), images.options().dtype(torch::kLong))
                               : block_stats.back().kept;
   }
-  return encode_tokens(encoders_[decision.ratio_index], state, decision.ratio_index, options_.method,
-                       options_.token_scale, !o.adaptive_blocks().empty());
+  std::vector<Payload> out;
+  for (int64_t r : ratio_indices) {
+    out.push_back(encode_tokens(encoders_[r], state, r, options_.method, options_.token_scale,
+                                !o.adaptive_blocks().empty()));
+  }
+  return out;
 }
 
 ProposalServer::ProposalServer(std::vector<Vit> models, std::vector<JsccDecoder> decoders, ProposalOptions options)

@@ -94,6 +94,9 @@ class ProposalDevice final : public DeviceHalf {
   int64_t num_ratios() const override { return static_cast<int64_t>(encoders_.size()); }
   double ratio(int64_t index) const override { return ratios_.at(index); }
   Payload encode(const torch::Tensor& images, const Decision& decision, DeviceStats* stats = nullptr) override;
+  std::vector<Payload> encode_each_ratio(const torch::Tensor& images, double budget,
+                                         const std::vector<int64_t>& ratio_indices,
+                                         DeviceStats* stats = nullptr) override;
 
  private:
   Vit vit_;

@@ -19,6 +19,15 @@ int64_t input_values(const Config& config) {
   return config.get_int("model.in_chans") * size * size;
 }
 
+std::vector<Payload> DeviceHalf::encode_each_ratio(const torch::Tensor& images, double budget,
+                                                   const std::vector<int64_t>& ratio_indices, DeviceStats* stats) {
+  std::vector<Payload> out;
+  for (size_t i = 0; i < ratio_indices.size(); ++i) {
+    out.push_back(encode(images, Decision{budget, ratio_indices[i]}, i == 0 ? stats : nullptr));
+  }
+  return out;
+}
+
 void validate_decision(const Decision& decision, int64_t num_ratios, const std::string& caller) {
   if (!(decision.budget > 0.0 && decision.budget <= 1.0) || !std::isfinite(decision.budget)) {
     throw UsageError(fmt::format("{}: decision budget α is {}, expected in (0, 1]", caller, decision.budget));

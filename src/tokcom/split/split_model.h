@@ -39,6 +39,13 @@ class DeviceHalf {
   // for a budget outside (0, 1] or a ratio index outside the bank.
   virtual Payload encode(const torch::Tensor& images, const Decision& decision,
                          DeviceStats* stats = nullptr) = 0;
+  // The payloads of several ratio indices at one budget, in their order, equal to one encode() per
+  // index; what runs before the codec (the device blocks and the token selection, which do not depend
+  // on r) runs once for all of them. What a sweep does per batch: its cells share a budget over the
+  // whole bank. The default calls encode() per index.
+  virtual std::vector<Payload> encode_each_ratio(const torch::Tensor& images, double budget,
+                                                 const std::vector<int64_t>& ratio_indices,
+                                                 DeviceStats* stats = nullptr);
 };
 
 class ServerHalf {
