@@ -64,16 +64,17 @@ std::vector<LinkResult> evaluate_digital(Vit& backbone, const std::vector<Digita
   std::vector<int64_t> row_labels;
   int64_t pending_images = 0;
   auto flush = [&] {
-    torch::Tensor correct_rows;
+    torch::Tensor correct_rows = torch::zeros({0}, torch::kBool);
     if (!received.empty()) {
       const torch::Tensor x = eval_transform(torch::stack(received), transform).to(o.device);
       const torch::Tensor labels = torch::tensor(row_labels, torch::kInt64).to(o.device);
-      correct_rows = (backbone->forward(x).logits.argmax(1) == labels).to(torch::kCPU);
+      correct_rows = (backbone->forward(x).logits.argmax(1) == labels).to(torch::kCPU).contiguous();
     }
+    const auto correct_row = correct_rows.accessor<bool, 1>();
     for (const Cell& c : cells) {
       const DigitalPoint& p = points[c.point];
       LinkResult& r = results[c.point];
-      r.correct += c.row >= 0 && correct_rows[c.row].item<bool>();
+      r.correct += c.row >= 0 && correct_row[c.row];
       r.n_images += 1;
       r.symbols_sum += p.zeta * static_cast<double>(o.input_values);
       if (per_image) {
