@@ -25,19 +25,19 @@ std::vector<LinkResult> evaluate_link(SplitModel& model, const std::vector<LinkP
   // each decision's payload goes through all of its points' channels.
   std::vector<std::pair<double, int64_t>> decisions;
   std::vector<size_t> decision_of(points.size());
+  std::vector<std::pair<double, std::vector<size_t>>> budgets;  // budget → its decisions
   for (size_t i = 0; i < points.size(); ++i) {
     const auto key = std::make_pair(points[i].decision.budget, points[i].decision.ratio_index);
     size_t d = 0;
     while (d < decisions.size() && decisions[d] != key) ++d;
-    if (d == decisions.size()) decisions.push_back(key);
+    if (d == decisions.size()) {
+      decisions.push_back(key);
+      size_t g = 0;
+      while (g < budgets.size() && budgets[g].first != key.first) ++g;
+      if (g == budgets.size()) budgets.push_back({key.first, {}});
+      budgets[g].second.push_back(d);
+    }
     decision_of[i] = d;
-  }
-  std::vector<std::pair<double, std::vector<size_t>>> budgets;  // budget → its decisions
-  for (size_t d = 0; d < decisions.size(); ++d) {
-    size_t g = 0;
-    while (g < budgets.size() && budgets[g].first != decisions[d].first) ++g;
-    if (g == budgets.size()) budgets.push_back({decisions[d].first, {}});
-    budgets[g].second.push_back(d);
   }
 
   torch::NoGradGuard no_grad;

@@ -95,7 +95,6 @@ MobileNetDevice::MobileNetDevice(std::vector<MobileNetJsccNet> nets) : nets_(std
 }
 
 Payload MobileNetDevice::encode(const torch::Tensor& images, const Decision& decision, DeviceStats* stats) {
-  validate_decision(decision, num_ratios(), "MobileNetDevice::encode");
   return encode_each_ratio(images, decision.budget, {decision.ratio_index}, stats).front();
 }
 

@@ -145,7 +145,6 @@ ProposalDevice::ProposalDevice(Vit vit, std::vector<JsccEncoder> encoders, std::
 }
 
 Payload ProposalDevice::encode(const torch::Tensor& images, const Decision& decision, DeviceStats* stats) {
-  validate_decision(decision, num_ratios(), "ProposalDevice::encode");
   return encode_each_ratio(images, decision.budget, {decision.ratio_index}, stats).front();
 }
 
