@@ -9,6 +9,7 @@
 #include "common/helpers.h"
 #include "tokcom/core/atomic_file.h"
 #include "tokcom/core/errors.h"
+#include "tokcom/eval/sweep.h"
 #include "tokcom/report/document.h"
 #include "tokcom/report/report.h"
 
@@ -366,4 +367,43 @@ TEST(Report, OperatingPointsArePickedOnTheTrainingSplit) {
   expect_has(md, "| proposal (robust) | 0.600 (0.585–0.615) | 0.700 (0.685–0.714) | 0.700 (0.685–0.714) |");
   expect_has(md, "| method, picked on the training split | ζ ≤ 0.01 | ζ ≤ 0.02 | ζ ≤ 0.05 |");
   expect_has(md, "| proposal (robust) | 0.600 (0.585–0.615) | 0.700 (0.685–0.714) | 0.650 (0.635–0.665) |");
+}
+
+// A sharded sweep (`reproduce` keeps its parts beside the merge): each cell counts once — the
+// parts are read only where their merge is not in the run.
+TEST(Report, ShardPartsCountOnceBesideTheirMerge) {
+  const std::string dir = test::temp_dir("report-shards");
+  SweepGrid grid;
+  grid.methods = {"jpeg"};
+  grid.channels = {"awgn"};
+  grid.snrs = {0, 20};
+  grid.zetas = {0.01, 0.1};
+  const std::vector<SweepCell> cells = sweep_cells(grid);
+  ASSERT_EQ(cells.size(), 4u);
+  std::vector<std::string> parts;
+  for (int64_t k = 0; k < 2; ++k) {
+    std::vector<SweepRow> rows;
+    for (int64_t i = 2 * k; i < 2 * k + 2; ++i) {
+      SweepRow row;
+      row.cell = cells[i];
+      row.zeta = cells[i].zeta;
+      row.accuracy = 0.1 * static_cast<double>(i + 1);
+      row.n_images = 10;
+      row.seed = 3;
+      row.mode = "hard";
+      rows.push_back(row);
+    }
+    parts.push_back(fmt::format("{}/digital/part-{}-of-2/digital.csv", dir, k));
+    fs::create_directories(fs::path(parts.back()).parent_path());
+    write_sweep(parts.back(), grid, Shard{k, 2}, 3, rows, nlohmann::json::object());
+  }
+  auto rows_read = [&] {
+    size_t n = 0;
+    for (const report::SweepFile& f : report::load_run(dir).sweeps) n += f.table.rows.size();
+    return n;
+  };
+  EXPECT_EQ(rows_read(), 4u);  // the parts alone: each read
+  merge_sweeps(parts, dir + "/digital/digital.csv");
+  EXPECT_EQ(rows_read(), 4u);  // parts and merge: the merge only
+  EXPECT_EQ(report::load_run(dir).sweeps.size(), 1u);
 }

@@ -224,6 +224,14 @@ TEST(Reproduce, PresetPlanIsTheDocumentedStudy) {
                                  "/calibrated/model.safetensors train.out=" + out + "/bank model.budget_cap=true"),
             std::string::npos) << p128.at("bank");
   EXPECT_LT(output.find("] calibrated:"), output.find("] bank:"));
+  // The 128-px presets run the digital baselines in shards, each its own stage, then merge them where
+  // the 64-px study's single stage wrote (digital/digital.csv).
+  EXPECT_FALSE(p128.count("digital")) << output;
+  EXPECT_NE(p128.at("digital/part-15-of-16").find("--shard 15/16 -o " + out + "/digital/part-15-of-16/digital.csv"),
+            std::string::npos) << p128.at("digital/part-15-of-16");
+  EXPECT_NE(p128.at("digital/merged").find("/digital/part-15-of-16/digital.csv -o " + out + "/digital/digital.csv"),
+            std::string::npos) << p128.at("digital/merged");
+  EXPECT_EQ(full.at("digital").find("--shard"), std::string::npos) << full.at("digital");
   EXPECT_NE(full.at("bank").find("train.init=" + out + "/adaptive/model.safetensors"), std::string::npos);
   EXPECT_NE(test::run_cli("reproduce -c imagenette128 --device-model calibrated --plan -o " + out, &output), 0);
   EXPECT_NE(output.find("reproduce.device_model is 'calibrated', expected adaptive | calibrated-capped"),

@@ -53,6 +53,15 @@ std::string first_line(const fs::path& path) {
   return line;
 }
 
+// A sweep CSV that is one shard k/n (n > 1) of its grid: its sidecar says so (`sweep --shard`).
+bool is_shard_part(const nlohmann::json& sidecar) {
+  if (!sidecar.is_object() || !sidecar.contains("grid") || !sidecar.contains("shard") || !sidecar["shard"].is_string())
+    return false;
+  const std::string shard = sidecar["shard"].get<std::string>();
+  const size_t slash = shard.find('/');
+  return slash != std::string::npos && shard.substr(slash + 1) != "1";
+}
+
 }  // namespace
 
 RunData load_run(const std::string& dir) {
@@ -82,6 +91,18 @@ RunData load_run(const std::string& dir) {
     s.name = r;
     return s;
   };
+  // Sweep CSVs, each with its sidecar. A shard of a grid (`sweep --shard k/n`, n > 1) is read only
+  // where the run does not also hold the grid's merge: a study keeps both, and its cells count once.
+  std::vector<std::pair<std::string, SweepFile>> parts;
+  auto add_sweep = [&run](const std::string& r, SweepFile sf) {
+    const nlohmann::json sidecar = sf.sidecar;
+    run.sweeps.push_back(std::move(sf));
+    run.inputs.push_back(r);
+    if (!sidecar.is_null()) {
+      run.sidecars.emplace_back(r + ".json", sidecar);
+      run.inputs.push_back(r + ".json");
+    }
+  };
   for (const fs::path& f : files) {
     const std::string name = f.filename().string(), r = rel(f, root);
     const fs::path parent = f.parent_path();
@@ -109,12 +130,11 @@ RunData load_run(const std::string& dir) {
       if (!known && !(sidecar.is_object() && sidecar.contains("grid"))) continue;  // not a sweep CSV
       SweepFile sf{csv::read(f.string(), r, sweep_schema()), sidecar, false};
       sf.proxy = name == "proxy.csv" || (sidecar.is_object() && sidecar.value("split", "") == "train");
-      run.sweeps.push_back(std::move(sf));
-      run.inputs.push_back(r);
-      if (!sidecar.is_null()) {
-        run.sidecars.emplace_back(r + ".json", sidecar);
-        run.inputs.push_back(r + ".json");
+      if (is_shard_part(sidecar)) {
+        parts.emplace_back(r, std::move(sf));  // read below, unless their merge is here too
+        continue;
       }
+      add_sweep(r, std::move(sf));
     } else if (ends_with(name, ".csv.json")) {
       const fs::path csv = f.string().substr(0, f.string().size() - 5);
       if (!fs::exists(csv)) {
@@ -185,6 +205,15 @@ RunData load_run(const std::string& dir) {
       }
     }
     run.controls.push_back(std::move(c));
+  }
+
+  for (auto& [r, part] : parts) {
+    const bool merged = std::any_of(run.sweeps.begin(), run.sweeps.end(), [&part = part](const SweepFile& whole) {
+      return !is_shard_part(whole.sidecar) && whole.sidecar.is_object() &&
+             whole.sidecar.value("grid", nlohmann::json()) == part.sidecar.at("grid") &&
+             whole.sidecar.value("seed", nlohmann::json()) == part.sidecar.value("seed", nlohmann::json());
+    });
+    if (!merged) add_sweep(r, std::move(part));
   }
 
   // A finished demo stage must still hold its output.
