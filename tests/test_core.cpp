@@ -175,6 +175,30 @@ TEST(Cli, CommandLineMistakesHaveOneExitCode) {
   EXPECT_EQ(test::run_cli("calibrate --checkpoint " + dir + "/w.safetensors -o " + dir + "/run", &out), 6) << out;
   EXPECT_NE(out.find("choose a new folder or pass --force"), std::string::npos) << out;
   EXPECT_EQ(read_file(dir + "/run/model.safetensors"), "weights of a training run");
+  // train -o into another stage's folder (its config.yaml says adaptive) would overwrite it too; a
+  // config no model can be made of leaves the folder's own config as it was.
+  Config::load("fmnist", {"train.stage=adaptive"}).save(dir + "/run/config.yaml");
+  const std::string adaptive_config = read_file(dir + "/run/config.yaml");
+  EXPECT_EQ(test::run_cli("train -c fmnist train.stage=backbone -o " + dir + "/run", &out), 6) << out;
+  EXPECT_NE(out.find("holds the output of train.stage=adaptive train.model=vit, not of this run (train.stage=backbone "
+                     "train.model=vit)"), std::string::npos) << out;
+  EXPECT_NE(test::run_cli("train -c fmnist train.stage=adaptive model.patch_size=5 train.epochs=1 -o " + dir + "/run", &out),
+            0) << out;
+  EXPECT_EQ(read_file(dir + "/run/config.yaml"), adaptive_config);
+  EXPECT_EQ(read_file(dir + "/run/model.safetensors"), "weights of a training run");
+  // A folder where a file is expected, a device LibTorch has no name for, a run that could never end:
+  // each named before any work.
+  EXPECT_EQ(test::run_cli("weights info " + dir, &out), 3) << out;
+  EXPECT_NE(out.find("'" + dir + "' is a folder, expected a file"), std::string::npos) << out;
+  EXPECT_NE(test::run_cli("train -c " + dir + " -o " + dir + "/t", &out), 0) << out;
+  EXPECT_NE(out.find("config file '" + dir + "' is a folder, expected a YAML file"), std::string::npos) << out;
+  EXPECT_NE(test::run_cli("optimize --table " + dir + " -o " + dir + "/o", &out), 0) << out;
+  EXPECT_NE(out.find("'" + dir + "' is a folder, expected a file"), std::string::npos) << out;
+  EXPECT_NE(test::run_cli("train -c fmnist train.device=tpu -o " + dir + "/t", &out), 0) << out;
+  EXPECT_NE(out.find("train.device is 'tpu', expected cpu, cuda or cuda:N"), std::string::npos) << out;
+  EXPECT_NE(test::run_cli("train -c fmnist train.epochs=99999999999 -o " + dir + "/t", &out), 0) << out;
+  EXPECT_NE(out.find("train.epochs: 99999999999, expected an integer in [1, 100000]"), std::string::npos) << out;
+  EXPECT_FALSE(std::filesystem::exists(dir + "/t"));
   // Durations must be finite numbers ≥ 0 (NaN passed CLI11's own non-negative check).
   for (const std::string& args : {"serve --checkpoint-dir " + dir + " --max-wait-ms nan",
                                   "serve --checkpoint-dir " + dir + " --drain-timeout inf",

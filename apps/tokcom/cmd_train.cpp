@@ -1,21 +1,52 @@
 // `tokcom train`: backbone and adaptive stages (METHOD §4, 7).
+#include <filesystem>
+
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include "command.h"
 #include "tokcom/core/config.h"
+#include "tokcom/core/errors.h"
 #include "tokcom/train/distributed.h"
 #include "tokcom/train/trainer.h"
 
 namespace tokcom::cli {
 namespace {
+namespace fs = std::filesystem;
 
 struct TrainArgs {
   std::string config = "fmnist";
-  bool resume = false;
+  bool resume = false, force = false;
   std::string out;  // -o: train.out
   std::vector<std::string> overrides;
   DistributedOptions dist;  // unset fields come from WORLD_SIZE, RANK, MASTER_ADDR, MASTER_PORT (or Slurm's)
 };
+
+// What a training folder holds: its stage and what it trains (train.method for a JSCC bank, train.model
+// otherwise), as its config.yaml says.
+std::string run_identity(const Config& c) {
+  const std::string stage = c.get_string("train.stage");
+  return "train.stage=" + stage + (stage == "jscc" ? " train.method=" + c.get_string("train.method")
+                                                   : " train.model=" + c.get_string("train.model"));
+}
+
+// A folder that holds another stage's output (another stage or model in its config.yaml, or a
+// budget calibration) is not this run's to overwrite: its model and config would be lost.
+void check_out_is_ours(const Config& config, bool force) {
+  const std::string out = config.get_string("train.out");
+  if (force || !fs::exists(out + "/config.yaml")) return;
+  std::string theirs;
+  try {
+    theirs = fs::exists(out + "/calibration.csv") ? "a budget calibration (tokcom calibrate)"
+                                                   : run_identity(Config::load(out + "/config.yaml"));
+  } catch (const Error& e) {
+    theirs = "a config.yaml this version cannot read (" + std::string(e.what()) + ")";
+  }
+  if (theirs == run_identity(config)) return;
+  throw UsageError(fmt::format("train.out {0} holds the output of {1}, not of this run ({2}); its model and config "
+                               "would be overwritten: choose a new folder or pass --force",
+                               out, theirs, run_identity(config)));
+}
 
 void run_train(const TrainArgs& args) {
   std::vector<std::string> overrides = args.overrides;
@@ -23,6 +54,7 @@ void run_train(const TrainArgs& args) {
   // `tokcom --precision` given on the command line is train.precision for this run (saved with it).
   if (!global_options().precision.empty()) overrides.push_back("train.precision=" + global_options().precision);
   const Config config = Config::load(args.config, overrides);
+  check_out_is_ours(config, args.force);
   TrainRunOptions run;
   run.resume = args.resume;
   run.seed = global_options().seed;
@@ -38,6 +70,9 @@ void add_train(CLI::App& app) {
                "JSCC bank, per r and regime); data parallel with --world-size/--rank/--master (c10d Gloo)");
   cmd->add_option("-c,--config", args->config, "Named config in configs/ or a YAML path")->capture_default_str();
   cmd->add_flag("--resume", args->resume, "Continue from <train.out>/checkpoint (same config and seed)");
+  cmd->add_flag("--force", args->force,
+                "Write into a train.out that holds another stage's output (another train.stage, train.model or\n"
+                "train.method in its config.yaml, or a budget calibration)");
   cmd->add_option("--world-size", args->dist.world_size,
                   "Data parallelism: number of ranks (default $WORLD_SIZE, else $SLURM_STEP_NUM_TASKS, else 1)")
       ->check(CLI::PositiveNumber);

@@ -61,7 +61,19 @@ void write_file_atomic(const std::string& path, const std::string& bytes) {
   write_stream_atomic(path, [&](std::ostream& out) { out.write(bytes.data(), static_cast<std::streamsize>(bytes.size())); });
 }
 
+void check_readable_file(const std::string& path) {
+  std::error_code ec;
+  const auto status = std::filesystem::status(path, ec);
+  if (status.type() == std::filesystem::file_type::not_found) throw DataError("'" + path + "': no such file");
+  if (status.type() == std::filesystem::file_type::directory) {
+    throw DataError("'" + path + "' is a folder, expected a file");
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw DataError("cannot open '" + path + "': " + std::strerror(errno));
+}
+
 std::string read_file(const std::string& path) {
+  check_readable_file(path);
   std::ifstream in(path, std::ios::binary);
   if (!in) throw DataError("cannot open '" + path + "': " + std::strerror(errno));
   std::ostringstream ss;

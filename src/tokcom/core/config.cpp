@@ -1,6 +1,7 @@
 #include "tokcom/core/config.h"
 
 #include <filesystem>
+#include <regex>
 #include <functional>
 #include <map>
 #include <mutex>
@@ -80,6 +81,9 @@ std::vector<std::string> split_key(const std::string& key) {
 }
 
 YAML::Node load_yaml_file(const std::string& path) {
+  if (std::filesystem::is_directory(path)) {
+    throw ConfigError(fmt::format("config file '{}' is a folder, expected a YAML file", path));
+  }
   try {
     return YAML::LoadFile(path);
   } catch (const YAML::BadFile&) {
@@ -179,6 +183,13 @@ void Config::merge(const YAML::Node& src, const std::string& origin) {
     rec(src, root_, schema_, "");
   } catch (const YAML::Exception& e) {
     throw ConfigError(fmt::format("{}: {}", origin, e.what()));
+  }
+  // Values whose set is known here (a torch::Device string), checked where the key is named, not
+  // where LibTorch would later refuse it without saying which key.
+  const std::string device = get_string("train.device");
+  static const std::regex kDevice(R"(cpu|cuda(:[0-9]{1,2})?)");
+  if (!std::regex_match(device, kDevice)) {
+    throw ConfigError(fmt::format("{}: train.device is '{}', expected cpu, cuda or cuda:N", origin, device));
   }
 }
 

@@ -1,5 +1,7 @@
 #include "tokcom/core/safetensors.h"
 
+#include "tokcom/core/atomic_file.h"
+
 #include <ATen/ATen.h>
 #include <fmt/format.h>
 
@@ -292,6 +294,7 @@ Safetensors parse_safetensors(const std::string& bytes, const std::string& origi
 }
 
 Safetensors read_safetensors(const std::string& path) {
+  check_readable_file(path);
   std::ifstream in(path, std::ios::binary | std::ios::ate);
   if (!in) throw DataError("cannot open '" + path + "': " + std::strerror(errno));
   const std::streamoff size = in.tellg();

@@ -29,7 +29,11 @@ void check_training_ranges(const Config& config) {
                                                   high_open ? ")" : "]"));
     return v;
   };
-  int_at_least("train.epochs", 1);
+  // A run that could never end is a typo, not a plan (DeiT trains 300 epochs, the longest timm recipes
+  // a few thousand).
+  if (int_at_least("train.epochs", 1) > 100000) {
+    fail("train.epochs", std::to_string(config.get_int("train.epochs")), "an integer in [1, 100000]");
+  }
   int_at_least("train.batch_size", 1);
   int_at_least("train.max_batches", 0);
   int_at_least("train.warmup_epochs", 0);

@@ -124,11 +124,6 @@ std::vector<EpochRecord> train(const Config& config, const TrainRunOptions& run)
   Distributed one_process;
   Distributed& dist = run.distributed ? *run.distributed : one_process;
   const std::string out = config.get_string("train.out");
-  if (dist.is_main()) {  // only rank 0 writes files
-    fs::create_directories(out);
-    config.save(out + "/config.yaml");
-  }
-
   torch::Device device(config.get_string("train.device"));
   torch::manual_seed(run.seed);  // the initial weights depend on the seed alone, not on earlier draws
   // train.model: the ViT (backbone and adaptive stages) or MobileNetV3 (backbone stage, METHOD §6.2).
@@ -151,6 +146,12 @@ std::vector<EpochRecord> train(const Config& config, const TrainRunOptions& run)
     spdlog::info("init from {}: {} tensors missing (fresh), {} unexpected (ignored)", init, report.missing.size(),
                  report.unexpected.size());
     for (const auto& m : report.missing) spdlog::debug("  fresh: {}", m);
+  }
+  // The folder's config is written once the model it describes was built and its init loaded: a
+  // config no model can be made of, or a bad init, leaves train.out as it was.
+  if (dist.is_main()) {  // only rank 0 writes files
+    fs::create_directories(out);
+    config.save(out + "/config.yaml");
   }
   module.to(device);
   // The student's forward; for the ViT also its final tokens and their cumulative mask (token distillation).
