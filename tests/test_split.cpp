@@ -309,7 +309,22 @@ TEST(JsccStage, TrainsFrozenDeviceResumesAndSweepShardsMerge) {
   ASSERT_EQ(straight.size(), 4u);  // 2 ratios × 2 epochs
   TrainRunOptions first = run;
   first.stop_after_epochs = 1;
-  EXPECT_EQ(train_jscc(config_for(dir + "/b", 2), first).size(), 1u);  // stopped inside r = 0.1
+  for (const char* d : {"/b", "/c"}) {
+    EXPECT_EQ(train_jscc(config_for(dir + d, 2), first).size(), 1u);  // stopped inside r = 0.1
+  }
+  // Training is deterministic: a resume that ignored the checkpoint would equal the straight run too.
+  // So one decoder weight of /c's checkpoint is negated: resumed, /c must differ from /b from epoch 2 on.
+  // (The decoder: an encoder's change is mostly undone by the power normalization after it.)
+  const std::string moved_file = dir + "/c/checkpoint-robust-r0.1/model.safetensors";
+  Safetensors moved_weights = read_safetensors(moved_file);
+  int64_t moved_count = 0;
+  for (auto& [name, t] : moved_weights.tensors) {
+    if (name.rfind("jscc.decoder", 0) != 0 || t.dim() != 2 || moved_count > 0) continue;
+    t = -t;
+    ++moved_count;
+  }
+  ASSERT_EQ(moved_count, 1) << "no jscc.decoder matrix in " << moved_file;
+  write_safetensors(moved_file, moved_weights.tensors, moved_weights.metadata);
   TrainRunOptions resume = run;
   resume.resume = true;
   const auto resumed = train_jscc(config_for(dir + "/b", 2), resume);
@@ -318,6 +333,22 @@ TEST(JsccStage, TrainsFrozenDeviceResumesAndSweepShardsMerge) {
     EXPECT_EQ(resumed[i].ratio, straight[i].ratio);
     EXPECT_NEAR(resumed[i].loss, straight[i].loss, 1e-4) << i;
     EXPECT_EQ(resumed[i].val_accuracy, straight[i].val_accuracy) << i;
+  }
+  const auto moved = train_jscc(config_for(dir + "/c", 2), resume);
+  ASSERT_EQ(moved.size(), 4u);
+  EXPECT_NEAR(moved[0].loss, straight[0].loss, 1e-4);  // epoch 1's record is the checkpoint's
+  EXPECT_NE(moved[1].loss, resumed[1].loss);
+  EXPECT_NEAR(moved[2].loss, straight[2].loss, 1e-4);  // r = 0.5 had no checkpoint: trained as in the straight run
+  // Its model carries the negated matrix on (a loss near ln 10 for a tiny random ViT hardly shows it).
+  for (double r : {0.1, 0.5}) {
+    const auto b = read_safetensors(jscc_file(dir + "/b", "robust", r)).tensors;
+    const auto c = read_safetensors(jscc_file(dir + "/c", "robust", r)).tensors;
+    for (const auto& [name, value] : moved_weights.tensors) {
+      if (name.rfind("jscc.decoder", 0) != 0 || value.dim() != 2) continue;
+      EXPECT_EQ(torch::allclose(b.at(name), c.at(name), 1e-4, 1e-5), r == 0.5) << name << " r " << r;
+      if (r == 0.1) EXPECT_TRUE(torch::allclose(c.at(name), -b.at(name), 0.1, 0.05)) << name;
+      break;
+    }
   }
   EXPECT_TRUE(train_jscc(config_for(dir + "/b", 2), resume).empty());  // everything up to date
 
