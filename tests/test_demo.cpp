@@ -92,4 +92,16 @@ TEST(Demo, QuickRunWritesReportAndRerunReusesStages) {
   size_t reused = 0;
   for (size_t p = out.find("reused"); p != std::string::npos; p = out.find("reused", p + 1)) ++reused;
   EXPECT_EQ(reused, 11u) << out;  // every stage but the report
+
+  // A finished stage whose output was removed, or whose .done was damaged, runs again and says why;
+  // the others are still reused.
+  std::filesystem::remove(dir + "/fig9/fig9.png");
+  write_file_atomic(dir + "/digital/.done", "cut sh");
+  ASSERT_EQ(test::run_cli("--log-level warn demo --quick -o " + dir, &out), 0) << out;
+  EXPECT_NE(out.find("fig9: its output " + dir + "/fig9/fig9.png is gone since it finished; running it again"),
+            std::string::npos) << out;
+  EXPECT_NE(out.find("digital: " + dir + "/digital/.done is damaged (expected one command digest); running the stage "
+                     "again"), std::string::npos) << out;
+  EXPECT_TRUE(std::filesystem::exists(dir + "/fig9/fig9.png"));
+  EXPECT_EQ(count(out, ": reused"), 9u) << out;
 }

@@ -113,10 +113,10 @@ void add_calibrate(CLI::App& app) {
   cmd->add_option("--checkpoint", a->checkpoint, "model.safetensors of the adaptive stage")->required()->check(CLI::ExistingFile);
   cmd->add_option("-c,--config", a->config, "Config (default: <stem>.config.yaml, else config.yaml, beside the checkpoint)");
   cmd->add_option("--split", a->split, "Split measured on (train keeps val for evaluation)")->capture_default_str();
-  cmd->add_option("--images", a->images, "Random images of the split (seeded by --seed)")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--images", a->images, "Random images of the split (seeded by --seed)")->capture_default_str()->check(kFinitePositive);
   cmd->add_option("--budgets", a->budgets, "Budgets fed to the budget token, lo:hi:step or a list, in (0, 1)")
       ->capture_default_str();
-  cmd->add_option("--batch-size", a->batch_size)->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--batch-size", a->batch_size)->capture_default_str()->check(kFinitePositive);
   cmd->add_option("-o,--out", a->out, "Output folder: model.safetensors, config.yaml, calibration.csv")->required();
   cmd->add_flag("--force", a->force, "Write into a folder that holds another stage's model");
   cmd->add_option("overrides", a->overrides, "key.sub=value overrides");

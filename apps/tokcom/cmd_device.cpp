@@ -46,10 +46,10 @@ void add_device(CLI::App& app) {
   cmd->add_option("--deploy-split", o.deploy_split, "Split of the data set")->capture_default_str();
   cmd->add_option("--images", o.deploy_images, "> 0: only this many images (slots) per run")
       ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+      ->check(kFiniteNonNegative);
   cmd->add_option("--repeats", o.repeats, "Repeats (0: 3 for random scenarios, 1 for fixed SNRs)")
       ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+      ->check(kFiniteNonNegative);
   cmd->add_option("--scenario", o.scenario, "SNR process (see `tokcom optimize --help`), e.g. gauss:10,2.5")
       ->required();
   cmd->add_option("--zeta-max", o.zeta_max, "Long-term zeta bound(s), comma list")->required();

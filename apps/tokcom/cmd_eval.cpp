@@ -53,10 +53,10 @@ void add_eval(CLI::App& app) {
   cmd->add_option("--mode", args->mode, "soft (reference batched masks) | hard (tokens gathered)")
       ->check(CLI::IsMember({"soft", "hard"}))->capture_default_str();
   cmd->add_option("--split", args->split, "train | val | test")->capture_default_str();
-  cmd->add_option("--batch-size", args->batch_size)->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--batch-size", args->batch_size)->capture_default_str()->check(kFinitePositive);
   cmd->add_option("--max-batches", args->max_batches, "Only this many batches, a seeded random sample of the split (0: all)")
       ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+      ->check(kFiniteNonNegative);
   cmd->add_option("-o,--out", args->out, "CSV: alpha,mode,accuracy,kept_fraction,kept_mean_block{i},kept_std_block{i},images_per_s,n_images");
   cmd->add_option("overrides", args->overrides, "key.sub=value overrides");
   set_action(cmd, [args] { run_eval(*args); });

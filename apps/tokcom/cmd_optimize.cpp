@@ -186,7 +186,7 @@ void add_optimize(CLI::App& app) {
   // 10^8 slots: ~2 GB of trace at most; more is a typo, not a study.
   cmd->add_option("--T", a->slots, "Slots simulated")->capture_default_str()->check(CLI::Range(1, 100000000));
   cmd->add_option("--window", a->window, "Last slots averaged for accuracy, zeta, feasibility")
-      ->capture_default_str()->check(CLI::PositiveNumber);
+      ->capture_default_str()->check(kFinitePositive);
   cmd->add_option("--scenario", a->scenario,
                   "One SNR process: gauss:M,SD | fixed:S | gauss-markov:M,SD,rho=R | "
                   "gilbert-elliott:good=G,bad=B,p_gb=P,p_bg=Q[,sd=S] | trace:FILE");
@@ -200,7 +200,7 @@ void add_optimize(CLI::App& app) {
       ->check(CLI::IsMember({"paper", "reference"}))->capture_default_str();
   cmd->add_flag("--interpolate", a->interpolate, "Interpolate the table linearly in SNR (METHOD §10 P19)");
   cmd->add_option("--oracle-samples", a->oracle_samples, "Monte Carlo SNR draws of the oracle with --interpolate")
-      ->capture_default_str()->check(CLI::PositiveNumber);
+      ->capture_default_str()->check(kFinitePositive);
   cmd->add_flag("--no-plots", a->no_plots, "Skip the gnuplot figures");
   cmd->add_option("--bank", a->bank,
                   "Deployment (METHOD §8.5): after the search, run each picked controller on this trained bank "
@@ -208,10 +208,10 @@ void add_optimize(CLI::App& app) {
   cmd->add_option("--deploy-split", a->deploy_split, "Split the deployment runs on")->capture_default_str();
   cmd->add_option("--deploy-images", a->deploy_images, "> 0: only this many images (slots) per deployment run")
       ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+      ->check(kFiniteNonNegative);
   cmd->add_option("--repeats", a->repeats, "Deployment repeats (0: 3 for random scenarios, 1 for fixed SNRs)")
       ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+      ->check(kFiniteNonNegative);
   cmd->add_option("-o,--out", a->out, "Output folder")->required();
   cmd->add_option("overrides", a->overrides, "key.sub=value overrides of the bank's config (with --bank)");
   set_action(cmd, [a] { run_optimize(*a); });

@@ -370,7 +370,9 @@ void add_reproduce(CLI::App& app) {
     return cmd->add_option(flag, *value, help + "\n(default: the config's reproduce." + key + ")");
   };
   auto knob_int = [&](const std::string& key, int64_t* value, int64_t min, const std::string& help) {
-    CLI::Option* o = add_knob(key, value, help)->check(CLI::Range(min, std::numeric_limits<int64_t>::max()));
+    CLI::Option* o = add_knob(key, value, help)
+                         ->check(finite_number([min](double v) { return v >= static_cast<double>(min); },
+                                               fmt::format("a number >= {}", min), fmt::format(">= {}", min)));
     a->knobs.push_back({key, o, value, min, nullptr});
   };
   auto knob_string = [&](const std::string& key, std::string* value, const std::string& help) {

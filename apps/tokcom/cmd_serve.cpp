@@ -166,12 +166,12 @@ void add_serve(CLI::App& app) {
   cmd->add_option("--mode", a->mode, "Selection mode the devices use")
       ->check(CLI::IsMember({"hard", "soft"}))->capture_default_str();
   cmd->add_option("--max-batch", a->batching.max_batch, "Most requests decoded together (across devices)")
-      ->capture_default_str()->check(CLI::PositiveNumber);
+      ->capture_default_str()->check(kFinitePositive);
   cmd->add_option("--max-wait-ms", a->batching.max_wait_ms, "Longest a request waits for its batch to fill")
       ->capture_default_str()->check(kFiniteNonNegative);
   cmd->add_option("--queue", a->batching.queue_capacity,
                   "Requests waiting over all devices before reads block (back-pressure)")
-      ->capture_default_str()->check(CLI::PositiveNumber);
+      ->capture_default_str()->check(kFinitePositive);
   cmd->add_option("--max-message-bytes", a->max_message_bytes,
                   "Largest request accepted (0: the largest valid payload + 64 KiB)")
       ->capture_default_str();

@@ -233,10 +233,10 @@ void add_sweep(CLI::App& app) {
       ->check(CLI::IsMember({"soft", "hard"}))
       ->capture_default_str();
   cmd->add_option("--split", a->split, "train | val | test")->capture_default_str();
-  cmd->add_option("--batch-size", a->batch_size)->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--batch-size", a->batch_size)->capture_default_str()->check(kFinitePositive);
   cmd->add_option("--max-batches", a->max_batches, "> 0: only the first batches (smoke runs)")
       ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+      ->check(kFiniteNonNegative);
   cmd->add_option("--zetas", a->zetas, "ζ settings of the digital baselines")->capture_default_str();
   cmd->add_option("--backbone", a->backbone, "Clean ViT (model.safetensors + config.yaml beside it) that classifies "
                                              "what the digital baselines deliver (METHOD §6.3, Q7)");

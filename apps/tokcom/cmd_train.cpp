@@ -75,9 +75,9 @@ void add_train(CLI::App& app) {
                 "train.method in its config.yaml, or a budget calibration)");
   cmd->add_option("--world-size", args->dist.world_size,
                   "Data parallelism: number of ranks (default $WORLD_SIZE, else $SLURM_STEP_NUM_TASKS, else 1)")
-      ->check(CLI::PositiveNumber);
+      ->check(kFinitePositive);
   cmd->add_option("--rank", args->dist.rank, "This process's rank, 0..N-1 (default $RANK, else $SLURM_PROCID)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(kFiniteNonNegative);
   cmd->add_option("--master", args->dist.master,
                   "ADDR:PORT of rank 0's TCPStore rendezvous (default $MASTER_ADDR:$MASTER_PORT)");
   cmd->add_option("--dist-timeout", args->dist.timeout_s,

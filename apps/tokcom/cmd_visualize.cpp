@@ -89,7 +89,7 @@ void add_visualize(CLI::App& app) {
   cmd->add_option("--count", args->count, "Number of images")->capture_default_str()->check(CLI::Range(1, 1000));
   cmd->add_option("--first", args->first, "Index of the first image of the split")
       ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+      ->check(kFiniteNonNegative);
   cmd->add_option("--split", args->split)->capture_default_str();
   cmd->add_option("-o,--out", args->out, "PNG to write")->required();
   cmd->add_option("overrides", args->overrides, "key.sub=value overrides");

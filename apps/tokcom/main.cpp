@@ -63,7 +63,7 @@ int main(int argc, char** argv) {
       "tokcom"};
   StartupOptions& startup_options = cli::global_storage();
   app.add_option("--threads", startup_options.threads, "Intra-op threads (0 = all cores)")
-      ->check(CLI::NonNegativeNumber)->capture_default_str();
+      ->check(tokcom::cli::kFiniteNonNegative)->capture_default_str();
   app.add_option("--seed", startup_options.seed, "Seed for every random generator")->capture_default_str();
   app.add_option("--log-level", startup_options.log_level, "trace|debug|info|warn|error|off")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}))

@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <map>
+#include <regex>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -60,6 +61,45 @@ static std::string stage_stamp(const std::string& dir) {
   return read_file(dir + "/.done") + (fs::exists(dir + "/.seconds") ? read_file(dir + "/.seconds") : "");
 }
 
+// The paths a stage's command writes: the value of -o / --out, or of train.out=.
+static std::vector<std::string> command_outputs(const std::vector<std::string>& args) {
+  std::vector<std::string> out;
+  for (size_t i = 0; i < args.size(); ++i) {
+    if ((args[i] == "-o" || args[i] == "--out") && i + 1 < args.size()) out.push_back(args[i + 1]);
+    if (starts_with(args[i], "train.out=")) out.push_back(args[i].substr(10));
+  }
+  return out;
+}
+
+// Every file a finished stage left at its outputs (a folder: the files under it, but not its
+// mid-run checkpoints, which a finished stage no longer needs), one path per line: `.outputs`.
+static std::string output_manifest(const std::vector<std::string>& outputs) {
+  std::vector<std::string> files;
+  for (const auto& o : outputs) {
+    std::error_code ec;
+    if (fs::is_regular_file(o, ec)) files.push_back(o);
+    if (!fs::is_directory(o, ec)) continue;
+    for (auto it = fs::recursive_directory_iterator(o, ec); it != fs::recursive_directory_iterator(); it.increment(ec)) {
+      const std::string name = it->path().filename().string();
+      if (it->is_directory(ec) && starts_with(name, "checkpoint")) it.disable_recursion_pending();
+      else if (it->is_regular_file(ec) && !starts_with(name, ".")) files.push_back(it->path().string());
+    }
+  }
+  std::sort(files.begin(), files.end());
+  std::string manifest;
+  for (const auto& f : files) manifest += f + "\n";
+  return manifest;
+}
+
+// The first file of a finished stage's `.outputs` that is gone ("" when all are there, or when the
+// stage finished before stages kept the list).
+static std::string missing_output(const std::string& dir) {
+  if (!fs::exists(dir + "/.outputs")) return "";
+  for (const auto& f : split_list(read_file(dir + "/.outputs"), '\n'))
+    if (!f.empty() && !fs::exists(f)) return f;
+  return "";
+}
+
 static double steady_seconds() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
@@ -100,7 +140,15 @@ Stages::Started Stages::start(int index, const std::string& name, const std::vec
   const std::string done = st.dir + "/.done";
   st.digest = fnv1a_hex(g.seed == 0 ? identity : fmt::format("--seed {} {}", g.seed, identity));
   for (const auto& input : inputs) st.stamps += input + "\n" + stage_stamp(out_ + "/" + input);
-  const bool same_command = fs::exists(done) && read_file(done) == st.digest + "\n";
+  st.outputs = command_outputs(args);
+  // `.done` holds the digest of the command that finished here. Anything else there (a file cut short,
+  // another tool's) is not a finished stage: the stage runs again, and says why.
+  const std::string stamp = fs::exists(done) ? read_file(done) : "";
+  const bool damaged = !stamp.empty() && !std::regex_match(stamp, std::regex("[0-9a-f]{16}\n"));
+  bool same_command = !stamp.empty() && stamp == st.digest + "\n";
+  // A finished stage whose outputs were removed since is not finished any more.
+  const std::string gone = same_command ? missing_output(st.dir) : "";
+  same_command = same_command && gone.empty();
   bool inputs_same = !fs::exists(st.dir + "/.inputs") || read_file(st.dir + "/.inputs") == st.stamps;
   if (dry_run_) {
     for (const auto& input : inputs)
@@ -121,6 +169,12 @@ Stages::Started Stages::start(int index, const std::string& name, const std::vec
   if (same_command) {
     std::fprintf(stderr, "[%s %d/%d] %s: an input stage ran again since; running it again\n", label_.c_str(), index,
                  total_, name.c_str());
+  } else if (damaged) {
+    std::fprintf(stderr, "[%s %d/%d] %s: %s is damaged (expected one command digest); running the stage again\n",
+                 label_.c_str(), index, total_, name.c_str(), done.c_str());
+  } else if (!gone.empty()) {
+    std::fprintf(stderr, "[%s %d/%d] %s: its output %s is gone since it finished; running it again\n", label_.c_str(),
+                 index, total_, name.c_str(), gone.c_str());
   }
   fs::remove(done);  // a stage killed from here on is not mistaken for finished
   std::fprintf(stderr, "[%s %d/%d] %s\n  $ %s\n", label_.c_str(), index, total_, name.c_str(), st.line.c_str());
@@ -145,6 +199,7 @@ void Stages::finish(const Started& st, int status) {
   write_file_atomic(st.dir + "/.seconds", fmt::format("{:.3f}\n", seconds));
   write_file_atomic(st.dir + "/.command", st.full + "\n");
   write_file_atomic(st.dir + "/.inputs", st.stamps);
+  write_file_atomic(st.dir + "/.outputs", output_manifest(st.outputs));
   write_file_atomic(st.dir + "/.done", st.digest + "\n");
   std::fprintf(stderr, "[%s %d/%d] %s: done in %.0f s\n", label_.c_str(), st.index, total_, st.name.c_str(), seconds);
 }

@@ -31,6 +31,7 @@ class Stages {
     pid_t pid = 0;
     int index = 0;
     std::string name, dir, digest, stamps, line, full;
+    std::vector<std::string> outputs;  // what the command writes (its -o / --out / train.out= paths)
     double t0 = 0;  // steady-clock seconds at the start
   };
   Started start(int index, const std::string& name, const std::vector<std::string>& args,

@@ -10,6 +10,11 @@ namespace tokcom {
 
 // Splits `text` at `sep`, trimming spaces around each item; "" gives no items, "a,,b" an empty one.
 std::vector<std::string> split_list(const std::string& text, char sep = ',');
+// Whether `s` begins / ends with `p`.
+inline bool starts_with(const std::string& s, const std::string& p) { return s.rfind(p, 0) == 0; }
+inline bool ends_with(const std::string& s, const std::string& p) {
+  return s.size() >= p.size() && s.compare(s.size() - p.size(), p.size(), p) == 0;
+}
 // ASCII lowercase (file extensions, enum-like flag values).
 std::string to_lower(std::string text);
 // The whole of `text` as a finite double, or nullopt ("1e999", "0.5x", "" are not numbers).

@@ -6,13 +6,12 @@
 #include <fmt/format.h>
 
 #include "tokcom/core/csv.h"
+#include "tokcom/core/text.h"
 
 namespace tokcom::report {
 
-inline bool starts_with(const std::string& s, const std::string& p) { return s.rfind(p, 0) == 0; }
-inline bool ends_with(const std::string& s, const std::string& e) {
-  return s.size() >= e.size() && s.compare(s.size() - e.size(), e.size(), e) == 0;
-}
+using tokcom::ends_with;
+using tokcom::starts_with;
 inline std::string num(double v) { return csv::format_number(v); }
 inline std::string pct(double v) { return fmt::format("{:.2f}", 100.0 * v); }
 inline std::string zeta_text(double v) { return fmt::format("{:.5g}", v); }
