@@ -174,7 +174,7 @@ void add_serve(CLI::App& app) {
       ->capture_default_str()->check(kFinitePositive);
   cmd->add_option("--max-message-bytes", a->max_message_bytes,
                   "Largest request accepted (0: the largest valid payload + 64 KiB)")
-      ->capture_default_str();
+      ->capture_default_str()->check(kFiniteNonNegative);
   cmd->add_option("--tls-cert", a->tls_cert, "PEM server certificate (TLS; with --tls-key)");
   cmd->add_option("--tls-key", a->tls_key, "PEM private key of --tls-cert");
   cmd->add_option("--auth-token-file", a->auth_token_file,
