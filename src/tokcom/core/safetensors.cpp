@@ -188,13 +188,14 @@ void check_tiling(std::vector<const Entry*> entries,
 at::Tensor copy_tensor(const Entry& e, const char* buffer, const std::string& origin) {
   const char* src = buffer + e.begin;
   const uint64_t nbytes = e.end - e.begin;
-  if (e.dtype->type == c10::kBool) {
-    for (uint64_t i = 0; i < nbytes; ++i)
-      if (src[i] != 0 && src[i] != 1)
-        fail(origin, fmt::format("tensor '{}' (BOOL) has byte {} at element {}, expected 0 or 1",
-                                 e.name, static_cast<int>(static_cast<unsigned char>(src[i])), i));
-  }
   at::Tensor t = at::empty(e.shape, at::TensorOptions().dtype(e.dtype->type).device(at::kCPU));
+  if (e.dtype->type == c10::kBool) {
+    // The reference reader takes a BOOL's bytes as they are, and numpy / torch show any byte but 0
+    // as true; a C++ bool must hold 0 or 1, so such a byte is read as true (1).
+    auto* dst = static_cast<uint8_t*>(t.data_ptr());
+    for (uint64_t i = 0; i < nbytes; ++i) dst[i] = src[i] != 0 ? 1 : 0;
+    return t;
+  }
   if (nbytes) std::memcpy(t.data_ptr(), src, nbytes);
   return t;
 }
@@ -270,6 +271,7 @@ Safetensors parse_safetensors(const std::string& bytes, const std::string& origi
   entries.reserve(header.size());
   for (const auto& [key, value] : header.items()) {
     if (key == kMetadataKey) {
+      if (value.is_null()) continue;  // the reference reads null as no metadata (an optional field)
       if (!value.is_object())
         fail(origin,
              std::string("__metadata__ is a ") + value.type_name() + ", expected an object");
