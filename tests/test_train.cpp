@@ -23,6 +23,7 @@
 #include "tokcom/train/loop.h"
 #include "tokcom/train/mixup.h"
 #include "tokcom/train/schedule.h"
+#include "tokcom/train/train_data.h"
 #include "tokcom/train/trainer.h"
 
 using namespace tokcom;
@@ -380,6 +381,17 @@ TEST(Trainer, ResumeRefusesADifferentConfig) {
   EXPECT_THROW(train(tiny_config(dir, "backbone", 2, 2, {"train.lr=0.5"}), resume), ConfigError);
 }
 
+// The ranges are the schema's: every preset in configs/ is inside them.
+TEST(Trainer, EveryPresetIsInsideTheTrainingRanges) {
+  int presets = 0;
+  for (const auto& e : std::filesystem::directory_iterator(std::string(TOKCOM_SOURCE_DIR) + "/configs")) {
+    if (e.path().extension() != ".yaml") continue;
+    EXPECT_NO_THROW(check_training_ranges(Config::load(e.path().string()))) << e.path();
+    ++presets;
+  }
+  EXPECT_GE(presets, 6);
+}
+
 TEST(Trainer, NumbersNoRunCanMeanAreRefusedBeforeAnyWork) {
   const std::string dir = test::temp_dir("ranges");
   const std::pair<std::string, std::string> cases[] = {
@@ -392,7 +404,11 @@ TEST(Trainer, NumbersNoRunCanMeanAreRefusedBeforeAnyWork) {
       {"train.selection_lr=-0.1", "train.selection_lr: -0.1"},
       {"train.label_smoothing=1", "train.label_smoothing: 1, expected a finite number in [0, 1)"},
       {"train.grad_clip=-1", "train.grad_clip: -1"},
-      {"train.warmup_epochs=-1", "train.warmup_epochs: -1"}};
+      {"train.warmup_epochs=-1", "train.warmup_epochs: -1"},
+      {"train.weight_decay=-1", "train.weight_decay: -1, expected a finite number in [0, 10]"},
+      {"train.mix_prob=2", "train.mix_prob: 2, expected a finite number in [0, 1]"},
+      {"train.hard_temperature=0", "train.hard_temperature: 0, expected a finite number in (0, 1000]"},
+      {"train.alpha_max=0.0005", "train.alpha_max: 0.0005, expected at least train.alpha_min (0.001)"}};
   for (const auto& [override, expected] : cases) {
     for (const std::string stage : {"backbone", "jscc"}) {
       const std::string msg = test::error_of([&] { train(tiny_config(dir + "/" + stage, stage, 1, 1, {override}), {}); });

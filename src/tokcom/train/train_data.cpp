@@ -47,6 +47,22 @@ void check_training_ranges(const Config& config) {
   real_in("train.distill_hard", 0.0, 1.0, false, false);
   real_in("train.distill_tokens", 0.0, 1e3, false, false);
   real_in("train.distill_temperature", 0.0, 1e3, true, false);
+  int_at_least("train.eval_batch_size", 1);
+  real_in("train.weight_decay", 0.0, 10.0, false, false);
+  real_in("train.mixup", 0.0, 1e3, false, false);   // Beta(a, a) parameters; 0 = off
+  real_in("train.cutmix", 0.0, 1e3, false, false);
+  real_in("train.mix_prob", 0.0, 1.0, false, false);
+  real_in("train.mix_switch_prob", 0.0, 1.0, false, false);
+  real_in("train.jscc_distill_kl", 0.0, 1e3, false, false);
+  for (const char* key : {"train.lambda_out", "train.lambda_in", "train.lambda_hard"}) real_in(key, 0.0, 1e6, false, false);
+  int_at_least("train.lambda_hard_warmup_epochs", 0);
+  real_in("train.hard_temperature", 0.0, 1e3, true, false);
+  real_in("train.margin", 0.0, 1.0, false, false);
+  const double alpha_min = real_in("train.alpha_min", 0.0, 1.0, true, false);
+  if (real_in("train.alpha_max", 0.0, 1.0, true, false) < alpha_min) {
+    fail("train.alpha_max", fmt::format("{}", config.get_double("train.alpha_max")),
+         fmt::format("at least train.alpha_min ({})", alpha_min));
+  }
 }
 
 TrainData::TrainData(const Config& config, uint64_t seed, int world, int rank_index)
