@@ -695,7 +695,7 @@ TEST(ServeCli, BadArgumentsAreClearErrors) {
       {serve + "--tls-cert " + dir + "/a.pem --tls-key " + dir + "/b.key",
        "--tls-key '" + dir + "/b.key' is not the private key of --tls-cert '" + dir + "/a.pem'"},
       {serve + "--auth-token-file " + dir + "/missing", "--auth-token-file '" + dir + "/missing': cannot read the file"},
-      {serve + "--table " + dir + "/missing.csv", "cannot open '" + dir + "/missing.csv'"},
+      {serve + "--table " + dir + "/missing.csv", "'" + dir + "/missing.csv': no such file"},
   };
   for (const auto& [args, expected] : cases) {
     std::string out;
