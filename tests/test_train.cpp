@@ -406,7 +406,8 @@ TEST(Trainer, NumbersNoRunCanMeanAreRefusedBeforeAnyWork) {
       {"train.grad_clip=-1", "train.grad_clip: -1"},
       {"train.warmup_epochs=-1", "train.warmup_epochs: -1"},
       {"train.weight_decay=-1", "train.weight_decay: -1, expected a finite number in [0, 10]"},
-      {"train.mix_prob=2", "train.mix_prob: 2, expected a finite number in [0, 1]"},
+      {"train.mix_prob=2", "train.mix_prob: 2 is not a probability; expected a value in [0, 1]"},
+      {"train.cutmix=2000", "train.cutmix: 2000 is not a Beta parameter; expected a finite value in [0, 1000]"},
       {"train.hard_temperature=0", "train.hard_temperature: 0, expected a finite number in (0, 1000]"},
       {"train.alpha_max=0.0005", "train.alpha_max: 0.0005, expected at least train.alpha_min (0.001)"}};
   for (const auto& [override, expected] : cases) {

@@ -42,10 +42,11 @@ void check_out_is_ours(const Config& config, bool force) {
   } catch (const Error& e) {
     theirs = "a config.yaml this version cannot read (" + std::string(e.what()) + ")";
   }
-  if (theirs == run_identity(config)) return;
+  const std::string ours = run_identity(config);
+  if (theirs == ours) return;
   throw UsageError(fmt::format("train.out {0} holds the output of {1}, not of this run ({2}); its model and config "
                                "would be overwritten: choose a new folder or pass --force",
-                               out, theirs, run_identity(config)));
+                               out, theirs, ours));
 }
 
 void run_train(const TrainArgs& args) {

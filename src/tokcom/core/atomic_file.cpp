@@ -68,8 +68,6 @@ void check_readable_file(const std::string& path) {
   if (status.type() == std::filesystem::file_type::directory) {
     throw DataError("'" + path + "' is a folder, expected a file");
   }
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw DataError("cannot open '" + path + "': " + std::strerror(errno));
 }
 
 std::string read_file(const std::string& path) {

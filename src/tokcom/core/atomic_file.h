@@ -16,9 +16,9 @@ void write_stream_atomic(const std::string& path, const std::function<void(std::
 // Reads a whole file; throws DataError naming the file when it cannot be read.
 std::string read_file(const std::string& path);
 
-// Throws DataError naming `path` unless it is a file that can be opened for reading (missing, a
-// folder, unreadable: each said as such). Every reader of a user-given path calls it first, so a
-// folder given where a file is expected never reaches a stream's own confusing error.
+// Throws DataError naming `path` where it is missing or a folder. Every reader of a user-given path
+// calls it before opening it (and names the path where the open fails), so a folder given where a
+// file is expected never reaches a stream's own confusing error.
 void check_readable_file(const std::string& path);
 
 }  // namespace tokcom

@@ -31,8 +31,8 @@ MixOptions mix_options_from_config(const Config& config) {
   o.prob = config.get_double("train.mix_prob");
   o.switch_prob = config.get_double("train.mix_switch_prob");
   for (const auto& [key, value] : {std::pair{"train.mixup", o.mixup}, std::pair{"train.cutmix", o.cutmix}}) {
-    if (!(std::isfinite(value) && value >= 0.0)) {
-      throw ConfigError(fmt::format("{}: {} is not a Beta parameter; expected a finite value ≥ 0 (0 = off)", key, value));
+    if (!(std::isfinite(value) && value >= 0.0 && value <= 1e3)) {
+      throw ConfigError(fmt::format("{}: {} is not a Beta parameter; expected a finite value in [0, 1000] (0 = off)", key, value));
     }
   }
   for (const auto& [key, value] : {std::pair{"train.mix_prob", o.prob}, std::pair{"train.mix_switch_prob", o.switch_prob}}) {

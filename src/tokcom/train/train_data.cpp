@@ -6,6 +6,7 @@
 
 #include "tokcom/core/errors.h"
 #include "tokcom/data/transforms.h"
+#include "tokcom/train/mixup.h"
 
 #include <cmath>
 #include <limits>
@@ -31,8 +32,8 @@ void check_training_ranges(const Config& config) {
   };
   // A run that could never end is a typo, not a plan (DeiT trains 300 epochs, the longest timm recipes
   // a few thousand).
-  if (int_at_least("train.epochs", 1) > 100000) {
-    fail("train.epochs", std::to_string(config.get_int("train.epochs")), "an integer in [1, 100000]");
+  if (const int64_t epochs = int_at_least("train.epochs", 1); epochs > 100000) {
+    fail("train.epochs", std::to_string(epochs), "an integer in [1, 100000]");
   }
   int_at_least("train.batch_size", 1);
   int_at_least("train.max_batches", 0);
@@ -49,10 +50,7 @@ void check_training_ranges(const Config& config) {
   real_in("train.distill_temperature", 0.0, 1e3, true, false);
   int_at_least("train.eval_batch_size", 1);
   real_in("train.weight_decay", 0.0, 10.0, false, false);
-  real_in("train.mixup", 0.0, 1e3, false, false);   // Beta(a, a) parameters; 0 = off
-  real_in("train.cutmix", 0.0, 1e3, false, false);
-  real_in("train.mix_prob", 0.0, 1.0, false, false);
-  real_in("train.mix_switch_prob", 0.0, 1.0, false, false);
+  mix_options_from_config(config);  // mixup / CutMix: their own checks
   real_in("train.jscc_distill_kl", 0.0, 1e3, false, false);
   for (const char* key : {"train.lambda_out", "train.lambda_in", "train.lambda_hard"}) real_in(key, 0.0, 1e6, false, false);
   int_at_least("train.lambda_hard_warmup_epochs", 0);
