@@ -3,7 +3,11 @@
 
 Reads what `tokcom report` wrote for each study (report/claims.csv: holds / fails / undecided per
 claim; report/table2.csv: every Table II cell, deployed or why not) and lays the 64-px study
-(token-to-pixel ratio 1.0) beside the 128-px one (0.25, the paper's). Standard library only.
+(token-to-pixel ratio 1.0) beside the 128-px one (0.25, the paper's). Then, from each study's sweep
+CSVs and training curves, what the geometry changes once the models' own strength is set aside: each
+method's cheapest operating point and its accuracy at each ζ budget as a share of its clean model's
+(the "retention"), so that a method whose backbone is weaker is not read as a worse link. Standard
+library only.
   /usr/bin/python3 scripts/geometry_claims.py
 """
 import csv
@@ -22,6 +26,63 @@ def read(path):
         return None
     with open(full, newline="", encoding="utf-8") as f:
         return list(csv.DictReader(f))
+
+
+# Each method's clean model: the stage its JSCC models were trained from (the report's "clean model").
+CLEAN = {"proposal": "adaptive", "vit-ae": "backbone", "mobilenet-flat": "mobilenet", "mobilenet-cnn": "mobilenet",
+         "digital": "backbone"}
+BUDGETS = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1]
+DIGITAL = ("resize", "jpeg", "webp", "avif")
+
+
+def sweep_rows(folder):
+    """Every cell of the study's merged sweep and digital CSVs (None while either is missing)."""
+    rows = []
+    for name in ("sweep/sweep.csv", "digital/digital.csv"):
+        r = read(f"{folder}/{name}")
+        if r is None:
+            return None
+        rows += r
+    return rows
+
+
+def clean_accuracy(folder, stage):
+    rows = read(f"{folder}/{stage}/epochs.csv")
+    return float(rows[-1]["val_accuracy"]) if rows else None
+
+
+def retention_lines(studies):
+    lines = ["", "Each method's link over its clean model, AWGN, robust-trained models (the digital codecs: the best of "
+             "the four, over the clean ViT backbone that classifies them): the best accuracy at ζ ≤ the budget (upper "
+             "envelope of the sweep, as in the report) divided by the clean model's last validation accuracy, in %; "
+             "\"·\" where the method has no operating point that cheap. The cheapest operating point is the least ζ "
+             "of any of its cells. Clean models: the adaptive model (proposal), the ViT backbone (ViT-AE, digital), "
+             "MobileNetV3-Small (both MobileNet links); sources: each study's sweep/sweep.csv, digital/digital.csv and "
+             "<stage>/epochs.csv. A 64-px cell holds 256 images (±3 points of accuracy), a 128-px one the whole "
+             "validation split (3,925: ±1.6).", ""]
+    header = "| study | SNR dB | method | clean | cheapest ζ | " + " | ".join(f"ζ ≤ {b:g}" for b in BUDGETS) + " |"
+    lines += [header, "| --- |" + " --- |" * (4 + len(BUDGETS))]
+    for label, folder in studies:
+        rows = sweep_rows(folder)
+        if rows is None:
+            lines.append(f"| {label} | not run yet |" + " |" * (3 + len(BUDGETS)))
+            continue
+        for snr in ("0", "20"):
+            for method in ("proposal", "vit-ae", "mobilenet-flat", "mobilenet-cnn", "digital"):
+                # A codec's cell with accuracy 0 is one where no file fit the budget: nothing was sent,
+                # so it is no operating point.
+                cells = [r for r in rows if r["channel"] == "awgn" and float(r["snr_db"]) == float(snr)
+                         and (r["method"] in DIGITAL and float(r["accuracy"]) > 0 if method == "digital"
+                              else r["method"] == method and r["regime"] == "robust")]
+                clean = clean_accuracy(folder, CLEAN[method])
+                if not cells or clean is None:
+                    continue
+                row = [label, snr, method, f"{clean:.3f}", f"{min(float(r['zeta']) for r in cells):.4g}"]
+                for b in BUDGETS:
+                    fit = [float(r["accuracy"]) for r in cells if float(r["zeta"]) <= b * (1 + 1e-9)]
+                    row.append(f"{100 * max(fit) / clean:.0f}" if fit else "·")
+                lines.append("| " + " | ".join(row) + " |")
+    return lines
 
 
 def main():
@@ -67,6 +128,7 @@ def main():
         exceeded = sum(1 for r in rows if r["zeta_exceeded"] == "1")
         lines.append(f"| {label} | {len(rows)} | {count['deployed']} | {count['below']} | {count['over']} | "
                      f"{count['at']} | {count['other']} | {exceeded} |")
+    lines += retention_lines(STUDIES)
     os.makedirs(os.path.join(ROOT, os.path.dirname(OUT)), exist_ok=True)
     tmp = os.path.join(ROOT, OUT + ".tmp")
     with open(tmp, "w", encoding="utf-8") as f:
