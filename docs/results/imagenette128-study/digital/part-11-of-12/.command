@@ -1,0 +1,1 @@
+tokcom --seed 0 --threads 1 --log-level info sweep --methods resize,jpeg,webp,avif --backbone runs/study-imagenette128/backbone/model.safetensors --channels awgn --snr=0,10,20 --zetas 0.001,0.002,0.005,0.01,0.02,0.05,0.1,0.2,0.5,1 --max-batches 0 --shard 11/12 -o runs/study-imagenette128/digital/part-11-of-12/digital.csv
