@@ -1,0 +1,1 @@
+tokcom --seed 0 --threads 1 --log-level info optimize --table runs/study-imagenette128/proxy/proxy.csv --method mobilenet-cnn --regime noiseless --channel awgn --zeta-max 0.0025,0.005,0.01,0.02,0.05,0.1 --bank runs/study-imagenette128/mobilenet-cnn --deploy-images 1000 -o runs/study-imagenette128/control/mobilenet-cnn-noiseless

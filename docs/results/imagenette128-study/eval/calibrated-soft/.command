@@ -1,0 +1,1 @@
+tokcom --seed 0 --threads 1 --log-level info eval --checkpoint runs/study-imagenette128/calibrated/model.safetensors --alphas 0.1,0.25,0.5,0.75,1 --mode soft --max-batches 0 -o runs/study-imagenette128/eval/calibrated-soft.csv
