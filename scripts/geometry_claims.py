@@ -67,6 +67,7 @@ def retention_lines(studies):
         if rows is None:
             lines.append(f"| {label} | not run yet |" + " |" * (3 + len(BUDGETS)))
             continue
+        clean_of = {stage: clean_accuracy(folder, stage) for stage in set(CLEAN.values())}
         for snr in ("0", "20"):
             for method in ("proposal", "vit-ae", "mobilenet-flat", "mobilenet-cnn", "digital"):
                 # A codec's cell with accuracy 0 is one where no file fit the budget: nothing was sent,
@@ -74,7 +75,7 @@ def retention_lines(studies):
                 cells = [r for r in rows if r["channel"] == "awgn" and float(r["snr_db"]) == float(snr)
                          and (r["method"] in DIGITAL and float(r["accuracy"]) > 0 if method == "digital"
                               else r["method"] == method and r["regime"] == "robust")]
-                clean = clean_accuracy(folder, CLEAN[method])
+                clean = clean_of[CLEAN[method]]
                 if not cells or clean is None:
                     continue
                 row = [label, snr, method, f"{clean:.3f}", f"{min(float(r['zeta']) for r in cells):.4g}"]

@@ -8,7 +8,7 @@
 #   TOKCOM_SANITIZE=only  the sanitizer subset alone (setup.sh still runs: the Release CLI is needed)
 #   unset                 run it unless ctest arguments were given or more than
 #                         TOKCOM_SANITIZE_START_MIN minutes (default 45) have gone by: its cold build
-#                         (a unity build: each folder's sources compiled as one) is ~15 min of CPU
+#                         (a unity build: each folder's sources compiled in batches) is ~15 min of CPU
 #                         (~8 min on 2 idle cores), its run ~3 min of CPU, and CI must stay under 60
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -49,7 +49,7 @@ GEN=()
 command -v ninja >/dev/null && GEN=(-G Ninja)
 if [ ! -f "$SAN_DIR/CMakeCache.txt" ]; then
   # Its tests that still spawn the CLI run the Release build's (the CLI is not built here). A unity
-  # build: LibTorch's templates are instantiated once per folder instead of once per file, which halves
+  # build: LibTorch's templates are instantiated once per batch of files instead of once per file, which halves
   # this tree's cold build (28 → 15 min of CPU); the Release tree stays one object per file, so that a
   # file that lacks an include of its own still fails there.
   cmake -S . -B "$SAN_DIR" "${GEN[@]}" -DCMAKE_BUILD_TYPE=Release -DTOKCOM_SANITIZE=ON -DTOKCOM_BUILD_BENCH=OFF \
