@@ -95,6 +95,39 @@ TEST(MobileNetV3, MatchesTorchvisionFixture) {
   EXPECT_GT(max_abs_diff(model->forward(x), expected), 1e-3);
 }
 
+// The depthwise convolutions crop their kernel to the taps that reach the map: known crops, and
+// the same outputs and gradients as the full kernel (torch::conv2d) on maps smaller and larger
+// than the kernel, stride 1 and 2.
+TEST(MobileNetV3, DepthwiseCropIsExact) {
+  EXPECT_EQ(unreachable_taps(1, 5, 1, 2), 2);  // 1×1 map: only the centre tap
+  EXPECT_EQ(unreachable_taps(2, 5, 1, 2), 1);  // 2×2: the middle 3×3
+  EXPECT_EQ(unreachable_taps(2, 5, 2, 2), 1);  // 2×2 → 1×1 with stride 2: taps 2, 3 reach; 3×3 pad 1
+  EXPECT_EQ(unreachable_taps(4, 5, 2, 2), 0);
+  EXPECT_EQ(unreachable_taps(4, 5, 1, 2), 0);
+  EXPECT_EQ(unreachable_taps(1, 3, 1, 1), 1);
+  EXPECT_EQ(unreachable_taps(7, 3, 2, 1), 0);
+  torch::manual_seed(3);
+  for (const int64_t n : {1, 2, 3, 4, 7})
+    for (const int64_t k : {3, 5})
+      for (const int64_t stride : {1, 2}) {
+        const int64_t pad = (k - 1) / 2, channels = 6;
+        const torch::Tensor x0 = torch::randn({2, channels, n, n}, torch::kDouble);
+        const torch::Tensor w0 = torch::randn({channels, 1, k, k}, torch::kDouble);
+        torch::Tensor x1 = x0.clone().requires_grad_(), w1 = w0.clone().requires_grad_();
+        torch::Tensor x2 = x0.clone().requires_grad_(), w2 = w0.clone().requires_grad_();
+        const torch::Tensor full = torch::conv2d(x1, w1, {}, stride, pad, 1, channels);
+        const torch::Tensor cropped = conv2d_reachable(x2, w2, stride, pad, channels);
+        ASSERT_EQ(cropped.sizes(), full.sizes()) << "n " << n << " k " << k << " stride " << stride;
+        EXPECT_LE(max_abs_diff(cropped, full), 1e-12) << "n " << n << " k " << k << " stride " << stride;
+        const torch::Tensor g = torch::randn_like(full);
+        full.backward(g);
+        cropped.backward(g);
+        EXPECT_LE(max_abs_diff(x2.grad(), x1.grad()), 1e-12);
+        EXPECT_LE(max_abs_diff(w2.grad(), w1.grad()), 1e-12);
+      }
+  EXPECT_THROW(conv2d_reachable(torch::randn({2, 6, 4}), torch::randn({6, 1, 3, 3}), 1, 1, 6), ShapeError);
+}
+
 class MobileNetVariant : public ::testing::TestWithParam<std::string> {};
 
 // Names, shapes (parameters and buffers) and parameter count are torchvision's.

@@ -32,7 +32,13 @@ ConvNormActivationImpl::ConvNormActivationImpl(int64_t in,
                                                int64_t groups,
                                                ConvActivation activation,
                                                int64_t dilation)
-    : activation(activation) {
+    : activation(activation),
+      // The depthwise k×k convolutions go through conv2d_reachable; the rest (1×1, the stem,
+      // dilated ones) are left to Conv2d.
+      depthwise_(groups > 1 && groups == in && kernel > 1 && dilation == 1),
+      stride_(stride),
+      padding_((kernel - 1) / 2 * dilation),
+      groups_(groups) {
   conv = register_module("0", nn::Conv2d(nn::Conv2dOptions(in, out, kernel)
                                              .stride(stride)
                                              .padding((kernel - 1) / 2 * dilation)
@@ -44,8 +50,37 @@ ConvNormActivationImpl::ConvNormActivationImpl(int64_t in,
       register_module("1", nn::BatchNorm2d(nn::BatchNorm2dOptions(out).eps(1e-3).momentum(0.01)));
 }
 
+// Taps a with no output t such that 0 ≤ t·stride + a − padding < n only ever see zero padding;
+// as many as lie outside on both sides (at most the padding) can go.
+int64_t unreachable_taps(int64_t n, int64_t k, int64_t stride, int64_t padding) {
+  const int64_t outputs = (n + 2 * padding - k) / stride + 1;
+  int64_t lo = k, hi = -1;
+  for (int64_t a = 0; a < k; ++a)
+    for (int64_t t = 0; t < outputs; ++t)
+      if (const int64_t i = t * stride + a - padding; i >= 0 && i < n) {
+        lo = std::min(lo, a);
+        hi = std::max(hi, a);
+        break;
+      }
+  if (hi < 0) return 0;  // nothing reachable (only padding): leave the shape to conv2d
+  return std::min({lo, k - 1 - hi, padding});
+}
+
+torch::Tensor conv2d_reachable(const torch::Tensor& x, const torch::Tensor& weight, int64_t stride,
+                               int64_t padding, int64_t groups) {
+  check_shape("conv2d_reachable", "x", x, {-1, -1, -1, -1});
+  check_shape("conv2d_reachable", "weight", weight, {-1, x.size(1) / std::max<int64_t>(groups, 1), -1, -1});
+  const int64_t kh = weight.size(2), kw = weight.size(3);
+  const int64_t ch = unreachable_taps(x.size(2), kh, stride, padding);
+  const int64_t cw = unreachable_taps(x.size(3), kw, stride, padding);
+  if (ch == 0 && cw == 0) return torch::conv2d(x, weight, {}, stride, padding, 1, groups);
+  const torch::Tensor w = weight.slice(2, ch, kh - ch).slice(3, cw, kw - cw);
+  return torch::conv2d(x, w, {}, stride, {padding - ch, padding - cw}, 1, groups);
+}
+
 torch::Tensor ConvNormActivationImpl::forward(const torch::Tensor& x) {
-  torch::Tensor y = norm->forward(conv->forward(x));
+  torch::Tensor y = depthwise_ ? conv2d_reachable(x, conv->weight, stride_, padding_, groups_) : conv->forward(x);
+  y = norm->forward(y);
   switch (activation) {
     case ConvActivation::kReLU:
       return torch::relu(y);

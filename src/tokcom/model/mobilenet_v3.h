@@ -38,6 +38,17 @@ int64_t make_divisible(double value, int64_t divisor = 8);
 
 enum class ConvActivation { kNone, kReLU, kHardswish };
 
+// conv2d(x, weight, no bias, stride, padding, dilation 1, groups) computed with the kernel cropped
+// to the taps that can reach the input: on a map smaller than the kernel (MobileNetV3's 5×5
+// depthwise convolutions on 1×1 and 2×2 maps at 28–64 px) the outer taps only ever multiply zero
+// padding, and oneDNN runs those shapes through a generic im2col + GEMM path ~30–100× slower than
+// its depthwise kernel (docs/PERF.md). Exact: the cropped taps' gradients are zero either way.
+// The crop is symmetric (c taps off each side, padding − c), so the output size is unchanged.
+torch::Tensor conv2d_reachable(const torch::Tensor& x, const torch::Tensor& weight, int64_t stride,
+                               int64_t padding, int64_t groups);
+// The taps conv2d_reachable crops off each side along an axis of length n (kernel k).
+int64_t unreachable_taps(int64_t n, int64_t k, int64_t stride, int64_t padding);
+
 // Conv2d (no bias, padding (k−1)/2·dilation) → BatchNorm2d(eps 1e-3, momentum
 // 0.01) → activation: torchvision `Conv2dNormActivation`, children named "0"
 // (conv) and "1" (norm).
@@ -54,6 +65,10 @@ class ConvNormActivationImpl : public torch::nn::Module {
   torch::nn::Conv2d conv{nullptr};
   torch::nn::BatchNorm2d norm{nullptr};
   ConvActivation activation;
+
+ private:
+  bool depthwise_;
+  int64_t stride_, padding_, groups_;
 };
 TORCH_MODULE(ConvNormActivation);
 
