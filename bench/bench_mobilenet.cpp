@@ -39,6 +39,28 @@ void run(benchmark::State& state, Part part) {
                                                   benchmark::Counter::kIsRate);
 }
 
+// One training step (train mode, cross-entropy, AdamW) of the whole model, as `tokcom train
+// train.model=mobilenet` runs it. Args: large, batch, side, in_chans (1 = Fashion-MNIST).
+void BM_MobileNetTrainStep(benchmark::State& state) {
+  const bool large = state.range(0) == 1;
+  const int64_t batch = state.range(1), side = state.range(2), in_chans = state.range(3);
+  torch::manual_seed(0);
+  MobileNetV3 model(MobileNetV3Options().variant(large ? "large" : "small").in_chans(in_chans));
+  model->train();
+  torch::optim::AdamW adam(model->parameters(), torch::optim::AdamWOptions(1e-3).weight_decay(0.05));
+  const torch::Tensor x = torch::randn({batch, in_chans, side, side});
+  const torch::Tensor y = torch::randint(10, {batch});
+  for (auto _ : state) {
+    adam.zero_grad();
+    torch::Tensor loss = torch::nn::functional::cross_entropy(model->forward(x), y);
+    loss.backward();
+    adam.step();
+    benchmark::DoNotOptimize(loss.data_ptr());
+  }
+  state.counters["images/s"] = benchmark::Counter(static_cast<double>(state.iterations() * batch),
+                                                  benchmark::Counter::kIsRate);
+}
+
 void BM_MobileNetForward(benchmark::State& s) { run(s, Part::kWhole); }
 void BM_MobileNetDevice(benchmark::State& s) { run(s, Part::kDevice); }
 void BM_MobileNetServer(benchmark::State& s) { run(s, Part::kServer); }
@@ -48,6 +70,14 @@ void BM_MobileNetServer(benchmark::State& s) { run(s, Part::kServer); }
 BENCHMARK(BM_MobileNetForward)
     ->ArgNames({"large", "batch", "side"})
     ->ArgsProduct({{0, 1}, {1, 64}, {64, 224}})
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+// Fashion-MNIST's 28 px (1 channel; the demo's baseline), the 64- and 128-px Imagenette presets.
+BENCHMARK(BM_MobileNetTrainStep)
+    ->ArgNames({"large", "batch", "side", "in_chans"})
+    ->Args({0, 128, 28, 1})
+    ->Args({0, 128, 64, 3})
+    ->Args({0, 128, 128, 3})
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_MobileNetDevice)

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """PyTorch side of bench/bench_mobilenet.cpp: torchvision mobilenet_v3_{small,large}(num_classes=10),
-eval mode, torch.inference_mode, the same names, shapes and threads (2).
+eval mode, torch.inference_mode, the same names, shapes and threads (2); and training steps.
 
   /usr/bin/python3 bench/torch_mobilenet.py --out py.json [--cpp cpp.json] [--filter Forward]
 Writes {"benchmarks": [{"name": "BM_MobileNetForward/large:0/batch:1/side:224/real_time",
@@ -18,6 +18,8 @@ import torchvision
 CASES = [("BM_MobileNetForward", large, batch, side)
          for large in (0, 1) for batch in (1, 64) for side in (64, 224)]
 CASES += [("BM_MobileNetDevice", 0, 1, 224), ("BM_MobileNetServer", 0, 1, 224)]
+# Training steps (train mode, cross-entropy, AdamW lr 1e-3 wd 0.05): (large, batch, side, in_chans).
+TRAIN_CASES = [(0, 128, 28, 1), (0, 128, 64, 3), (0, 128, 128, 3)]
 
 
 def name_of(bench, large, batch, side):
@@ -75,6 +77,25 @@ def main():
             ms = statistics.median(time_call(fn, a.min_time) for _ in range(a.repeats))
             results.append({"name": name, "median_ms": ms})
             print(f"{name}: {ms:.3f} ms", flush=True)
+    for large, batch, side, in_chans in TRAIN_CASES:
+        name = f"BM_MobileNetTrainStep/large:{large}/batch:{batch}/side:{side}/in_chans:{in_chans}/real_time"
+        if a.filter not in name:
+            continue
+        m = getattr(torchvision.models, f"mobilenet_v3_{'large' if large else 'small'}")(num_classes=10)
+        if in_chans != 3:  # as tokcom's in_chans: only features.0.0's input channels change
+            c = m.features[0][0]
+            m.features[0][0] = torch.nn.Conv2d(in_chans, c.out_channels, 3, 2, 1, bias=False)
+        m.train()
+        adam = torch.optim.AdamW(m.parameters(), lr=1e-3, weight_decay=0.05)
+        x, y = torch.randn(batch, in_chans, side, side), torch.randint(0, 10, (batch,))
+
+        def step():
+            adam.zero_grad()
+            torch.nn.functional.cross_entropy(m(x), y).backward()
+            adam.step()
+        ms = statistics.median(time_call(step, a.min_time) for _ in range(a.repeats))
+        results.append({"name": name, "median_ms": ms})
+        print(f"{name}: {ms:.3f} ms", flush=True)
     with open(a.out, "w") as f:
         json.dump({"threads": a.threads, "torch": torch.__version__, "benchmarks": results}, f, indent=1)
     if a.cpp:

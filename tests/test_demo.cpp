@@ -3,8 +3,10 @@
 // run reuses every finished stage (same commands), so an interrupted demo resumes where it stopped.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
+#include <regex>
 
 #include "common/helpers.h"
 #include "tokcom/control/optimize.h"
@@ -24,7 +26,7 @@ size_t count(const std::string& s, const std::string& what) {
 TEST(Demo, QuickRunWritesReportAndRerunReusesStages) {
   const std::string dir = test::temp_dir("demo");
   std::string out;
-  ASSERT_EQ(test::run_cli("--log-level warn demo --quick -o " + dir, &out), 0) << out;
+  ASSERT_EQ(test::run_cli("--log-level warn --threads 2 demo --quick -o " + dir, &out), 0) << out;
   // Two stages at a time by default (--jobs 2): each starts only after the stages it reads are done,
   // and at some point two run at once.
   const auto started = [&](const std::string& name) { return out.find("/12] " + name + "\n"); };
@@ -38,6 +40,30 @@ TEST(Demo, QuickRunWritesReportAndRerunReusesStages) {
     for (const auto& input : inputs) EXPECT_LT(done(input), started(stage)) << input << " before " << stage << "\n" << out;
   }
   EXPECT_LT(started("mobilenet"), done("backbone")) << "the MobileNet chain runs beside the ViT's\n" << out;
+  // The two cores are shared: the two first stages get one thread each, a stage gets the free
+  // cores divided among the stages that start with it, and the running stages never hold more
+  // than two threads together.
+  const auto threads_of = [&](const std::string& stage) {
+    std::smatch m;
+    const std::string command = read_file(dir + "/" + stage + "/.command");
+    return std::regex_search(command, m, std::regex(" --threads (\\d+) ")) ? std::stoi(m[1]) : -1;
+  };
+  EXPECT_EQ(threads_of("backbone"), 1);
+  EXPECT_EQ(threads_of("mobilenet"), 1);
+  std::vector<std::pair<size_t, int>> events;  // (position in the log, threads taken or given back)
+  for (const auto& [stage, inputs] : reads) events.push_back({started(stage), threads_of(stage)});
+  for (const auto& [stage, inputs] : reads) events.push_back({done(stage), -threads_of(stage)});
+  for (const char* stage : {"backbone", "mobilenet", "digital"}) {
+    events.push_back({started(stage), threads_of(stage)});
+    events.push_back({done(stage), -threads_of(stage)});
+  }
+  std::sort(events.begin(), events.end());
+  int busy = 0;
+  for (const auto& [at, threads] : events) {
+    ASSERT_NE(threads, 0) << out;
+    busy += threads;
+    EXPECT_LE(busy, 2) << "at " << out.substr(at, 60) << "\n" << out;
+  }
   for (const char* f : {"README.md", "report.md", "report.html", "sweep/sweep.csv", "digital/digital.csv",
                         "proxy/proxy.csv", "control/deploy_summary.csv", "control/summary.csv", "fig9/fig9.png",
                         "bank/jscc-robust-r0.1.safetensors", "bank/jscc-noiseless-r0.5.safetensors",
@@ -88,7 +114,7 @@ TEST(Demo, QuickRunWritesReportAndRerunReusesStages) {
         << "line " << deploy.lines[i] << ": " << deploy.text(i, "scenario") << " repeat " << deploy.text(i, "repeat");
   }
 
-  ASSERT_EQ(test::run_cli("--log-level warn demo --quick -o " + dir, &out), 0) << out;
+  ASSERT_EQ(test::run_cli("--log-level warn --threads 2 demo --quick -o " + dir, &out), 0) << out;
   size_t reused = 0;
   for (size_t p = out.find("reused"); p != std::string::npos; p = out.find("reused", p + 1)) ++reused;
   EXPECT_EQ(reused, 11u) << out;  // every stage but the report
@@ -97,7 +123,7 @@ TEST(Demo, QuickRunWritesReportAndRerunReusesStages) {
   // the others are still reused.
   std::filesystem::remove(dir + "/fig9/fig9.png");
   write_file_atomic(dir + "/digital/.done", "cut sh");
-  ASSERT_EQ(test::run_cli("--log-level warn demo --quick -o " + dir, &out), 0) << out;
+  ASSERT_EQ(test::run_cli("--log-level warn --threads 2 demo --quick -o " + dir, &out), 0) << out;
   EXPECT_NE(out.find("fig9: its output " + dir + "/fig9/fig9.png is gone since it finished; running it again"),
             std::string::npos) << out;
   EXPECT_NE(out.find("digital: " + dir + "/digital/.done is damaged (expected one command digest); running the stage "

@@ -26,7 +26,8 @@ struct DemoArgs {
   std::string dataset = "fashion-mnist", out;
   bool fresh = false, quick = false;
   // Two stage chains at once with one thread each (the ViT chain and the MobileNetV3 one): these small
-  // models use two one-thread processes better than one two-thread process (docs/PERF.md).
+  // models use two one-thread processes better than one two-thread process (docs/PERF.md); a long
+  // stage that starts alone gets both cores (run_plan).
   int jobs = 2;
 };
 
@@ -81,17 +82,17 @@ void run_demo(const DemoArgs& a) {
   plan.push_back({"digital", {"sweep", "--methods", "resize,jpeg", "--backbone", out + "/backbone/model.safetensors", "--channels",
                     "awgn", "--snr", "0,10,20", "--zetas", zetas, "--max-batches", sweep_batches, "--batch-size",
                     sweep_batch_size, "-o",
-                    out + "/digital/digital.csv", "comm.input_values=0"}, {"backbone"}});
+                    out + "/digital/digital.csv", "comm.input_values=0"}, {"backbone"}, /*brief=*/true});
   plan.push_back({"proxy", {"sweep", "--bank", out + "/bank", "--regimes", "robust", "--ratios", ratios, "--channels", "awgn",
                   "--snr=-10:30:5", "--alphas", "0.001,0.01,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9", "--split", "train",
                   "--max-batches", sweep_batches, "--batch-size", sweep_batch_size, "-o", out + "/proxy/proxy.csv"}, {"bank"}});
   plan.push_back({"control", {"optimize", "--table", out + "/proxy/proxy.csv", "--method", "proposal", "--regime", "robust",
                     "--channel", "awgn", "--scenarios", "gauss:10,2.5", "fixed:20", "--zeta-max", zeta_max, "--T", slots,
                     "--window", window, "--bank", out + "/bank", "--deploy-images", deploy_images, "-o",
-                    out + "/control"}, {"proxy", "bank"}});
+                    out + "/control"}, {"proxy", "bank"}, /*brief=*/true});
 
   plan.push_back({"fig9", {"visualize", "--checkpoint", out + "/adaptive/model.safetensors", "--alphas", "0.1,0.25,0.5,0.75",
-                 "--count", a.quick ? "2" : "8", "-o", out + "/fig9/fig9.png"}, {"adaptive"}});
+                 "--count", a.quick ? "2" : "8", "-o", out + "/fig9/fig9.png"}, {"adaptive"}, /*brief=*/true});
 
   const int total = static_cast<int>(plan.size()) + 1;  // + the report
   Stages s("demo", out, total);

@@ -124,6 +124,7 @@ Stages::Started Stages::start(int index, const std::string& name, const std::vec
   Started st;
   st.index = index;
   st.name = name;
+  st.threads = threads;
   // `line` is the command without the global options (what identifies the stage); `full` is what
   // .command records and --plan prints.
   st.line = "tokcom";
@@ -206,8 +207,13 @@ void Stages::finish(const Started& st, int status) {
 
 namespace {
 
-// Up to `jobs` stages at once, each starting when the stages it reads are finished.
-void run_parallel(Stages& stages, const std::vector<PlannedStage>& plan, const std::vector<bool>& selected, int jobs) {
+// Up to `jobs` stages at once, each starting when the stages it reads are finished, the `threads`
+// cores shared among them: a stage gets the free cores divided among the stages ready to start
+// with it, brief ones not counted (so a long stage that starts alone, the other chain finished or
+// waiting, gets them all); the sum never exceeds `threads`, and a running stage keeps what it
+// started with. A brief stage takes one core when one is free.
+void run_parallel(Stages& stages, const std::vector<PlannedStage>& plan, const std::vector<bool>& selected, int jobs,
+                  int threads) {
   const size_t n = plan.size();
   std::vector<int> state(n, 0);  // 0 waiting, 1 running, 2 finished (or not selected)
   std::map<pid_t, Stages::Started> running;
@@ -224,14 +230,21 @@ void run_parallel(Stages& stages, const std::vector<PlannedStage>& plan, const s
     for (const auto& [pid, st] : running) waitpid(pid, nullptr, 0);
     running.clear();
   };
+  const auto ready = [&](size_t i) {
+    return state[i] == 0 && std::all_of(plan[i].inputs.begin(), plan[i].inputs.end(),
+                                        [&](const std::string& in) { return state[index_of.at(in)] == 2; });
+  };
+  threads = std::max(threads, jobs);  // at least one thread per job, as with --threads below --jobs
+  int busy = 0;                       // threads of the running stages
   size_t finished = std::count(state.begin(), state.end(), 2);
   while (finished < n) {
     // Start every stage whose inputs are finished, in plan order, while there is room.
-    for (size_t i = 0; i < n && static_cast<int>(running.size()) < jobs; ++i) {
-      if (state[i] != 0) continue;
-      const bool ready = std::all_of(plan[i].inputs.begin(), plan[i].inputs.end(),
-                                     [&](const std::string& in) { return state[index_of.at(in)] == 2; });
-      if (!ready) continue;
+    for (size_t i = 0; i < n && static_cast<int>(running.size()) < jobs && busy < threads; ++i) {
+      if (!ready(i)) continue;
+      int starting = 0;  // the long stages that start in this pass, this one included
+      for (size_t j = i; j < n; ++j) starting += ready(j) && !plan[j].brief ? 1 : 0;
+      starting = std::min(starting, jobs - static_cast<int>(running.size()));
+      stages.set_child_threads(plan[i].brief ? 1 : std::max(1, (threads - busy) / std::max(starting, 1)));
       Stages::Started st;
       try {
         st = stages.start(static_cast<int>(i) + 1, plan[i].name, plan[i].args, plan[i].inputs);
@@ -245,6 +258,7 @@ void run_parallel(Stages& stages, const std::vector<PlannedStage>& plan, const s
         continue;
       }
       state[i] = 1;
+      busy += st.threads;
       running.emplace(st.pid, std::move(st));
     }
     if (running.empty()) {
@@ -257,6 +271,7 @@ void run_parallel(Stages& stages, const std::vector<PlannedStage>& plan, const s
     if (it == running.end()) continue;  // not one of ours
     const Stages::Started st = it->second;
     running.erase(it);
+    busy -= st.threads;
     try {
       stages.finish(st, status);
     } catch (...) {
@@ -295,8 +310,7 @@ void run_plan(Stages& stages, const std::vector<PlannedStage>& plan, const std::
   }
   if (jobs > 1 && !stages.dry_run()) {
     const int threads = global_options().threads > 0 ? global_options().threads : core_count();
-    stages.set_child_threads(std::max(1, threads / jobs));
-    run_parallel(stages, plan, run, jobs);
+    run_parallel(stages, plan, run, jobs, threads);
     return;
   }
   for (size_t i = 0; i < plan.size(); ++i) {

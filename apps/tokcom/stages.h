@@ -33,12 +33,13 @@ class Stages {
     std::string name, dir, digest, stamps, line, full;
     std::vector<std::string> outputs;  // what the command writes (its -o / --out / train.out= paths)
     double t0 = 0;  // steady-clock seconds at the start
+    int threads = 0;  // its --threads
   };
   Started start(int index, const std::string& name, const std::vector<std::string>& args,
                 const std::vector<std::string>& inputs);
   void finish(const Started& started, int status);
-  // --threads of every child (0 = this process's own); run_plan gives each of J parallel stages
-  // its share of the cores.
+  // --threads of the children started from now on (0 = this process's own); run_plan gives each
+  // of J parallel stages its share of the cores that are free when it starts.
   void set_child_threads(int threads) { child_threads_ = threads; }
   bool dry_run() const { return dry_run_; }
   // Dry run (`reproduce --plan`): run() prints each stage's full command (as its .command will read)
@@ -63,6 +64,9 @@ struct PlannedStage {
   std::string name;                 // its folder under the output ("sweep/part-0-of-2")
   std::vector<std::string> args;    // the tokcom command
   std::vector<std::string> inputs;  // names of earlier stages of the same plan
+  // A stage of seconds (a figure, a small table): side by side it waits for a free core rather than
+  // taking a share of the cores from a long stage that starts with it.
+  bool brief = false;
 };
 
 // Runs `plan`: every stage, or those `selected` names and their sub-stages ("sweep" selects
@@ -70,7 +74,8 @@ struct PlannedStage {
 // selected name that is not in the plan; std::logic_error for an input that is not an earlier stage.
 // jobs = 1 runs the stages in order. jobs > 1 runs up to that many side by side, a stage starting
 // once every stage it reads has finished (the declared inputs are the whole dependency graph), each
-// child with max(1, threads / jobs) threads; a stage that fails stops the others (SIGTERM; training
+// child with the free cores divided among the stages that start with it (brief ones not counted),
+// so the children's threads never exceed max(threads, jobs); a stage that fails stops the others (SIGTERM; training
 // resumes from its last epoch) and run_plan throws its error. A dry run is always in order.
 void run_plan(Stages& stages, const std::vector<PlannedStage>& plan, const std::vector<std::string>& selected = {},
               int jobs = 1);
