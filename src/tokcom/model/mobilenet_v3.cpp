@@ -73,9 +73,14 @@ torch::Tensor conv2d_reachable(const torch::Tensor& x, const torch::Tensor& weig
   const int64_t kh = weight.size(2), kw = weight.size(3);
   const int64_t ch = unreachable_taps(x.size(2), kh, stride, padding);
   const int64_t cw = unreachable_taps(x.size(3), kw, stride, padding);
-  if (ch == 0 && cw == 0) return torch::conv2d(x, weight, {}, stride, padding, 1, groups);
-  const torch::Tensor w = weight.slice(2, ch, kh - ch).slice(3, cw, kw - cw);
-  return torch::conv2d(x, w, {}, stride, {padding - ch, padding - cw}, 1, groups);
+  const torch::Tensor w = ch == 0 && cw == 0 ? weight : weight.slice(2, ch, kh - ch).slice(3, cw, kw - cw);
+  const int64_t ph = padding - ch, pw = padding - cw;
+  // A map still smaller than the kernel (5×5 on 4×4, 3×3 on 2×2) gets its zero padding as
+  // values: oneDNN's depthwise weight gradient takes the generic path when the input is smaller
+  // than the kernel, whatever the padding.
+  if ((x.size(2) < w.size(2) || x.size(3) < w.size(3)) && (ph > 0 || pw > 0))
+    return torch::conv2d(torch::constant_pad_nd(x, {pw, pw, ph, ph}), w, {}, stride, std::vector<int64_t>{0, 0}, 1, groups);
+  return torch::conv2d(x, w, {}, stride, {ph, pw}, 1, groups);
 }
 
 torch::Tensor ConvNormActivationImpl::forward(const torch::Tensor& x) {
@@ -199,9 +204,13 @@ torch::Tensor MobileNetV3Impl::forward_features(torch::Tensor x, int64_t begin, 
   // `tokcom --precision bf16` outside training; the result leaves in the input's dtype.
   const AutocastScope autocast(forward_precision(is_training()), x.device());
   const auto dtype = x.scalar_type();
+  // On the CPU the feature maps run channels-last (NHWC): oneDNN's convolutions take them as they
+  // are, where NCHW maps are reordered to its blocked layout and back around every convolution
+  // (a third of a training step at 128 px; docs/PERF.md). Callers get NCHW back.
+  if (x.device().is_cpu()) x = x.contiguous(at::MemoryFormat::ChannelsLast);
   for (auto it = features->begin() + begin; it != features->begin() + end; ++it)
     x = it->forward<torch::Tensor>(x);
-  return x.to(dtype);
+  return x.to(dtype).contiguous();
 }
 
 torch::Tensor MobileNetV3Impl::forward_device(const torch::Tensor& x) {

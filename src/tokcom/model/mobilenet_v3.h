@@ -43,7 +43,9 @@ enum class ConvActivation { kNone, kReLU, kHardswish };
 // depthwise convolutions on 1×1 and 2×2 maps at 28–64 px) the outer taps only ever multiply zero
 // padding, and oneDNN runs those shapes through a generic im2col + GEMM path ~30–100× slower than
 // its depthwise kernel (docs/PERF.md). Exact: the cropped taps' gradients are zero either way.
-// The crop is symmetric (c taps off each side, padding − c), so the output size is unchanged.
+// The crop is symmetric (c taps off each side, padding − c), so the output size is unchanged. A
+// map still smaller than the cropped kernel is zero-padded explicitly (the same values; oneDNN's
+// depthwise weight gradient needs an input at least as large as the kernel).
 torch::Tensor conv2d_reachable(const torch::Tensor& x, const torch::Tensor& weight, int64_t stride,
                                int64_t padding, int64_t groups);
 // The taps conv2d_reachable crops off each side along an axis of length n (kernel k).
