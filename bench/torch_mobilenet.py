@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """PyTorch side of bench/bench_mobilenet.cpp: torchvision mobilenet_v3_{small,large}(num_classes=10),
-eval mode, torch.inference_mode, the same names, shapes and threads (2); and training steps.
+eval mode, torch.inference_mode, the same names, shapes and threads (2); and training steps. It runs
+on tokcom's terms (bench/peer_env.py: the same OpenBLAS core and glibc malloc settings).
 
   /usr/bin/python3 bench/torch_mobilenet.py --out py.json [--cpp cpp.json] [--filter Forward]
 Writes {"benchmarks": [{"name": "BM_MobileNetForward/large:0/batch:1/side:224/real_time",
@@ -9,11 +10,19 @@ Writes {"benchmarks": [{"name": "BM_MobileNetForward/large:0/batch:1/side:224/re
 """
 import argparse
 import json
+import os
 import statistics
+import sys
 import time
 
-import torch
-import torchvision
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import peer_env  # noqa: E402
+
+if __name__ == "__main__":  # tokcom's terms: its OpenBLAS core (the classifier) and malloc settings
+    peer_env.same_terms(peer_env.flag_value(sys.argv, "--blas-core"))
+
+import torch  # noqa: E402
+import torchvision  # noqa: E402
 
 CASES = [("BM_MobileNetForward", large, batch, side)
          for large in (0, 1) for batch in (1, 64) for side in (64, 224)]
@@ -54,6 +63,7 @@ def main():
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--min-time", type=float, default=0.5)
+    p.add_argument("--blas-core", help="OpenBLAS core (default: the one `tokcom --version` reports)")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
