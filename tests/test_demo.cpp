@@ -50,10 +50,10 @@ TEST(Demo, QuickRunWritesReportAndRerunReusesStages) {
   };
   EXPECT_EQ(threads_of("backbone"), 1);
   EXPECT_EQ(threads_of("mobilenet"), 1);
+  std::vector<std::string> stages = {"backbone", "mobilenet", "digital"};  // every stage: these and those in `reads`
+  for (const auto& [stage, inputs] : reads) stages.push_back(stage);
   std::vector<std::pair<size_t, int>> events;  // (position in the log, threads taken or given back)
-  for (const auto& [stage, inputs] : reads) events.push_back({started(stage), threads_of(stage)});
-  for (const auto& [stage, inputs] : reads) events.push_back({done(stage), -threads_of(stage)});
-  for (const char* stage : {"backbone", "mobilenet", "digital"}) {
+  for (const std::string& stage : stages) {
     events.push_back({started(stage), threads_of(stage)});
     events.push_back({done(stage), -threads_of(stage)});
   }

@@ -41,7 +41,7 @@ ConvNormActivationImpl::ConvNormActivationImpl(int64_t in,
       groups_(groups) {
   conv = register_module("0", nn::Conv2d(nn::Conv2dOptions(in, out, kernel)
                                              .stride(stride)
-                                             .padding((kernel - 1) / 2 * dilation)
+                                             .padding(padding_)
                                              .dilation(dilation)
                                              .groups(groups)
                                              .bias(false)));
@@ -206,16 +206,17 @@ torch::Tensor MobileNetV3Impl::forward_features(torch::Tensor x, int64_t begin, 
   const auto dtype = x.scalar_type();
   // On the CPU the feature maps run channels-last (NHWC): oneDNN's convolutions take them as they
   // are, where NCHW maps are reordered to its blocked layout and back around every convolution
-  // (a third of a training step at 128 px; docs/PERF.md). Callers get NCHW back.
+  // (a third of a training step at 128 px; docs/PERF.md). The maps a caller gets are made NCHW
+  // where they leave the model (forward_device, forward_hidden), not between two halves.
   if (x.device().is_cpu()) x = x.contiguous(at::MemoryFormat::ChannelsLast);
   for (auto it = features->begin() + begin; it != features->begin() + end; ++it)
     x = it->forward<torch::Tensor>(x);
-  return x.to(dtype).contiguous();
+  return x.to(dtype);
 }
 
 torch::Tensor MobileNetV3Impl::forward_device(const torch::Tensor& x) {
   check_input("MobileNetV3::forward_device", x);
-  return forward_features(x, 0, kSplit);
+  return forward_features(x, 0, kSplit).contiguous();
 }
 
 torch::Tensor MobileNetV3Impl::forward_server(const torch::Tensor& f) {
@@ -238,7 +239,7 @@ std::vector<std::pair<std::string, torch::Tensor>> MobileNetV3Impl::forward_hidd
   torch::Tensor y = x;
   for (int64_t i = 0; i < num_features(); ++i) {
     y = forward_features(y, i, i + 1);
-    out.emplace_back(fmt::format("features.{}", i), y);
+    out.emplace_back(fmt::format("features.{}", i), y.contiguous());
   }
   return out;
 }

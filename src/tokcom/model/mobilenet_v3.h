@@ -118,7 +118,7 @@ class MobileNetV3Impl : public torch::nn::Module {
   // Server half: features[3:] → global average pool → classifier. f =
   // forward_device's output.
   torch::Tensor forward_server(const torch::Tensor& f);
-  // Runs features [begin, end) (no input check).
+  // Runs features [begin, end) (no input check); on the CPU the result is channels-last.
   torch::Tensor forward_features(torch::Tensor x, int64_t begin, int64_t end);
   // `predict --hidden`: ("features.{i}", output of stage i) for every feature
   // stage, in order.
