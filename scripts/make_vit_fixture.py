@@ -147,7 +147,7 @@ def randomise(model):
             b.threshold.bias.fill_(0.0)
 
 
-def write_safetensors(path, tensors):
+def write_safetensors(path, tensors, producer="scripts/make_vit_fixture.py", seed=SEED):
     dtypes = {torch.float32: "F32", torch.int64: "I64"}
     header, blobs, offset = {}, [], 0
     for name in sorted(tensors):
@@ -157,7 +157,7 @@ def write_safetensors(path, tensors):
                         "data_offsets": [offset, offset + len(data)]}
         blobs.append(data)
         offset += len(data)
-    header["__metadata__"] = {"producer": "scripts/make_vit_fixture.py", "seed": str(SEED)}
+    header["__metadata__"] = {"producer": producer, "seed": str(seed)}
     text = json.dumps(header, separators=(",", ":")).encode()
     text += b" " * (-len(text) % 8)
     tmp = path + ".tmp"

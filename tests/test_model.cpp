@@ -604,14 +604,65 @@ TEST(Weights, ImportTimmCheckpointKeepsFreshMethodTensors) {
   EXPECT_NE(error_of([&] { import_timm_weights(target, bad, "d.safetensors"); }).find("dist_token"),
             std::string::npos);
   bad = timm;
-  bad["pos_embed"] = torch::zeros({1, 197, 48});
+  bad["pos_embed"] = torch::zeros({1, 196, 48});  // 195 patch rows: no square grid to resample
   const std::string msg = error_of([&] { import_timm_weights(target, bad, "d.safetensors"); });
-  EXPECT_NE(msg.find("ShapeError: d.safetensors: tensor 'pos_embed' has shape [1, 197, 48]"), std::string::npos)
+  EXPECT_NE(msg.find("ShapeError: d.safetensors: tensor 'pos_embed' has shape [1, 196, 48]"), std::string::npos)
       << msg;
+  bad = timm;
+  bad["patch_embed.proj.weight"] = torch::zeros({48, 3, 16, 16});  // another patch size is not resampled
+  EXPECT_NE(error_of([&] { import_timm_weights(target, bad, "d.safetensors"); }).find("patch_embed.proj.weight"),
+            std::string::npos);
   bad = timm;
   bad.erase("norm.weight");
   EXPECT_NE(error_of([&] { import_timm_weights(target, bad, "d.safetensors"); }).find("missing tensors: norm.weight"),
             std::string::npos);
+}
+
+// timm's resample_abs_pos_embed, against the fixture its restatement wrote
+// (scripts/make_pos_embed_fixture.py): 14 × 14 → 8 × 8 (DeiT-Tiny at 224 px → 128 px) and → 20 × 20.
+TEST(Weights, PosEmbedResampleMatchesTimm) {
+  const Safetensors f = read_safetensors(std::string(TOKCOM_TEST_DATA) + "/pos_embed_fixture.safetensors");
+  const torch::Tensor input = f.tensors.at("input");
+  for (int64_t g : {8, 20}) {
+    const torch::Tensor want = f.tensors.at(fmt::format("resampled.{}", g));
+    const torch::Tensor got = resample_pos_embed(input, g);
+    ASSERT_TRUE(got.sizes().equals(want.sizes())) << g;
+    EXPECT_LT(max_abs(got, want), 1e-5) << g;
+  }
+  EXPECT_TRUE(resample_pos_embed(input, 14).equal(input));  // its own grid: unchanged
+  // The grid is row-major (row, column): a field that varies along rows only still does after
+  // resampling, and the class token's row is untouched. A transposed grid fails here.
+  torch::Tensor field = torch::zeros({1, 1 + 6 * 6, 2});
+  for (int64_t r = 0; r < 6; ++r) {
+    for (int64_t c = 0; c < 6; ++c) field[0][1 + r * 6 + c][0] = static_cast<double>(r * r);  // rows only
+  }
+  field[0][0][1] = 3.0;
+  field.slice(1, 1).select(2, 1).fill_(0.25);  // a constant stays constant (normalised weights)
+  const torch::Tensor out = resample_pos_embed(field, 4);
+  EXPECT_EQ(out[0][0][1].item<double>(), 3.0);
+  const torch::Tensor grid = out.slice(1, 1).select(2, 0).reshape({4, 4});
+  EXPECT_LT(max_abs(grid, grid.select(1, 0).unsqueeze(1).expand({4, 4})), 1e-5);  // constant along a row
+  EXPECT_GT(grid[3][0].item<double>(), grid[0][0].item<double>() + 10.0);          // and grows down the rows
+  EXPECT_LT((out.slice(1, 1).select(2, 1) - 0.25).abs().max().item<double>(), 1e-6);
+  EXPECT_NE(error_of([&] { resample_pos_embed(torch::zeros({1, 1 + 15, 2}), 4); }).find("not a square grid"),
+            std::string::npos);
+}
+
+// `weights import` of a checkpoint at another image size (same patch size): pos_embed resampled to the
+// model's grid, everything else copied as it is.
+TEST(Weights, ImportAtAnotherImageSizeResamplesPosEmbed) {
+  torch::manual_seed(5);
+  Vit source(tiny().image_size(56).adaptive_blocks({}));  // 7 × 7 patches of 8 px
+  const TensorMap timm = export_timm_weights(source, /*timm_only=*/true);
+  Vit target(tiny());  // 32 px: 4 × 4
+  const WeightsImport report = import_timm_weights(target, timm, "deit56.safetensors");
+  EXPECT_EQ(report.pos_embed_resampled_from, 7);
+  EXPECT_FALSE(report.head_reinitialised);
+  EXPECT_LT(max_abs(target->pos_embed, resample_pos_embed(source->pos_embed, 4)), 1e-7);
+  EXPECT_TRUE(target->blocks[0]->as<BlockImpl>()->attn->qkv->weight.equal(
+      source->blocks[0]->as<BlockImpl>()->attn->qkv->weight));
+  TensorMap same = export_timm_weights(target, true);
+  EXPECT_EQ(fit_pos_embed(same, target, "same.safetensors"), 0);  // its own grid: nothing to do
 }
 
 TEST(Weights, ExportTimmOnlyDropsMethodTensors) {

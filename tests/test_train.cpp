@@ -14,6 +14,7 @@
 #include "tokcom/core/safetensors.h"
 #include "tokcom/core/state_dict.h"
 #include "tokcom/model/vit.h"
+#include "tokcom/model/weights_io.h"
 #include "tokcom/model/budget_loss.h"
 #include "tokcom/data/dataset.h"
 #include "tokcom/data/loader.h"
@@ -432,6 +433,26 @@ TEST(Trainer, AdaptiveStageLowersLossAndKeptFractionMovesTowardAlpha) {
   EXPECT_LT(kept_last, 0.6) << "first epoch kept " << kept_first;
   EXPECT_LT(kept_last, kept_first + 1e-9);
   EXPECT_DOUBLE_EQ(records.back().kept_fraction.at(1), 1.0);  // α = 1: static path, nothing dropped
+}
+
+// Progressive resizing: a backbone trained at 14 px (2 × 2 patches of 7) starts the 28-px model
+// (4 × 4) through train.init, its pos_embed resampled and every other weight taken over. After one
+// Adam step of lr 1e-3 every weight is within ~1e-3 of where it started; a fresh pos_embed or fresh
+// blocks (init ignored, or the pos_embed refused) would be ~0.02 away.
+TEST(Trainer, InitFromAnotherImageSizeResamplesPosEmbed) {
+  const std::string dir = test::temp_dir("resize");
+  TrainRunOptions run;
+  run.seed = 2;
+  const std::vector<std::string> small = {"data.image_size=14", "model.image_size=14"};
+  train(tiny_config(dir + "/small", "backbone", 1, 2, small), run);
+  const std::string init = dir + "/small/model.safetensors";
+  train(tiny_config(dir + "/large", "backbone", 1, 1, {"train.init=" + init}), run);
+  const TensorMap before = read_safetensors(init).tensors, after = read_safetensors(dir + "/large/model.safetensors").tensors;
+  ASSERT_EQ(before.at("pos_embed").size(1), 1 + 4);
+  ASSERT_EQ(after.at("pos_embed").size(1), 1 + 16);
+  const auto gap = [](const torch::Tensor& a, const torch::Tensor& b) { return (a - b).abs().max().item<double>(); };
+  EXPECT_LT(gap(after.at("pos_embed"), resample_pos_embed(before.at("pos_embed"), 4)), 3e-3);
+  EXPECT_LT(gap(after.at("blocks.0.attn.qkv.weight"), before.at("blocks.0.attn.qkv.weight")), 3e-3);
 }
 
 // Distillation from a teacher pulls the student's predictions towards the teacher's: the same

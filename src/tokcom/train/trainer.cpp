@@ -24,6 +24,7 @@
 #include "tokcom/model/budget_loss.h"
 #include "tokcom/model/mobilenet_v3.h"
 #include "tokcom/model/vit.h"
+#include "tokcom/model/weights_io.h"
 #include "tokcom/train/distill.h"
 #include "tokcom/train/distributed.h"
 #include "tokcom/train/hard_count.h"
@@ -142,7 +143,11 @@ std::vector<EpochRecord> train(const Config& config, const TrainRunOptions& run)
   }
   const std::string init = config.get_string("train.init");
   if (!init.empty()) {
-    const LoadReport report = load_module(init, module, /*strict=*/false);
+    // A ViT checkpoint of another image size (same patch size) starts this one with its position
+    // embeddings resampled to this grid (progressive resizing; docs/model.md "Other image sizes").
+    TensorMap tensors = read_safetensors(init).tensors;
+    if (model) fit_pos_embed(tensors, model, init);
+    const LoadReport report = load_tensors(module, tensors, init, /*strict=*/false);
     spdlog::info("init from {}: {} tensors missing (fresh), {} unexpected (ignored)", init, report.missing.size(),
                  report.unexpected.size());
     for (const auto& m : report.missing) spdlog::debug("  fresh: {}", m);
