@@ -305,8 +305,23 @@ TEST(JsccStage, TrainsFrozenDeviceResumesAndSweepShardsMerge) {
   };
   TrainRunOptions run;
   run.seed = 4;
-  const auto straight = train_jscc(config_for(dir + "/a", 2), run);
+  int64_t reused = 0;
+  TrainRunOptions counted = run;
+  counted.frozen_batches_reused = &reused;
+  const auto straight = train_jscc(config_for(dir + "/a", 2), counted);
   ASSERT_EQ(straight.size(), 4u);  // 2 ratios × 2 epochs
+  EXPECT_EQ(reused, 6);  // r = 0.5 took its 2 epochs × 3 batches from r = 0.1's frozen device outputs
+  // Exact: the same bank with the cache off, every pair computing its own device half, is bit-identical.
+  TrainRunOptions uncached = counted;
+  uncached.frozen_cache_mb = 0;
+  train_jscc(config_for(dir + "/off", 2), uncached);
+  EXPECT_EQ(reused, 0);
+  for (double r : {0.1, 0.5}) {
+    const auto a = read_safetensors(jscc_file(dir + "/a", "robust", r)).tensors;
+    const auto off = read_safetensors(jscc_file(dir + "/off", "robust", r)).tensors;
+    ASSERT_EQ(a.size(), off.size());
+    for (const auto& [name, value] : a) EXPECT_TRUE(torch::equal(value, off.at(name))) << name << " r " << r;
+  }
   TrainRunOptions first = run;
   first.stop_after_epochs = 1;
   for (const char* d : {"/b", "/c"}) {

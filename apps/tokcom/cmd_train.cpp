@@ -17,6 +17,7 @@ namespace fs = std::filesystem;
 struct TrainArgs {
   std::string config = "fmnist";
   bool resume = false, force = false;
+  int64_t frozen_cache_mb = TrainRunOptions().frozen_cache_mb;
   std::string out;  // -o: train.out
   std::vector<std::string> overrides;
   DistributedOptions dist;  // unset fields come from WORLD_SIZE, RANK, MASTER_ADDR, MASTER_PORT (or Slurm's)
@@ -59,6 +60,7 @@ void run_train(const TrainArgs& args) {
   TrainRunOptions run;
   run.resume = args.resume;
   run.seed = global_options().seed;
+  run.frozen_cache_mb = args.frozen_cache_mb;
   Distributed dist(args.dist);  // a world of one unless asked: no process group
   run.distributed = &dist;
   train(config, run);
@@ -88,6 +90,11 @@ void add_train(CLI::App& app) {
       ->check(kFiniteNonNegative);
   cmd->add_option("--dist-store", args->dist.store,
                   "file:PATH: rendezvous through a FileStore on a shared file system instead of --master");
+  cmd->add_option("--frozen-cache-mb", args->frozen_cache_mb,
+                  "train.stage=jscc: MB of the frozen device half's outputs kept for the bank's other (regime, r) "
+                  "pairs, which train on the same batches (exact; 0 = off)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   cmd->add_option("-o,--out", args->out, "Output folder: the same as train.out=DIR");
   cmd->add_option("overrides", args->overrides, "key.sub=value overrides, e.g. train.epochs=5 train.stage=adaptive");
   cmd->footer(

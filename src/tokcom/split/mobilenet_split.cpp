@@ -202,14 +202,11 @@ class MobileNetPair : public TrainablePair {
   const std::vector<torch::Tensor>& codec_parameters() const override { return codec_parameters_; }
   bool has_budget() const override { return false; }
   void train_mode() override { net_->set_jscc_training_mode(); }
-  Payload send(const torch::Tensor& images, const torch::Tensor&) override {
-    torch::Tensor f;
-    {
-      torch::NoGradGuard no_grad;
-      f = net_->mobilenet->forward_device(images);
-    }
-    return mobilenet_encode(net_, f, 0);
+  FrozenBatch frozen(const torch::Tensor& images, const torch::Tensor&) override {
+    torch::NoGradGuard no_grad;
+    return {{net_->mobilenet->forward_device(images)}};  // the feature map
   }
+  Payload encode(const FrozenBatch& batch) override { return mobilenet_encode(net_, batch.tensors.at(0), 0); }
   torch::Tensor receive(const Payload& received) override { return mobilenet_server_logits(net_, received); }
   torch::Tensor codec_rows(const torch::Tensor& images, const torch::Tensor&) override {
     torch::NoGradGuard no_grad;

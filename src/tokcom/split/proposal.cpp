@@ -294,12 +294,17 @@ class ProposalPair : public TrainablePair {
     vit_->eval();  // METHOD §10 P22: the device's selection runs in eval mode (1e-3 cutoff active)
     codec_->train();
   }
-  Payload send(const torch::Tensor& images, const torch::Tensor& budgets) override {
+  // The device's tokens: what encode_tokens reads of them (x, mask, padding).
+  FrozenBatch frozen(const torch::Tensor& images, const torch::Tensor& budgets) override {
+    torch::NoGradGuard no_grad;
+    const TokenState state = device_tokens(vit_, images, budgets, split_, SelectionMode::kSoft);
+    return {{state.x, state.mask, state.padding}};
+  }
+  Payload encode(const FrozenBatch& batch) override {
     TokenState state;
-    {
-      torch::NoGradGuard no_grad;
-      state = device_tokens(vit_, images, budgets, split_, SelectionMode::kSoft);
-    }
+    state.x = batch.tensors.at(0);
+    state.mask = batch.tensors.at(1);
+    state.padding = batch.tensors.at(2);
     return encode_tokens(codec_->encoder, state, 0, method_, token_scale_, adaptive_);
   }
   torch::Tensor receive(const Payload& received) override {

@@ -9,6 +9,14 @@
 
 namespace tokcom {
 
+int64_t FrozenBatch::bytes() const {
+  int64_t n = 0;
+  for (const auto& t : tensors) {
+    if (t.defined()) n += t.numel() * static_cast<int64_t>(t.element_size());
+  }
+  return n;
+}
+
 int64_t input_values(const Config& config) {
   const int64_t configured = config.get_int("comm.input_values");
   if (configured > 0) return configured;

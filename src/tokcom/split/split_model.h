@@ -67,6 +67,14 @@ struct SplitModel {
 // a budget per image, no gradient into the frozen device half, gradient through the codec and the
 // server half), and what the codec warm start needs. Made by the method's registry entry
 // (split/method.h), so the trainer knows no method by name.
+// What a pair's frozen device half computed for one training batch, packed by the pair (undefined
+// entries allowed). Opaque to the trainer, which keeps it: every pair of a bank trained in one
+// process sees the same batches and budgets, so they share it (jscc_stage.cpp, FrozenCache).
+struct FrozenBatch {
+  std::vector<torch::Tensor> tensors;
+  int64_t bytes() const;  // storage of the defined tensors
+};
+
 class TrainablePair {
  public:
   virtual ~TrainablePair() = default;
@@ -76,8 +84,11 @@ class TrainablePair {
   virtual const std::vector<torch::Tensor>& codec_parameters() const = 0;   // the codec alone (warm start)
   virtual bool has_budget() const = 0;                                      // draws a budget per image
   virtual void train_mode() = 0;                                            // frozen parts stay in eval mode
-  // images (B, C, H, W), budgets (B) or undefined → the payload sent.
-  virtual Payload send(const torch::Tensor& images, const torch::Tensor& budgets) = 0;
+  // images (B, C, H, W), budgets (B) or undefined → the payload sent, in two steps: the frozen device
+  // half (no gradient; the same images and budgets give the same batch), then the trained encoder.
+  virtual FrozenBatch frozen(const torch::Tensor& images, const torch::Tensor& budgets) = 0;
+  virtual Payload encode(const FrozenBatch& batch) = 0;
+  Payload send(const torch::Tensor& images, const torch::Tensor& budgets) { return encode(frozen(images, budgets)); }
   // The received payload → logits (B, classes).
   virtual torch::Tensor receive(const Payload& received) = 0;
   // Warm start: what the codec must carry for a batch (no gradient), one channel "image" per row

@@ -2,6 +2,8 @@
 
 #include <cmath>
 #include <filesystem>
+#include <map>
+#include <utility>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -123,9 +125,21 @@ std::vector<std::pair<int64_t, double>> warm_start_codec(TrainablePair& pn, cons
   return curve;
 }
 
+// The frozen device half's output per training batch (epoch, step in epoch), kept for the next pairs
+// of the same train_jscc call. They all see the same batches (the loader's order and augmentations
+// and the budget draws are seeded by run.seed, epoch and step, never by the pair) through the same
+// frozen device half (train.init, eval mode), so a kept batch is bit for bit what the pair would
+// compute: the bank's 2 × |ratios| pairs run the device half once per batch instead of once each.
+// Bounded by TrainRunOptions::frozen_cache_mb (0 = off); past it, batches are computed as before. Kept
+// where the step computed it (RAM, or the GPU's memory with train.device=cuda).
+struct FrozenCache {
+  int64_t limit_bytes = 0, bytes = 0, computed = 0, reused = 0;
+  std::map<std::pair<int64_t, int64_t>, FrozenBatch> batches;
+};
+
 // Trains one (regime, r); *stopped = true when run.stop_after_epochs ended it early.
 std::vector<JsccEpochRecord> train_pair(const Config& config, const TrainRunOptions& run, Distributed& dist,
-                                        const std::string& regime, double ratio, bool* stopped) {
+                                        const std::string& regime, double ratio, FrozenCache& cache, bool* stopped) {
   const Config pair = pair_config(config, regime, ratio);
   const std::string out = config.get_string("train.out");
   const std::string file = jscc_file(out, regime, ratio);
@@ -249,7 +263,22 @@ std::vector<JsccEpochRecord> train_pair(const Config& config, const TrainRunOpti
                    .slice(0, in.part.begin, in.part.end)
                    .to(device);
     }
-    Payload sent = pn.send(in.images, budget);
+    const auto key = std::make_pair(in.epoch, in.step_in_epoch);
+    const auto kept = cache.batches.find(key);
+    FrozenBatch frozen;
+    if (kept != cache.batches.end()) {
+      frozen = kept->second;
+      ++cache.reused;
+    } else {
+      frozen = pn.frozen(in.images, budget);
+      ++cache.computed;
+      const int64_t bytes = frozen.bytes();
+      if (cache.bytes + bytes <= cache.limit_bytes) {
+        cache.batches.emplace(key, frozen);
+        cache.bytes += bytes;
+      }
+    }
+    Payload sent = pn.encode(frozen);
     Payload received = sent;
     if (robust) {  // SNR ~ U(min, max] dB per sample per step (METHOD §5.3)
       const torch::Tensor snr =
@@ -384,15 +413,31 @@ std::vector<JsccEpochRecord> train_jscc(const Config& config, const TrainRunOpti
     config.save(out + "/config.yaml");
   }
   dist.barrier();
+  if (run.frozen_cache_mb < 0) {
+    throw UsageError(fmt::format("--frozen-cache-mb: {}, expected ≥ 0 (0 = off)", run.frozen_cache_mb));
+  }
+  FrozenCache cache;
+  cache.limit_bytes = run.frozen_cache_mb * (int64_t{1} << 20);
   std::vector<JsccEpochRecord> all;
+  const auto report = [&] {
+    if (run.frozen_batches_reused) *run.frozen_batches_reused = cache.reused;
+    if (cache.reused > 0 || cache.computed > 0) {
+      spdlog::info("jscc: the frozen device half ran on {} training batches and {} were reused ({:.0f} MB kept)",
+                   cache.computed, cache.reused, static_cast<double>(cache.bytes) / (1 << 20));
+    }
+  };
   for (const auto& regime : regimes) {
     for (double r : ratios) {
       bool stopped = false;
-      auto records = train_pair(config, run, dist, regime, r, &stopped);
+      auto records = train_pair(config, run, dist, regime, r, cache, &stopped);
       all.insert(all.end(), records.begin(), records.end());
-      if (stopped) return all;
+      if (stopped) {
+        report();
+        return all;
+      }
     }
   }
+  report();
   return all;
 }
 

@@ -20,6 +20,11 @@ struct TrainRunOptions {
   // gradients are averaged over ranks before clipping, validation is split over ranks, and only rank 0
   // writes files.
   Distributed* distributed = nullptr;
+  // JSCC stage: MB of the frozen device half's outputs kept for the bank's next pairs (jscc_stage.cpp,
+  // FrozenCache; exact, so not part of the config and its digest); 0 = off. `tokcom train --frozen-cache-mb`.
+  int64_t frozen_cache_mb = 4096;
+  // Tests: set to the number of JSCC training batches whose frozen device output the stage reused.
+  int64_t* frozen_batches_reused = nullptr;
 };
 
 struct EpochRecord {
