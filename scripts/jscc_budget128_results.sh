@@ -53,11 +53,8 @@ out, seed, kernel = sys.argv[1:4]
 def last(path):
     with open(path) as f:
         return list(csv.DictReader(f))[-1]
-def wilson(p, n, z=1.959963984540054):
-    d = 1 + z * z / n
-    c = (p + z * z / (2 * n)) / d
-    h = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
-    return max(0.0, c - h), min(1.0, c + h)
+sys.path.insert(0, "scripts")
+from wilson import wilson  # noqa: E402
 n = 3925
 clean = float(last(f"{out}/mobilenet.epochs.csv")["val_accuracy"])
 runs = {"jscc128-flat-b32": "warm start + 32 batches, RandAugment (64-px preset)",

@@ -38,11 +38,8 @@ out, seed, epochs, drop_path = sys.argv[1:5]
 def rows(name):
     with open(f"{out}/{name}.epochs.csv") as f:
         return list(csv.DictReader(f))
-def wilson(p, n, z=1.959963984540054):
-    d = 1 + z * z / n
-    c = (p + z * z / (2 * n)) / d
-    h = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
-    return max(0.0, c - h), min(1.0, c + h)
+sys.path.insert(0, "scripts")
+from wilson import wilson  # noqa: E402
 runs = {"recipe128-plain": "preset (RandAugment, smoothing 0.1)",
         "recipe128-deit": f"+ mixup 0.8, CutMix 1.0, drop path {drop_path}"}
 data = {name: rows(name) for name in runs}

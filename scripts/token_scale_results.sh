@@ -51,10 +51,8 @@ import csv, math, sys
 out, seed, ratios, epochs, kernel = sys.argv[1:6]
 modes = ["none", "channel", "free"]
 rows = {m: list(csv.DictReader(open(f"{out}/sweep-{m}.csv"))) for m in modes}
-def wilson(p, n, z=1.96):
-    c = (p + z * z / (2 * n)) / (1 + z * z / n)
-    h = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return c - h, c + h
+sys.path.insert(0, "scripts")
+from wilson import wilson  # noqa: E402
 key = lambda r: (float(r["snr_db"]), float(r["ratio"]), float(r["alpha"]))
 cells = {m: {key(r): r for r in rows[m]} for m in modes}
 n = int(rows["none"][0]["n_images"])
