@@ -272,6 +272,22 @@ TEST(Reproduce, TeacherStageFeedsTheBackboneAndTheAdaptiveStageDistilsItsOwnWay)
   EXPECT_NE(output.find("teacher_distill_hard is set but the backbone has no teacher"), std::string::npos) << output;
   EXPECT_NE(test::run_cli("reproduce -c imagenette64 --teacher-epochs 4 --teacher-model resnet --plan -o " + out, &output), 0);
   EXPECT_NE(output.find("'resnet' is not one of mobilenet-v3-small, mobilenet-v3-large"), std::string::npos) << output;
+  // Progressive resizing: a low-resolution phase of its own, planned before the backbone that starts
+  // from it (and reads it); the teacher stays the backbone's.
+  ASSERT_EQ(test::run_cli("--seed 0 --log-level info reproduce -c imagenette64 --teacher-model baseline "
+                          "--backbone-lowres-epochs 7 --backbone-lowres-size 32 --methods proposal --plan -o " + out, &output),
+            0) << output;
+  const auto lowres = plan_commands(output);
+  ASSERT_TRUE(lowres.count("backbone-lowres")) << output;
+  EXPECT_LT(output.find("] backbone-lowres:"), output.find("] backbone:"));
+  EXPECT_NE(lowres.at("backbone-lowres").find("train.stage=backbone data.image_size=32 model.image_size=32 train.out=" + out +
+                                              "/backbone-lowres train.epochs=7"),
+            std::string::npos) << lowres.at("backbone-lowres");
+  EXPECT_EQ(lowres.at("backbone-lowres").find("train.teacher"), std::string::npos) << lowres.at("backbone-lowres");
+  EXPECT_NE(lowres.at("backbone").find("train.teacher_model=mobilenet-v3-small train.init=" + out +
+                                       "/backbone-lowres/model.safetensors train.warmup_epochs=1"),
+            std::string::npos) << lowres.at("backbone");
+  EXPECT_FALSE(baseline.count("backbone-lowres")) << "no phase unless asked";
   EXPECT_FALSE(fs::exists(out));
 }
 

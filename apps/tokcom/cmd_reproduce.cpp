@@ -37,7 +37,7 @@ struct ReproduceArgs {
   // shrinks these, not the method.
   int64_t sweep_shards = 0, jscc_epochs = 0, deploy_images = 0, adaptive_epochs = 0, mobilenet_epochs = 0;
   int64_t backbone_epochs = 0, jscc_batches = 0, sweep_batches = 0, proxy_batches = 0, jscc_warm_start = 0;
-  int64_t teacher_epochs = 0, digital_shards = 1;
+  int64_t teacher_epochs = 0, digital_shards = 1, backbone_lowres_epochs = 0, backbone_lowres_size = 64;
   std::string alphas, snr, proxy_snr, channels, scenarios, methods;
   std::string teacher_model, teacher_distill_hard, adaptive_distill_kl, adaptive_distill_tokens, device_model;
   bool fresh = false, quick = false, plan = false;
@@ -196,6 +196,21 @@ void run_reproduce(ReproduceArgs& a) {
   }
   std::vector<std::string> backbone_extra = backbone_epochs;
   backbone_extra.insert(backbone_extra.end(), backbone_teacher.begin(), backbone_teacher.end());
+  // Progressive resizing (docs/model.md "Other image sizes"): the backbone first trains at a lower
+  // resolution, same patch size (fewer tokens, so each epoch is cheaper; no teacher, whose images are
+  // the full ones), and the backbone stage starts from it, its pos_embed resampled to the full grid.
+  if (a.backbone_lowres_epochs > 0) {
+    const std::string size = std::to_string(a.backbone_lowres_size);
+    const std::vector<std::string> lowres_epochs =
+        a.quick ? std::vector<std::string>{} : std::vector<std::string>{"train.epochs=" + std::to_string(a.backbone_lowres_epochs)};
+    plan.push_back({"backbone-lowres", with({"train", "--resume", "-c", a.config, "train.stage=backbone",
+                                            "data.image_size=" + size, "model.image_size=" + size,
+                                            "train.out=" + out + "/backbone-lowres"},
+                                           lowres_epochs), {}});
+    backbone_extra.insert(backbone_extra.end(),
+                          {"train.init=" + out + "/backbone-lowres/model.safetensors", "train.warmup_epochs=1"});
+    backbone_reads.push_back("backbone-lowres");
+  }
   plan.push_back({"backbone", with({"train", "--resume", "-c", a.config, "train.stage=backbone",
                                     "train.out=" + out + "/backbone"},
                                    backbone_extra), backbone_reads});
@@ -386,6 +401,10 @@ void add_reproduce(CLI::App& app) {
   knob_int("mobilenet_epochs", &a->mobilenet_epochs, 1, "Epochs of the MobileNetV3 backbone (from scratch)");
   knob_int("deploy_images", &a->deploy_images, 0, "Images per deployment run (0: the whole validation split)");
   knob_int("backbone_epochs", &a->backbone_epochs, 0, "Epochs of the ViT backbone (0: the config's train.epochs)");
+  knob_int("backbone_lowres_epochs", &a->backbone_lowres_epochs, 0,
+           "Epochs of a low-resolution phase the ViT backbone starts from (progressive resizing; 0: none)");
+  knob_int("backbone_lowres_size", &a->backbone_lowres_size, 1,
+           "Image size of that phase (a multiple of model.patch_size)");
   knob_int("teacher_epochs", &a->teacher_epochs, 0,
            "Epochs of the convnet teacher the ViT backbone distils from (0: no teacher stage; the weights\n"
            "are the config's train.distill_hard / train.distill_kl)");

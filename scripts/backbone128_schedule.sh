@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# The ViT backbone's schedule at 128 px (issue: stronger models, item 1), measured against the study's
+# own backbone (docs/results/imagenette128-study/backbone: batch 128, 12 epochs, hard-label
+# distillation 0.5 from the study's MobileNetV3-Small baseline). Same config, seed and teacher, one
+# thread each, variants:
+#   bs64, bs32    the same 12 epochs in smaller batches (2× and 4× the optimizer steps, same images);
+#   lowres        progressive resizing: LOWRES_EPOCHS epochs at 64 px (4 × 4 patches of 16, no teacher),
+#                 then HIGHRES_EPOCHS at 128 px from it (train.init resamples pos_embed to 8 × 8),
+#                 with the teacher;
+#   cropflip      12 epochs with random-resized-crop and flip instead of RandAugment;
+#   lr2e-3        12 epochs at twice the peak learning rate.
+# Copies each run's epochs.csv, config and seconds to docs/results/backbone128-schedule/ and generates
+# its README.md (whole validation split, 95 % Wilson intervals). Finished runs are reused.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
+T=build/tokcom
+SEED=${SEED:-0}
+RUNS=${RUNS:-runs/exp}
+STUDY=${STUDY:-runs/study-imagenette128}
+LOWRES_EPOCHS=${LOWRES_EPOCHS:-24}
+HIGHRES_EPOCHS=${HIGHRES_EPOCHS:-6}
+VARIANTS=${VARIANTS:-bs64 lowres cropflip lr2e-3}
+OUT=docs/results/backbone128-schedule
+TEACHER=("train.teacher=$STUDY/mobilenet/model.safetensors" train.teacher_model=mobilenet-v3-small train.distill_hard=0.5)
+if [ ! -f "$STUDY/mobilenet/model.safetensors" ]; then
+  echo "$STUDY/mobilenet/model.safetensors: not found (the study's MobileNetV3 baseline; SEED=$SEED scripts/imagenette128_study.sh STEP=restore)" >&2
+  exit 1
+fi
+mkdir -p "$RUNS" "$OUT"
+
+run() {  # name, then train overrides
+  local name=$1; shift
+  if [ ! -f "$RUNS/$name/model.safetensors" ]; then
+    /usr/bin/time -f "%e" -o "$RUNS/$name.seconds" $T --seed "$SEED" --threads 1 train --resume -c imagenette128 \
+      train.stage=backbone train.out="$RUNS/$name" "$@"
+  fi
+}
+for v in $VARIANTS; do
+  case $v in
+    bs64) run bs64 train.epochs=12 train.batch_size=64 "${TEACHER[@]}" & ;;
+    bs32) run bs32 train.epochs=12 train.batch_size=32 "${TEACHER[@]}" & ;;
+    lowres) (run lowres64 train.epochs="$LOWRES_EPOCHS" data.image_size=64 model.image_size=64 &&
+             run lowres train.epochs="$HIGHRES_EPOCHS" train.warmup_epochs=1 train.init="$RUNS/lowres64/model.safetensors" \
+               "${TEACHER[@]}") & ;;
+    cropflip) run cropflip train.epochs=12 data.augment=crop-flip "${TEACHER[@]}" & ;;
+    lr2e-3) run lr2e-3 train.epochs=12 train.lr=2e-3 "${TEACHER[@]}" & ;;
+    *) echo "unknown variant $v (bs64, bs32, lowres, cropflip, lr2e-3)" >&2; exit 2 ;;
+  esac
+done
+wait
+
+cp "$STUDY/backbone/epochs.csv" "$OUT/study-bs128.epochs.csv"
+for name in bs64 bs32 lowres64 lowres cropflip lr2e-3; do
+  [ -f "$RUNS/$name/model.safetensors" ] || continue
+  cp "$RUNS/$name/epochs.csv" "$OUT/$name.epochs.csv"
+  cp "$RUNS/$name/config.yaml" "$OUT/$name.config.yaml"
+  [ -f "$RUNS/$name.seconds" ] && cp "$RUNS/$name.seconds" "$OUT/$name.seconds"
+done
+python3 scripts/backbone128_schedule_report.py "$OUT" "$SEED" "$LOWRES_EPOCHS" "$HIGHRES_EPOCHS"
+cat "$OUT/README.md"
