@@ -1,7 +1,9 @@
 #include "tokcom/train/jscc_stage.h"
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <limits>
 #include <map>
 #include <utility>
 
@@ -417,7 +419,7 @@ std::vector<JsccEpochRecord> train_jscc(const Config& config, const TrainRunOpti
     throw UsageError(fmt::format("--frozen-cache-mb: {}, expected ≥ 0 (0 = off)", run.frozen_cache_mb));
   }
   FrozenCache cache;
-  cache.limit_bytes = run.frozen_cache_mb * (int64_t{1} << 20);
+  cache.limit_bytes = std::min<int64_t>(run.frozen_cache_mb, std::numeric_limits<int64_t>::max() >> 20) << 20;
   std::vector<JsccEpochRecord> all;
   const auto report = [&] {
     if (run.frozen_batches_reused) *run.frozen_batches_reused = cache.reused;
