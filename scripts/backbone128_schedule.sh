@@ -20,7 +20,7 @@ RUNS=${RUNS:-runs/exp}
 STUDY=${STUDY:-runs/study-imagenette128}
 LOWRES_EPOCHS=${LOWRES_EPOCHS:-24}
 HIGHRES_EPOCHS=${HIGHRES_EPOCHS:-6}
-VARIANTS=${VARIANTS:-bs64 lowres cropflip lr2e-3}
+VARIANTS=${VARIANTS:-bs64 lowres cropflip}  # also: bs32, lr2e-3
 OUT=docs/results/backbone128-schedule
 TEACHER=("train.teacher=$STUDY/mobilenet/model.safetensors" train.teacher_model=mobilenet-v3-small train.distill_hard=0.5)
 if [ ! -f "$STUDY/mobilenet/model.safetensors" ]; then
@@ -49,6 +49,24 @@ for v in $VARIANTS; do
   esac
 done
 wait
+
+# What an epoch costs at each size, measured alone (run it on a quiet machine): 20 training batches at
+# 64 px without the teacher (the low-resolution phase) and at 128 px with it (every other run), one
+# thread; throughput.csv holds their images/s.
+if [ ! -f "$OUT/throughput.csv" ]; then
+  echo "size,teacher,images_per_s" > "$OUT/throughput.csv.tmp"
+  for size in 64 128; do
+    extra=()
+    [ "$size" = 128 ] && extra=("${TEACHER[@]}")
+    rm -rf "$RUNS/throughput-$size"
+    $T --seed "$SEED" --threads 1 --log-level warn train -c imagenette128 train.stage=backbone data.image_size=$size \
+      model.image_size=$size train.epochs=1 train.max_batches=20 train.out="$RUNS/throughput-$size" "${extra[@]}"
+    ips=$(python3 -c 'import csv,sys; print(list(csv.DictReader(open(sys.argv[1])))[-1]["images_per_s"])' \
+      "$RUNS/throughput-$size/epochs.csv")
+    echo "$size,$([ "$size" = 128 ] && echo yes || echo no),$ips" >> "$OUT/throughput.csv.tmp"
+  done
+  mv "$OUT/throughput.csv.tmp" "$OUT/throughput.csv"
+fi
 
 cp "$STUDY/backbone/epochs.csv" "$OUT/study-bs128.epochs.csv"
 for name in bs64 bs32 lowres64 lowres cropflip lr2e-3; do
