@@ -62,11 +62,6 @@ struct SplitModel {
   int64_t input_values = 0;  // C·H·W of the model's input: the n of ζ = k / n (METHOD §5.5)
 };
 
-// One (regime, r) model of a method's bank while the JSCC stage trains it (METHOD §5.6): the device
-// and server halves of the SplitModel it becomes, in their training form (soft token selection with
-// a budget per image, no gradient into the frozen device half, gradient through the codec and the
-// server half), and what the codec warm start needs. Made by the method's registry entry
-// (split/method.h), so the trainer knows no method by name.
 // What a pair's frozen device half computed for one training batch, packed by the pair (undefined
 // entries allowed). Opaque to the trainer, which keeps it: every pair of a bank trained in one
 // process sees the same batches and budgets, so they share it (jscc_stage.cpp, FrozenCache).
@@ -75,6 +70,11 @@ struct FrozenBatch {
   int64_t bytes() const;  // storage of the defined tensors
 };
 
+// One (regime, r) model of a method's bank while the JSCC stage trains it (METHOD §5.6): the device
+// and server halves of the SplitModel it becomes, in their training form (soft token selection with
+// a budget per image, no gradient into the frozen device half, gradient through the codec and the
+// server half), and what the codec warm start needs. Made by the method's registry entry
+// (split/method.h), so the trainer knows no method by name.
 class TrainablePair {
  public:
   virtual ~TrainablePair() = default;
@@ -88,7 +88,6 @@ class TrainablePair {
   // half (no gradient; the same images and budgets give the same batch), then the trained encoder.
   virtual FrozenBatch frozen(const torch::Tensor& images, const torch::Tensor& budgets) = 0;
   virtual Payload encode(const FrozenBatch& batch) = 0;
-  Payload send(const torch::Tensor& images, const torch::Tensor& budgets) { return encode(frozen(images, budgets)); }
   // The received payload → logits (B, classes).
   virtual torch::Tensor receive(const Payload& received) = 0;
   // Warm start: what the codec must carry for a batch (no gradient), one channel "image" per row
