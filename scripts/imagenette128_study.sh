@@ -6,6 +6,8 @@
 # times, the report — and the weights every later stage reads, as fp16 safetensors, so that a new
 # machine continues the study instead of starting over (the study spans sessions):
 #   weights/backbone.safetensors  the ViT backbone (backbone/model.safetensors), config weights/backbone.config.yaml
+#   weights/backbone-lowres.safetensors  the backbone's low-resolution phase (backbone-lowres/), only
+#                                 while the backbone stage that starts from it is not done
 #   weights/adaptive.safetensors  the adaptive model with its budget calibration (calibrated/; the
 #                                 adaptive stage's own file is the same weights), config weights/adaptive.config.yaml
 #   mobilenet/model.safetensors   the MobileNetV3-Small backbone
@@ -57,6 +59,9 @@ delta_base() {
 
 # run-folder file ↔ committed file, for the two models a user runs (`predict`, `eval`, `serve`).
 weight_pairs() {
+  # The low-resolution phase the backbone starts from (reproduce.backbone_lowres_epochs), kept only
+  # until the backbone stage is done (superseded then: nothing else reads it).
+  echo "backbone-lowres/model.safetensors weights/backbone-lowres.safetensors"
   echo "backbone/model.safetensors weights/backbone.safetensors"
   # The adaptive stage's file until the calibration is done, then the calibrated one (the same
   # weights; its config carries the calibration), in this order so the calibrated config wins.
@@ -126,6 +131,10 @@ save() {
   # Weights: the two models of finished stages, every finished JSCC model (a bank's file is written
   # when its model is done), the MobileNet backbone.
   weight_pairs | while read -r run_file out_file; do
+    if [ "$run_file" = backbone-lowres/model.safetensors ] && [ -f "$RUN/backbone/.done" ]; then
+      rm -f "$OUT/$out_file" "$OUT/${out_file%.safetensors}.config.yaml"  # superseded by the backbone
+      continue
+    fi
     if [ -f "$RUN/$run_file" ] && [ -f "$RUN/$(dirname "$run_file")/.done" ]; then
       save_weights "$RUN/$run_file" "$OUT/$out_file"
       cp "$RUN/$(dirname "$run_file")/config.yaml" "$OUT/${out_file%.safetensors}.config.yaml"

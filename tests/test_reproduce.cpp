@@ -288,6 +288,16 @@ TEST(Reproduce, TeacherStageFeedsTheBackboneAndTheAdaptiveStageDistilsItsOwnWay)
                                        "/backbone-lowres/model.safetensors train.warmup_epochs=1"),
             std::string::npos) << lowres.at("backbone");
   EXPECT_FALSE(baseline.count("backbone-lowres")) << "no phase unless asked";
+  // The adaptive stage's own learning rate for the backbone weights: in its command only.
+  ASSERT_EQ(test::run_cli("--seed 0 --log-level info reproduce -c imagenette64 --adaptive-lr 1e-4 --methods proposal --plan -o " +
+                          out, &output), 0) << output;
+  const auto adaptive_lr = plan_commands(output);
+  EXPECT_NE(adaptive_lr.at("adaptive").find("train.warmup_epochs=1 train.lr=1e-4"), std::string::npos)
+      << adaptive_lr.at("adaptive");
+  EXPECT_EQ(adaptive_lr.at("backbone").find("train.lr="), std::string::npos) << adaptive_lr.at("backbone");
+  EXPECT_EQ(baseline.at("adaptive").find("train.lr="), std::string::npos) << "the config's unless asked";
+  EXPECT_NE(test::run_cli("reproduce -c imagenette64 --adaptive-lr 1e-4x --plan -o " + out, &output), 0);
+  EXPECT_NE(output.find("reproduce.adaptive_lr: expected a positive number"), std::string::npos) << output;
   EXPECT_FALSE(fs::exists(out));
 }
 
@@ -317,6 +327,38 @@ TEST(Reproduce, RefusesABadScaleInTheConfig) {
   EXPECT_NE(test::run_cli("reproduce -c " + dir + "/unknown.yaml --plan -o " + dir + "/out", &output), 0);
   EXPECT_NE(output.find("unknown key 'reproduce.backbone_epoch'"), std::string::npos) << output;
   EXPECT_FALSE(fs::exists(dir + "/out"));
+}
+
+// The backbone's low-resolution phase is committed while the backbone that starts from it is not done
+// (a new machine would otherwise have a finished phase without its model), and pruned once it is.
+TEST(Reproduce, StudyKeepsTheLowResolutionPhaseUntilTheBackboneIsDone) {
+  const char* cli = std::getenv("TOKCOM_CLI");
+  if (!cli) GTEST_SKIP() << "TOKCOM_CLI not set";
+  const std::string dir = test::temp_dir("study-lowres");
+  const std::string script = std::string(TOKCOM_TEST_DATA) + "/../../scripts/imagenette128_study.sh";
+  const std::string stages = "--threads 1 --seed 3 --log-level info reproduce -c fmnist --quick --backbone-lowres-epochs 1 "
+                             "--backbone-lowres-size 14 -o " + dir + "/run";
+  const std::string env = std::string("T=") + cli + " OUT=" + dir + "/committed RUN=" + dir + "/run ";
+  const std::string save = env + "STEP=save bash " + script + " > " + dir + "/save.log 2>&1";
+  std::string output;
+  ASSERT_EQ(test::run_cli(stages + " --stages backbone-lowres", &output), 0) << output;
+  ASSERT_EQ(std::system(save.c_str()), 0) << read_file(dir + "/save.log");
+  const std::string lowres = dir + "/committed/weights/backbone-lowres.safetensors";
+  ASSERT_TRUE(fs::exists(lowres));
+  EXPECT_EQ(read_safetensors(lowres).tensors.at("pos_embed").size(1), 1 + 2 * 2) << "the 14-px grid";
+
+  // A new machine: the backbone stage starts from the committed phase.
+  fs::rename(dir + "/run", dir + "/first-machine");
+  ASSERT_EQ(std::system((env + "STEP=restore bash " + script + " > " + dir + "/restore.log 2>&1").c_str()), 0)
+      << read_file(dir + "/restore.log");
+  ASSERT_EQ(test::run_cli(stages + " --stages backbone-lowres,backbone", &output), 0) << output;
+  EXPECT_NE(output.find("backbone-lowres: reused"), std::string::npos) << output;
+  ASSERT_EQ(std::system(save.c_str()), 0) << read_file(dir + "/save.log");
+  EXPECT_FALSE(fs::exists(lowres)) << "superseded by the backbone";
+  EXPECT_FALSE(fs::exists(dir + "/committed/weights/backbone-lowres.config.yaml"));
+  EXPECT_TRUE(fs::exists(dir + "/committed/weights/backbone.safetensors"));
+  ASSERT_EQ(std::system(save.c_str()), 0) << read_file(dir + "/save.log");
+  EXPECT_FALSE(fs::exists(lowres)) << "not written again";
 }
 
 // A study saved by scripts/imagenette128_study.sh (CSVs, stage stamps, fp16 weights) and restored into

@@ -7,6 +7,7 @@
 // training stage that was killed resumes from its last epoch (--resume), a sweep loses at most the
 // shard it was in. On a cluster, run the same commands as array jobs (scripts/slurm/).
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <functional>
 #include <limits>
@@ -39,7 +40,7 @@ struct ReproduceArgs {
   int64_t backbone_epochs = 0, jscc_batches = 0, sweep_batches = 0, proxy_batches = 0, jscc_warm_start = 0;
   int64_t teacher_epochs = 0, digital_shards = 1, backbone_lowres_epochs = 0, backbone_lowres_size = 64;
   std::string alphas, snr, proxy_snr, channels, scenarios, methods;
-  std::string teacher_model, teacher_distill_hard, adaptive_distill_kl, adaptive_distill_tokens, device_model;
+  std::string teacher_model, teacher_distill_hard, adaptive_distill_kl, adaptive_distill_tokens, adaptive_lr, device_model;
   bool fresh = false, quick = false, plan = false;
   int jobs = 1;  // stages side by side (run_plan)
   // Each scale knob: its key in the `reproduce` section and the flag that overrides it.
@@ -227,6 +228,22 @@ void run_reproduce(ReproduceArgs& a) {
     adaptive_extra.insert(adaptive_extra.end(),
                           {"train.teacher=", "train.teacher_model=same", "train.distill_hard=0",
                            "train.distill_kl=" + a.adaptive_distill_kl, "train.distill_tokens=" + a.adaptive_distill_tokens});
+  }
+  // The backbone weights' peak learning rate in the adaptive stage (the selection's is train.selection_lr):
+  // a fine-tune of a trained backbone, which the backbone's own peak rate undoes (docs/RESULTS.md).
+  if (!a.adaptive_lr.empty()) {
+    double lr = 0;
+    std::size_t used = 0;
+    try {
+      lr = std::stod(a.adaptive_lr, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used != a.adaptive_lr.size() || !std::isfinite(lr) || lr <= 0) {
+      throw ConfigError("reproduce.adaptive_lr: expected a positive number (or empty: the config's train.lr), got '" +
+                        a.adaptive_lr + "'");
+    }
+    adaptive_extra.push_back("train.lr=" + a.adaptive_lr);
   }
   plan.push_back({"adaptive", with({"train", "--resume", "-c", a.config, "train.stage=adaptive",
                                     "train.init=" + out + "/backbone/model.safetensors", "train.out=" + out + "/adaptive"},
@@ -418,6 +435,9 @@ void add_reproduce(CLI::App& app) {
               "Adaptive stage: weight of the KL to the backbone's logits (train.distill_kl; 0 = off)");
   knob_string("adaptive_distill_tokens", &a->adaptive_distill_tokens,
               "Adaptive stage: weight of the kept tokens' distillation (train.distill_tokens; 0 = off)");
+  knob_string("adaptive_lr", &a->adaptive_lr,
+              "Adaptive stage: peak learning rate of the backbone weights (train.lr; empty: the config's;\n"
+              "the selection's own is train.selection_lr)");
   knob_int("jscc_batches", &a->jscc_batches, 0, "Batches per epoch of every JSCC model (0: the whole training split)");
   knob_int("jscc_warm_start", &a->jscc_warm_start, 0,
            "Steps of each JSCC model's warm start (the codec alone learns to carry the device's output\n"
