@@ -211,7 +211,8 @@ TEST(Reproduce, PresetPlanIsTheDocumentedStudy) {
       EXPECT_EQ(YAML::Dump(compact.node(section)), YAML::Dump(long_.node(section))) << size << " " << section;
     }
     EXPECT_NE(YAML::Dump(compact.node("reproduce")), YAML::Dump(long_.node("reproduce"))) << size;
-    EXPECT_EQ(compact.get_string("reproduce.adaptive_distill_kl"), long_.get_string("reproduce.adaptive_distill_kl"));
+    for (const std::string key : {"adaptive_distill_kl", "adaptive_distill_tokens", "adaptive_lr"})
+      EXPECT_EQ(compact.get_string("reproduce." + key), long_.get_string("reproduce." + key)) << size << " " << key;
   }
   // The 128-px long preset plans the full grids: eight sweep shards over the whole validation split.
   ASSERT_EQ(test::run_cli("--seed 0 --log-level info reproduce -c imagenette128-long --plan -o " + out, &output), 0)
