@@ -81,7 +81,13 @@ restore() {
       full="$RUN/$b/$(basename "$d" .delta.safetensors).safetensors"
       [ -e "$full" ] && continue
       mkdir -p "$RUN/$b"
-      "$T" --log-level warn weights convert "$d" -o "$full" --dtype f16 --fill-from "$(delta_base "$b")" > /dev/null
+      # A delta of another base (a run in progress has replaced the model its bank was trained from):
+      # that JSCC model trains again with the bank, as it must.
+      if ! "$T" --log-level warn weights convert "$d" -o "$full" --dtype f16 --fill-from "$(delta_base "$b")" \
+           > /dev/null 2> "$RUN/$b/.restore-error"; then
+        echo "restore: $(basename "$d") not restored ($(tr '\n' ' ' < "$RUN/$b/.restore-error" | cut -c1-300)); its bank trains it again"
+      fi
+      rm -f "$RUN/$b/.restore-error"
     done
   done
   # Everything else committed that the run folder lacks (an existing file is never overwritten: the

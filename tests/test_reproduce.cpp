@@ -427,4 +427,17 @@ TEST(Reproduce, StudySavedOnOneMachineContinuesOnAnother) {
             0)
       << output;
   EXPECT_NE(read_file(dir + "/eval.csv").find("accuracy"), std::string::npos);
+
+  // A run in progress has replaced the committed backbone: the ViT-AE deltas made from the old one are
+  // left out of a restore (their bank trains them again), and the restore goes on.
+  fs::copy_file(dir + "/committed/weights/adaptive.safetensors", dir + "/committed/weights/backbone.safetensors",
+                fs::copy_options::overwrite_existing);
+  fs::remove_all(dir + "/run");
+  ASSERT_EQ(std::system((env + "STEP=restore bash " + script + " > " + dir + "/restore2.log 2>&1").c_str()), 0)
+      << read_file(dir + "/restore2.log");
+  const std::string log = read_file(dir + "/restore2.log");
+  EXPECT_NE(log.find("not restored (") , std::string::npos) << log;
+  EXPECT_NE(log.find("is a delta of another base"), std::string::npos) << log;
+  for (const auto& name : models) EXPECT_FALSE(fs::exists(dir + "/run/vit-ae/" + name)) << name;
+  EXPECT_TRUE(fs::exists(dir + "/run/backbone/.done")) << "the rest is restored";
 }
