@@ -116,6 +116,7 @@ save_weights() {
   if [ ! -e "$2" ] || [ "$1" -nt "$2" ]; then
     mkdir -p "$(dirname "$2")"
     "$T" --log-level warn weights convert "$1" -o "$2" --dtype f16 ${3:+--delta-from "$3"} > /dev/null
+    rm -f "${2%.safetensors}".eval*.csv*  # an evaluation of the file it replaced (eval_weights remakes it)
   fi
 }
 

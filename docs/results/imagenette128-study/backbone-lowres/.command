@@ -1,0 +1,1 @@
+tokcom --seed 0 --threads 2 --log-level info train --resume -c imagenette128 train.stage=backbone data.image_size=64 model.image_size=64 train.out=runs/study-imagenette128/backbone-lowres train.epochs=24
