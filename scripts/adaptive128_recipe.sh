@@ -66,9 +66,10 @@ for v in $VARIANTS; do overrides "$v" > /dev/null; done
 # Two at a time (2 cores).
 set -- $VARIANTS
 while [ $# -gt 0 ]; do
-  run "$1" &
-  if [ $# -gt 1 ]; then run "$2" & fi
-  wait
+  pids=()
+  run "$1" & pids+=($!)
+  if [ $# -gt 1 ]; then run "$2" & pids+=($!); fi
+  for p in "${pids[@]}"; do wait "$p" || { echo "a variant of ($*) failed; see above" >&2; exit 1; }; done
   shift $(( $# > 1 ? 2 : 1 ))
 done
 
