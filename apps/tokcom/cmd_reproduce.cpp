@@ -7,7 +7,6 @@
 // training stage that was killed resumes from its last epoch (--resume), a sweep loses at most the
 // shard it was in. On a cluster, run the same commands as array jobs (scripts/slurm/).
 #include <algorithm>
-#include <cmath>
 #include <filesystem>
 #include <functional>
 #include <limits>
@@ -232,14 +231,8 @@ void run_reproduce(ReproduceArgs& a) {
   // The backbone weights' peak learning rate in the adaptive stage (the selection's is train.selection_lr):
   // a fine-tune of a trained backbone, which the backbone's own peak rate undoes (docs/RESULTS.md).
   if (!a.adaptive_lr.empty()) {
-    double lr = 0;
-    std::size_t used = 0;
-    try {
-      lr = std::stod(a.adaptive_lr, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    if (used != a.adaptive_lr.size() || !std::isfinite(lr) || lr <= 0) {
+    const std::optional<double> lr = parse_double(a.adaptive_lr);
+    if (!lr || *lr <= 0) {
       throw ConfigError("reproduce.adaptive_lr: expected a positive number (or empty: the config's train.lr), got '" +
                         a.adaptive_lr + "'");
     }
