@@ -127,12 +127,17 @@ save() {
   # over 1 MiB (listed in not-copied.txt).
   LEFT=(-path '*/traces/*' -o -path '*/deploy/*' -o -path '*/checkpoint*' -o -size +1023k)
   (cd "$RUN" && find . -type f \( -name '*.csv' -o -name '*.json' -o -name '*.yaml' -o -name '*.png' -o -name '*.md' \
-       -o -name '*.html' -o -name '.command' -o -name '.seconds' -o -name '.done' -o -name '.inputs' \
-       -o -name 'study-seconds-this-call' \) -not \( "${LEFT[@]}" \) -print0) |
+       -o -name '*.html' -o -name '.command' -o -name '.seconds' -o -name '.seconds-partial' -o -name '.done' \
+       -o -name '.inputs' \) -not \( "${LEFT[@]}" \) -print0) |
     while IFS= read -r -d '' f; do
       mkdir -p "$(dirname "$OUT/$f")"
       cp -p "$RUN/$f" "$OUT/$f.tmp" && mv "$OUT/$f.tmp" "$OUT/$f"
     done
+  # The time an interrupted stage has banked goes once the stage finishes (the run folder drops it):
+  # a stale copy here would be added to the stage's time again on another machine.
+  (cd "$OUT" && find . -name '.seconds-partial' -print0) | while IFS= read -r -d '' f; do
+    [ -e "$RUN/$f" ] || rm -f "$OUT/$f"
+  done
   (cd "$RUN" && find . -type f \( -name '*.csv' -o -name '*.html' \) \( -path '*/traces/*' -o -path '*/deploy/*' \
        -o -size +1023k \) | sort) > "$OUT/not-copied.txt"
   # Weights: the two models of finished stages, every finished JSCC model (a bank's file is written
@@ -230,10 +235,13 @@ readme() {
       cat "$f"
       echo '```'
     done
-    if [ -f "$RUN/study-seconds-this-call" ]; then
+    if [ -f "$RUN/calls.csv" ]; then
+      # calls.csv: one row per call of `tokcom reproduce` (started_utc,seconds,jobs,threads,ran,reused,outcome).
       echo
-      echo "Wall-clock time of the last call of the script: $(cat "$RUN/study-seconds-this-call") s (stages reused from"
-      echo "earlier calls are not in it; the per-stage \`.seconds\` are)."
+      awk -F, 'NR > 1 { s += $2; n += 1; if ($7 == "finished") f = 1 }
+               END { printf "Wall-clock time of the study'"'"'s calls of \`tokcom reproduce\` ([calls.csv](calls.csv), one row per call,\n"
+                     printf "interrupted ones included): %.0f s (%.2f h) over %d call%s%s. Calls made before tokcom kept this\n", s, s / 3600, n, n == 1 ? "" : "s", f ? "" : ", the study not finished yet"
+                     printf "ledger are not in it.\n" }' "$RUN/calls.csv"
     fi
   } > "$OUT/README.md.tmp"
   mv "$OUT/README.md.tmp" "$OUT/README.md"
@@ -244,9 +252,8 @@ case "$STEP" in
   save) save; readme ;;
   all)
     restore
-    start=$(date +%s)
+    # Every call's wall time goes into $RUN/calls.csv (tokcom reproduce keeps that ledger).
     "$T" --seed "$SEED" reproduce -c imagenette128 -o "$RUN" --jobs "$JOBS"
-    echo "$(( $(date +%s) - start ))" > "$RUN/study-seconds-this-call"
     save
     eval_weights
     readme

@@ -60,6 +60,9 @@ std::string synthetic_run() {
   put(dir + "/backbone/.done", "0123\n");
   put(dir + "/backbone/.seconds", "12.5\n");
   put(dir + "/backbone/.command", "tokcom --seed 0 train -c fmnist\n");
+  put(dir + "/calls.csv", "started_utc,seconds,jobs,threads,ran,reused,outcome\n"
+                          "2026-12-05T21:00:00Z,3000.5,2,2,3,1,interrupted\n"
+                          "2026-12-05T23:00:00Z,4200,2,2,5,4,finished\n");
   put(dir + "/bank/epochs-robust-r0.1.csv", "regime,ratio,epoch,lr,loss,train_accuracy,images_per_s,val_accuracy_snr0,"
                                             "val_accuracy_snr20\n"
                                             "robust,0.1,1,0.001,1.25,0.4,50,0.2,0.6\n");
@@ -130,6 +133,10 @@ TEST(Report, SyntheticRunGivesItsNumbers) {
   expect_has(md, "| bank | robust | 0.1 | 0.6000 | backbone | 0.7500 | 80.0 |");
   expect_has(md, "0 of the 1 models with r ≥ 0.05 reach 97 % of their clean model");
   expect_has(md, "| backbone | 12.5 | yes |");
+  // The pipeline's calls (calls.csv): each call's wall time and their sum.
+  expect_has(md, "7200 s of wall time (2.00 h) over 2 calls");
+  expect_has(md, "| 2026-12-05T21:00:00Z | 3000 | 2 | 2 | 3 | 1 | interrupted |");
+  expect_has(md, "| all calls | 7200 (2.00 h) |");
   expect_has(md, "| backbone | backbone/config.yaml |");
   expect_has(md, "`tokcom --seed 0 train -c fmnist`");
   expect_has(md, "| control/summary.json | tokcom optimize | 3 | abc123 |");

@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -23,7 +24,9 @@
 #include "common/helpers.h"
 #include "tokcom/core/atomic_file.h"
 #include "tokcom/core/config.h"
+#include "tokcom/core/csv.h"
 #include "tokcom/core/safetensors.h"
+#include "tokcom/report/report.h"
 #include "tokcom/split/proposal.h"
 
 using namespace tokcom;
@@ -316,6 +319,90 @@ TEST(Reproduce, ParallelStagesStopAtTheFirstFailure) {
   EXPECT_FALSE(fs::exists(dir + "/out/backbone/.done"));
   EXPECT_FALSE(fs::exists(dir + "/out/adaptive")) << output;
   EXPECT_FALSE(fs::exists(dir + "/out/bank")) << output;
+  // The failed call is on the ledger too.
+  const csv::Table calls = csv::read(dir + "/out/calls.csv", "calls.csv", report::calls_schema());
+  ASSERT_EQ(calls.rows.size(), 1u);
+  EXPECT_EQ(calls.text(0, "outcome"), "failed");
+  EXPECT_EQ(calls.number(0, "jobs"), 2);
+  EXPECT_EQ(calls.number(0, "ran"), 0);
+}
+
+// SIGTERM to the pipeline alone (not its group): it stops the running stage itself, banks the time
+// that stage ran (.seconds-partial) and leaves a row in calls.csv; the rerun finishes the stage,
+// counts the banked time in its .seconds, and adds its own row.
+TEST(Reproduce, StoppedBySigtermBanksTheStageTimeAndLogsEveryCall) {
+  const std::string dir = test::temp_dir("reproduce-sigterm");
+  const char* cli = std::getenv("TOKCOM_CLI");
+  const std::string command = std::string("exec ") + (cli ? cli : "./tokcom") + " " + reproduce_args(dir + "/run") +
+                              " > " + dir + "/stopped.log 2>&1";
+  const pid_t pid = fork();
+  if (pid == 0) {
+    setpgid(0, 0);
+    execl("/bin/sh", "sh", "-c", command.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  setpgid(pid, pid);
+  // Stopped once the bank stage has a pair between its epochs (observed, not timed).
+  const std::string bank = dir + "/run/bank";
+  bool seen = false, exited = false;
+  int status = 0;
+  for (int i = 0; i < 90000 && !seen && !exited; ++i) {
+    exited = waitpid(pid, &status, WNOHANG) == pid;
+    if (fs::exists(bank)) {
+      for (const auto& e : fs::directory_iterator(bank)) {
+        seen = seen || (e.path().filename().string().rfind("checkpoint-", 0) == 0 && fs::exists(e.path() / "state.json"));
+      }
+    }
+    if (!seen) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_TRUE(seen) << "the bank stage never got between two epochs:\n" << read_file(dir + "/stopped.log");
+  kill(pid, SIGTERM);  // the pipeline only: it must stop its stage itself
+  if (!exited) waitpid(pid, &status, 0);
+  const std::string log = read_file(dir + "/stopped.log");
+  ASSERT_TRUE(WIFEXITED(status)) << log;
+  EXPECT_EQ(WEXITSTATUS(status), 128 + SIGTERM) << log;
+  EXPECT_NE(log.find("stopped by SIGTERM"), std::string::npos) << log;
+  // No process of the run is left: the stage was stopped and waited for, not orphaned.
+  errno = 0;
+  EXPECT_EQ(kill(-pid, 0), -1);
+  EXPECT_EQ(errno, ESRCH);
+  EXPECT_FALSE(fs::exists(bank + "/.done"));
+  // Stopped, not waited out: the bank's 14 models were not all trained.
+  size_t models = 0;
+  for (const auto& e : fs::directory_iterator(bank)) {
+    const std::string name = e.path().filename().string();
+    models += name.rfind("jscc-", 0) == 0 && e.path().extension() == ".safetensors" ? 1 : 0;
+  }
+  EXPECT_LT(models, 14u) << log;
+  ASSERT_TRUE(fs::exists(bank + "/.seconds-partial")) << log;
+  const std::string partial = read_file(bank + "/.seconds-partial");
+  const std::smatch m = [&] {
+    std::smatch r;
+    std::regex_match(partial, r, std::regex(R"(([0-9a-f]{16}) ([0-9.]+)\n)"));
+    return r;
+  }();
+  ASSERT_EQ(m.size(), 3u) << partial;
+  const double banked = std::stod(m[2]);
+  EXPECT_GT(banked, 0.0);
+  csv::Table calls = csv::read(dir + "/run/calls.csv", "calls.csv", report::calls_schema());
+  ASSERT_EQ(calls.rows.size(), 1u);
+  EXPECT_EQ(calls.text(0, "outcome"), "interrupted");
+  EXPECT_EQ(calls.number(0, "ran"), 2);  // backbone, adaptive
+  EXPECT_EQ(calls.number(0, "reused"), 0);
+  EXPECT_GE(calls.number(0, "seconds"), banked);
+
+  std::string output;
+  ASSERT_EQ(test::run_cli(reproduce_args(dir + "/run", "info"), &output), 0) << output;
+  EXPECT_NE(output.find("bank: done in"), std::string::npos) << output;
+  EXPECT_NE(output.find("s of them in earlier, interrupted calls"), std::string::npos) << output;
+  EXPECT_FALSE(fs::exists(bank + "/.seconds-partial"));
+  EXPECT_GE(std::stod(read_file(bank + "/.seconds")), banked);
+  calls = csv::read(dir + "/run/calls.csv", "calls.csv", report::calls_schema());
+  ASSERT_EQ(calls.rows.size(), 2u);
+  EXPECT_EQ(calls.text(0, "outcome"), "interrupted");
+  EXPECT_EQ(calls.text(1, "outcome"), "finished");
+  EXPECT_EQ(calls.number(1, "ran"), 1);  // bank
+  EXPECT_EQ(calls.number(1, "reused"), 2);
 }
 
 TEST(Reproduce, RefusesABadScaleInTheConfig) {

@@ -7,8 +7,11 @@
 #include <csignal>
 
 #include <algorithm>
+#include <array>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <ctime>
 #include <filesystem>
 #include <map>
 #include <regex>
@@ -43,7 +46,120 @@ std::string self_path() {
   return s;
 }
 
+// ---------------------------------------------------------------- stopping on a signal
+// The handler records the signal and forwards SIGTERM to the running stages (kill() is
+// async-signal-safe): whichever thread the kernel delivers the signal to, the main thread's
+// waitpid returns once they exit, and a signal that lands between a check and waitpid is not lost.
+volatile std::sig_atomic_t g_stop_signal = 0;
+constexpr int kMaxChildren = 256;
+volatile pid_t g_children[kMaxChildren] = {};
+
+extern "C" void on_stop_signal(int signal_number) {
+  g_stop_signal = signal_number;
+  for (int i = 0; i < kMaxChildren; ++i) {
+    const pid_t pid = g_children[i];
+    if (pid > 0) kill(pid, SIGTERM);
+  }
+}
+
+void track_child(pid_t pid) {
+  for (int i = 0; i < kMaxChildren; ++i) {
+    if (g_children[i] == 0) {
+      g_children[i] = pid;
+      break;
+    }
+  }
+  if (g_stop_signal != 0) kill(pid, SIGTERM);  // the signal came while it was starting
+}
+
+void untrack_child(pid_t pid) {
+  for (int i = 0; i < kMaxChildren; ++i) {
+    if (g_children[i] == pid) g_children[i] = 0;
+  }
+}
+
+// Installs the handler for the life of run_plan and puts the previous ones back after.
+class StopSignals {
+ public:
+  StopSignals() {
+    g_stop_signal = 0;
+    struct sigaction action {};
+    action.sa_handler = on_stop_signal;
+    sigemptyset(&action.sa_mask);
+    action.sa_flags = 0;  // no SA_RESTART: waitpid returns EINTR in the thread that takes the signal
+    for (size_t i = 0; i < kSignals.size(); ++i) sigaction(kSignals[i], &action, &old_[i]);
+  }
+  ~StopSignals() {
+    for (size_t i = 0; i < kSignals.size(); ++i) sigaction(kSignals[i], &old_[i], nullptr);
+  }
+  StopSignals(const StopSignals&) = delete;
+  StopSignals& operator=(const StopSignals&) = delete;
+
+ private:
+  static constexpr std::array<int, 3> kSignals = {SIGTERM, SIGINT, SIGHUP};
+  std::array<struct sigaction, 3> old_{};
+};
+
+// waitpid, retried when a signal interrupts it.
+pid_t wait_child(pid_t pid, int* status) {
+  pid_t r = -1;
+  do {
+    r = waitpid(pid, status, 0);
+  } while (r < 0 && errno == EINTR);
+  return r;
+}
+
+const char* signal_name(int signal_number) {
+  switch (signal_number) {
+    case SIGTERM: return "SIGTERM";
+    case SIGINT: return "SIGINT";
+    case SIGHUP: return "SIGHUP";
+    default: return "a signal";
+  }
+}
+
+std::string utc_now() {
+  const std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&now, &tm);
+  char text[32];
+  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return text;
+}
+
+struct Call {
+  std::string started_utc;
+  double seconds;
+  int jobs, threads, ran, reused;
+  std::string outcome;
+};
+
+// Appends one row to calls.csv (the file rewritten whole, atomically). A calls.csv this schema cannot
+// read is kept aside as calls.csv.unreadable, not overwritten: the ledger starts again beside it.
+void append_call(const std::string& path, const Call& call) {
+  csv::Writer w(report::calls_schema());
+  if (fs::exists(path)) {
+    try {
+      const csv::Table old = csv::read(path, path, report::calls_schema());
+      for (const auto& row : old.rows) w.row(row);
+    } catch (const std::exception& e) {
+      std::error_code ec;
+      fs::rename(path, path + ".unreadable", ec);
+      std::fprintf(stderr, "warning: %s; kept as %s.unreadable, a new one started\n", e.what(), path.c_str());
+    }
+  }
+  w.text(call.started_utc).fixed(call.seconds, 1).integer(call.jobs).integer(call.threads).integer(call.ran);
+  w.integer(call.reused).text(call.outcome).end_row();
+  w.write(path);
+}
+
 }  // namespace
+
+Interrupted::Interrupted(int signal_number)
+    : Error(fmt::format("stopped by {}: the running stages were stopped (training resumes from its last epoch); "
+                        "rerun the same command to continue",
+                        signal_name(signal_number)),
+            128 + signal_number) {}
 
 Stages::Stages(std::string label, std::string out, int total)
     : label_(std::move(label)), out_(std::move(out)), total_(total) {}
@@ -108,7 +224,12 @@ void Stages::run(const std::string& name, const std::vector<std::string>& args, 
   const Started started = start(++index_, name, args, inputs);
   if (started.pid == 0) return;
   int status = 0;
-  waitpid(started.pid, &status, 0);
+  wait_child(started.pid, &status);
+  untrack_child(started.pid);
+  if (g_stop_signal != 0) {
+    bank(started);
+    throw Interrupted(g_stop_signal);
+  }
   finish(started, status);
 }
 
@@ -165,6 +286,7 @@ Stages::Started Stages::start(int index, const std::string& name, const std::vec
   if (same_command && inputs_same) {
     std::fprintf(stderr, "[%s %d/%d] %s: reused (same command and inputs, finished before)\n", label_.c_str(), index,
                  total_, name.c_str());
+    ++reused_;
     return st;
   }
   if (same_command) {
@@ -178,6 +300,18 @@ Stages::Started Stages::start(int index, const std::string& name, const std::vec
                  index, total_, name.c_str(), gone.c_str());
   }
   fs::remove(done);  // a stage killed from here on is not mistaken for finished
+  // Time an interrupted call spent on the same command counts toward this stage's .seconds.
+  const std::string partial = st.dir + "/.seconds-partial";
+  if (fs::exists(partial)) {
+    std::string text = read_file(partial);
+    while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
+    const std::vector<std::string> fields = split_list(text, ' ');
+    if (fields.size() == 2 && fields[0] == st.digest) {
+      st.banked = csv::parse_number(fields[1], partial, "seconds");
+    } else {
+      fs::remove(partial);  // another command's (or damaged): not this stage's time
+    }
+  }
   std::fprintf(stderr, "[%s %d/%d] %s\n  $ %s\n", label_.c_str(), index, total_, name.c_str(), st.line.c_str());
   st.t0 = steady_seconds();
   std::vector<char*> cargv;
@@ -186,7 +320,15 @@ Stages::Started Stages::start(int index, const std::string& name, const std::vec
   if (posix_spawn(&st.pid, cargv[0], nullptr, nullptr, cargv.data(), environ) != 0) {
     throw UsageError(label_ + ": cannot start " + argv[0]);
   }
+  track_child(st.pid);
   return st;
+}
+
+void Stages::bank(const Started& st) const {
+  const double seconds = st.banked + steady_seconds() - st.t0;
+  write_file_atomic(st.dir + "/.seconds-partial", fmt::format("{} {:.3f}\n", st.digest, seconds));
+  std::fprintf(stderr, "[%s %d/%d] %s: stopped after %.0f s (kept in .seconds-partial; a rerun continues it)\n",
+               label_.c_str(), st.index, total_, st.name.c_str(), seconds);
 }
 
 void Stages::finish(const Started& st, int status) {
@@ -195,14 +337,23 @@ void Stages::finish(const Started& st, int status) {
                             WIFEXITED(status) ? WEXITSTATUS(status) : -1, st.line),
                 WIFEXITED(status) ? WEXITSTATUS(status) : 1);
   }
-  const double seconds = steady_seconds() - st.t0;
-  // For `tokcom report` (timing, provenance): the wall time and the full command line.
+  const double seconds = st.banked + steady_seconds() - st.t0;
+  // For `tokcom report` (timing, provenance): the wall time (over every call that worked on this
+  // command, interrupted ones included) and the full command line.
   write_file_atomic(st.dir + "/.seconds", fmt::format("{:.3f}\n", seconds));
   write_file_atomic(st.dir + "/.command", st.full + "\n");
   write_file_atomic(st.dir + "/.inputs", st.stamps);
   write_file_atomic(st.dir + "/.outputs", output_manifest(st.outputs));
   write_file_atomic(st.dir + "/.done", st.digest + "\n");
-  std::fprintf(stderr, "[%s %d/%d] %s: done in %.0f s\n", label_.c_str(), st.index, total_, st.name.c_str(), seconds);
+  fs::remove(st.dir + "/.seconds-partial");
+  ++ran_;
+  if (st.banked > 0) {
+    std::fprintf(stderr, "[%s %d/%d] %s: done in %.0f s (%.0f s of them in earlier, interrupted calls)\n",
+                 label_.c_str(), st.index, total_, st.name.c_str(), seconds, st.banked);
+  } else {
+    std::fprintf(stderr, "[%s %d/%d] %s: done in %.0f s\n", label_.c_str(), st.index, total_, st.name.c_str(),
+                 seconds);
+  }
 }
 
 namespace {
@@ -227,8 +378,17 @@ void run_parallel(Stages& stages, const std::vector<PlannedStage>& plan, const s
   }
   const auto stop_all = [&] {
     for (const auto& [pid, st] : running) kill(pid, SIGTERM);
-    for (const auto& [pid, st] : running) waitpid(pid, nullptr, 0);
+    for (const auto& [pid, st] : running) {
+      wait_child(pid, nullptr);
+      untrack_child(pid);
+      if (g_stop_signal != 0) stages.bank(st);
+    }
     running.clear();
+  };
+  const auto stop_if_signalled = [&] {
+    if (g_stop_signal == 0) return;
+    stop_all();
+    throw Interrupted(g_stop_signal);
   };
   const auto ready = [&](size_t i) {
     return state[i] == 0 && std::all_of(plan[i].inputs.begin(), plan[i].inputs.end(),
@@ -238,6 +398,7 @@ void run_parallel(Stages& stages, const std::vector<PlannedStage>& plan, const s
   int busy = 0;                       // threads of the running stages
   size_t finished = std::count(state.begin(), state.end(), 2);
   while (finished < n) {
+    stop_if_signalled();
     // Start every stage whose inputs are finished, in plan order, while there is room.
     for (size_t i = 0; i < n && static_cast<int>(running.size()) < jobs && busy < threads; ++i) {
       if (!ready(i)) continue;
@@ -267,11 +428,17 @@ void run_parallel(Stages& stages, const std::vector<PlannedStage>& plan, const s
     }
     int status = 0;
     const pid_t pid = waitpid(-1, &status, 0);
+    if (pid < 0 && errno == EINTR) continue;  // a signal: stop_if_signalled above
     const auto it = running.find(pid);
     if (it == running.end()) continue;  // not one of ours
     const Stages::Started st = it->second;
     running.erase(it);
+    untrack_child(pid);
     busy -= st.threads;
+    if (g_stop_signal != 0) {  // stopped by the signal, not finished: its time is banked
+      stages.bank(st);
+      stop_if_signalled();
+    }
     try {
       stages.finish(st, status);
     } catch (...) {
@@ -308,15 +475,40 @@ void run_plan(Stages& stages, const std::vector<PlannedStage>& plan, const std::
     run[i] = selected.empty() ||
              std::any_of(selected.begin(), selected.end(), [&](const std::string& s) { return in(plan[i].name, s); });
   }
-  if (jobs > 1 && !stages.dry_run()) {
-    const int threads = global_options().threads > 0 ? global_options().threads : core_count();
-    run_parallel(stages, plan, run, jobs, threads);
+  const auto in_order = [&] {
+    for (size_t i = 0; i < plan.size(); ++i) {
+      if (run[i]) stages.run(plan[i].name, plan[i].args, plan[i].inputs);
+      else stages.skip(plan[i].name);
+    }
+  };
+  if (stages.dry_run()) {
+    in_order();
     return;
   }
-  for (size_t i = 0; i < plan.size(); ++i) {
-    if (run[i]) stages.run(plan[i].name, plan[i].args, plan[i].inputs);
-    else stages.skip(plan[i].name);
+  const int threads = global_options().threads > 0 ? global_options().threads : core_count();
+  const std::string started_utc = utc_now();
+  const double t0 = steady_seconds();
+  std::string outcome = "failed";
+  const auto record = [&] {
+    append_call(stages.out() + "/calls.csv", {started_utc, steady_seconds() - t0, jobs, threads, stages.ran(),
+                                              stages.reused(), outcome});
+  };
+  StopSignals signals;
+  try {
+    if (jobs > 1) run_parallel(stages, plan, run, jobs, threads);
+    else in_order();
+    // A signal after the last stage finished still means "stop here" (no report).
+    if (g_stop_signal != 0) throw Interrupted(g_stop_signal);
+    outcome = "finished";
+  } catch (const Interrupted&) {
+    outcome = "interrupted";
+    record();
+    throw;
+  } catch (...) {
+    record();
+    throw;
   }
+  record();
 }
 
 report::ReportOptions cli_report_options() {

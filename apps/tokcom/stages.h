@@ -2,12 +2,17 @@
 // each stage is printed as the command it runs (so a pipeline also teaches the CLI); a stage whose
 // command did not change since its last success is reused (its folder holds .done with the
 // command's digest). Training stages pass --resume, so a killed pipeline loses at most one epoch.
+// SIGTERM, SIGINT or SIGHUP stop a pipeline cleanly: its running stages are stopped (SIGTERM), the
+// time they ran is banked in their folder (.seconds-partial) and counted in their .seconds when a
+// later call finishes them, and every call leaves a row in <out>/calls.csv (its wall time and how it
+// ended), so a study that spans interruptions has its whole wall time on record.
 #pragma once
 #include <sys/types.h>
 
 #include <string>
 #include <vector>
 
+#include "tokcom/core/errors.h"
 #include "tokcom/report/report.h"
 
 namespace tokcom::cli {
@@ -33,18 +38,26 @@ class Stages {
     std::string name, dir, digest, stamps, line, full;
     std::vector<std::string> outputs;  // what the command writes (its -o / --out / train.out= paths)
     double t0 = 0;  // steady-clock seconds at the start
+    double banked = 0;  // seconds this stage (same command) ran in earlier, interrupted calls
     int threads = 0;  // its --threads
   };
   Started start(int index, const std::string& name, const std::vector<std::string>& args,
                 const std::vector<std::string>& inputs);
   void finish(const Started& started, int status);
+  // A started stage stopped by an interruption: its time so far (this call's and the banked) goes
+  // into <dir>/.seconds-partial with its command digest.
+  void bank(const Started& started) const;
   // --threads of the children started from now on (0 = this process's own); run_plan gives each
   // of J parallel stages its share of the cores that are free when it starts.
   void set_child_threads(int threads) { child_threads_ = threads; }
   bool dry_run() const { return dry_run_; }
+  const std::string& out() const { return out_; }
   // Dry run (`reproduce --plan`): run() prints each stage's full command (as its .command will read)
   // and whether it would be reused or run, and touches nothing.
   void set_dry_run(bool on) { dry_run_ = on; }
+  // The stages this call ran to the end and those it reused (calls.csv).
+  int ran() const { return ran_; }
+  int reused() const { return reused_; }
   // Counts a stage that is not run this time (filtered out), so the [k/n] numbering stays stable.
   void skip(const std::string& name);
   void skip(int index, const std::string& name);
@@ -54,6 +67,7 @@ class Stages {
   int total_, index_ = 0;
   int child_threads_ = 0;
   bool dry_run_ = false;
+  int ran_ = 0, reused_ = 0;
   std::vector<std::string> would_run_;  // dry run: the stages that would run (their readers would too)
 };
 
@@ -77,8 +91,18 @@ struct PlannedStage {
 // child with the free cores divided among the stages that start with it (brief ones not counted),
 // so the children's threads never exceed max(threads, jobs); a stage that fails stops the others (SIGTERM; training
 // resumes from its last epoch) and run_plan throws its error. A dry run is always in order.
+// SIGTERM / SIGINT / SIGHUP while it runs: the running stages are stopped and their time banked
+// (Stages::bank), and run_plan throws Interrupted. Every call that is not a dry run appends a row to
+// <out>/calls.csv (report::calls_schema): when it started, its wall seconds, jobs, threads, the stages it
+// ran and reused, and its outcome (finished, failed, interrupted).
 void run_plan(Stages& stages, const std::vector<PlannedStage>& plan, const std::vector<std::string>& selected = {},
               int jobs = 1);
+
+// A pipeline stopped by a signal (exit code 128 + the signal's number, as a shell reports it).
+class Interrupted : public Error {
+ public:
+  explicit Interrupted(int signal_number);
+};
 
 // The report options every verb that writes a report uses (the provenance names the transport
 // libraries, which report/ does not link).

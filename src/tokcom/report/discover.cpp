@@ -64,6 +64,13 @@ bool is_shard_part(const nlohmann::json& sidecar) {
 
 }  // namespace
 
+const csv::Schema& calls_schema() {
+  static const csv::Schema s = csv::schema("the calls of a pipeline (calls.csv, written by `tokcom reproduce` / `demo`)",
+                                           "started_utc,seconds,jobs,threads,ran,reused,outcome",
+                                           {"started_utc", "outcome"});
+  return s;
+}
+
 RunData load_run(const std::string& dir) {
   const fs::path root(dir);
   if (!fs::is_directory(root)) {
@@ -119,6 +126,9 @@ RunData load_run(const std::string& dir) {
       deploys[folder] = f;
     } else if (name == "search.csv") {
       searches[folder] = f;
+    } else if (name == "calls.csv" && parent == root) {
+      run.calls = csv::read(f.string(), r, calls_schema());
+      run.inputs.push_back(r);
     } else if (ends_with(name, ".csv") && starts_with(first_line(f), "alpha,mode,accuracy,kept_fraction")) {
       run.evals.push_back(csv::read(f.string(), r, eval_schema()));
       run.inputs.push_back(r);

@@ -18,7 +18,14 @@ namespace tokcom::report {
 
 // The CSVs a report reads, each checked against its writer's schema: sweep_schema() (eval/sweep.h),
 // summary_schema(), search_schema(), deploy_schema() (control/optimize.h), epochs_schema()
-// (train/trainer.h), jscc_epochs_schema() (train/jscc_stage.h), eval_schema() (eval/evaluate.h).
+// (train/trainer.h), jscc_epochs_schema() (train/jscc_stage.h), eval_schema() (eval/evaluate.h),
+// calls_schema() (below).
+
+// <run>/calls.csv, the ledger of a pipeline's calls (`tokcom reproduce` / `demo` append one row per
+// call): when it started (UTC), its wall seconds, --jobs, threads, the stages it ran to the end and
+// reused, and how it ended (finished, failed, interrupted). Declared here, where it is read; the
+// pipelines in apps/ write it.
+const csv::Schema& calls_schema();
 
 struct SweepFile {
   csv::Table table;
@@ -56,6 +63,7 @@ struct RunData {
   std::vector<StageInfo> stages;
   std::vector<std::string> pictures;  // fig9*.png / visualize*.png, relative to the run
   std::vector<csv::Table> evals;        // `tokcom eval` CSVs (kept fraction and accuracy per α)
+  std::optional<csv::Table> calls;      // calls.csv at the run's top (calls_schema)
   std::vector<std::pair<std::string, nlohmann::json>> sidecars;  // every JSON sidecar read
   std::vector<std::string> inputs;    // every file read, relative
 };

@@ -813,11 +813,32 @@ void timing_section(Document& doc, ReportContext& ctx) {
       doc.text("No stage records (.done / .seconds files of `tokcom demo`) in this run; throughput per epoch is in the "
                "training table (images/s).");
     } else {
-      if (any) t.rows.push_back({"total", fmt::format("{:.1f}", total), ""});
-      doc.text("Wall time of each stage as `tokcom demo` measured it (.seconds; \"–\": not recorded, e.g. a stage "
-               "reused from an earlier run before timing was recorded). Training throughput is in the training table.");
+      if (any) t.rows.push_back({"sum of the stages", fmt::format("{:.1f}", total), ""});
+      doc.text("Wall time of each stage as its pipeline (`tokcom demo`, `reproduce`) measured it (.seconds: over every "
+               "call that worked on the stage's command, interrupted ones included; \"–\": not recorded, e.g. a stage "
+               "reused from an earlier run before timing was recorded). Stages that ran side by side overlap, so the "
+               "sum is more than the wall time. Training throughput is in the training table.");
       doc.table(t);
     }
+  }
+  if (run.calls && !run.calls->rows.empty()) {
+    // The stages' times add up to more than the wall time when stages run side by side, and a
+    // study that was interrupted took several calls: calls.csv has the wall time itself.
+    const csv::Table& calls = *run.calls;
+    TableBlock t;
+    t.header = {"call started (UTC)", "wall time (s)", "jobs", "threads", "stages run", "stages reused", "outcome"};
+    double wall = 0;
+    for (size_t i = 0; i < calls.rows.size(); ++i) {
+      wall += calls.number(i, "seconds");
+      t.rows.push_back({calls.text(i, "started_utc"), fmt::format("{:.0f}", calls.number(i, "seconds")),
+                        calls.text(i, "jobs"), calls.text(i, "threads"), calls.text(i, "ran"), calls.text(i, "reused"),
+                        calls.text(i, "outcome")});
+    }
+    t.rows.push_back({"all calls", fmt::format("{:.0f} ({:.2f} h)", wall, wall / 3600), "", "", "", "", ""});
+    doc.text(fmt::format("The pipeline's calls (calls.csv, one row per call of the command): {:.0f} s of wall time "
+                         "({:.2f} h) over {} call{}. Calls made before the ledger existed are not in it.",
+                         wall, wall / 3600, calls.rows.size(), calls.rows.size() == 1 ? "" : "s"));
+    doc.table(t);
   }
 }
 
