@@ -9,10 +9,15 @@
 #                   keep train.selection_lr = 1e-3): a fine-tune of a trained model;
 #   lr1e-4-tokens   lr1e-4 plus DynamicViT's distillation of the kept tokens (weight 0.5);
 #   lr1e-4-amin0.1  lr1e-4 with budgets drawn from [0.1, 0.999] (the study evaluates α ≥ 0.1);
-#   lr3e-4-tokens, lr1e-3-tokens  the kept-token distillation at lr 3e-4 and 1e-3.
+#   lr3e-4-tokens, lr1e-3-tokens  the kept-token distillation at lr 3e-4 and 1e-3;
+#   lr3e-4-tokens-captrain  lr3e-4-tokens trained with the budget cap on (model.budget_cap_train:
+#                   each sample trains on at most ⌊α·N⌋ patches, what the capped device half sends).
 # The backbone is the progressive-resizing one of scripts/backbone128_schedule.sh (runs/exp/lowres:
-# 24 epochs at 64 px then 6 at 128 px, 62.60 % val). Writes docs/results/adaptive128-recipe/ (each
+# 24 epochs at 64 px then 6 at 128 px, 62.60 % val). Writes docs/results/adaptive128-recipe/ (OUT; each
 # variant's epochs.csv, config, calibration and capped eval, README.md with 95 % Wilson intervals).
+# Another backbone of that schedule (the study's runs/study-imagenette128/backbone/model.safetensors,
+# epochs.csv beside it; `STEP=restore scripts/imagenette128_study.sh` puts it there)
+# goes into its own RUNS and OUT, so variants are only compared on one backbone.
 # Finished steps are reused.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,7 +28,7 @@ RUNS=${RUNS:-runs/exp}
 BACKBONE=${BACKBONE:-$RUNS/lowres/model.safetensors}
 EPOCHS=${EPOCHS:-3}
 VARIANTS=${VARIANTS:-lr1e-3 lr1e-4 lr1e-4-tokens lr1e-4-amin0.1 lr3e-4-tokens lr1e-3-tokens}
-OUT=docs/results/adaptive128-recipe
+OUT=${OUT:-docs/results/adaptive128-recipe}
 if [ ! -f "$BACKBONE" ]; then
   echo "$BACKBONE: not found (the 128-px backbone: SEED=$SEED VARIANTS=lowres scripts/backbone128_schedule.sh)" >&2
   exit 1
@@ -38,7 +43,8 @@ overrides() {  # the variant's train overrides
     lr1e-4-amin0.1) echo train.lr=1e-4 train.alpha_min=0.1 ;;
     lr3e-4-tokens) echo train.lr=3e-4 train.distill_tokens=0.5 ;;
     lr1e-3-tokens) echo train.lr=1e-3 train.distill_tokens=0.5 ;;
-    *) echo "unknown variant $1 (lr1e-3, lr1e-4, lr1e-4-tokens, lr1e-4-amin0.1, lr3e-4-tokens, lr1e-3-tokens)" >&2; return 2 ;;
+    lr3e-4-tokens-captrain) echo train.lr=3e-4 train.distill_tokens=0.5 model.budget_cap_train=true ;;
+    *) echo "unknown variant $1 (lr1e-3, lr1e-4, lr1e-4-tokens, lr1e-4-amin0.1, lr3e-4-tokens, lr1e-3-tokens, lr3e-4-tokens-captrain)" >&2; return 2 ;;
   esac
 }
 

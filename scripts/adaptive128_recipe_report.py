@@ -18,7 +18,8 @@ TITLES = {"lr1e-3": "backbone lr 1e-3 (the study's)",
           "lr1e-4-tokens": "lr 1e-4 + kept-token distillation 0.5",
           "lr1e-4-amin0.1": "lr 1e-4, budgets from [0.1, 0.999]",
           "lr3e-4-tokens": "lr 3e-4 + kept-token distillation 0.5",
-          "lr1e-3-tokens": "lr 1e-3 + kept-token distillation 0.5"}
+          "lr1e-3-tokens": "lr 1e-3 + kept-token distillation 0.5",
+          "lr3e-4-tokens-captrain": "lr 3e-4 + kept-token distillation 0.5, trained with the budget cap"}
 
 
 def read(path):

@@ -491,6 +491,56 @@ TEST(BudgetCap, KeepsTheHighestFloorAlphaNPatches) {
                            plain->forward(images, budget).stats[0].patch_mask));
 }
 
+// budget_cap_train: the same cap in training mode (soft path), on the training-mode masks: each
+// sample keeps min(survivors, ⌊α·N⌋) patches, the top ones of the uncapped masks, and the gates still
+// get gradients; in eval mode it changes nothing (budget_cap decides there).
+TEST(BudgetCap, TrainingModeCapsOnlyWhenAsked) {
+  torch::manual_seed(6);
+  const VitOptions opts = VitOptions().image_size(16).patch_size(4).dim(12).depth(2).heads(2).adaptive_blocks({0});
+  Vit plain(opts), trained_capped(VitOptions(opts).budget_cap_train(true));
+  {
+    torch::NoGradGuard no_grad;
+    plain->blocks[0]->as<BlockImpl>()->gate->weight.normal_(0.0, 2.0);
+    plain->blocks[0]->as<BlockImpl>()->gate->bias.zero_();
+    plain->blocks[0]->as<BlockImpl>()->threshold->bias.fill_(-3.0);
+    load_tensors(*trained_capped, named_tensors(*plain), "plain");
+  }
+  const torch::Tensor images = torch::randn({16, 3, 16, 16});
+  const double alpha = 0.25;
+  const int64_t cap = 4;  // ⌊0.25 · 16⌋
+  const torch::Tensor budget = torch::full({16}, alpha);
+  plain->train();
+  trained_capped->train();
+  torch::Tensor ref;
+  {
+    torch::NoGradGuard no_grad;
+    ref = plain->forward(images, budget).stats[0].patch_mask;
+  }
+  const VitOutput out = trained_capped->forward(images, budget);
+  const torch::Tensor mask = out.stats[0].patch_mask;
+  int64_t cut = 0;
+  for (int64_t b = 0; b < 16; ++b) {
+    const int64_t survive = (ref[b] > 0).sum().item<int64_t>();
+    const int64_t want = std::min(survive, cap);
+    cut += survive > cap;
+    ASSERT_EQ((mask[b] > 0).sum().item<int64_t>(), want) << "sample " << b;
+    const torch::Tensor top = std::get<1>(ref[b].topk(want));
+    EXPECT_TRUE(torch::allclose(mask[b].index_select(0, top), ref[b].index_select(0, top))) << "sample " << b;
+  }
+  EXPECT_GT(cut, 8) << "the threshold alone must keep more than the cap, or the test proves nothing";
+  out.logits.sum().backward();
+  const torch::Tensor grad = trained_capped->blocks[0]->as<BlockImpl>()->gate->weight.grad();
+  ASSERT_TRUE(grad.defined());
+  EXPECT_TRUE(torch::isfinite(grad).all().item<bool>());
+  EXPECT_GT(grad.abs().sum().item<double>(), 0.0);
+  // Eval mode: budget_cap_train alone is the plain model.
+  plain->eval();
+  trained_capped->eval();
+  torch::NoGradGuard no_grad;
+  EXPECT_TRUE(torch::equal(trained_capped->forward(images, budget).stats[0].patch_mask,
+                           plain->forward(images, budget).stats[0].patch_mask));
+}
+
 // A subset of a split stored class by class (Imagenette folders) must be a random sample: a model
 // that always answers class 0 scores 1.0 on the first 64 images of a sorted split but about the
 // class-0 share (1/2) on a random 64 — and the same 64 every time.

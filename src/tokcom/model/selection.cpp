@@ -76,7 +76,7 @@ torch::Tensor VitImpl::selection_scores(Block& block, const TokenState& state, t
   }
   if (!is_training()) s = s.masked_fill(s <= options.eval_cutoff(), 0.0);
   if (patch_padding.defined()) s = s.masked_fill(patch_padding, 0.0);
-  if (state.cap.defined() && !is_training()) {
+  if (state.cap.defined()) {  // set only where the mode's cap is on (Vit::embed)
     // budget_cap: only the cap[b] patches with the highest cumulative mask after this block stay
     // (ties by position; patches already at 0 rank last and stay 0).
     torch::Tensor cumulative = state.mask.defined() ? s * state.mask.slice(1, 1, tokens - 1) : s;

@@ -272,7 +272,7 @@ TokenState VitImpl::embed(const torch::Tensor& images, const torch::Tensor& budg
   TokenState state;
   state.x = x;
   state.has_budget = use_budget;
-  if (use_budget && options.budget_cap() && !is_training()) {
+  if (use_budget && (is_training() ? options.budget_cap_train() : options.budget_cap())) {
     // ⌊α·N⌋ of the requested α (not the calibrated budget); the epsilon keeps α·N = 16 from
     // flooring to 15 when α is not exact in binary.
     state.cap = (budget.to(torch::kDouble) * static_cast<double>(options.num_patches()) + 1e-9).floor().to(torch::kLong);
@@ -363,7 +363,8 @@ VitOptions vit_options_from_config(const Config& c) {
       .eval_cutoff(c.get_double("model.eval_cutoff"))
       .calibration_kept(c.get_doubles("model.calibration_kept"))
       .calibration_budget(c.get_doubles("model.calibration_budget"))
-      .budget_cap(c.get_bool("model.budget_cap"));
+      .budget_cap(c.get_bool("model.budget_cap"))
+      .budget_cap_train(c.get_bool("model.budget_cap_train"));
 }
 
 Vit make_vit(const Config& config) { return Vit(vit_options_from_config(config)); }

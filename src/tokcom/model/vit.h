@@ -48,8 +48,11 @@ struct VitOptions {
   // Budget cap (docs/model.md, our addition): in eval mode every adaptive block keeps at most
   // ⌊α·N⌋ patches per sample — those with the highest cumulative mask — so a requested α is an
   // upper bound on what the device sends. Off = METHOD §3.3 (the threshold alone decides). Never in
-  // training mode.
+  // training mode (budget_cap_train is).
   TORCH_ARG(bool, budget_cap) = false;
+  // The same cap in training mode (docs/model.md, our addition): the adaptive stage then trains on
+  // at most ⌊α·N⌋ patches per sample, what the capped device half will send. Off = METHOD §4.
+  TORCH_ARG(bool, budget_cap_train) = false;
 };
 
 // The budget fed to the budget token for a requested α under `options`' calibration (α itself
@@ -68,7 +71,7 @@ struct TokenState {
   torch::Tensor padding;    // (B, T) bool, true = padded slot (ignored as key); undefined = none
   torch::Tensor positions;  // (B, T) int64: 0 cls, 1..N patches, N+1 budget, −1 padding
   bool has_budget = false;  // last token is the budget token b(α)
-  torch::Tensor cap;        // (B) int64: most patches a sample may keep (budget_cap, eval); undefined = none
+  torch::Tensor cap;        // (B) int64: most patches a sample may keep (budget_cap in eval, budget_cap_train in training); undefined = none
 };
 
 struct BlockStats {

@@ -23,7 +23,7 @@ void load_teacher(const Config& config, const std::string& teacher_arch, const s
   torch::nn::Module* module = nullptr;
   if (teacher_arch == "vit") {
     VitOptions options = vit_options_from_config(config);
-    options.adaptive_blocks({}).calibration_kept({}).calibration_budget({}).budget_cap(false).drop_path(0.0);
+    options.adaptive_blocks({}).calibration_kept({}).calibration_budget({}).budget_cap(false).budget_cap_train(false).drop_path(0.0);
     t.vit = Vit(options);
     module = t.vit.get();
   } else {
