@@ -6,6 +6,7 @@
 #include <torch/torch.h>
 
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <set>
 
@@ -446,17 +447,26 @@ TEST(BudgetCalibration, CalibratedModelKeepsAlpha) {
 // the uncapped model (one adaptive block, so the uncapped masks are the ranking), fewer only when
 // fewer survive the threshold; soft and hard keep the same patches, a batch equals its single images, and training
 // mode ignores the cap.
-TEST(BudgetCap, KeepsTheHighestFloorAlphaNPatches) {
-  torch::manual_seed(5);
+namespace {
+
+// A ViT with one adaptive block whose gates spread the masks and whose threshold lets most patches
+// survive (so a cap of ⌊α·N⌋ has something to cut), and a copy of it with `with` set on its options.
+std::pair<Vit, Vit> gated_pair(uint64_t seed, const std::function<VitOptions(VitOptions)>& with) {
+  torch::manual_seed(seed);
   const VitOptions opts = VitOptions().image_size(16).patch_size(4).dim(12).depth(2).heads(2).adaptive_blocks({0});
-  Vit plain(opts), capped(VitOptions(opts).budget_cap(true));
-  {
-    torch::NoGradGuard no_grad;
-    plain->blocks[0]->as<BlockImpl>()->gate->weight.normal_(0.0, 2.0);
-    plain->blocks[0]->as<BlockImpl>()->gate->bias.zero_();
-    plain->blocks[0]->as<BlockImpl>()->threshold->bias.fill_(-3.0);
-    load_tensors(*capped, named_tensors(*plain), "plain");
-  }
+  Vit plain(opts), other(with(opts));
+  torch::NoGradGuard no_grad;
+  plain->blocks[0]->as<BlockImpl>()->gate->weight.normal_(0.0, 2.0);
+  plain->blocks[0]->as<BlockImpl>()->gate->bias.zero_();
+  plain->blocks[0]->as<BlockImpl>()->threshold->bias.fill_(-3.0);
+  load_tensors(*other, named_tensors(*plain), "plain");
+  return {plain, other};
+}
+
+}  // namespace
+
+TEST(BudgetCap, KeepsTheHighestFloorAlphaNPatches) {
+  auto [plain, capped] = gated_pair(5, [](VitOptions o) { return o.budget_cap(true); });
   plain->eval();
   capped->eval();
   torch::NoGradGuard no_grad;
@@ -495,16 +505,7 @@ TEST(BudgetCap, KeepsTheHighestFloorAlphaNPatches) {
 // sample keeps min(survivors, ⌊α·N⌋) patches, the top ones of the uncapped masks, and the gates still
 // get gradients; in eval mode it changes nothing (budget_cap decides there).
 TEST(BudgetCap, TrainingModeCapsOnlyWhenAsked) {
-  torch::manual_seed(6);
-  const VitOptions opts = VitOptions().image_size(16).patch_size(4).dim(12).depth(2).heads(2).adaptive_blocks({0});
-  Vit plain(opts), trained_capped(VitOptions(opts).budget_cap_train(true));
-  {
-    torch::NoGradGuard no_grad;
-    plain->blocks[0]->as<BlockImpl>()->gate->weight.normal_(0.0, 2.0);
-    plain->blocks[0]->as<BlockImpl>()->gate->bias.zero_();
-    plain->blocks[0]->as<BlockImpl>()->threshold->bias.fill_(-3.0);
-    load_tensors(*trained_capped, named_tensors(*plain), "plain");
-  }
+  auto [plain, trained_capped] = gated_pair(6, [](VitOptions o) { return o.budget_cap_train(true); });
   const torch::Tensor images = torch::randn({16, 3, 16, 16});
   const double alpha = 0.25;
   const int64_t cap = 4;  // ⌊0.25 · 16⌋
