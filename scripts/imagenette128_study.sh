@@ -239,7 +239,7 @@ readme() {
       # calls.csv: one row per call of `tokcom reproduce` (started_utc,seconds,jobs,threads,ran,reused,outcome).
       echo
       awk -F, 'NR > 1 { s += $2; n += 1; if ($7 == "finished") f = 1 }
-               END { printf "Wall-clock time of the study'"'"'s calls of \`tokcom reproduce\` ([calls.csv](calls.csv), one row per call,\n"
+               END { printf "Wall-clock time of the study'"'"'s calls of `tokcom reproduce` ([calls.csv](calls.csv), one row per call,\n"
                      printf "interrupted ones included): %.0f s (%.2f h) over %d call%s%s. Calls made before tokcom kept this\n", s, s / 3600, n, n == 1 ? "" : "s", f ? "" : ", the study not finished yet"
                      printf "ledger are not in it.\n" }' "$RUN/calls.csv"
     fi
