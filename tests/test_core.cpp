@@ -1,8 +1,10 @@
-// Core: config schema/overrides, atomic writes, shape checks, progress formatting, the BLAS kernel.
+// Core: config schema/overrides, atomic writes, shape checks, progress formatting, the BLAS kernel, the
+// build's git hash.
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -218,12 +220,7 @@ TEST(Cli, EveryNumericOptionOfEveryVerbRefusesBadValues) {
   const std::string cli = cli_env ? cli_env : "./tokcom";
   const std::string dir = test::temp_dir("cli-walk");
   auto run = [&](const std::string& args, std::string* out) {
-    FILE* pipe = popen(("cd " + dir + " && timeout -s KILL 60 " + cli + " " + args + " 2>&1").c_str(), "r");
-    out->clear();
-    char buf[4096];
-    for (size_t n; (n = fread(buf, 1, sizeof(buf), pipe)) > 0;) out->append(buf, n);
-    const int status = pclose(pipe);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    return test::run_shell("cd " + dir + " && timeout -s KILL 60 " + cli + " " + args, out);
   };
   // The verbs: `tokcom --help` lists them; a group (data, weights) lists its own.
   auto verbs_of = [&](const std::string& prefix) {
@@ -248,7 +245,8 @@ TEST(Cli, EveryNumericOptionOfEveryVerbRefusesBadValues) {
   ASSERT_GE(verbs.size(), 18u);
   const std::regex numeric(R"(^\s+(?:-[a-zA-Z],)?(--[A-Za-z0-9-]+)(?:,--[A-Za-z0-9-]+)? (?:INT|UINT|FLOAT)\b)");
   struct Case {
-    std::string args, option, out;
+    std::string args, option;
+    std::string out = {};  // filled when the case runs
     int rc = 0;
   };
   std::vector<Case> cases;
@@ -460,6 +458,60 @@ TEST(BlasKernel, CliSwitchesAFallbackAndLeavesTheUsersChoice) {
   ASSERT_NE(at, std::string::npos) << out;
   const std::string core = out.substr(at + 11, out.find(' ', at + 11) - (at + 11));
   EXPECT_GE(blas_core_level(core), 2) << out;
+}
+
+// cmake/git_hash.cmake stamps every build with its commit (`tokcom --version`, checkpoints' state.json,
+// CSV sidecars, reports): the hash follows each new commit, a changed tracked file marks it "-dirty",
+// an unchanged tree leaves the generated file alone (nothing recompiles), and outside a git checkout
+// it says "unknown". Before, the hash was taken once when CMake configured and went stale.
+TEST(Version, GitHashFollowsCommitsAndMarksADirtyTree) {
+  std::string out;
+  if (test::run_shell("git --version", &out) != 0) TOKCOM_SKIP_MISSING("git not found: " + out);
+  const std::string repo = test::temp_dir("git-hash-repo");
+  const std::string gen = test::temp_dir("git-hash-out") + "/git_hash.cpp";
+  // The temp folders live inside the build tree, itself maybe inside a checkout: git must not look
+  // above `repo`.
+  const std::string env = "GIT_CEILING_DIRECTORIES=" + std::filesystem::path(repo).parent_path().string() + " ";
+  auto git = [&](const std::string& args) {
+    std::string o;
+    EXPECT_EQ(test::run_shell(env + "git -C " + repo + " -c user.name=t -c user.email=t@example.org " + args, &o), 0)
+        << args << ": " << o;
+    while (!o.empty() && o.back() == '\n') o.pop_back();
+    return o;
+  };
+  auto stamp = [&] {
+    std::string o;
+    EXPECT_EQ(test::run_shell(env + TOKCOM_CMAKE_COMMAND + " -DSRC=" + repo + " -DOUT=" + gen + " -P " +
+                                  TOKCOM_SOURCE_DIR + "/cmake/git_hash.cmake", &o), 0) << o;
+    std::ifstream in(gen);
+    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::smatch m;
+    EXPECT_TRUE(std::regex_search(text, m, std::regex("git_hash\\(\\) \\{ return \"([^\"]*)\"; \\}"))) << text;
+    return m.size() > 1 ? m[1].str() : std::string("<none>");
+  };
+  EXPECT_EQ(stamp(), "unknown");  // not a repository yet
+
+  git("init -q");
+  { std::ofstream(repo + "/a.txt") << "one\n"; }
+  git("add a.txt");
+  git("commit -q -m one");
+  const std::string first = git("rev-parse --short=12 HEAD");
+  ASSERT_EQ(first.size(), 12u) << first;
+  EXPECT_EQ(stamp(), first);
+
+  // Same tree, same text: the file is not rewritten (its old time stays).
+  const auto old_time = std::filesystem::file_time_type::clock::now() - std::chrono::hours(1);
+  std::filesystem::last_write_time(gen, old_time);
+  EXPECT_EQ(stamp(), first);
+  EXPECT_EQ(std::filesystem::last_write_time(gen), old_time);
+
+  { std::ofstream(repo + "/a.txt") << "two\n"; }
+  EXPECT_EQ(stamp(), first + "-dirty");
+  { std::ofstream(repo + "/untracked.txt") << "x\n"; }  // untracked files do not make a build dirty
+  git("commit -q -am two");
+  const std::string second = git("rev-parse --short=12 HEAD");
+  EXPECT_NE(second, first);
+  EXPECT_EQ(stamp(), second);
 }
 
 // Wilson score intervals against published values (e.g. 0 of 10 → [0, 0.2775]).

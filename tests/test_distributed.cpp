@@ -288,14 +288,9 @@ namespace {
 std::future<std::pair<int, std::string>> cli_async(const std::string& env, const std::string& args) {
   return std::async(std::launch::async, [env, args] {
     const char* cli = std::getenv("TOKCOM_CLI");
-    const std::string cmd = env + " " + (cli ? cli : "./tokcom") + " " + args + " 2>&1";
-    FILE* pipe = popen(cmd.c_str(), "r");
     std::string out;
-    char buf[4096];
-    size_t n;
-    while (pipe && (n = fread(buf, 1, sizeof(buf), pipe)) > 0) out.append(buf, n);
-    const int status = pipe ? pclose(pipe) : -1;
-    return std::make_pair(WIFEXITED(status) ? WEXITSTATUS(status) : -1, out);
+    const int rc = test::run_shell(env + " " + (cli ? cli : "./tokcom") + " " + args, &out);
+    return std::make_pair(rc, out);
   });
 }
 }  // namespace

@@ -125,7 +125,7 @@ void run_serve(const ServeArgs& a) {
   if (!a.http.empty()) {
     http = std::make_unique<net::HttpEndpoint>(
         server, net::HttpOptions{a.http, o.auth_token, o.tls_cert, o.tls_key, 1.0},
-        fmt::format("tokcom {} ({})", TOKCOM_VERSION, TOKCOM_GIT_HASH));
+        fmt::format("tokcom {} ({})", TOKCOM_VERSION, tokcom::git_hash()));
     try {
       http->start();
     } catch (...) {

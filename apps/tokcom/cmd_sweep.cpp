@@ -193,7 +193,7 @@ void run_sweep(const SweepArgs& a) {
   std::sort(rows.begin(), rows.end(), [](const SweepRow& x, const SweepRow& y) { return x.cell.index < y.cell.index; });
   nlohmann::json extra = {{"tool", "tokcom sweep"},
                           {"version", TOKCOM_VERSION},
-                          {"git", TOKCOM_GIT_HASH},
+                          {"git", tokcom::git_hash()},
                           {"torch", TORCH_VERSION},
                           {"split", a.split},
                           {"banks", banks},

@@ -74,7 +74,7 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"fp32", "bf16"}));
   // After --threads: CLI11 runs option callbacks in the order the options were added.
   app.set_version_flag("--version", [&startup_options] {
-    return std::string("tokcom ") + TOKCOM_VERSION + " (" + TOKCOM_GIT_HASH + ")\n" +
+    return std::string("tokcom ") + TOKCOM_VERSION + " (" + tokcom::git_hash() + ")\n" +
            runtime_report(startup_options.threads > 0 ? startup_options.threads : core_count());
   }, "Print the version, LibTorch/BLAS/oneDNN versions, the BLAS kernel in use and the threads, then exit");
   app.require_subcommand(1);

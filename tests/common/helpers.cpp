@@ -58,8 +58,11 @@ std::string shared_dir() {
 
 int run_cli(const std::string& args, std::string* output) {
   const char* cli = std::getenv("TOKCOM_CLI");
-  const std::string exe = cli ? cli : "./tokcom";
-  const std::string cmd = exe + " " + args + " 2>&1";
+  return run_shell(std::string(cli ? cli : "./tokcom") + " " + args, output);
+}
+
+int run_shell(const std::string& command, std::string* output) {
+  const std::string cmd = command + " 2>&1";
   FILE* pipe = popen(cmd.c_str(), "r");
   if (!pipe) return -1;
   std::string out;
@@ -68,7 +71,7 @@ int run_cli(const std::string& args, std::string* output) {
   while ((n = fread(buf, 1, sizeof(buf), pipe)) > 0) out.append(buf, n);
   const int status = pclose(pipe);
   if (output) *output = out;
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : WIFSIGNALED(status) ? 128 + WTERMSIG(status) : -1;
 }
 
 }  // namespace tokcom::test

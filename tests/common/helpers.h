@@ -14,6 +14,9 @@ std::string shared_dir();
 // Runs `tokcom <args>` (the CLI built beside the tests); returns the exit code and fills `output`
 // with stdout+stderr.
 int run_cli(const std::string& args, std::string* output);
+// Runs `command` with /bin/sh; returns the exit code (128 + the signal that killed it, as a shell
+// reports it) and fills `output` with stdout+stderr.
+int run_shell(const std::string& command, std::string* output);
 
 // True where TOKCOM_REQUIRE_DEPS=1 (scripts/test.sh, hence CI): everything setup.sh installs and
 // ../shared must be there, so a test that would skip for want of it fails instead.

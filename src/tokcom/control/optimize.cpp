@@ -91,7 +91,7 @@ nlohmann::json sidecar(const ProxyTable& table, const OptimizeRequest& q, const 
   j["tool"] = "tokcom optimize";
   j["mode"] = mode;
   j["version"] = TOKCOM_VERSION;
-  j["git_hash"] = TOKCOM_GIT_HASH;
+  j["git_hash"] = tokcom::git_hash();
   j["seed"] = q.seed;
   j["table"] = {{"path", q.table_path}, {"method", table.method()}, {"channel", table.channel()},
                 {"regime", table.regime()}, {"decisions", table.decision_count()},

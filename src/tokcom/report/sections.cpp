@@ -847,7 +847,7 @@ void provenance_section(Document& doc, ReportContext& ctx) {
   const RunData& run = ctx.run;
   const ReportOptions& options = ctx.options;
   doc.heading(2, "Provenance");
-  doc.text(fmt::format("Report made by tokcom {} (git {}), LibTorch {}{}.", TOKCOM_VERSION, TOKCOM_GIT_HASH,
+  doc.text(fmt::format("Report made by tokcom {} (git {}), LibTorch {}{}.", TOKCOM_VERSION, tokcom::git_hash(),
                        TORCH_VERSION, options.libraries.empty() ? "" : ", " + options.libraries));
   {
     TableBlock t;

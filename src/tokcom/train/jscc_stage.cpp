@@ -348,7 +348,7 @@ std::vector<JsccEpochRecord> train_pair(const Config& config, const TrainRunOpti
     write_epochs_csv(csv_path, records);
     save_module(file, net,
                 {{"stage", "jscc"}, {"method", method}, {"regime", regime}, {"ratio", fmt::format("{}", ratio)},
-                 {"config_digest", digest}, {"git", TOKCOM_GIT_HASH}});
+                 {"config_digest", digest}, {"git", tokcom::git_hash()}});
     spdlog::info("jscc {}: wrote {}", tag, file);
   }
   dist.barrier();  // every rank sees the finished file before deciding on the next pair

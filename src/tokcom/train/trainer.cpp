@@ -344,7 +344,7 @@ std::vector<EpochRecord> train(const Config& config, const TrainRunOptions& run)
   if (dist.is_main()) {
     csv.write(out + "/epochs.csv");
     save_module(out + "/model.safetensors", module,
-                {{"stage", stage}, {"model", arch}, {"config_digest", config.digest()}, {"git", TOKCOM_GIT_HASH}});
+                {{"stage", stage}, {"model", arch}, {"config_digest", config.digest()}, {"git", tokcom::git_hash()}});
     spdlog::info("wrote {}/model.safetensors and {}/epochs.csv", out, out);
   }
   dist.barrier();  // on return the files exist for every rank
