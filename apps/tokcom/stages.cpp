@@ -135,7 +135,8 @@ struct Call {
 };
 
 // Appends one row to calls.csv (the file rewritten whole, atomically). A calls.csv this schema cannot
-// read is kept aside as calls.csv.unreadable, not overwritten: the ledger starts again beside it.
+// read is kept aside as calls.csv.unreadable (.unreadable.2, … when an earlier one is there: none is
+// overwritten) and the ledger starts again beside it.
 void append_call(const std::string& path, const Call& call) {
   csv::Writer w(report::calls_schema());
   if (fs::exists(path)) {
@@ -143,9 +144,11 @@ void append_call(const std::string& path, const Call& call) {
       const csv::Table old = csv::read(path, path, report::calls_schema());
       for (const auto& row : old.rows) w.row(row);
     } catch (const std::exception& e) {
+      std::string aside = path + ".unreadable";
+      for (int k = 2; fs::exists(aside); ++k) aside = path + ".unreadable." + std::to_string(k);
       std::error_code ec;
-      fs::rename(path, path + ".unreadable", ec);
-      std::fprintf(stderr, "warning: %s; kept as %s.unreadable, a new one started\n", e.what(), path.c_str());
+      fs::rename(path, aside, ec);
+      std::fprintf(stderr, "warning: %s; kept as %s, a new one started\n", e.what(), aside.c_str());
     }
   }
   w.text(call.started_utc).fixed(call.seconds, 1).integer(call.jobs).integer(call.threads).integer(call.ran);
