@@ -225,7 +225,8 @@ TEST(Reproduce, PresetPlanIsTheDocumentedStudy) {
   // through the pipeline), planned after its calibration; the 64-px study's stays the adaptive model.
   const auto p128 = plan_commands(output);
   EXPECT_NE(p128.at("bank").find("-c " + out + "/calibrated/config.yaml train.init=" + out +
-                                 "/calibrated/model.safetensors train.out=" + out + "/bank model.budget_cap=true"),
+                                 "/calibrated/model.safetensors train.out=" + out + "/bank model.budget_cap=true "
+                                 "train.lr=1.0e-3"),
             std::string::npos) << p128.at("bank");
   EXPECT_LT(output.find("] calibrated:"), output.find("] bank:"));
   // The 128-px presets run the digital baselines in shards, each its own stage, then merge them where
@@ -300,6 +301,10 @@ TEST(Reproduce, TeacherStageFeedsTheBackboneAndTheAdaptiveStageDistilsItsOwnWay)
       << adaptive_lr.at("adaptive");
   EXPECT_EQ(adaptive_lr.at("backbone").find("train.lr="), std::string::npos) << adaptive_lr.at("backbone");
   EXPECT_EQ(baseline.at("adaptive").find("train.lr="), std::string::npos) << "the config's unless asked";
+  // ... and not in the bank's, which reads the adaptive model's config: its links train at the preset's
+  // rate, as ViT-AE's do (its config is the backbone's).
+  EXPECT_NE(adaptive_lr.at("bank").find(" train.lr=1.0e-3"), std::string::npos) << adaptive_lr.at("bank");
+  EXPECT_EQ(baseline.at("bank").find("train.lr="), std::string::npos) << baseline.at("bank");
   EXPECT_NE(test::run_cli("reproduce -c imagenette64 --adaptive-lr 1e-4x --plan -o " + out, &output), 0);
   EXPECT_NE(output.find("reproduce.adaptive_lr: expected a positive number"), std::string::npos) << output;
   EXPECT_FALSE(fs::exists(out));
@@ -325,6 +330,23 @@ TEST(Reproduce, ParallelStagesStopAtTheFirstFailure) {
   EXPECT_EQ(calls.text(0, "outcome"), "failed");
   EXPECT_EQ(calls.number(0, "jobs"), 2);
   EXPECT_EQ(calls.number(0, "ran"), 0);
+  // A ledger damaged between calls is kept aside, never overwritten, and a new one starts.
+  const std::string ledger = dir + "/out/calls.csv";
+  const auto fail_again_with = [&](const std::string& damaged) {
+    std::ofstream(ledger) << damaged;
+    EXPECT_NE(test::run_cli("--log-level warn reproduce -c " + dir + "/diverges.yaml --quick --jobs 2 -o " + dir + "/out",
+                            &output), 0);
+    EXPECT_NE(output.find("a new one started"), std::string::npos) << output;
+  };
+  const auto text_of = [](const std::string& path) {
+    std::ifstream in(path);
+    return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  };
+  fail_again_with("not a ledger\n");
+  fail_again_with("started_utc,seconds\nbroken\n");
+  EXPECT_EQ(text_of(ledger + ".unreadable"), "not a ledger\n");
+  EXPECT_EQ(text_of(ledger + ".unreadable.2"), "started_utc,seconds\nbroken\n");
+  EXPECT_EQ(csv::read(ledger, "calls.csv", report::calls_schema()).rows.size(), 1u);
 }
 
 // SIGTERM to the pipeline alone (not its group): it stops the running stage itself, banks the time
