@@ -130,4 +130,13 @@ TEST(Demo, QuickRunWritesReportAndRerunReusesStages) {
                      "again"), std::string::npos) << out;
   EXPECT_TRUE(std::filesystem::exists(dir + "/fig9/fig9.png"));
   EXPECT_EQ(count(out, ": reused"), 9u) << out;
+
+  // One stage left to run among reused ones gets both cores: the stages after it in the plan that
+  // are reused settle first and take no share (before, it got one thread beside them).
+  // (vit-ae: mobilenet-cnn, after it in the plan, is ready at the same time and reused; its reader,
+  // the sweep, runs again.)
+  write_file_atomic(dir + "/vit-ae/.done", "cut sh");
+  ASSERT_EQ(test::run_cli("--log-level warn --threads 2 demo --quick -o " + dir, &out), 0) << out;
+  EXPECT_EQ(count(out, ": reused"), 9u) << out;
+  EXPECT_EQ(threads_of("vit-ae"), 2) << read_file(dir + "/vit-ae/.command");
 }

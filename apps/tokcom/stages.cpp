@@ -236,6 +236,40 @@ void Stages::run(const std::string& name, const std::vector<std::string>& args, 
   finish(started, status);
 }
 
+Stages::Identity Stages::identify(const std::string& name, const std::vector<std::string>& args,
+                                  const std::vector<std::string>& inputs) const {
+  const StartupOptions& g = global_options();
+  Identity id;
+  id.line = "tokcom";
+  for (const auto& a : args) id.line += " " + a;
+  // The seed is part of what a stage computes (a rerun with another seed must not reuse it); the
+  // thread count and log level are not. Seed 0 (the default) hashes the bare command, as every
+  // stage did before the seed counted, so those runs are still reused; so does a precision given
+  // with --precision (fp32, given or not, keeps the old digests).
+  const bool bf16 = g.precision == "bf16";
+  const std::string identity = (bf16 ? "--precision bf16 " : "") + id.line;
+  id.dir = out_ + "/" + name;
+  id.digest = fnv1a_hex(g.seed == 0 ? identity : fmt::format("--seed {} {}", g.seed, identity));
+  for (const auto& input : inputs) id.stamps += input + "\n" + stage_stamp(out_ + "/" + input);
+  // `.done` holds the digest of the command that finished here. Anything else there (a file cut short,
+  // another tool's) is not a finished stage: the stage runs again, and says why.
+  const std::string done = id.dir + "/.done";
+  const std::string stamp = fs::exists(done) ? read_file(done) : "";
+  id.damaged = !stamp.empty() && !std::regex_match(stamp, std::regex("[0-9a-f]{16}\n"));
+  id.same_command = !stamp.empty() && stamp == id.digest + "\n";
+  // A finished stage whose outputs were removed since is not finished any more.
+  id.gone = id.same_command ? missing_output(id.dir) : "";
+  id.same_command = id.same_command && id.gone.empty();
+  id.inputs_same = !fs::exists(id.dir + "/.inputs") || read_file(id.dir + "/.inputs") == id.stamps;
+  return id;
+}
+
+bool Stages::reusable(const std::string& name, const std::vector<std::string>& args,
+                      const std::vector<std::string>& inputs) const {
+  const Identity id = identify(name, args, inputs);
+  return id.same_command && id.inputs_same;
+}
+
 Stages::Started Stages::start(int index, const std::string& name, const std::vector<std::string>& args,
                               const std::vector<std::string>& inputs) {
   const StartupOptions& g = global_options();
@@ -243,7 +277,6 @@ Stages::Started Stages::start(int index, const std::string& name, const std::vec
   std::vector<std::string> argv = {self_path(), "--seed", std::to_string(g.seed), "--threads", std::to_string(threads),
                                    "--log-level", g.log_level};
   if (!g.precision.empty()) argv.insert(argv.end(), {"--precision", g.precision});
-  const size_t globals = argv.size();
   argv.insert(argv.end(), args.begin(), args.end());
   Started st;
   st.index = index;
@@ -251,30 +284,19 @@ Stages::Started Stages::start(int index, const std::string& name, const std::vec
   st.threads = threads;
   // `line` is the command without the global options (what identifies the stage); `full` is what
   // .command records and --plan prints.
-  st.line = "tokcom";
   st.full = "tokcom";
-  for (size_t i = globals; i < argv.size(); ++i) st.line += " " + argv[i];
   for (size_t i = 1; i < argv.size(); ++i) st.full += " " + argv[i];
-  // The seed is part of what a stage computes (a rerun with another seed must not reuse it); the
-  // thread count and log level are not. Seed 0 (the default) hashes the bare command, as every
-  // stage did before the seed counted, so those runs are still reused; so does a precision given
-  // with --precision (fp32, given or not, keeps the old digests).
-  const bool bf16 = g.precision == "bf16";
-  const std::string identity = (bf16 ? "--precision bf16 " : "") + st.line;
-  st.dir = out_ + "/" + name;
-  const std::string done = st.dir + "/.done";
-  st.digest = fnv1a_hex(g.seed == 0 ? identity : fmt::format("--seed {} {}", g.seed, identity));
-  for (const auto& input : inputs) st.stamps += input + "\n" + stage_stamp(out_ + "/" + input);
+  const Identity id = identify(name, args, inputs);
+  st.line = id.line;
+  st.dir = id.dir;
+  st.digest = id.digest;
+  st.stamps = id.stamps;
   st.outputs = command_outputs(args);
-  // `.done` holds the digest of the command that finished here. Anything else there (a file cut short,
-  // another tool's) is not a finished stage: the stage runs again, and says why.
-  const std::string stamp = fs::exists(done) ? read_file(done) : "";
-  const bool damaged = !stamp.empty() && !std::regex_match(stamp, std::regex("[0-9a-f]{16}\n"));
-  bool same_command = !stamp.empty() && stamp == st.digest + "\n";
-  // A finished stage whose outputs were removed since is not finished any more.
-  const std::string gone = same_command ? missing_output(st.dir) : "";
-  same_command = same_command && gone.empty();
-  bool inputs_same = !fs::exists(st.dir + "/.inputs") || read_file(st.dir + "/.inputs") == st.stamps;
+  const std::string done = st.dir + "/.done";
+  const bool damaged = id.damaged;
+  const bool same_command = id.same_command;
+  const std::string& gone = id.gone;
+  bool inputs_same = id.inputs_same;
   if (dry_run_) {
     for (const auto& input : inputs)
       inputs_same = inputs_same && std::find(would_run_.begin(), would_run_.end(), input) == would_run_.end();
@@ -402,6 +424,15 @@ void run_parallel(Stages& stages, const std::vector<PlannedStage>& plan, const s
   size_t finished = std::count(state.begin(), state.end(), 2);
   while (finished < n) {
     stop_if_signalled();
+    // Reused stages finish at once: settle them first (in plan order, so a chain of them settles in
+    // one pass), so that the free cores go to the stages that really start; a resumed study's one
+    // stage left to run then gets them all, not a share beside stages that never start.
+    for (size_t i = 0; i < n && !stages.dry_run(); ++i) {
+      if (!ready(i) || !stages.reusable(plan[i].name, plan[i].args, plan[i].inputs)) continue;
+      stages.start(static_cast<int>(i) + 1, plan[i].name, plan[i].args, plan[i].inputs);  // prints "reused"
+      state[i] = 2;
+      ++finished;
+    }
     // Start every stage whose inputs are finished, in plan order, while there is room.
     for (size_t i = 0; i < n && static_cast<int>(running.size()) < jobs && busy < threads; ++i) {
       if (!ready(i)) continue;

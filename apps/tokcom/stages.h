@@ -44,6 +44,10 @@ class Stages {
   Started start(int index, const std::string& name, const std::vector<std::string>& args,
                 const std::vector<std::string>& inputs);
   void finish(const Started& started, int status);
+  // Whether start() would reuse the stage (same command and seed, outputs there, inputs not run
+  // again since) without starting anything: run_plan settles those first.
+  bool reusable(const std::string& name, const std::vector<std::string>& args,
+                const std::vector<std::string>& inputs) const;
   // A started stage stopped by an interruption: its time so far (this call's and the banked) goes
   // into <dir>/.seconds-partial with its command digest.
   void bank(const Started& started) const;
@@ -63,6 +67,14 @@ class Stages {
   void skip(int index, const std::string& name);
 
  private:
+  // What identifies a stage's run and decides whether it is reused (start() and reusable()).
+  struct Identity {
+    std::string dir, line, digest, stamps, gone;  // gone: an output removed since it finished
+    bool same_command = false, damaged = false, inputs_same = false;
+  };
+  Identity identify(const std::string& name, const std::vector<std::string>& args,
+                    const std::vector<std::string>& inputs) const;
+
   std::string label_, out_;
   int total_, index_ = 0;
   int child_threads_ = 0;
