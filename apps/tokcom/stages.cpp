@@ -15,6 +15,7 @@
 #include <filesystem>
 #include <map>
 #include <regex>
+#include <sstream>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -264,10 +265,18 @@ Stages::Identity Stages::identify(const std::string& name, const std::vector<std
   return id;
 }
 
-bool Stages::reusable(const std::string& name, const std::vector<std::string>& args,
-                      const std::vector<std::string>& inputs) const {
+bool Stages::settle(int index, const std::string& name, const std::vector<std::string>& args,
+                    const std::vector<std::string>& inputs) {
   const Identity id = identify(name, args, inputs);
-  return id.same_command && id.inputs_same;
+  if (!(id.same_command && id.inputs_same)) return false;
+  report_reused(index, name);
+  return true;
+}
+
+void Stages::report_reused(int index, const std::string& name) {
+  std::fprintf(stderr, "[%s %d/%d] %s: reused (same command and inputs, finished before)\n", label_.c_str(), index,
+               total_, name.c_str());
+  ++reused_;
 }
 
 Stages::Started Stages::start(int index, const std::string& name, const std::vector<std::string>& args,
@@ -293,46 +302,43 @@ Stages::Started Stages::start(int index, const std::string& name, const std::vec
   st.stamps = id.stamps;
   st.outputs = command_outputs(args);
   const std::string done = st.dir + "/.done";
-  const bool damaged = id.damaged;
-  const bool same_command = id.same_command;
-  const std::string& gone = id.gone;
-  bool inputs_same = id.inputs_same;
   if (dry_run_) {
+    bool inputs_same = id.inputs_same;
     for (const auto& input : inputs)
       inputs_same = inputs_same && std::find(would_run_.begin(), would_run_.end(), input) == would_run_.end();
-    const bool reused = same_command && inputs_same;
+    const bool reused = id.same_command && inputs_same;
     if (!reused) would_run_.push_back(name);
     std::fprintf(stderr, "[%s %d/%d] %s: %s\n  $ %s\n", label_.c_str(), index, total_, name.c_str(),
-                 reused ? "would be reused" : same_command ? "would run again (an input stage would run)" : "would run",
+                 reused           ? "would be reused"
+                 : id.same_command ? "would run again (an input stage would run)"
+                                   : "would run",
                  st.full.c_str());
     return st;
   }
-  fs::create_directories(st.dir);
-  if (same_command && inputs_same) {
-    std::fprintf(stderr, "[%s %d/%d] %s: reused (same command and inputs, finished before)\n", label_.c_str(), index,
-                 total_, name.c_str());
-    ++reused_;
+  if (id.same_command && id.inputs_same) {
+    report_reused(index, name);
     return st;
   }
-  if (same_command) {
+  fs::create_directories(st.dir);
+  if (id.same_command) {
     std::fprintf(stderr, "[%s %d/%d] %s: an input stage ran again since; running it again\n", label_.c_str(), index,
                  total_, name.c_str());
-  } else if (damaged) {
+  } else if (id.damaged) {
     std::fprintf(stderr, "[%s %d/%d] %s: %s is damaged (expected one command digest); running the stage again\n",
                  label_.c_str(), index, total_, name.c_str(), done.c_str());
-  } else if (!gone.empty()) {
+  } else if (!id.gone.empty()) {
     std::fprintf(stderr, "[%s %d/%d] %s: its output %s is gone since it finished; running it again\n", label_.c_str(),
-                 index, total_, name.c_str(), gone.c_str());
+                 index, total_, name.c_str(), id.gone.c_str());
   }
   fs::remove(done);  // a stage killed from here on is not mistaken for finished
-  // Time an interrupted call spent on the same command counts toward this stage's .seconds.
+  // Time an interrupted call spent on the same command counts toward this stage's .seconds:
+  // "<digest> <seconds>" (Stages::bank).
   const std::string partial = st.dir + "/.seconds-partial";
   if (fs::exists(partial)) {
-    std::string text = read_file(partial);
-    while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
-    const std::vector<std::string> fields = split_list(text, ' ');
-    if (fields.size() == 2 && fields[0] == st.digest) {
-      st.banked = csv::parse_number(fields[1], partial, "seconds");
+    std::istringstream text(read_file(partial));
+    std::string digest, seconds, extra;
+    if (text >> digest >> seconds && !(text >> extra) && digest == st.digest) {
+      st.banked = csv::parse_number(seconds, partial, "seconds");
     } else {
       fs::remove(partial);  // another command's (or damaged): not this stage's time
     }
@@ -428,8 +434,7 @@ void run_parallel(Stages& stages, const std::vector<PlannedStage>& plan, const s
     // one pass), so that the free cores go to the stages that really start; a resumed study's one
     // stage left to run then gets them all, not a share beside stages that never start.
     for (size_t i = 0; i < n && !stages.dry_run(); ++i) {
-      if (!ready(i) || !stages.reusable(plan[i].name, plan[i].args, plan[i].inputs)) continue;
-      stages.start(static_cast<int>(i) + 1, plan[i].name, plan[i].args, plan[i].inputs);  // prints "reused"
+      if (!ready(i) || !stages.settle(static_cast<int>(i) + 1, plan[i].name, plan[i].args, plan[i].inputs)) continue;
       state[i] = 2;
       ++finished;
     }

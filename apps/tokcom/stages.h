@@ -44,10 +44,11 @@ class Stages {
   Started start(int index, const std::string& name, const std::vector<std::string>& args,
                 const std::vector<std::string>& inputs);
   void finish(const Started& started, int status);
-  // Whether start() would reuse the stage (same command and seed, outputs there, inputs not run
-  // again since) without starting anything: run_plan settles those first.
-  bool reusable(const std::string& name, const std::vector<std::string>& args,
-                const std::vector<std::string>& inputs) const;
+  // A stage start() would reuse (same command and seed, outputs there, inputs not run again since)
+  // is printed as reused, counted, and true returned; otherwise nothing happens. run_plan settles
+  // those first, so the free cores go to the stages that really start.
+  bool settle(int index, const std::string& name, const std::vector<std::string>& args,
+              const std::vector<std::string>& inputs);
   // A started stage stopped by an interruption: its time so far (this call's and the banked) goes
   // into <dir>/.seconds-partial with its command digest.
   void bank(const Started& started) const;
@@ -74,6 +75,7 @@ class Stages {
   };
   Identity identify(const std::string& name, const std::vector<std::string>& args,
                     const std::vector<std::string>& inputs) const;
+  void report_reused(int index, const std::string& name);
 
   std::string label_, out_;
   int total_, index_ = 0;
