@@ -8,6 +8,9 @@
 #                 then HIGHRES_EPOCHS at 128 px from it (train.init resamples pos_embed to 8 × 8),
 #                 with the teacher;
 #   cropflip      12 epochs with random-resized-crop and flip instead of RandAugment;
+#   lowres-cropflip  progressive resizing with crop-and-flip in both phases: the 64-px phase once
+#                 (LOWRES_THREADS threads, alone), then HIGHRES_EPOCHS and HIGHRES_LONG_EPOCHS at 128 px
+#                 from it side by side (lowres-cropflip, lowres-cropflip-long);
 #   lr2e-3        12 epochs at twice the peak learning rate.
 # Copies each run's epochs.csv, config and seconds to docs/results/backbone128-schedule/ and generates
 # its README.md (whole validation split, 95 % Wilson intervals). Finished runs are reused.
@@ -20,6 +23,8 @@ RUNS=${RUNS:-runs/exp}
 STUDY=${STUDY:-runs/study-imagenette128}
 LOWRES_EPOCHS=${LOWRES_EPOCHS:-24}
 HIGHRES_EPOCHS=${HIGHRES_EPOCHS:-6}
+HIGHRES_LONG_EPOCHS=${HIGHRES_LONG_EPOCHS:-12}
+LOWRES_THREADS=${LOWRES_THREADS:-2}
 VARIANTS=${VARIANTS:-bs64 lowres cropflip}  # also: bs32, lr2e-3
 OUT=docs/results/backbone128-schedule
 TEACHER=("train.teacher=$STUDY/mobilenet/model.safetensors" train.teacher_model=mobilenet-v3-small train.distill_hard=0.5)
@@ -29,13 +34,14 @@ if [ ! -f "$STUDY/mobilenet/model.safetensors" ]; then
 fi
 mkdir -p "$RUNS" "$OUT"
 
-run() {  # name, then train overrides
-  local name=$1; shift
+run_threads() {  # threads, name, then train overrides
+  local threads=$1 name=$2; shift 2
   if [ ! -f "$RUNS/$name/model.safetensors" ]; then
-    /usr/bin/time -f "%e" -o "$RUNS/$name.seconds" $T --seed "$SEED" --threads 1 train --resume -c imagenette128 \
+    /usr/bin/time -f "%e" -o "$RUNS/$name.seconds" $T --seed "$SEED" --threads "$threads" train --resume -c imagenette128 \
       train.stage=backbone train.out="$RUNS/$name" "$@"
   fi
 }
+run() { run_threads 1 "$@"; }
 for v in $VARIANTS; do
   case $v in
     bs64) run bs64 train.epochs=12 train.batch_size=64 "${TEACHER[@]}" & ;;
@@ -44,8 +50,16 @@ for v in $VARIANTS; do
              run lowres train.epochs="$HIGHRES_EPOCHS" train.warmup_epochs=1 train.init="$RUNS/lowres64/model.safetensors" \
                "${TEACHER[@]}") & ;;
     cropflip) run cropflip train.epochs=12 data.augment=crop-flip "${TEACHER[@]}" & ;;
+    lowres-cropflip)
+      (run_threads "$LOWRES_THREADS" lowres64-cropflip train.epochs="$LOWRES_EPOCHS" data.image_size=64 model.image_size=64 \
+         data.augment=crop-flip &&
+       for name_epochs in "lowres-cropflip $HIGHRES_EPOCHS" "lowres-cropflip-long $HIGHRES_LONG_EPOCHS"; do
+         set -- $name_epochs
+         run "$1" train.epochs="$2" train.warmup_epochs=1 train.init="$RUNS/lowres64-cropflip/model.safetensors" \
+           data.augment=crop-flip "${TEACHER[@]}" &
+       done && wait) & ;;
     lr2e-3) run lr2e-3 train.epochs=12 train.lr=2e-3 "${TEACHER[@]}" & ;;
-    *) echo "unknown variant $v (bs64, bs32, lowres, cropflip, lr2e-3)" >&2; exit 2 ;;
+    *) echo "unknown variant $v (bs64, bs32, lowres, cropflip, lowres-cropflip, lr2e-3)" >&2; exit 2 ;;
   esac
 done
 wait
@@ -69,11 +83,11 @@ if [ ! -f "$OUT/throughput.csv" ]; then
 fi
 
 cp "$STUDY/backbone/epochs.csv" "$OUT/study-bs128.epochs.csv"
-for name in bs64 bs32 lowres64 lowres cropflip lr2e-3; do
+for name in bs64 bs32 lowres64 lowres cropflip lowres64-cropflip lowres-cropflip lowres-cropflip-long lr2e-3; do
   [ -f "$RUNS/$name/model.safetensors" ] || continue
   cp "$RUNS/$name/epochs.csv" "$OUT/$name.epochs.csv"
   cp "$RUNS/$name/config.yaml" "$OUT/$name.config.yaml"
   [ -f "$RUNS/$name.seconds" ] && cp "$RUNS/$name.seconds" "$OUT/$name.seconds"
 done
-python3 scripts/backbone128_schedule_report.py "$OUT" "$SEED" "$LOWRES_EPOCHS" "$HIGHRES_EPOCHS"
+python3 scripts/backbone128_schedule_report.py "$OUT" "$SEED" "$LOWRES_EPOCHS" "$HIGHRES_EPOCHS" "$HIGHRES_LONG_EPOCHS"
 cat "$OUT/README.md"
