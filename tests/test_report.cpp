@@ -171,17 +171,20 @@ TEST(Report, FiguresAreInlinedWhenGnuplotRuns) {
   if (std::system("command -v gnuplot > /dev/null 2>&1") != 0) TOKCOM_SKIP_MISSING("gnuplot not installed");
   const std::string dir = synthetic_run(), out = test::temp_dir("report-out");
   const report::ReportFiles files = report::write_report(report::load_run(dir), report::ReportOptions{out, true, ""});
-  for (const char* f : {"accuracy_vs_zeta_awgn_20dB", "fig8_control", "training"}) {
+  for (const char* f : {"accuracy_vs_zeta_awgn_20dB", "fig8_control", "training", "jscc_share_vs_r"}) {
     EXPECT_TRUE(fs::exists(out + "/report/figures/" + f + ".png")) << f;
     EXPECT_TRUE(fs::exists(out + "/report/figures/" + f + ".svg")) << f;
     EXPECT_TRUE(fs::exists(out + "/report/figures/" + f + ".gp")) << f;
   }
   EXPECT_FALSE(fs::exists(dir + "/report.md")) << "-o writes elsewhere";
   const std::string html = read_file(out + "/report.html");
-  EXPECT_EQ(count(html, "<img"), 5u);  // Figs 6–7 at 10 and 20 dB, Fig. 8, training curves, fig9
+  EXPECT_EQ(count(html, "<img"), 6u);  // Figs 6–7 at 10 and 20 dB, Fig. 8, training curves, links vs r, fig9
   EXPECT_EQ(count(html, "<img"), count(html, "src=\"data:image/png;base64,"));
   const std::string md = read_file(out + "/report.md");
   expect_has(md, "](report/figures/fig8_control.png)");
+  // The link against its clean model, the figure's data: r 0.1 at 0.6 / 0.75 = 80 %.
+  expect_has(md, "](report/figures/jscc_share_vs_r.png)");
+  expect_has(read_file(out + "/report/figures/jscc_share_vs_r.csv"), "# bank (robust) (r, % of the clean model at 20 dB)\n0.1,80\n");
   expect_has(md, "](" + fs::relative(dir + "/fig9/fig9.png", out).generic_string() + ")");
 }
 

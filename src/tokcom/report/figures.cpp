@@ -35,6 +35,32 @@ std::optional<FigureBlock> accuracy_figure(const ReportContext& ctx, const std::
   return ctx.figure(stem, caption);
 }
 
+std::optional<FigureBlock> link_share_figure(const ReportContext& ctx, const std::vector<Series>& shares) {
+  const std::string csv_path = (ctx.figdir / "jscc_share_vs_r.csv").string();
+  const std::string file = gnuplot_quote(csv_path);
+  std::string data, plot;
+  int block = 0;
+  for (const Series& s : shares) {
+    if (s.points.empty()) continue;
+    data += (block ? "\n\n# " : "# ") + s.label + " (r, % of the clean model at 20 dB)\n";
+    for (const auto& [r, share] : s.points) data += num(r) + "," + num(share) + "\n";
+    plot += fmt::format("{}{} index {} using 1:2 with linespoints lw 2 pt 7 title {}", block ? ", \\\n     " : "",
+                        file, block, gnuplot_quote(s.label));
+    ++block;
+  }
+  if (block == 0) return std::nullopt;
+  write_file_atomic(csv_path, data);
+  render_gnuplot((ctx.figdir / "jscc_share_vs_r").string(),
+                 fmt::format("set title 'Each JSCC link against its clean model (20 dB AWGN, alpha = 1)'\n"
+                             "set logscale x\nset format x '%g'\nset xlabel 'compression ratio r'\n"
+                             "set ylabel '% of the clean model accuracy'\nset yrange [0:105]\nset key bottom right\n"
+                             "set grid\nset arrow from graph 0, first 97 to graph 1, first 97 nohead dt 2 lw 2 lc "
+                             "rgb 'black'\nplot {}\n",
+                             plot));
+  return ctx.figure("jscc_share_vs_r", "Each JSCC link's validation accuracy at 20 dB as a share of its clean "
+                                       "model's, against its ratio r; the dashed line is 97 %");
+}
+
 std::optional<FigureBlock> training_figure(const ReportContext& ctx, const std::vector<Series>& loss,
                                            const std::vector<Series>& val_accuracy) {
   if (loss.empty()) return std::nullopt;

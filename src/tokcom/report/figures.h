@@ -22,6 +22,9 @@ struct Series {
 std::optional<FigureBlock> accuracy_figure(const ReportContext& ctx, const std::string& stem, const std::string& title,
                                            const std::string& caption, const std::vector<Series>& envelopes,
                                            double right);
+// Each JSCC link's accuracy as a share of its clean model's (%) against its ratio r (log x), one curve
+// per bank and regime, the 97 % line dashed.
+std::optional<FigureBlock> link_share_figure(const ReportContext& ctx, const std::vector<Series>& shares);
 // Training loss and validation accuracy per epoch, side by side, one curve per series pair.
 std::optional<FigureBlock> training_figure(const ReportContext& ctx, const std::vector<Series>& loss,
                                            const std::vector<Series>& val_accuracy);

@@ -703,8 +703,10 @@ void budget_section(Document& doc, ReportContext& ctx) {
 // the clean model's last-epoch validation accuracy (the stage its config's train.init names; the
 // calibration's model is the adaptive stage's weights). A bank far below its clean model carries
 // that handicap into every comparison of the sweep.
-void bank_quality(Document& doc, const RunData& run) {
+void bank_quality(Document& doc, const ReportContext& ctx) {
+  const RunData& run = ctx.run;
   TableBlock t;
+  std::map<std::string, Series> shares;  // "bank regime" → (r, % of clean)
   t.header = {"bank", "regime", "r", "val accuracy at 20 dB", "clean model", "clean val accuracy", "% of clean"};
   int rated = 0, reached = 0;
   std::map<std::string, std::string> clean_of;  // bank stage → its clean stage (one config read per bank)
@@ -733,6 +735,9 @@ void bank_quality(Document& doc, const RunData& run) {
     std::string share = "–";
     if (clean && *clean > 0) {
       share = fmt::format("{:.1f}", 100 * acc / *clean);
+      Series& series = shares[e.stage + " " + c.text(last, "regime")];
+      series.label = e.stage + " (" + c.text(last, "regime") + ")";
+      series.points.emplace_back(r, 100 * acc / *clean);
       if (r >= 0.05) {
         ++rated;
         if (acc >= 0.97 * *clean) ++reached;
@@ -747,6 +752,14 @@ void bank_quality(Document& doc, const RunData& run) {
                        "train.init names). {} of the {} models with r ≥ 0.05 reach 97 % of their clean model; a "
                        "method's accuracy in the sweep is bounded by this share.",
                        reached, rated));
+  if (ctx.plots) {
+    std::vector<Series> curves;
+    for (auto& [key, series] : shares) {
+      std::sort(series.points.begin(), series.points.end());
+      curves.push_back(series);
+    }
+    if (const auto f = link_share_figure(ctx, curves)) doc.figure(*f);
+  }
   doc.table(t);
 }
 
@@ -791,7 +804,7 @@ void training_section(Document& doc, ReportContext& ctx) {
       if (const auto f = training_figure(ctx, loss, val_accuracy)) doc.figure(*f);
     }
     doc.table(t);
-    bank_quality(doc, run);
+    bank_quality(doc, ctx);
   }
 }
 
