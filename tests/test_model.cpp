@@ -7,6 +7,7 @@
 
 #include <filesystem>
 #include <functional>
+#include <limits>
 #include <map>
 #include <set>
 
@@ -203,6 +204,34 @@ TEST(Vit, SplitForwardEqualsWholeForward) {  // device blocks [0, 3) + server bl
     torch::Tensor split = model->forward_head(model->forward_blocks(device, 3, 4, mode));
     EXPECT_LT(max_abs(split, model->forward(images, budget, mode).logits), 1e-6);
   }
+}
+
+// Inference's last block runs for the class token alone (Vit::classify): its output equals the
+// whole block's row 0, padded keys included; forward() goes that way, and SplitForward above and
+// ParityWithIndependentPyTorch below compare it with the whole blocks and with PyTorch.
+TEST(Vit, LastBlockOnTheClassTokenEqualsTheWholeBlock) {
+  torch::manual_seed(8);
+  Block block(48, 3, 4.0, /*adaptive=*/false);
+  block->eval();
+  torch::NoGradGuard no_grad;
+  const torch::Tensor x = torch::randn({2, 19, 48});
+  torch::Tensor key_bias = torch::zeros({2, 1, 1, 19});
+  key_bias.index_put_({1, 0, 0, torch::indexing::Slice(15, 19)}, -std::numeric_limits<float>::infinity());
+  for (const torch::Tensor& bias : {torch::Tensor(), key_bias}) {
+    const torch::Tensor whole = block(x, bias).narrow(1, 0, 1);
+    const torch::Tensor cls = block->forward_cls(x, bias);
+    ASSERT_EQ(cls.sizes(), whole.sizes());
+    EXPECT_LT(max_abs(cls, whole), 1e-6);
+  }
+  // The padding changes token 0's output (the comparison above is not vacuous).
+  EXPECT_GT(max_abs(block->forward_cls(x, key_bias), block->forward_cls(x)), 1e-3);
+  // The classifier: train mode runs whole (same logits as the blocks + head), eval the same numbers.
+  Vit model = dropping_model();
+  const torch::Tensor images = images_of(3), budget = torch::tensor({0.3f, 0.6f, 0.9f});
+  const torch::Tensor eval_logits = model->classify(model->embed(images, budget), 0, SelectionMode::kHard);
+  const torch::Tensor whole_logits =
+      model->forward_head(model->forward_blocks(model->embed(images, budget), 0, 4, SelectionMode::kHard));
+  EXPECT_LT(max_abs(eval_logits, whole_logits), 1e-6);
 }
 
 TEST(Vit, KeepFractionHookKeepsExactly) {

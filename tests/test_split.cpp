@@ -361,7 +361,9 @@ TEST(JsccStage, TrainsFrozenDeviceResumesAndSweepShardsMerge) {
     for (const auto& [name, value] : moved_weights.tensors) {
       if (name.rfind("jscc.decoder", 0) != 0 || value.dim() != 2) continue;
       EXPECT_EQ(torch::allclose(b.at(name), c.at(name), 1e-4, 1e-5), r == 0.5) << name << " r " << r;
-      if (r == 0.1) EXPECT_TRUE(torch::allclose(c.at(name), -b.at(name), 0.1, 0.05)) << name;
+      if (r == 0.1) {
+        EXPECT_TRUE(torch::allclose(c.at(name), -b.at(name), 0.1, 0.05)) << name;
+      }
       break;
     }
   }

@@ -66,6 +66,31 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor
   return proj(out);
 }
 
+torch::Tensor AttentionImpl::forward_cls(const torch::Tensor& x, const torch::Tensor& key_bias) {
+  const int64_t batch = x.size(0), tokens = x.size(1), dim = x.size(2);
+  const int64_t head_dim = dim / heads;
+  const torch::Tensor& w = qkv->weight;
+  const torch::Tensor& b = qkv->bias;
+  const auto rows = [&](int64_t first, int64_t count) { return b.defined() ? b.narrow(0, first, count) : b; };
+  // (B, 1, D) → (B·H, 1, hd): token 0's query.
+  torch::Tensor q = at::linear(x.narrow(1, 0, 1), w.narrow(0, 0, dim), rows(0, dim)).view({batch * heads, 1, head_dim});
+  // (B, T, 2D) → (2, B·H, T, hd): every token's key and value.
+  torch::Tensor kv = at::linear(x, w.narrow(0, dim, 2 * dim), rows(dim, 2 * dim))
+                         .view({batch, tokens, 2, heads, head_dim})
+                         .permute({2, 0, 3, 1, 4})
+                         .reshape({2, batch * heads, tokens, head_dim});
+  torch::Tensor k = kv[0], v = kv[1];
+  torch::Tensor logits;
+  if (key_bias.defined()) {
+    torch::Tensor bias = key_bias.expand({batch, heads, 1, tokens}).reshape({batch * heads, 1, tokens});
+    logits = torch::baddbmm(bias, q, k.transpose(1, 2), /*beta=*/1.0, /*alpha=*/scale);
+  } else {
+    logits = torch::bmm(q, k.transpose(1, 2)).mul_(scale);
+  }
+  // (B·H, 1, hd) is (B, H, hd) in memory: (B, 1, D) as a view.
+  return proj(torch::bmm(torch::softmax(logits, -1), v).view({batch, 1, dim}));
+}
+
 BlockImpl::BlockImpl(int64_t dim, int64_t heads, double mlp_ratio, bool adaptive_, double drop_path_)
     : adaptive(adaptive_),
       drop_path(drop_path_),
@@ -83,6 +108,11 @@ torch::Tensor BlockImpl::forward(const torch::Tensor& x, const torch::Tensor& ke
   // drop_path returns the branch itself in eval mode or at rate 0.
   torch::Tensor h = x + tokcom::drop_path(attn(norm1(x), key_bias), drop_path, is_training());
   return h + tokcom::drop_path(mlp(norm2(h)), drop_path, is_training());
+}
+
+torch::Tensor BlockImpl::forward_cls(const torch::Tensor& x, const torch::Tensor& key_bias) {
+  torch::Tensor h = x.narrow(1, 0, 1) + attn->forward_cls(norm1(x), key_bias);
+  return h + mlp(norm2(h));
 }
 
 torch::Tensor drop_path(const torch::Tensor& branch, double p, bool training) {
@@ -286,6 +316,11 @@ TokenState VitImpl::embed(const torch::Tensor& images, const torch::Tensor& budg
 
 TokenState VitImpl::forward_blocks(TokenState state, int64_t begin, int64_t end, SelectionMode mode,
                                    std::vector<BlockStats>* stats) {
+  return run_blocks(std::move(state), begin, end, mode, stats, /*cls_only_last=*/false);
+}
+
+TokenState VitImpl::run_blocks(TokenState state, int64_t begin, int64_t end, SelectionMode mode,
+                               std::vector<BlockStats>* stats, bool cls_only_last) {
   if (begin < 0 || begin > end || end > options.depth()) {
     throw UsageError(fmt::format("Vit::forward_blocks: block range [{}, {}) outside [0, {})", begin,
                                  end, options.depth()));
@@ -305,6 +340,13 @@ TokenState VitImpl::forward_blocks(TokenState state, int64_t begin, int64_t end,
                                            : select_hard(block, i, std::move(state), &stat);
       if (state.padding.defined() || had_padding) key_bias = key_padding_bias(state);
       if (stats) stats->push_back(std::move(stat));
+    } else if (cls_only_last && i == end - 1) {  // classify(): the head reads token 0 alone
+      if (state.mask.defined()) {
+        torch::Tensor m = state.mask.unsqueeze(-1);
+        state.x = block->forward_cls(state.x * m, key_bias) * m.narrow(1, 0, 1);
+      } else {
+        state.x = block->forward_cls(state.x, key_bias);
+      }
     } else if (state.mask.defined()) {  // METHOD §3.4: X ← Block(X ⊙ m) ⊙ m after selection began
       torch::Tensor m = state.mask.unsqueeze(-1);
       state.x = block(state.x * m, key_bias) * m;
@@ -328,10 +370,17 @@ torch::Tensor VitImpl::forward_head(const TokenState& state) {
   return head(norm(state.x.select(1, 0))).to(pos_embed.scalar_type());
 }
 
+torch::Tensor VitImpl::classify(TokenState state, int64_t begin, SelectionMode mode, std::vector<BlockStats>* stats) {
+  // Only token 0 of the last block's output reaches the head. Training keeps every row (the
+  // trainers call forward_blocks and read the tokens for distillation; train mode here runs whole).
+  const int64_t depth = options.depth();
+  const bool cls_only = !is_training() && begin < depth;
+  return forward_head(run_blocks(std::move(state), begin, depth, mode, stats, cls_only));
+}
+
 VitOutput VitImpl::forward(const torch::Tensor& images, const torch::Tensor& budget, SelectionMode mode) {
   VitOutput out;
-  TokenState state = forward_blocks(embed(images, budget), 0, options.depth(), mode, &out.stats);
-  out.logits = forward_head(state);
+  out.logits = classify(embed(images, budget), 0, mode, &out.stats);
   return out;
 }
 

@@ -128,7 +128,7 @@ torch::Tensor server_logits(Vit& vit, JsccDecoder& decoder, const Payload& recei
     state.mask = mask;
     state.x = state.x * state.mask.unsqueeze(-1);  // METHOD §5.4: dropped positions back to exact zeros
   }
-  return vit->forward_head(vit->forward_blocks(std::move(state), split, vit->options.depth(), mode));
+  return vit->classify(std::move(state), split, mode);
 }
 
 std::string jscc_file(const std::string& bank_dir, const std::string& regime, double ratio) {
