@@ -76,7 +76,7 @@ BENCHMARK(BM_Baseline)->Apply(grid)->UseRealTime()->MeasureProcessCPUTime()->Uni
 int main(int argc, char** argv) {
   // 2 threads as the PyTorch side; TOKCOM_BENCH_THREADS overrides.
   const char* threads = std::getenv("TOKCOM_BENCH_THREADS");
-  tokcom::startup(tokcom::StartupOptions{threads ? std::atoi(threads) : 2, /*seed=*/0, "warn"});
+  tokcom::startup(tokcom::StartupOptions{threads ? std::atoi(threads) : 2, /*seed=*/0, "warn", /*precision=*/""});
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::RunSpecifiedBenchmarks();

@@ -70,7 +70,7 @@ BENCHMARK(BM_SearchGrid)->UseRealTime()->Unit(benchmark::kMillisecond);
 }  // namespace
 
 int main(int argc, char** argv) {
-  tokcom::startup(tokcom::StartupOptions{/*threads=*/2, /*seed=*/0, "warn"});
+  tokcom::startup(tokcom::StartupOptions{/*threads=*/2, /*seed=*/0, "warn", /*precision=*/""});
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::RunSpecifiedBenchmarks();

@@ -94,7 +94,7 @@ BENCHMARK(BM_MobileNetServer)
 int main(int argc, char** argv) {
   const char* threads = std::getenv("TOKCOM_BENCH_THREADS");  // 2 as the PyTorch side
   tokcom::startup(tokcom::StartupOptions{threads ? std::atoi(threads) : 2,
-                                         /*seed=*/0, "warn"});
+                                         /*seed=*/0, "warn", /*precision=*/""});
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::RunSpecifiedBenchmarks();

@@ -39,7 +39,7 @@ BENCHMARK(BM_Gemm)->ArgNames({"n", "threads", "bf16"})->ArgsProduct({{1024, 2048
     ->UseRealTime()->Unit(benchmark::kMillisecond);
 
 int main(int argc, char** argv) {
-  tokcom::startup(tokcom::StartupOptions{2, /*seed=*/0, "warn"});
+  tokcom::startup(tokcom::StartupOptions{2, /*seed=*/0, "warn", /*precision=*/""});
   benchmark::AddCustomContext("blas_core", tokcom::blas_core_in_use());
   benchmark::AddCustomContext("cpu", tokcom::describe(tokcom::detect_cpu_features()));
   benchmark::Initialize(&argc, argv);

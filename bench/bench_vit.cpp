@@ -7,8 +7,9 @@
 // "224" = DeiT-Tiny (224 px, patch 16, depth 12, adaptive {1, 2}).
 // TOKCOM_BENCH_PRECISION=bf16 runs every case under bf16 autocast (core/precision.h; the train
 // step as `train.precision: bf16` does).
-// Every case also reports GFLOP/s from vit_forward_flops (a train step = 3× the forward);
-// bench/compare_vit.py divides it by bench_peak's measured GEMM peak.
+// Every case also reports GFLOP/s from vit_forward_flops, the FLOPs it computes (inference's last
+// block on the class token, Vit::classify; a train step = 3× the whole forward); bench/compare_vit.py
+// divides it by bench_peak's measured GEMM peak.
 // Dropping is simulated with VitImpl::keep_fraction_hook: every image keeps exactly
 // round(keep/100 · N) patches at the first adaptive block (the highest gate scores).
 #include <benchmark/benchmark.h>
@@ -61,7 +62,7 @@ void run_forward(benchmark::State& state, int64_t size) {
     torch::Tensor logits = model->forward(images).logits;
     benchmark::DoNotOptimize(logits.data_ptr());
   }
-  report_rates(state, batch, vit_forward_flops(model->options));
+  report_rates(state, batch, vit_forward_flops(model->options, false, 1.0, /*cls_only_last=*/true));
 }
 
 // Hard path (METHOD §3.5 + P4) with a budget token; keep = percent of patches kept (100: none dropped,
@@ -77,7 +78,7 @@ void run_hard(benchmark::State& state, int64_t size) {
     torch::Tensor logits = model->forward(images, budget, SelectionMode::kHard).logits;
     benchmark::DoNotOptimize(logits.data_ptr());
   }
-  report_rates(state, batch, vit_forward_flops(model->options, true, keep / 100.0));
+  report_rates(state, batch, vit_forward_flops(model->options, true, keep / 100.0, /*cls_only_last=*/true));
 }
 
 // One training step: soft path with stratified α, CE + L_out + L_in (margin), backward, Adam.
@@ -132,7 +133,7 @@ int main(int argc, char** argv) {
   // 2 threads as the PyTorch side; TOKCOM_BENCH_THREADS overrides (docs/model.md: on a loaded
   // machine 1 thread + process CPU time is the comparison that survives contention).
   const char* threads = std::getenv("TOKCOM_BENCH_THREADS");
-  tokcom::startup(tokcom::StartupOptions{threads ? std::atoi(threads) : 2, /*seed=*/0, "warn"});
+  tokcom::startup(tokcom::StartupOptions{threads ? std::atoi(threads) : 2, /*seed=*/0, "warn", /*precision=*/""});
   tokcom::set_inference_precision(train_precision());
   benchmark::AddCustomContext("blas_core", tokcom::blas_core_in_use());
   benchmark::AddCustomContext("precision", tokcom::precision_name(train_precision()));

@@ -792,6 +792,11 @@ TEST(VitFlops, KnownAnswerForATinyModel) {
   EXPECT_DOUBLE_EQ(vit_forward_flops(o, true, 0.5), 3072 + 10368 + 6656 + 128 + 160);
   // Keeping everything = the soft path's token count in every block.
   EXPECT_DOUBLE_EQ(vit_forward_flops(o, true, 1.0), 3072 + 10368 + 10368 + 2 * 6 * 8 * 2 + 160);
+  // Inference's last block on the class token (static, T = 5): k, v 2·5·8·16 = 1280 and q 2·8·8 = 128,
+  // q·kᵀ + attn·v 4·1·5·8 = 160, proj 2·64 = 128, MLP 4·8·32 = 1024 → 2720.
+  EXPECT_DOUBLE_EQ(vit_forward_flops(o, false, 1.0, true), 3072 + 8480 + 2720 + 160);
+  // A selecting last block runs whole.
+  EXPECT_DOUBLE_EQ(vit_forward_flops(o, true, 0.5, true), vit_forward_flops(o, true, 0.5));
 }
 
 TEST(Precision, Bf16ForwardIsCloseToFp32AndLeavesTheModelInFp32) {

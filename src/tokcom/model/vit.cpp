@@ -425,7 +425,7 @@ std::pair<double, double> kept_mean_std(const BlockStats& stats) {
   return {k.mean().item<double>(), k.std(/*unbiased=*/false).item<double>()};
 }
 
-double vit_forward_flops(const VitOptions& o, bool budget_token, double keep) {
+double vit_forward_flops(const VitOptions& o, bool budget_token, double keep, bool cls_only_last) {
   const double n = static_cast<double>(o.num_patches()), d = static_cast<double>(o.dim());
   const double hidden = static_cast<double>(static_cast<int64_t>(o.dim() * o.mlp_ratio()));
   const double patch_in = static_cast<double>(o.in_chans() * o.patch_size() * o.patch_size());
@@ -436,11 +436,13 @@ double vit_forward_flops(const VitOptions& o, bool budget_token, double keep) {
   double flops = 2.0 * n * patch_in * d;  // patch embedding
   for (int64_t i = 0; i < o.depth(); ++i) {
     const double t = i >= first_drop ? kept_tokens : 1.0 + n + extra;
-    flops += 2.0 * t * d * (3.0 * d)   // qkv
-           + 2.0 * 2.0 * t * t * d     // q·kᵀ and attention·v over all heads
-           + 2.0 * t * d * d           // proj
-           + 2.0 * 2.0 * t * d * hidden;  // fc1, fc2
     const bool adaptive = std::find(o.adaptive_blocks().begin(), o.adaptive_blocks().end(), i) != o.adaptive_blocks().end();
+    // Queries: every token, or the class token alone in inference's last block (not a selecting one).
+    const double q = cls_only_last && i == o.depth() - 1 && !(budget_token && adaptive) ? 1.0 : t;
+    flops += 2.0 * t * d * (2.0 * d) + 2.0 * q * d * d  // k, v of every token; q of the queries
+           + 2.0 * 2.0 * q * t * d     // q·kᵀ and attention·v over all heads
+           + 2.0 * q * d * d           // proj
+           + 2.0 * 2.0 * q * d * hidden;  // fc1, fc2
     if (budget_token && adaptive) flops += 2.0 * t * d * 2.0;  // gate and threshold heads
   }
   return flops + 2.0 * d * static_cast<double>(o.num_classes());  // head on the class token

@@ -216,8 +216,11 @@ torch::Tensor tokens_sent(const BlockStats& stats);
 // softmax, GELU and adds are not counted (< 2 % here). `budget_token` adds the budget token of the
 // adaptive path; `keep` < 1 is the hard path keeping round(keep·N) patches from the first adaptive
 // block on (the benchmarks' keep-fraction hook). A training step counts 3× the forward (the
-// backward computes two products per forward product). docs/PERF.md gives the presets' values.
-double vit_forward_flops(const VitOptions& options, bool budget_token = false, double keep = 1.0);
+// backward computes two products per forward product). `cls_only_last`: the last block as inference
+// runs it (Vit::classify: the query, attention, proj and MLP of the class token alone; every
+// token's key and value). docs/PERF.md gives the presets' values.
+double vit_forward_flops(const VitOptions& options, bool budget_token = false, double keep = 1.0,
+                         bool cls_only_last = false);
 
 // Mean and (population) standard deviation of kept patch tokens per sample, for the eval CSV.
 std::pair<double, double> kept_mean_std(const BlockStats& stats);
