@@ -241,6 +241,19 @@ TEST(Reproduce, PresetPlanIsTheDocumentedStudy) {
   EXPECT_NE(test::run_cli("reproduce -c imagenette128 --device-model calibrated --plan -o " + out, &output), 0);
   EXPECT_NE(output.find("reproduce.device_model is 'calibrated', expected adaptive | calibrated-capped"),
             std::string::npos) << output;
+  // The backbone's own augmentation reaches both of its phases and no other stage; a bad one is refused
+  // before anything runs.
+  ASSERT_EQ(test::run_cli("--log-level info reproduce -c imagenette128 --backbone-augment crop-flip --plan -o " + out,
+                          &output), 0) << output;
+  const auto augmented = plan_commands(output);
+  for (const std::string stage : {"backbone-lowres", "backbone"})
+    EXPECT_NE(augmented.at(stage).find(" data.augment=crop-flip"), std::string::npos) << augmented.at(stage);
+  EXPECT_EQ(augmented.at("adaptive").find("data.augment="), std::string::npos) << augmented.at("adaptive");
+  EXPECT_EQ(augmented.at("mobilenet").find("data.augment=crop-flip"), augmented.at("mobilenet").rfind("data.augment="));
+  EXPECT_EQ(p128.at("backbone").find("data.augment="), std::string::npos) << "the preset leaves it to data.augment";
+  EXPECT_NE(test::run_cli("reproduce -c imagenette128 --backbone-augment mixup --plan -o " + out, &output), 0);
+  EXPECT_NE(output.find("reproduce.backbone_augment: unknown 'mixup', expected none, crop-flip or randaugment"),
+            std::string::npos) << output;
 }
 
 // The teacher stage (issue: stronger models): a convnet trained first, the ViT backbone distilling

@@ -40,6 +40,7 @@ struct ReproduceArgs {
   int64_t teacher_epochs = 0, digital_shards = 1, backbone_lowres_epochs = 0, backbone_lowres_size = 64;
   std::string alphas, snr, proxy_snr, channels, scenarios, methods;
   std::string teacher_model, teacher_distill_hard, adaptive_distill_kl, adaptive_distill_tokens, adaptive_lr, device_model;
+  std::string backbone_augment;
   bool fresh = false, quick = false, plan = false;
   int jobs = 1;  // stages side by side (run_plan)
   // Each scale knob: its key in the `reproduce` section and the flag that overrides it.
@@ -196,6 +197,16 @@ void run_reproduce(ReproduceArgs& a) {
   }
   std::vector<std::string> backbone_extra = backbone_epochs;
   backbone_extra.insert(backbone_extra.end(), backbone_teacher.begin(), backbone_teacher.end());
+  // The ViT backbone's own augmentation (both phases), apart from the study's data.augment that every
+  // other stage trains with.
+  std::vector<std::string> backbone_augment;
+  if (!a.backbone_augment.empty()) {
+    if (a.backbone_augment != "none" && a.backbone_augment != "crop-flip" && a.backbone_augment != "randaugment")
+      throw ConfigError("reproduce.backbone_augment: unknown '" + a.backbone_augment +
+                        "', expected none, crop-flip or randaugment (or empty: the config's data.augment)");
+    backbone_augment = {"data.augment=" + a.backbone_augment};
+    backbone_extra.insert(backbone_extra.end(), backbone_augment.begin(), backbone_augment.end());
+  }
   // Progressive resizing (docs/model.md "Other image sizes"): the backbone first trains at a lower
   // resolution, same patch size (fewer tokens, so each epoch is cheaper; no teacher, whose images are
   // the full ones), and the backbone stage starts from it, its pos_embed resampled to the full grid.
@@ -203,10 +214,12 @@ void run_reproduce(ReproduceArgs& a) {
     const std::string size = std::to_string(a.backbone_lowres_size);
     const std::vector<std::string> lowres_epochs =
         a.quick ? std::vector<std::string>{} : std::vector<std::string>{"train.epochs=" + std::to_string(a.backbone_lowres_epochs)};
+    std::vector<std::string> lowres_extra = lowres_epochs;
+    lowres_extra.insert(lowres_extra.end(), backbone_augment.begin(), backbone_augment.end());
     plan.push_back({"backbone-lowres", with({"train", "--resume", "-c", a.config, "train.stage=backbone",
                                             "data.image_size=" + size, "model.image_size=" + size,
                                             "train.out=" + out + "/backbone-lowres"},
-                                           lowres_epochs), {}});
+                                           lowres_extra), {}});
     backbone_extra.insert(backbone_extra.end(),
                           {"train.init=" + out + "/backbone-lowres/model.safetensors", "train.warmup_epochs=1"});
     backbone_reads.push_back("backbone-lowres");
@@ -420,6 +433,9 @@ void add_reproduce(CLI::App& app) {
            "Epochs of a low-resolution phase the ViT backbone starts from (progressive resizing; 0: none)");
   knob_int("backbone_lowres_size", &a->backbone_lowres_size, 1,
            "Image size of that phase (a multiple of model.patch_size)");
+  knob_string("backbone_augment", &a->backbone_augment,
+              "Augmentation of the ViT backbone, both phases: none | crop-flip | randaugment (empty: the\n"
+              "config's data.augment, which every other stage trains with)");
   knob_int("teacher_epochs", &a->teacher_epochs, 0,
            "Epochs of the convnet teacher the ViT backbone distils from (0: no teacher stage; the weights\n"
            "are the config's train.distill_hard / train.distill_kl)");
