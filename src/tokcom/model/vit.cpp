@@ -52,18 +52,23 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor
   torch::Tensor qkv_out = qkv(x).view({batch, tokens, 3, heads, head_dim})
                               .permute({2, 0, 3, 1, 4})
                               .reshape({3, batch * heads, tokens, head_dim});
-  torch::Tensor q = qkv_out[0], k = qkv_out[1], v = qkv_out[2];
+  torch::Tensor out = attend(qkv_out[0], qkv_out[1], qkv_out[2], key_bias);  // (B·H, T, hd)
+  out = out.view({batch, heads, tokens, head_dim}).transpose(1, 2).reshape({batch, tokens, dim});
+  return proj(out);
+}
+
+torch::Tensor AttentionImpl::attend(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                                    const torch::Tensor& key_bias) const {
   torch::Tensor logits;
   if (key_bias.defined()) {
     // (B, 1, 1, T) → (B·H, 1, T): −inf on padded keys, broadcast over queries.
+    const int64_t batch = key_bias.size(0), tokens = k.size(1);
     torch::Tensor bias = key_bias.expand({batch, heads, 1, tokens}).reshape({batch * heads, 1, tokens});
     logits = torch::baddbmm(bias, q, k.transpose(1, 2), /*beta=*/1.0, /*alpha=*/scale);
   } else {
     logits = torch::bmm(q, k.transpose(1, 2)).mul_(scale);
   }
-  torch::Tensor out = torch::bmm(torch::softmax(logits, -1), v);  // (B·H, T, hd)
-  out = out.view({batch, heads, tokens, head_dim}).transpose(1, 2).reshape({batch, tokens, dim});
-  return proj(out);
+  return torch::bmm(torch::softmax(logits, -1), v);
 }
 
 torch::Tensor AttentionImpl::forward_cls(const torch::Tensor& x, const torch::Tensor& key_bias) {
@@ -79,16 +84,8 @@ torch::Tensor AttentionImpl::forward_cls(const torch::Tensor& x, const torch::Te
                          .view({batch, tokens, 2, heads, head_dim})
                          .permute({2, 0, 3, 1, 4})
                          .reshape({2, batch * heads, tokens, head_dim});
-  torch::Tensor k = kv[0], v = kv[1];
-  torch::Tensor logits;
-  if (key_bias.defined()) {
-    torch::Tensor bias = key_bias.expand({batch, heads, 1, tokens}).reshape({batch * heads, 1, tokens});
-    logits = torch::baddbmm(bias, q, k.transpose(1, 2), /*beta=*/1.0, /*alpha=*/scale);
-  } else {
-    logits = torch::bmm(q, k.transpose(1, 2)).mul_(scale);
-  }
   // (B·H, 1, hd) is (B, H, hd) in memory: (B, 1, D) as a view.
-  return proj(torch::bmm(torch::softmax(logits, -1), v).view({batch, 1, dim}));
+  return proj(attend(q, kv[0], kv[1], key_bias).view({batch, 1, dim}));
 }
 
 BlockImpl::BlockImpl(int64_t dim, int64_t heads, double mlp_ratio, bool adaptive_, double drop_path_)

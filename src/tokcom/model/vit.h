@@ -106,6 +106,9 @@ class AttentionImpl : public torch::nn::Module {
   // forward(x)[:, :1] without the other queries: token 0's output (B, 1, D), every token still a
   // key and a value (the qkv weight's q rows applied to token 0 alone).
   torch::Tensor forward_cls(const torch::Tensor& x, const torch::Tensor& key_bias = {});
+  // softmax(q·kᵀ·scale + key_bias)·v over (B·H, ·, hd) queries, keys and values.
+  torch::Tensor attend(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                       const torch::Tensor& key_bias) const;
   int64_t heads;
   double scale;
   FusedLinear qkv{nullptr}, proj{nullptr};
