@@ -21,6 +21,7 @@
 #include "tokcom/core/config.h"
 #include "tokcom/core/errors.h"
 #include "tokcom/core/text.h"
+#include "tokcom/data/transforms.h"
 #include "tokcom/eval/sweep.h"
 #include "tokcom/model/mobilenet_v3.h"
 #include "tokcom/report/report.h"
@@ -201,9 +202,7 @@ void run_reproduce(ReproduceArgs& a) {
   // other stage trains with.
   std::vector<std::string> backbone_augment;
   if (!a.backbone_augment.empty()) {
-    if (a.backbone_augment != "none" && a.backbone_augment != "crop-flip" && a.backbone_augment != "randaugment")
-      throw ConfigError("reproduce.backbone_augment: unknown '" + a.backbone_augment +
-                        "', expected none, crop-flip or randaugment (or empty: the config's data.augment)");
+    check_augment(a.backbone_augment, "reproduce.backbone_augment", " (or empty: the config's data.augment)");
     backbone_augment = {"data.augment=" + a.backbone_augment};
     backbone_extra.insert(backbone_extra.end(), backbone_augment.begin(), backbone_augment.end());
   }

@@ -107,11 +107,15 @@ uint64_t batch_seed(uint64_t seed, int64_t epoch, int64_t batch) {
 
 uint64_t rank_seed(uint64_t seed, int rank) { return rank == 0 ? seed : batch_seed(seed, -2, rank); }
 
+void check_augment(const std::string& value, const std::string& key, const std::string& hint) {
+  if (value != "none" && value != "crop-flip" && value != "randaugment")
+    throw ConfigError(key + ": unknown '" + value + "', expected none, crop-flip or randaugment" + hint);
+}
+
 TransformOptions transform_options(const Config& cfg, const ImageDataset& dataset) {
   TransformOptions o;
   o.augment = cfg.get_string("data.augment");
-  if (o.augment != "none" && o.augment != "crop-flip" && o.augment != "randaugment")
-    throw ConfigError("data.augment: unknown '" + o.augment + "', expected none, crop-flip or randaugment");
+  check_augment(o.augment, "data.augment");
   o.image_size = cfg.get_int("data.image_size");
   if (o.image_size < 1) throw ConfigError("data.image_size: must be positive");
   o.crop_scale_min = cfg.get_double("data.crop_scale_min");

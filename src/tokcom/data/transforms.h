@@ -37,6 +37,10 @@ struct TransformOptions {
   bool flip = true;
 };
 
+// ConfigError "<key>: unknown '<value>', expected none, crop-flip or randaugment<hint>" unless
+// `value` is one of the augmentations (data.augment and every key that stands for it).
+void check_augment(const std::string& value, const std::string& key, const std::string& hint = "");
+
 // From data.* (augment, image_size, normalize, …); normalize=auto picks by the data set.
 TransformOptions transform_options(const Config& cfg, const ImageDataset& dataset);
 
