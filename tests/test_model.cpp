@@ -225,7 +225,8 @@ TEST(Vit, LastBlockOnTheClassTokenEqualsTheWholeBlock) {
   }
   // The padding changes token 0's output (the comparison above is not vacuous).
   EXPECT_GT(max_abs(block->forward_cls(x, key_bias), block->forward_cls(x)), 1e-3);
-  // The classifier: train mode runs whole (same logits as the blocks + head), eval the same numbers.
+  // The classifier in eval mode (its last block, not a selecting one, on the class token): the logits
+  // of the whole blocks + head.
   Vit model = dropping_model();
   const torch::Tensor images = images_of(3), budget = torch::tensor({0.3f, 0.6f, 0.9f});
   const torch::Tensor eval_logits = model->classify(model->embed(images, budget), 0, SelectionMode::kHard);

@@ -337,18 +337,18 @@ TokenState VitImpl::run_blocks(TokenState state, int64_t begin, int64_t end, Sel
                                            : select_hard(block, i, std::move(state), &stat);
       if (state.padding.defined() || had_padding) key_bias = key_padding_bias(state);
       if (stats) stats->push_back(std::move(stat));
-    } else if (cls_only_last && i == end - 1) {  // classify(): the head reads token 0 alone
-      if (state.mask.defined()) {
-        torch::Tensor m = state.mask.unsqueeze(-1);
-        state.x = block->forward_cls(state.x * m, key_bias) * m.narrow(1, 0, 1);
-      } else {
-        state.x = block->forward_cls(state.x, key_bias);
-      }
-    } else if (state.mask.defined()) {  // METHOD §3.4: X ← Block(X ⊙ m) ⊙ m after selection began
-      torch::Tensor m = state.mask.unsqueeze(-1);
-      state.x = block(state.x * m, key_bias) * m;
     } else {
-      state.x = block(state.x, key_bias);
+      // classify(): the head reads token 0 alone, so the range's last block computes only its row.
+      const bool cls_only = cls_only_last && i == end - 1;
+      const auto run = [&](const torch::Tensor& x) {
+        return cls_only ? block->forward_cls(x, key_bias) : block(x, key_bias);
+      };
+      if (state.mask.defined()) {  // METHOD §3.4: X ← Block(X ⊙ m) ⊙ m after selection began
+        torch::Tensor m = state.mask.unsqueeze(-1);
+        state.x = run(state.x * m) * (cls_only ? m.narrow(1, 0, 1) : m);
+      } else {
+        state.x = run(state.x);
+      }
     }
   }
   if (autocast.active()) {
@@ -370,9 +370,7 @@ torch::Tensor VitImpl::forward_head(const TokenState& state) {
 torch::Tensor VitImpl::classify(TokenState state, int64_t begin, SelectionMode mode, std::vector<BlockStats>* stats) {
   // Only token 0 of the last block's output reaches the head. Training keeps every row (the
   // trainers call forward_blocks and read the tokens for distillation; train mode here runs whole).
-  const int64_t depth = options.depth();
-  const bool cls_only = !is_training() && begin < depth;
-  return forward_head(run_blocks(std::move(state), begin, depth, mode, stats, cls_only));
+  return forward_head(run_blocks(std::move(state), begin, options.depth(), mode, stats, !is_training()));
 }
 
 VitOutput VitImpl::forward(const torch::Tensor& images, const torch::Tensor& budget, SelectionMode mode) {
